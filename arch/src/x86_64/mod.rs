@@ -1,0 +1,1 @@
+//! x86_64 System V: the context switch used by host tests and benchmarks.

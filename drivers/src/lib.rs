@@ -1,0 +1,5 @@
+//! Spindle's devices: the pseries hypervisor console and RTAS, and a fault-injecting mock network.
+#![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod mock_net;

@@ -1,0 +1,1 @@
+//! Sockets and select: a BSD-like socket layer over a pluggable network driver.

@@ -1,0 +1,227 @@
+//! The contract a board (or an embedder's firmware) fulfils for the portable kernel.
+//!
+//! The kernel never touches hardware directly: console bytes, time, CPU identity, idling and exit
+//! all come through one [`Platform`] installed at boot with [`install`]. Hosted builds (feature
+//! `std`) fall back to [`host::HostPlatform`] when nothing was installed.
+
+use core::fmt;
+
+/// What the portable kernel needs from the machine it runs on.
+///
+/// Every method must be callable from any CPU, with interrupts enabled or not, and must not
+/// allocate.
+pub trait Platform: Sync {
+    /// Writes bytes to the console. Never fails: a board without a console drops them.
+    fn console_write(&self, bytes: &[u8]);
+
+    /// Monotonic time since boot, in nanoseconds.
+    fn now_ns(&self) -> u64;
+
+    /// Index of the calling CPU, in `0..cpu_count()`.
+    fn cpu_index(&self) -> usize;
+
+    /// Number of CPUs the kernel may schedule tasklets on.
+    fn cpu_count(&self) -> usize;
+
+    /// Parks the calling CPU until [`Platform::wake_cpu`] names it, an interrupt arrives, or
+    /// `deadline_ns` (on the [`Platform::now_ns`] clock) passes. Spurious returns are allowed.
+    fn idle(&self, deadline_ns: Option<u64>);
+
+    /// Ends an [`Platform::idle`] of CPU `cpu` (or makes its next one return at once).
+    fn wake_cpu(&self, cpu: usize);
+
+    /// Arms (or with `None` disarms) the calling CPU's preemption timer: at or after `deadline_ns`
+    /// the board calls the scheduler's preemption hook from its timer interrupt. Boards without
+    /// preemption ignore it; budgets are then enforced at cooperative check points.
+    fn set_preempt_deadline(&self, deadline_ns: Option<u64>) {
+        let _ = deadline_ns;
+    }
+
+    /// Whether [`Platform::set_preempt_deadline`] really interrupts running code.
+    fn preempts(&self) -> bool {
+        false
+    }
+
+    /// Leaves the machine: `success` becomes the exit status the outside world sees.
+    fn exit(&self, success: bool) -> !;
+}
+
+/// [`install`] was called a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyInstalled;
+
+impl fmt::Display for AlreadyInstalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a platform is already installed")
+    }
+}
+
+static PLATFORM: spin::Once<&'static dyn Platform> = spin::Once::new();
+
+/// Installs the platform the kernel runs on. Call once, before any other kernel API.
+pub fn install(platform: &'static dyn Platform) -> Result<(), AlreadyInstalled> {
+    let mut installed_now = false;
+    PLATFORM.call_once(|| {
+        installed_now = true;
+        platform
+    });
+    if installed_now {
+        Ok(())
+    } else {
+        Err(AlreadyInstalled)
+    }
+}
+
+/// The installed platform.
+///
+/// # Panics
+/// Without the `std` feature, if no platform was installed: that is a board bug found at the
+/// first boot, not a runtime condition.
+pub fn platform() -> &'static dyn Platform {
+    #[cfg(any(test, feature = "std"))]
+    {
+        *PLATFORM.call_once(|| &host::HostPlatform)
+    }
+    #[cfg(not(any(test, feature = "std")))]
+    {
+        match PLATFORM.get() {
+            Some(platform) => *platform,
+            None => panic!("spindle: no platform installed (call spindle::platform::install at boot)"),
+        }
+    }
+}
+
+/// A `core::fmt::Write` sink for the platform console.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        platform().console_write(text.as_bytes());
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn print_args(args: fmt::Arguments<'_>) {
+    let _ = fmt::Write::write_fmt(&mut Console, args);
+}
+
+/// Prints to the platform console.
+#[macro_export]
+macro_rules! kprint {
+    ($($arg:tt)*) => { $crate::platform::print_args(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the platform console.
+#[macro_export]
+macro_rules! kprintln {
+    () => { $crate::kprint!("\n") };
+    ($($arg:tt)*) => { $crate::platform::print_args(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[cfg(any(test, feature = "std"))]
+pub mod host {
+    //! The hosted platform: std time, threads as CPUs, park/unpark for idling.
+    extern crate std;
+
+    use super::Platform;
+    use std::io::Write;
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    /// Platform for hosted builds: each OS thread is a "CPU".
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct HostPlatform;
+
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    static NEXT_CPU: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    /// Wake-ups posted to each host CPU, keyed by CPU index.
+    static WAKEUPS: Mutex<std::vec::Vec<bool>> = Mutex::new(std::vec::Vec::new());
+    static WAKE_SIGNAL: Condvar = Condvar::new();
+
+    std::thread_local! {
+        static CPU_INDEX: usize = NEXT_CPU.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Upper bound on host "CPUs" reported by [`Platform::cpu_count`].
+    pub const HOST_MAX_CPUS: usize = 4096;
+
+    impl Platform for HostPlatform {
+        fn console_write(&self, bytes: &[u8]) {
+            let _ = std::io::stdout().write_all(bytes);
+        }
+
+        fn now_ns(&self) -> u64 {
+            let epoch = *EPOCH.get_or_init(Instant::now);
+            u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        }
+
+        fn cpu_index(&self) -> usize {
+            CPU_INDEX.with(|index| *index)
+        }
+
+        fn cpu_count(&self) -> usize {
+            HOST_MAX_CPUS
+        }
+
+        fn idle(&self, deadline_ns: Option<u64>) {
+            let me = self.cpu_index();
+            let mut wakeups = WAKEUPS.lock().unwrap_or_else(|poison| poison.into_inner());
+            if wakeups.len() <= me {
+                wakeups.resize(me + 1, false);
+            }
+            while !wakeups[me] {
+                let timeout = match deadline_ns {
+                    Some(deadline) => {
+                        let now = self.now_ns();
+                        if now >= deadline {
+                            break;
+                        }
+                        Duration::from_nanos(deadline - now)
+                    }
+                    // Bounded so a lost wake-up costs latency, never liveness.
+                    None => Duration::from_millis(50),
+                };
+                let (guard, result) = WAKE_SIGNAL
+                    .wait_timeout(wakeups, timeout)
+                    .unwrap_or_else(|poison| poison.into_inner());
+                wakeups = guard;
+                if result.timed_out() && deadline_ns.is_none() {
+                    break;
+                }
+            }
+            if let Some(flag) = wakeups.get_mut(me) {
+                *flag = false;
+            }
+        }
+
+        fn wake_cpu(&self, cpu: usize) {
+            let mut wakeups = WAKEUPS.lock().unwrap_or_else(|poison| poison.into_inner());
+            if wakeups.len() <= cpu {
+                wakeups.resize(cpu + 1, false);
+            }
+            wakeups[cpu] = true;
+            WAKE_SIGNAL.notify_all();
+        }
+
+        fn exit(&self, success: bool) -> ! {
+            std::process::exit(if success { 0 } else { 1 })
+        }
+    }
+}
+
+/// Entry from a board's timer interrupt (the decrementer on PowerPC64).
+///
+/// Call it with interrupts disabled, on the interrupted context's stack, after saving every
+/// volatile register and SRR0/SRR1 in the interrupt frame: the scheduler may switch to another
+/// tasklet from inside this call and return only when the interrupted tasklet is resumed.
+pub fn timer_interrupt() {
+    crate::hooks::timer_interrupt();
+}
+
+/// Writes a short description of the tasklet running on this CPU (for crash reports): its id and
+/// name, or that the boot context is running. Never allocates, never blocks.
+pub fn write_current_tasklet(out: &mut dyn fmt::Write) -> fmt::Result {
+    crate::hooks::write_current_tasklet(out)
+}

@@ -1,0 +1,1 @@
+//! Records: named-field tuples generated at compile time (the seed's namedtuple without exec).

@@ -1,0 +1,2 @@
+//! Benchmark placeholder: replaced by the dict benchmark.
+fn main() {}

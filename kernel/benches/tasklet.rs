@@ -1,0 +1,2 @@
+//! Benchmark placeholder: replaced by the tasklet benchmark.
+fn main() {}

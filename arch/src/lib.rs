@@ -12,3 +12,10 @@ pub mod x86_64;
 
 #[cfg(not(any(target_arch = "powerpc64", target_arch = "x86_64")))]
 compile_error!("spindle-arch: support for this architecture is not implemented");
+
+/// The running CPU's context switch: `switch`, `init_stack`, `call_on_stack`, `stack_pointer`.
+#[cfg(target_arch = "powerpc64")]
+pub use powerpc64::context;
+/// The running CPU's context switch: `switch`, `init_stack`, `call_on_stack`, `stack_pointer`.
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::context;

@@ -1,1 +1,3 @@
 //! x86_64 System V: the context switch used by host tests and benchmarks.
+
+pub mod context;

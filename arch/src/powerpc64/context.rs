@@ -1,0 +1,490 @@
+//! PowerPC64 ELFv2 context switch: the non-volatile state saved in one frame on the suspended stack.
+//!
+//! Saved: r1 (as the context handle), r2, r14-r31, CR (CR2-CR4 live in it), LR, f14-f31, FPSCR,
+//! v20-v31, VRSAVE, and on bare metal MSR[EE] so that a context resumes with the interrupt state it
+//! was suspended with (a tasklet preempted from the decrementer handler resumes inside it with
+//! interrupts off; everyone else with them on). A fresh stack is laid out so that its first
+//! resumption returns into a trampoline that calls the entry function through r12 (ELFv2 global
+//! entry).
+
+use core::arch::global_asm;
+
+/// Bytes of the frame the switch keeps on a suspended stack (16-byte multiple).
+pub const SWITCH_FRAME_BYTES: usize = 560;
+
+/// Bytes [`init_stack`] uses at the top of a fresh stack: the switch frame plus a minimal caller
+/// frame (back chain, CR, LR and TOC save words) for the entry function to write its LR into.
+pub const INITIAL_FRAME_BYTES: usize = SWITCH_FRAME_BYTES + 32;
+
+/// Entry of a fresh context: `arg` is what the first switch into it passed, `data` what
+/// [`init_stack`] was given. It must never return.
+pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
+
+// Frame layout (offsets from the suspended r1):
+//   0 back chain | 32 LR | 40 CR | 48 r2 | 56 VRSAVE | 64 FPSCR | 72 MSR (bare metal)
+//   80..224 r14-r31 | 224..368 f14-f31 | 368..560 v20-v31
+const OFFSET_LR: usize = 32;
+const OFFSET_CR: usize = 40;
+const OFFSET_TOC: usize = 48;
+const OFFSET_VRSAVE: usize = 56;
+const OFFSET_FPSCR: usize = 64;
+const OFFSET_MSR: usize = 72;
+const OFFSET_GPRS: usize = 80;
+
+unsafe extern "C" {
+    /// Suspends the running context, storing its stack pointer in `*save_sp`, and resumes the
+    /// context whose stack pointer is `resume_sp`; the resumed context's own pending
+    /// `spindle_switch_context` call returns `arg` (a fresh context receives it as its entry `arg`).
+    ///
+    /// # Safety
+    /// `save_sp` must be valid for a write; `resume_sp` must come from a completed suspension or
+    /// [`init_stack`], with its stack still allocated and not running anywhere else.
+    pub fn spindle_switch_context(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize;
+}
+
+macro_rules! switch_asm {
+    ($save_msr:literal, $restore_msr:literal) => {
+        global_asm!(
+            ".text",
+            ".machine power8",
+            ".global spindle_switch_context",
+            ".type spindle_switch_context,@function",
+            ".p2align 4",
+            "spindle_switch_context:",
+            "    stdu 1, -560(1)",
+            "    mflr 0",
+            "    std 0, 32(1)",
+            "    mfcr 0",
+            "    std 0, 40(1)",
+            "    std 2, 48(1)",
+            "    mfvrsave 0",
+            "    std 0, 56(1)",
+            $save_msr,
+            "    std 14, 80(1)",
+            "    std 15, 88(1)",
+            "    std 16, 96(1)",
+            "    std 17, 104(1)",
+            "    std 18, 112(1)",
+            "    std 19, 120(1)",
+            "    std 20, 128(1)",
+            "    std 21, 136(1)",
+            "    std 22, 144(1)",
+            "    std 23, 152(1)",
+            "    std 24, 160(1)",
+            "    std 25, 168(1)",
+            "    std 26, 176(1)",
+            "    std 27, 184(1)",
+            "    std 28, 192(1)",
+            "    std 29, 200(1)",
+            "    std 30, 208(1)",
+            "    std 31, 216(1)",
+            "    stfd 14, 224(1)",
+            "    stfd 15, 232(1)",
+            "    stfd 16, 240(1)",
+            "    stfd 17, 248(1)",
+            "    stfd 18, 256(1)",
+            "    stfd 19, 264(1)",
+            "    stfd 20, 272(1)",
+            "    stfd 21, 280(1)",
+            "    stfd 22, 288(1)",
+            "    stfd 23, 296(1)",
+            "    stfd 24, 304(1)",
+            "    stfd 25, 312(1)",
+            "    stfd 26, 320(1)",
+            "    stfd 27, 328(1)",
+            "    stfd 28, 336(1)",
+            "    stfd 29, 344(1)",
+            "    stfd 30, 352(1)",
+            "    stfd 31, 360(1)",
+            "    mffs 0",
+            "    stfd 0, 64(1)",
+            "    addi 11, 1, 368",
+            "    addi 12, 1, 384",
+            "    stvx 20, 0, 11",
+            "    stvx 21, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    stvx 22, 0, 11",
+            "    stvx 23, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    stvx 24, 0, 11",
+            "    stvx 25, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    stvx 26, 0, 11",
+            "    stvx 27, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    stvx 28, 0, 11",
+            "    stvx 29, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    stvx 30, 0, 11",
+            "    stvx 31, 0, 12",
+            // Switch stacks.
+            "    std 1, 0(3)",
+            "    mr 1, 4",
+            "    mr 3, 5",
+            // Restore the other context.
+            "    addi 11, 1, 368",
+            "    addi 12, 1, 384",
+            "    lvx 20, 0, 11",
+            "    lvx 21, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    lvx 22, 0, 11",
+            "    lvx 23, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    lvx 24, 0, 11",
+            "    lvx 25, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    lvx 26, 0, 11",
+            "    lvx 27, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    lvx 28, 0, 11",
+            "    lvx 29, 0, 12",
+            "    addi 11, 11, 32",
+            "    addi 12, 12, 32",
+            "    lvx 30, 0, 11",
+            "    lvx 31, 0, 12",
+            "    lfd 0, 64(1)",
+            "    mtfsf 0xff, 0",
+            "    lfd 14, 224(1)",
+            "    lfd 15, 232(1)",
+            "    lfd 16, 240(1)",
+            "    lfd 17, 248(1)",
+            "    lfd 18, 256(1)",
+            "    lfd 19, 264(1)",
+            "    lfd 20, 272(1)",
+            "    lfd 21, 280(1)",
+            "    lfd 22, 288(1)",
+            "    lfd 23, 296(1)",
+            "    lfd 24, 304(1)",
+            "    lfd 25, 312(1)",
+            "    lfd 26, 320(1)",
+            "    lfd 27, 328(1)",
+            "    lfd 28, 336(1)",
+            "    lfd 29, 344(1)",
+            "    lfd 30, 352(1)",
+            "    lfd 31, 360(1)",
+            "    ld 14, 80(1)",
+            "    ld 15, 88(1)",
+            "    ld 16, 96(1)",
+            "    ld 17, 104(1)",
+            "    ld 18, 112(1)",
+            "    ld 19, 120(1)",
+            "    ld 20, 128(1)",
+            "    ld 21, 136(1)",
+            "    ld 22, 144(1)",
+            "    ld 23, 152(1)",
+            "    ld 24, 160(1)",
+            "    ld 25, 168(1)",
+            "    ld 26, 176(1)",
+            "    ld 27, 184(1)",
+            "    ld 28, 192(1)",
+            "    ld 29, 200(1)",
+            "    ld 30, 208(1)",
+            "    ld 31, 216(1)",
+            "    ld 0, 56(1)",
+            "    mtvrsave 0",
+            "    ld 2, 48(1)",
+            "    ld 0, 40(1)",
+            "    mtcr 0",
+            "    ld 0, 32(1)",
+            "    mtlr 0",
+            $restore_msr,
+            "    addi 1, 1, 560",
+            "    blr",
+            ".size spindle_switch_context, . - spindle_switch_context",
+            "",
+            ".global spindle_context_trampoline",
+            ".type spindle_context_trampoline,@function",
+            ".p2align 4",
+            "spindle_context_trampoline:",
+            // r14 = entry, r15 = data, r3 = the arg of the switch that resumed us.
+            "    mr 12, 14",
+            "    mtctr 12",
+            "    mr 4, 15",
+            "    bctrl",
+            "    trap",
+            ".size spindle_context_trampoline, . - spindle_context_trampoline",
+        );
+    };
+}
+
+// Bare metal: carry MSR[EE] with the context (mtmsrd with L=1 changes only EE and RI).
+#[cfg(target_os = "none")]
+switch_asm!("    mfmsr 0\n    std 0, 72(1)", "    ld 0, 72(1)\n    mtmsrd 0, 1");
+// User mode (tier 2): the MSR is the kernel's; leave it alone.
+#[cfg(not(target_os = "none"))]
+switch_asm!("", "");
+
+unsafe extern "C" {
+    fn spindle_context_trampoline();
+}
+
+/// Lays out a fresh context at the top of a stack and returns its stack pointer, ready for
+/// [`spindle_switch_context`]. The new context starts with this context's TOC, a clear FPSCR and,
+/// on bare metal, external interrupts enabled.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of a writable region of at least
+/// [`INITIAL_FRAME_BYTES`] bytes (plus whatever `entry` uses) that nothing else uses.
+pub unsafe fn init_stack(stack_top: usize, entry: EntryFn, data: usize) -> usize {
+    debug_assert_eq!(stack_top % 16, 0, "stack top must be 16-byte aligned");
+    let caller_frame = stack_top - 32;
+    let sp = caller_frame - SWITCH_FRAME_BYTES;
+    let toc: u64;
+    // SAFETY: reads r2; no memory access.
+    unsafe { core::arch::asm!("mr {}, 2", out(reg) toc, options(nomem, nostack, preserves_flags)) };
+    let word = |offset: usize| (sp + offset) as *mut u64;
+    // SAFETY: the caller guarantees INITIAL_FRAME_BYTES writable bytes below stack_top, which
+    // covers the caller frame and the switch frame written here.
+    unsafe {
+        core::ptr::write_bytes(sp as *mut u8, 0, INITIAL_FRAME_BYTES);
+        word(0).write(caller_frame as u64);
+        word(OFFSET_LR).write(spindle_context_trampoline as *const () as u64);
+        word(OFFSET_CR).write(0);
+        word(OFFSET_TOC).write(toc);
+        word(OFFSET_VRSAVE).write(0);
+        word(OFFSET_FPSCR).write(0);
+        word(OFFSET_MSR).write(1 << 15); // MSR[EE]
+        word(OFFSET_GPRS).write(entry as *const () as u64); // r14
+        word(OFFSET_GPRS + 8).write(data as u64); // r15
+    }
+    sp
+}
+
+/// Reads the stack pointer of the running code.
+#[inline(always)]
+pub fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads r1; no memory access.
+    unsafe { core::arch::asm!("mr {}, 1", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
+/// Calls `function(data)` with the stack pointer moved to `stack_top`, then restores it.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of a writable region large enough for `function`,
+/// used by nothing else until this returns. `function` must not unwind.
+pub unsafe fn call_on_stack(stack_top: usize, function: extern "C" fn(usize), data: usize) {
+    // SAFETY: the old r1 is kept in a non-volatile register (r28) across the call; the new stack
+    // gets a minimal caller frame whose back chain points at the old one, so unwinders and the
+    // callee's LR save land inside the new region. The new stack is ours per the contract.
+    unsafe {
+        core::arch::asm!(
+            "mr 28, 1",
+            "addi 1, {top}, -32",
+            "std 28, 0(1)",
+            "mtctr {function}",
+            "mr 12, {function}",
+            "bctrl",
+            "mr 1, 28",
+            top = in(reg_nonzero) stack_top,
+            function = in(reg_nonzero) function,
+            in("r3") data,
+            out("r28") _,
+            clobber_abi("C"),
+        );
+    }
+}
+
+pub mod selftest {
+    //! Register-preservation probe: sentinels in every non-volatile register survive a switch.
+    //!
+    //! The probe fills r14-r31, f14-f31, v20-v31, CR2-CR4, VRSAVE and FPSCR's rounding mode with
+    //! sentinels, switches away through [`spindle_switch_context`](super::spindle_switch_context),
+    //! and compares on return. The scrambler overwrites all of them before switching back.
+
+    use core::arch::global_asm;
+
+    unsafe extern "C" {
+        /// Returns a mask of mismatches: bits 0-17 r14-r31, bit 18 f14-f31 (any), bit 19 v20-v31
+        /// (any), bit 20 CR2-CR4, bit 21 VRSAVE, bit 22 FPSCR rounding mode, bit 23 r2.
+        pub fn spindle_probe_preservation(save_sp: *mut usize, resume_sp: usize) -> u64;
+        /// Overwrites every non-volatile register, then switches to `*probe_sp` saving its own
+        /// stack pointer in `save_sp`; loops forever doing so.
+        pub fn spindle_scramble_and_switch(save_sp: *mut usize, probe_sp: *const usize) -> !;
+    }
+
+    global_asm!(
+        ".text",
+        ".machine power8",
+        ".global spindle_probe_preservation",
+        ".p2align 4",
+        "spindle_probe_preservation:",
+        "    mflr 0",
+        "    std 0, 16(1)",
+        "    stdu 1, -640(1)",
+        // Keep the caller's non-volatiles (we are an ordinary function to our caller).
+        "    std 14, 48(1)", "    std 15, 56(1)", "    std 16, 64(1)", "    std 17, 72(1)",
+        "    std 18, 80(1)", "    std 19, 88(1)", "    std 20, 96(1)", "    std 21, 104(1)",
+        "    std 22, 112(1)", "    std 23, 120(1)", "    std 24, 128(1)", "    std 25, 136(1)",
+        "    std 26, 144(1)", "    std 27, 152(1)", "    std 28, 160(1)", "    std 29, 168(1)",
+        "    std 30, 176(1)", "    std 31, 184(1)",
+        "    stfd 14, 192(1)", "    stfd 15, 200(1)", "    stfd 16, 208(1)", "    stfd 17, 216(1)",
+        "    stfd 18, 224(1)", "    stfd 19, 232(1)", "    stfd 20, 240(1)", "    stfd 21, 248(1)",
+        "    stfd 22, 256(1)", "    stfd 23, 264(1)", "    stfd 24, 272(1)", "    stfd 25, 280(1)",
+        "    stfd 26, 288(1)", "    stfd 27, 296(1)", "    stfd 28, 304(1)", "    stfd 29, 312(1)",
+        "    stfd 30, 320(1)", "    stfd 31, 328(1)",
+        "    li 0, 336", "    stvx 20, 1, 0", "    li 0, 352", "    stvx 21, 1, 0",
+        "    li 0, 368", "    stvx 22, 1, 0", "    li 0, 384", "    stvx 23, 1, 0",
+        "    li 0, 400", "    stvx 24, 1, 0", "    li 0, 416", "    stvx 25, 1, 0",
+        "    li 0, 432", "    stvx 26, 1, 0", "    li 0, 448", "    stvx 27, 1, 0",
+        "    li 0, 464", "    stvx 28, 1, 0", "    li 0, 480", "    stvx 29, 1, 0",
+        "    li 0, 496", "    stvx 30, 1, 0", "    li 0, 512", "    stvx 31, 1, 0",
+        "    mfcr 0", "    std 0, 528(1)",
+        "    mfvrsave 0", "    std 0, 536(1)",
+        "    mffs 0", "    stfd 0, 544(1)",
+        "    std 2, 24(1)",
+        // Sentinels: GPR n holds 0x5b00 + n; VR n holds bytes n - 16.
+        "    li 14, 0x5b0e", "    li 15, 0x5b0f", "    li 16, 0x5b10", "    li 17, 0x5b11",
+        "    li 18, 0x5b12", "    li 19, 0x5b13", "    li 20, 0x5b14", "    li 21, 0x5b15",
+        "    li 22, 0x5b16", "    li 23, 0x5b17", "    li 24, 0x5b18", "    li 25, 0x5b19",
+        "    li 26, 0x5b1a", "    li 27, 0x5b1b", "    li 28, 0x5b1c", "    li 29, 0x5b1d",
+        "    li 30, 0x5b1e", "    li 31, 0x5b1f",
+        // FPRs: all hold the bit pattern 29 (loaded through memory; lfd/stfd/fmr copy bits exactly).
+        "    li 0, 29", "    std 0, 560(1)", "    lfd 14, 560(1)",
+        "    fmr 15, 14", "    fmr 16, 14", "    fmr 17, 14", "    fmr 18, 14", "    fmr 19, 14",
+        "    fmr 20, 14", "    fmr 21, 14", "    fmr 22, 14", "    fmr 23, 14", "    fmr 24, 14",
+        "    fmr 25, 14", "    fmr 26, 14", "    fmr 27, 14", "    fmr 28, 14", "    fmr 29, 14",
+        "    fmr 30, 14", "    fmr 31, 14",
+        "    vspltisb 20, 4", "    vspltisb 21, 5", "    vspltisb 22, 6", "    vspltisb 23, 7",
+        "    vspltisb 24, 8", "    vspltisb 25, 9", "    vspltisb 26, 10", "    vspltisb 27, 11",
+        "    vspltisb 28, 12", "    vspltisb 29, 13", "    vspltisb 30, 14", "    vspltisb 31, 15",
+        // CR2 = 0b1010, CR3 = 0b0101, CR4 = 0b0011 (mtcrf 0x38 writes fields 2, 3, 4).
+        "    lis 0, 0x00a5", "    ori 0, 0, 0x3000", "    mtcrf 0x38, 0",
+        "    li 0, 0x1234", "    mtvrsave 0",
+        // FPSCR rounding mode = round toward zero (RN = 0b01).
+        "    mtfsfi 7, 1",
+        "    li 5, 0",
+        "    bl spindle_switch_context",
+        "    nop",
+        // Compare: r3 accumulates the mask (r3 is free after the switch returns).
+        "    li 3, 0",
+        "    li 0, 0x5b0e", "    cmpd 14, 0", "    beq 1f", "    ori 3, 3, 0x1",
+        "1:  li 0, 0x5b0f", "    cmpd 15, 0", "    beq 1f", "    ori 3, 3, 0x2",
+        "1:  li 0, 0x5b10", "    cmpd 16, 0", "    beq 1f", "    ori 3, 3, 0x4",
+        "1:  li 0, 0x5b11", "    cmpd 17, 0", "    beq 1f", "    ori 3, 3, 0x8",
+        "1:  li 0, 0x5b12", "    cmpd 18, 0", "    beq 1f", "    ori 3, 3, 0x10",
+        "1:  li 0, 0x5b13", "    cmpd 19, 0", "    beq 1f", "    ori 3, 3, 0x20",
+        "1:  li 0, 0x5b14", "    cmpd 20, 0", "    beq 1f", "    ori 3, 3, 0x40",
+        "1:  li 0, 0x5b15", "    cmpd 21, 0", "    beq 1f", "    ori 3, 3, 0x80",
+        "1:  li 0, 0x5b16", "    cmpd 22, 0", "    beq 1f", "    ori 3, 3, 0x100",
+        "1:  li 0, 0x5b17", "    cmpd 23, 0", "    beq 1f", "    ori 3, 3, 0x200",
+        "1:  li 0, 0x5b18", "    cmpd 24, 0", "    beq 1f", "    ori 3, 3, 0x400",
+        "1:  li 0, 0x5b19", "    cmpd 25, 0", "    beq 1f", "    ori 3, 3, 0x800",
+        "1:  li 0, 0x5b1a", "    cmpd 26, 0", "    beq 1f", "    ori 3, 3, 0x1000",
+        "1:  li 0, 0x5b1b", "    cmpd 27, 0", "    beq 1f", "    ori 3, 3, 0x2000",
+        "1:  li 0, 0x5b1c", "    cmpd 28, 0", "    beq 1f", "    ori 3, 3, 0x4000",
+        "1:  li 0, 0x5b1d", "    cmpd 29, 0", "    beq 1f", "    ori 3, 3, 0x8000",
+        "1:  li 0, 0x5b1e", "    cmpd 30, 0", "    beq 1f", "    oris 3, 3, 0x1",
+        "1:  li 0, 0x5b1f", "    cmpd 31, 0", "    beq 1f", "    oris 3, 3, 0x2",
+        // FPRs: store each and compare its bits with the sentinel word.
+        "1:  ld 4, 560(1)",
+        "    li 6, 0",
+        "    stfd 14, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 15, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 16, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 17, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 18, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 19, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 20, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 21, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 22, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 23, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 24, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 25, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 26, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 27, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 28, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 29, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 30, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    stfd 31, 568(1)", "    ld 0, 568(1)", "    xor 0, 0, 4", "    or 6, 6, 0",
+        "    cmpdi 6, 0", "    beq 1f", "    oris 3, 3, 0x4",
+        // VRs: compare each with its splat (vcmpequb. sets CR6 "all equal" bit).
+        "1:  li 6, 0",
+        "    vspltisb 0, 4", "    vcmpequb. 0, 20, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 5", "    vcmpequb. 0, 21, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 6", "    vcmpequb. 0, 22, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 7", "    vcmpequb. 0, 23, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 8", "    vcmpequb. 0, 24, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 9", "    vcmpequb. 0, 25, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 10", "    vcmpequb. 0, 26, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 11", "    vcmpequb. 0, 27, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 12", "    vcmpequb. 0, 28, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 13", "    vcmpequb. 0, 29, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 14", "    vcmpequb. 0, 30, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    vspltisb 0, 15", "    vcmpequb. 0, 31, 0", "    bc 12, 24, 2f", "    li 6, 1", "2:",
+        "    cmpdi 6, 0", "    beq 1f", "    oris 3, 3, 0x8",
+        // CR2-CR4 (bits 8-19 of the CR image).
+        "1:  mfcr 0", "    rlwinm 0, 0, 0, 8, 19", "    lis 4, 0x00a5", "    ori 4, 4, 0x3000",
+        "    cmpw 0, 4", "    beq 1f", "    oris 3, 3, 0x10",
+        "1:  mfvrsave 0", "    cmpwi 0, 0x1234", "    beq 1f", "    oris 3, 3, 0x20",
+        "1:  mffs 0", "    stfd 0, 568(1)", "    ld 0, 568(1)", "    andi. 0, 0, 3",
+        "    cmpdi 0, 1", "    beq 1f", "    oris 3, 3, 0x40",
+        "1:  ld 0, 24(1)", "    cmpd 0, 2", "    beq 1f", "    oris 3, 3, 0x80",
+        // Restore the caller's state.
+        "1:  ld 2, 24(1)",
+        "    lfd 0, 544(1)", "    mtfsf 0xff, 0",
+        "    ld 0, 536(1)", "    mtvrsave 0",
+        "    ld 0, 528(1)", "    mtcrf 0x38, 0",
+        "    li 0, 336", "    lvx 20, 1, 0", "    li 0, 352", "    lvx 21, 1, 0",
+        "    li 0, 368", "    lvx 22, 1, 0", "    li 0, 384", "    lvx 23, 1, 0",
+        "    li 0, 400", "    lvx 24, 1, 0", "    li 0, 416", "    lvx 25, 1, 0",
+        "    li 0, 432", "    lvx 26, 1, 0", "    li 0, 448", "    lvx 27, 1, 0",
+        "    li 0, 464", "    lvx 28, 1, 0", "    li 0, 480", "    lvx 29, 1, 0",
+        "    li 0, 496", "    lvx 30, 1, 0", "    li 0, 512", "    lvx 31, 1, 0",
+        "    lfd 14, 192(1)", "    lfd 15, 200(1)", "    lfd 16, 208(1)", "    lfd 17, 216(1)",
+        "    lfd 18, 224(1)", "    lfd 19, 232(1)", "    lfd 20, 240(1)", "    lfd 21, 248(1)",
+        "    lfd 22, 256(1)", "    lfd 23, 264(1)", "    lfd 24, 272(1)", "    lfd 25, 280(1)",
+        "    lfd 26, 288(1)", "    lfd 27, 296(1)", "    lfd 28, 304(1)", "    lfd 29, 312(1)",
+        "    lfd 30, 320(1)", "    lfd 31, 328(1)",
+        "    ld 14, 48(1)", "    ld 15, 56(1)", "    ld 16, 64(1)", "    ld 17, 72(1)",
+        "    ld 18, 80(1)", "    ld 19, 88(1)", "    ld 20, 96(1)", "    ld 21, 104(1)",
+        "    ld 22, 112(1)", "    ld 23, 120(1)", "    ld 24, 128(1)", "    ld 25, 136(1)",
+        "    ld 26, 144(1)", "    ld 27, 152(1)", "    ld 28, 160(1)", "    ld 29, 168(1)",
+        "    ld 30, 176(1)", "    ld 31, 184(1)",
+        "    addi 1, 1, 640",
+        "    ld 0, 16(1)",
+        "    mtlr 0",
+        "    blr",
+        "",
+        ".global spindle_scramble_and_switch",
+        ".p2align 4",
+        "spindle_scramble_and_switch:",
+        // Never returns: no need to keep anything. Frame for our own bl.
+        "    stdu 1, -64(1)",
+        "    std 3, 32(1)",
+        "    std 4, 40(1)",
+        "2:  li 14, -1", "    li 15, -1", "    li 16, -1", "    li 17, -1", "    li 18, -1",
+        "    li 19, -1", "    li 20, -1", "    li 21, -1", "    li 22, -1", "    li 23, -1",
+        "    li 24, -1", "    li 25, -1", "    li 26, -1", "    li 27, -1", "    li 28, -1",
+        "    li 29, -1", "    li 30, -1", "    li 31, -1",
+        "    li 0, -1", "    std 0, 48(1)", "    lfd 14, 48(1)",
+        "    fmr 15, 14", "    fmr 16, 14", "    fmr 17, 14", "    fmr 18, 14", "    fmr 19, 14",
+        "    fmr 20, 14", "    fmr 21, 14", "    fmr 22, 14", "    fmr 23, 14", "    fmr 24, 14",
+        "    fmr 25, 14", "    fmr 26, 14", "    fmr 27, 14", "    fmr 28, 14", "    fmr 29, 14",
+        "    fmr 30, 14", "    fmr 31, 14",
+        "    vspltisb 20, -1", "    vspltisb 21, -1", "    vspltisb 22, -1", "    vspltisb 23, -1",
+        "    vspltisb 24, -1", "    vspltisb 25, -1", "    vspltisb 26, -1", "    vspltisb 27, -1",
+        "    vspltisb 28, -1", "    vspltisb 29, -1", "    vspltisb 30, -1", "    vspltisb 31, -1",
+        "    li 0, 0", "    mtcrf 0x38, 0",
+        "    li 0, 0", "    mtvrsave 0",
+        "    mtfsfi 7, 0",
+        "    li 2, 0",
+        "    ld 3, 32(1)",
+        "    ld 4, 40(1)",
+        "    ld 4, 0(4)",
+        "    li 5, 0",
+        "    bl spindle_switch_context",
+        "    nop",
+        "    b 2b",
+    );
+}

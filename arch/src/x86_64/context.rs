@@ -147,9 +147,9 @@ pub mod selftest {
         /// calls `spindle_switch_context(save_sp, resume_sp, 0)`, and on return compares them.
         /// Returns a bit mask of the registers that changed (0 = all preserved).
         pub fn spindle_probe_preservation(save_sp: *mut usize, resume_sp: usize) -> u64;
-        /// Overwrites every callee-saved register with garbage, then
-        /// `spindle_switch_context(save_sp, resume_sp, 0)`; loops forever doing so.
-        pub fn spindle_scramble_and_switch(save_sp: *mut usize, resume_sp: usize) -> !;
+        /// Overwrites every callee-saved register with garbage, then switches to `*probe_sp`
+        /// saving its own stack pointer in `save_sp`; loops forever doing so.
+        pub fn spindle_scramble_and_switch(save_sp: *mut usize, probe_sp: *const usize) -> !;
     }
 
     global_asm!(

@@ -1,0 +1,100 @@
+//! Context-switch tests: fresh contexts start, arguments flow, non-volatile registers survive.
+
+use spindle_arch::context::{self, selftest};
+
+/// Saved stack pointers of the probe (main) side and the scrambler side.
+#[repr(C)]
+struct Pair {
+    probe_sp: usize,
+    scrambler_sp: usize,
+}
+
+extern "C" fn scrambler_entry(_arg: usize, data: usize) -> ! {
+    let pair = data as *mut Pair;
+    // SAFETY: `pair` outlives every switch into this context (the test owns it until the end);
+    // the scrambler saves its own SP in `scrambler_sp` and resumes `probe_sp`.
+    unsafe {
+        selftest::spindle_scramble_and_switch(
+            core::ptr::addr_of_mut!((*pair).scrambler_sp),
+            core::ptr::addr_of!((*pair).probe_sp),
+        )
+    }
+}
+
+fn aligned_top(stack: &mut [u8]) -> usize {
+    (stack.as_mut_ptr() as usize + stack.len()) & !15
+}
+
+#[test]
+fn callee_saved_registers_survive_a_switch_through_a_scrambler() {
+    let mut stack = vec![0u8; 64 * 1024];
+    let mut pair = Box::new(Pair { probe_sp: 0, scrambler_sp: 0 });
+    let data = &mut *pair as *mut Pair as usize;
+    // SAFETY: the stack is ours and outlives the scrambler context.
+    pair.scrambler_sp = unsafe { context::init_stack(aligned_top(&mut stack), scrambler_entry, data) };
+    for round in 0..3 {
+        let resume = pair.scrambler_sp;
+        // SAFETY: `resume` is the scrambler's suspended (or fresh) stack pointer.
+        let mask = unsafe { selftest::spindle_probe_preservation(&mut pair.probe_sp, resume) };
+        assert_eq!(mask, 0, "round {round}: registers clobbered across the switch, mask {mask:#x}");
+    }
+}
+
+struct Ping {
+    main_sp: usize,
+    task_sp: usize,
+    received: Vec<usize>,
+}
+
+extern "C" fn echo_entry(mut arg: usize, data: usize) -> ! {
+    let ping = data as *mut Ping;
+    loop {
+        // SAFETY: the test keeps `ping` alive while this context can run; only one side runs.
+        unsafe {
+            (*ping).received.push(arg);
+            arg = context::spindle_switch_context(&mut (*ping).task_sp, (*ping).main_sp, arg * 10);
+        }
+    }
+}
+
+#[test]
+fn switch_passes_arguments_both_ways() {
+    let mut stack = vec![0u8; 64 * 1024];
+    let mut ping = Box::new(Ping { main_sp: 0, task_sp: 0, received: Vec::new() });
+    let data = &mut *ping as *mut Ping as usize;
+    // SAFETY: stack owned by the test and outlives the context.
+    ping.task_sp = unsafe { context::init_stack(aligned_top(&mut stack), echo_entry, data) };
+    for value in 1..=5 {
+        let resume = ping.task_sp;
+        // SAFETY: resume is the echo context's stack pointer; it switches back to main_sp.
+        let answer = unsafe { context::spindle_switch_context(&mut ping.main_sp, resume, value) };
+        assert_eq!(answer, value * 10);
+    }
+    assert_eq!(ping.received, vec![1, 2, 3, 4, 5]);
+}
+
+extern "C" fn deep_sum(data: usize) {
+    let cell = data as *mut (u64, u64);
+    fn recurse(n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            n + core::hint::black_box(recurse(n - 1))
+        }
+    }
+    // SAFETY: the caller passes a valid (input, output) pair that outlives the call.
+    unsafe { (*cell).1 = recurse((*cell).0) };
+}
+
+#[test]
+fn call_on_stack_runs_on_the_given_stack_and_comes_back() {
+    let mut segment = vec![0u8; 256 * 1024];
+    let top = aligned_top(&mut segment);
+    let mut cell: (u64, u64) = (1000, 0);
+    let before = context::stack_pointer();
+    // SAFETY: segment is exclusively ours and large enough for 1000 small frames.
+    unsafe { context::call_on_stack(top, deep_sum, &mut cell as *mut _ as usize) };
+    assert_eq!(cell.1, 1000 * 1001 / 2);
+    assert_eq!(context::stack_pointer(), before);
+    assert!(segment.iter().any(|byte| *byte != 0), "the callee never touched the new stack");
+}

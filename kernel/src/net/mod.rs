@@ -1,1 +1,20 @@
 //! Sockets and select: a BSD-like socket layer over a pluggable network driver.
+//!
+//! - [`driver`]: the [`NetDriver`] contract, one method per call of a platform's BSD-like API;
+//!   calls a driver lacks answer [`NetError::Unsupported`].
+//! - [`Sockets`]: descriptors in a fixed table, errno-style [`NetError`]s that map to
+//!   `embedded_io::ErrorKind`, and `select`/`poll` with POSIX results even over a platform whose
+//!   select/poll fail when a socket has a pending error (the console quirk; see [`select`]).
+#![forbid(unsafe_code)]
+
+pub mod driver;
+mod error;
+pub mod select;
+mod sets;
+mod socket;
+
+pub use driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
+pub use error::NetError;
+pub use select::PollFd;
+pub use sets::{FdSet, PollFlags, RawFdSet, FD_SETSIZE};
+pub use socket::{Fd, Sockets};

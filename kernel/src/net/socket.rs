@@ -1,0 +1,281 @@
+//! The descriptor table: BSD socket calls by descriptor over one driver, in fixed storage.
+
+use alloc::vec::Vec;
+use core::net::SocketAddrV4;
+
+use super::driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
+use super::sets::FD_SETSIZE;
+use super::NetError;
+
+/// A socket descriptor: a table index plus the generation of the socket that held it.
+///
+/// A descriptor outlives its socket harmlessly: once closed, every call with it fails with
+/// [`NetError::BadDescriptor`], even after its index holds a new socket.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Fd {
+    index: u16,
+    generation: u16,
+}
+
+impl Fd {
+    /// The descriptor number: its index in the table and in [`super::FdSet`]s.
+    pub fn index(self) -> usize {
+        usize::from(self.index)
+    }
+
+    /// Which socket, of all that have held this index, the descriptor names.
+    pub fn generation(self) -> u16 {
+        self.generation
+    }
+
+    /// Rebuilds a descriptor from its parts (from a number passed through a C-like interface);
+    /// numbers from [`FD_SETSIZE`] up are refused.
+    pub fn from_parts(index: usize, generation: u16) -> Result<Fd, NetError> {
+        if index >= FD_SETSIZE {
+            return Err(NetError::InvalidInput);
+        }
+        Ok(Fd {
+            index: index as u16,
+            generation,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OpenSocket {
+    raw: RawSocket,
+    nonblocking: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    generation: u16,
+    open: Option<OpenSocket>,
+}
+
+/// Sockets by descriptor over one network driver.
+///
+/// The table's capacity is fixed at construction, and so is every buffer the layer uses, so no
+/// call allocates. Calls are the BSD ones; [`Sockets::select`] and [`Sockets::poll`] give POSIX
+/// results even over a driver whose select/poll fails when a socket has a pending error.
+pub struct Sockets<D> {
+    pub(super) driver: D,
+    slots: Vec<Slot>,
+    open_count: usize,
+    /// Raw poll entries for [`Sockets::poll`], sized once to the capacity.
+    pub(super) poll_scratch: Vec<RawPollFd>,
+}
+
+impl<D: NetDriver> Sockets<D> {
+    /// A table of `capacity` descriptors (1..=[`FD_SETSIZE`]) over `driver`.
+    ///
+    /// Fails with [`NetError::InvalidInput`] for a capacity out of range and
+    /// [`NetError::NoBuffers`] when the table cannot be allocated.
+    pub fn new(driver: D, capacity: usize) -> Result<Self, NetError> {
+        if capacity == 0 || capacity > FD_SETSIZE {
+            return Err(NetError::InvalidInput);
+        }
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(capacity)
+            .map_err(|_| NetError::NoBuffers)?;
+        slots.resize(
+            capacity,
+            Slot {
+                generation: 0,
+                open: None,
+            },
+        );
+        let mut poll_scratch = Vec::new();
+        poll_scratch
+            .try_reserve_exact(capacity)
+            .map_err(|_| NetError::NoBuffers)?;
+        Ok(Sockets {
+            driver,
+            slots,
+            open_count: 0,
+            poll_scratch,
+        })
+    }
+
+    /// How many descriptors the table holds at most.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// How many descriptors are open.
+    pub fn open_count(&self) -> usize {
+        self.open_count
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    /// The driver, mutably (for driver-specific set-up; socket calls should go through the table).
+    pub fn driver_mut(&mut self) -> &mut D {
+        &mut self.driver
+    }
+
+    /// The driver's socket behind a descriptor.
+    pub fn raw_socket(&self, fd: Fd) -> Result<RawSocket, NetError> {
+        self.open_socket(fd).map(|open| open.raw)
+    }
+
+    /// The open descriptors, ascending.
+    pub fn descriptors(&self) -> impl Iterator<Item = Fd> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            slot.open.map(|_| Fd {
+                index: index as u16,
+                generation: slot.generation,
+            })
+        })
+    }
+
+    fn open_socket(&self, fd: Fd) -> Result<OpenSocket, NetError> {
+        match self.slots.get(fd.index()) {
+            Some(Slot {
+                generation,
+                open: Some(open),
+            }) if *generation == fd.generation => Ok(*open),
+            _ => Err(NetError::BadDescriptor),
+        }
+    }
+
+    /// The raw socket at a descriptor number, as a select set names it: numbers beyond the table
+    /// make the set oversized ([`NetError::InvalidInput`]), closed ones are
+    /// [`NetError::BadDescriptor`].
+    pub(super) fn raw_at_index(&self, index: usize) -> Result<RawSocket, NetError> {
+        match self.slots.get(index) {
+            None => Err(NetError::InvalidInput),
+            Some(Slot {
+                open: Some(open), ..
+            }) => Ok(open.raw),
+            Some(_) => Err(NetError::BadDescriptor),
+        }
+    }
+
+    fn free_index(&self) -> Result<usize, NetError> {
+        self.slots
+            .iter()
+            .position(|slot| slot.open.is_none())
+            .ok_or(NetError::TooManyDescriptors)
+    }
+
+    fn install(&mut self, index: usize, raw: RawSocket) -> Fd {
+        let slot = &mut self.slots[index];
+        slot.open = Some(OpenSocket {
+            raw,
+            nonblocking: false,
+        });
+        self.open_count += 1;
+        Fd {
+            index: index as u16,
+            generation: slot.generation,
+        }
+    }
+
+    /// socket(): a new socket. [`NetError::TooManyDescriptors`] when the table is full.
+    pub fn socket(&mut self, kind: SocketKind) -> Result<Fd, NetError> {
+        let index = self.free_index()?;
+        let raw = self.driver.socket(kind)?;
+        Ok(self.install(index, raw))
+    }
+
+    /// bind().
+    pub fn bind(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), NetError> {
+        let raw = self.raw_socket(fd)?;
+        self.driver.bind(raw, addr)
+    }
+
+    /// listen().
+    pub fn listen(&mut self, fd: Fd, backlog: usize) -> Result<(), NetError> {
+        let raw = self.raw_socket(fd)?;
+        self.driver.listen(raw, backlog)
+    }
+
+    /// accept(): the new connection's descriptor (blocking mode) and the peer's address.
+    ///
+    /// A free descriptor is found first, so a full table refuses with
+    /// [`NetError::TooManyDescriptors`] and leaves the connection queued instead of losing it.
+    pub fn accept(&mut self, fd: Fd) -> Result<(Fd, SocketAddrV4), NetError> {
+        let raw = self.raw_socket(fd)?;
+        let index = self.free_index()?;
+        let (accepted, peer) = self.driver.accept(raw)?;
+        Ok((self.install(index, accepted), peer))
+    }
+
+    /// connect().
+    pub fn connect(&mut self, fd: Fd, addr: SocketAddrV4) -> Result<(), NetError> {
+        let raw = self.raw_socket(fd)?;
+        self.driver.connect(raw, addr)
+    }
+
+    /// send(): how many bytes the driver accepted. An empty buffer is
+    /// [`NetError::InvalidInput`]: sending nothing is always a caller's mistake here.
+    pub fn send(&mut self, fd: Fd, data: &[u8]) -> Result<usize, NetError> {
+        let raw = self.raw_socket(fd)?;
+        if data.is_empty() {
+            return Err(NetError::InvalidInput);
+        }
+        self.driver.send(raw, data)
+    }
+
+    /// recv(): bytes received, `Ok(0)` only at end of stream. An empty buffer is
+    /// [`NetError::InvalidInput`], so `Ok(0)` can never be mistaken for end of stream.
+    pub fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, NetError> {
+        let raw = self.raw_socket(fd)?;
+        if buf.is_empty() {
+            return Err(NetError::InvalidInput);
+        }
+        self.driver.recv(raw, buf)
+    }
+
+    /// shutdown().
+    pub fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), NetError> {
+        let raw = self.raw_socket(fd)?;
+        self.driver.shutdown(raw, how)
+    }
+
+    /// close(): the descriptor is released even when the driver reports an error (as POSIX
+    /// close does), so descriptors never leak; a second close is [`NetError::BadDescriptor`].
+    pub fn close(&mut self, fd: Fd) -> Result<(), NetError> {
+        let raw = self.raw_socket(fd)?;
+        let slot = &mut self.slots[fd.index()];
+        slot.open = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.open_count -= 1;
+        self.driver.close(raw)
+    }
+
+    /// Sets or clears non-blocking mode.
+    pub fn set_nonblocking(&mut self, fd: Fd, nonblocking: bool) -> Result<(), NetError> {
+        let raw = self.raw_socket(fd)?;
+        self.driver.set_nonblocking(raw, nonblocking)?;
+        if let Some(open) = self.slots[fd.index()].open.as_mut() {
+            open.nonblocking = nonblocking;
+        }
+        Ok(())
+    }
+
+    /// Whether the descriptor is in non-blocking mode.
+    pub fn is_nonblocking(&self, fd: Fd) -> Result<bool, NetError> {
+        self.open_socket(fd).map(|open| open.nonblocking)
+    }
+
+    /// getsockopt(SO_ERROR): the pending error, which reading clears.
+    pub fn take_error(&mut self, fd: Fd) -> Result<Option<NetError>, NetError> {
+        let raw = self.raw_socket(fd)?;
+        self.driver.take_error(raw)
+    }
+}
+
+impl<D> core::fmt::Debug for Sockets<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sockets")
+            .field("capacity", &self.slots.len())
+            .field("open", &self.open_count)
+            .finish_non_exhaustive()
+    }
+}

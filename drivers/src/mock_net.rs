@@ -1,1 +1,0 @@
-//! A mock network driver: in-memory hosts and ports, the console select quirk, scripted faults.

@@ -1,0 +1,1 @@
+//! The echo demo over the mock network (filled in later).

@@ -1,1 +1,929 @@
 //! Tight dict: a CPython-style open-addressing hash table tunable for fixed memory.
+//!
+//! [`Dict`] is CPython's dict rebuilt for a kernel heap: open addressing with CPython's perturbed
+//! probing (below), dummy slots for deleted keys that count toward the fill, and every
+//! memory-relevant constant a validated parameter ([`DictConfig`]). It allocates fallibly
+//! ([`Dict::try_insert`], [`Dict::try_reserve`]): a refused allocation leaves the dict exactly as
+//! it was and hands the key and value back.
+//!
+//! # Designs
+//!
+//! A configuration combines a [`Layout`] and a [`Sizing`]; five profiles name useful points:
+//!
+//! | profile | layout | sizes | small | max load | growth |
+//! |---|---|---|---|---|---|
+//! | [`cpython27`](DictConfig::cpython27) | sparse | 2^k | 8 | 2/3 | 4x, 2x above 50000 |
+//! | [`tight`](DictConfig::tight) | sparse | 2^k | 1 | 3/4 | 3/2 |
+//! | [`exact`](DictConfig::exact) | sparse | any | 1 | 7/8 | 9/8 |
+//! | [`compact`](DictConfig::compact) | compact, 1/2/4/8-byte indices | 2^k | 8 | 2/3 | 3x |
+//! | [`exact_compact`](DictConfig::exact_compact) | compact, bit-packed indices | any | 1 | 7/8 | 17/16 |
+//!
+//! - **Sparse** (CPython 2.7) stores each entry in its slot. Without `unsafe`, an empty slot must
+//!   be a value, so a slot is an enum (`Empty`, `Dummy`, `Full(K, V)`) and costs a tag beyond the
+//!   key and value (24 bytes for `(u64, u64)`). No hash is stored: a resize rehashes.
+//! - **Compact** (CPython 3.6+) stores entries densely in insertion order in a `Vec<(K, V)>`
+//!   (16 bytes for `(u64, u64)`, no tag) and probes an array of small integers naming them. A
+//!   removal moves the newest entry into the hole (as `indexmap`'s `swap_remove`): CPython instead
+//!   leaves a hole, which here would cost a tag on every entry. Iteration is insertion order until
+//!   the first removal.
+//! - **Exact** sizes are any integer, reduced with Lemire's `(hash * size) >> 64` instead of a
+//!   mask, so growth can be fine-grained (the seed's wish: "there is no inherent need for [powers
+//!   of two] except that it makes for nice bitwise arithmetic").
+//!
+//! The small table is the size a dict starts with and never shrinks below (CPython's
+//! `PyDict_MINSIZE`). CPython embeds it in the dict object; here it is allocated by the first
+//! insert, because an inline array whose length is chosen at run time needs `unsafe`. An empty
+//! dict allocates nothing.
+//!
+//! # Resize rule, and the seed's table
+//!
+//! An insert that adds a key resizes when, counting the new key, live plus dummy slots reach the
+//! max load: `fill * den >= slots * num`, CPython 2.7's `ma_fill*3 >= (ma_mask+1)*2`. The new size
+//! is CPython's `dictresize(growth * used)` — the smallest power of two above `growth * used`,
+//! with `used` counting the new key — or for exact sizes the smallest size holding
+//! `growth * used` entries below the max load (details in [`DictConfig`]). The check runs before
+//! the key is placed, so a refused allocation can leave everything as it was; the sizes are those
+//! of CPython's check-after-insert.
+//!
+//! The seed measured (32-bit, `sys.getsizeof(dict((j, j) for j in range(n)))`) 148 bytes for
+//! n = 0..5 and 532 for 6..19 with CPython 2.7, and for its tuned build 64, 88, 112, 160 (3..5),
+//! 256 (6..11), 448 (12..19). Both columns are a 52-byte header, the small table and, once
+//! resized, a separate table, at 12 bytes a slot ([`Dict::cpython32_size`] models it): 2.7 goes
+//! from its inline 8 slots to 32 at n = 6; the tuned build from 1 to 2, 4, 8, 16 and 32 slots at
+//! n = 1, 2, 3, 6 and 12.
+//!
+//! The tuned build's source states max load 4/5 with growth 3/2. Replayed, that rule keeps the
+//! 4-slot table at n = 3 (3 of 4 is under 4/5) and predicts 112 bytes where the seed measured 160.
+//! Under the same check the measured transitions bound the max load to (11/16, 3/4]: 3/4 is the
+//! simplest value, and [`DictConfig::tight`] uses it with growth 3/2 and small table 1; this
+//! reproduces both columns exactly (see the tests). Two variants of 4/5 fit the table as well and
+//! differ from 3/4 first at n = 24 (growing at 25): the check against `ma_mask` instead of
+//! `ma_mask + 1`, and the check made one insert ahead (`(fill + 1) * 5 >= size * 4`). The seed's
+//! numbers cannot tell these apart; 3/4 is the plain reading.
+//!
+//! # Probing
+//!
+//! CPython 2.7's: a cursor `i` starts at the hash and steps `i = 5*i + 1 + perturb;
+//! perturb >>= 5` (perturb starting at the hash); power-of-two tables look at `i & mask`, where
+//! `5*i + 1` alone is a full-period generator once `perturb` is spent, so every slot is reached.
+//! Exact tables look at Lemire's `(i * size) >> 64` during the perturbed steps (at most 13 for a
+//! 64-bit hash) and then continue linearly, which bounds a probe by the table size. Every table
+//! keeps an empty slot (the max load is below 1), so every probe ends.
+//!
+//! # Footprint
+//!
+//! [`Dict::footprint`] is the struct plus every allocation it owns, for any `K` and `V`. The
+//! `dict` benchmark (`cargo bench -p spindle --bench dict`) prints the table for `(u64, u64)`
+//! beside `hashbrown`, CPython 3.11 and the 16n lower bound, and draws it as an SVG chart.
+//!
+//! # Hashing
+//!
+//! [`DefaultHashBuilder`] is a fast unkeyed folded-multiply hash, not resistant to chosen keys;
+//! [`hash::Keyed`] is keyed SipHash-1-3 for keys an adversary picks (see [`hash`]).
+#![forbid(unsafe_code)]
+
+mod compact;
+mod config;
+mod error;
+pub mod hash;
+mod probe;
+mod sparse;
+
+use alloc::vec;
+use core::borrow::Borrow;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+use core::iter::FusedIterator;
+use core::mem;
+use core::slice;
+
+use compact::Compact;
+use probe::{Lemire, Mask};
+use sparse::{Slot, Sparse};
+
+pub use config::{
+    ConfigError, DictConfig, DictConfigBuilder, Fraction, IndexWidth, Layout, ShrinkPolicy, Sizing,
+};
+pub use error::{InsertError, TryReserveError};
+pub use hash::DefaultHashBuilder;
+
+/// Bytes of a 32-bit CPython 2.7 dict besides its slots, as `sys.getsizeof` counts them (object,
+/// GC header): the seed's 148 less 8 slots, or its 64 less 1.
+pub const CPYTHON32_HEADER: usize = 52;
+/// Bytes of a 32-bit CPython 2.7 slot: hash, key pointer, value pointer.
+pub const CPYTHON32_SLOT: usize = 12;
+
+/// Where an entry is: its slot (sparse) or index slot (compact), and its entry number (compact;
+/// equal to the slot for sparse).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pos {
+    slot: usize,
+    entry: usize,
+}
+
+impl Pos {
+    fn at(slot: usize) -> Self {
+        Self { slot, entry: slot }
+    }
+}
+
+/// Where an absent key would go, and whether that slot is empty (else a dummy, reused).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vacancy {
+    slot: usize,
+    empty: bool,
+}
+
+impl Vacancy {
+    /// For a dict without a table yet: the insert allocates one first.
+    const UNALLOCATED: Vacancy = Vacancy {
+        slot: 0,
+        empty: true,
+    };
+}
+
+#[derive(Clone)]
+enum Table<K, V> {
+    Sparse(Sparse<K, V>),
+    Compact(Compact<K, V>),
+}
+
+/// Runs `$body` with `$t` bound to the table and `$R` to the reduction its sizing uses, so each
+/// of the four combinations compiles to its own probe loop.
+macro_rules! with_table {
+    ($table:expr, $sizing:expr, |$t:ident, $R:ident| $body:expr) => {
+        match ($table, $sizing) {
+            (Table::Sparse($t), Sizing::PowerOfTwo) => {
+                type $R = Mask;
+                $body
+            }
+            (Table::Sparse($t), Sizing::Exact) => {
+                type $R = Lemire;
+                $body
+            }
+            (Table::Compact($t), Sizing::PowerOfTwo) => {
+                type $R = Mask;
+                $body
+            }
+            (Table::Compact($t), Sizing::Exact) => {
+                type $R = Lemire;
+                $body
+            }
+        }
+    };
+}
+
+/// Bits of a compact index that names `capacity` entries plus the empty and dummy markers.
+fn index_bits(width: IndexWidth, capacity: usize) -> u32 {
+    let bits = (64 - (capacity as u64 + 1).leading_zeros()).max(1);
+    match width {
+        IndexWidth::Bits if bits <= 56 => bits,
+        IndexWidth::Bits => 64,
+        IndexWidth::Bytes => bits.next_power_of_two().max(8),
+    }
+}
+
+/// A hash table from `K` to `V` with CPython's probing and tunable memory use.
+///
+/// ```
+/// use spindle::dict::{Dict, DictConfig};
+///
+/// let mut ages: Dict<&str, u32> = Dict::with_config(DictConfig::exact_compact());
+/// ages.insert("ada", 36);
+/// *ages.entry("ada").or_insert(0) += 1;
+/// assert_eq!(ages.get("ada"), Some(&37));
+/// assert_eq!(format!("{ages:?}"), r#"{"ada": 37}"#);
+/// ```
+#[derive(Clone)]
+pub struct Dict<K, V, S = DefaultHashBuilder> {
+    table: Table<K, V>,
+    config: DictConfig,
+    hasher: S,
+}
+
+impl<K, V> Dict<K, V, DefaultHashBuilder> {
+    /// An empty dict with the default profile ([`DictConfig::tight`]); allocates nothing.
+    pub fn new() -> Self {
+        Self::with_config(DictConfig::default())
+    }
+
+    /// An empty dict with `config`; allocates nothing.
+    pub fn with_config(config: DictConfig) -> Self {
+        Self::with_config_and_hasher(config, DefaultHashBuilder::default())
+    }
+}
+
+impl<K, V, S> Dict<K, V, S> {
+    /// An empty dict with the default profile hashing with `hasher`.
+    pub fn with_hasher(hasher: S) -> Self {
+        Self::with_config_and_hasher(DictConfig::default(), hasher)
+    }
+
+    /// An empty dict with `config`, hashing with `hasher`; allocates nothing.
+    pub fn with_config_and_hasher(config: DictConfig, hasher: S) -> Self {
+        let table = match config.layout() {
+            Layout::Sparse => Table::Sparse(Sparse::new()),
+            Layout::Compact => Table::Compact(Compact::new()),
+        };
+        Self {
+            table,
+            config,
+            hasher,
+        }
+    }
+
+    /// The configuration this dict was built with.
+    pub fn config(&self) -> &DictConfig {
+        &self.config
+    }
+
+    /// The hasher builder.
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match &self.table {
+            Table::Sparse(t) => t.len(),
+            Table::Compact(t) => t.len(),
+        }
+    }
+
+    /// Whether the dict has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots of the table (index slots for the compact layout); 0 before the first insert.
+    pub fn slots(&self) -> usize {
+        match &self.table {
+            Table::Sparse(t) => t.slots(),
+            Table::Compact(t) => t.slots(),
+        }
+    }
+
+    /// Live plus dummy slots: what the max load is checked against.
+    fn fill(&self) -> usize {
+        match &self.table {
+            Table::Sparse(t) => t.fill(),
+            Table::Compact(t) => t.fill(),
+        }
+    }
+
+    /// Bytes used: the struct plus every heap allocation it owns (not what `K` or `V` own).
+    pub fn footprint(&self) -> usize {
+        mem::size_of::<Self>()
+            + match &self.table {
+                Table::Sparse(t) => t.heap_bytes(),
+                Table::Compact(t) => t.heap_bytes(),
+            }
+    }
+
+    /// What `sys.getsizeof` would report for a 32-bit CPython 2.7 dict with this dict's small
+    /// table and table size: [`CPYTHON32_HEADER`], the small table inline and, when the table is
+    /// larger, the table, at [`CPYTHON32_SLOT`] bytes a slot. `None` for the compact layout,
+    /// which 2.7 does not have.
+    pub fn cpython32_size(&self) -> Option<usize> {
+        if self.config.layout() != Layout::Sparse {
+            return None;
+        }
+        let small = self.config.small_table();
+        let separate = if self.slots() > small {
+            self.slots()
+        } else {
+            0
+        };
+        Some(CPYTHON32_HEADER + CPYTHON32_SLOT * (small + separate))
+    }
+
+    /// Removes every entry and frees the table.
+    pub fn clear(&mut self) {
+        self.table = match self.config.layout() {
+            Layout::Sparse => Table::Sparse(Sparse::new()),
+            Layout::Compact => Table::Compact(Compact::new()),
+        };
+    }
+
+    /// The entries, in slot order (sparse) or insertion order (compact, until a removal).
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        let inner = match &self.table {
+            Table::Sparse(t) => IterInner::Sparse(t.raw().iter()),
+            Table::Compact(t) => IterInner::Compact(t.raw().iter()),
+        };
+        Iter {
+            inner,
+            left: self.len(),
+        }
+    }
+
+    /// The entries with mutable values.
+    pub fn iter_mut(&mut self) -> IterMut<'_, K, V> {
+        let left = self.len();
+        let inner = match &mut self.table {
+            Table::Sparse(t) => IterMutInner::Sparse(t.raw_mut().iter_mut()),
+            Table::Compact(t) => IterMutInner::Compact(t.raw_mut().iter_mut()),
+        };
+        IterMut { inner, left }
+    }
+
+    /// The keys, in iteration order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &K> + Clone + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// The values, in iteration order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + Clone + '_ {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// The values, mutable, in iteration order.
+    pub fn values_mut(&mut self) -> impl ExactSizeIterator<Item = &mut V> + '_ {
+        self.iter_mut().map(|(_, v)| v)
+    }
+
+    fn entry_at(&self, pos: Pos) -> (&K, &V) {
+        match &self.table {
+            Table::Sparse(t) => t.entry(pos),
+            Table::Compact(t) => t.entry(pos),
+        }
+    }
+
+    fn entry_at_mut(&mut self, pos: Pos) -> (&K, &mut V) {
+        match &mut self.table {
+            Table::Sparse(t) => t.entry_mut(pos),
+            Table::Compact(t) => t.entry_mut(pos),
+        }
+    }
+}
+
+impl<K, V, S> Dict<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn find<Q>(&self, key: &Q) -> Option<Pos>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.is_empty() {
+            return None;
+        }
+        let hash = self.hash(key);
+        with_table!(&self.table, self.config.sizing(), |t, R| t
+            .find::<R, Q>(hash, key))
+    }
+
+    fn find_or_vacant(&self, hash: u64, key: &K) -> Result<Pos, Vacancy> {
+        with_table!(&self.table, self.config.sizing(), |t, R| t
+            .find_or_vacant::<R, K>(hash, key))
+    }
+
+    /// Rebuilds the table at `slots` slots (which must hold every entry); on failure nothing
+    /// changes.
+    fn rebuild(&mut self, slots: usize) -> Result<(), TryReserveError> {
+        let capacity = self.config.capacity_of(slots);
+        let bits = index_bits(self.config.index_width(), capacity);
+        let hasher = &self.hasher;
+        with_table!(&mut self.table, self.config.sizing(), |t, R| t
+            .rebuild::<R>(slots, capacity, bits, |k| hasher.hash_one(k)))
+    }
+
+    /// Inserts a key known to be absent at `vacancy`, growing first if the insert would reach the
+    /// max load.
+    fn insert_vacant(
+        &mut self,
+        hash: u64,
+        mut vacancy: Vacancy,
+        key: K,
+        value: V,
+    ) -> Result<Pos, InsertError<K, V>> {
+        let slots = self.slots();
+        let (base, fill) = if slots == 0 {
+            (self.config.small_table(), 1)
+        } else {
+            (slots, self.fill() + usize::from(vacancy.empty))
+        };
+        if slots == 0 || self.config.at_max_load(base, fill) {
+            let size = if self.config.at_max_load(base, fill) {
+                self.config.grown_size(self.len() + 1)
+            } else {
+                Some(base)
+            };
+            let grown = match size {
+                Some(size) => self.rebuild(size),
+                None => Err(TryReserveError::CapacityOverflow),
+            };
+            if let Err(error) = grown {
+                return Err(InsertError { error, key, value });
+            }
+            vacancy = with_table!(&self.table, self.config.sizing(), |t, R| t
+                .fresh_vacancy::<R>(hash));
+        }
+        Ok(match &mut self.table {
+            Table::Sparse(t) => t.insert_at(vacancy, key, value),
+            Table::Compact(t) => t.insert_at(vacancy, key, value),
+        })
+    }
+
+    /// Removes the entry at `pos`, then shrinks if the policy asks (best effort).
+    fn remove_at(&mut self, pos: Pos) -> (K, V) {
+        let hasher = &self.hasher;
+        let removed = with_table!(&mut self.table, self.config.sizing(), |t, R| t
+            .remove_at::<R>(pos, |k| hasher.hash_one(k)));
+        if self.config.wants_shrink(self.slots(), self.len()) {
+            if let Some(size) = self.config.grown_size(self.len()) {
+                if size < self.slots() {
+                    // A refusal keeps the larger table; the removal has happened either way.
+                    let _ = self.rebuild(size);
+                }
+            }
+        }
+        removed
+    }
+
+    /// The value for `key`.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key).map(|pos| self.entry_at(pos).1)
+    }
+
+    /// The stored key and value for `key`.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key).map(|pos| self.entry_at(pos))
+    }
+
+    /// The value for `key`, mutable.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let pos = self.find(key)?;
+        Some(self.entry_at_mut(pos).1)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key).is_some()
+    }
+
+    /// Inserts or replaces; returns the replaced value. If the table cannot grow, the key and
+    /// value come back in the error and the dict is unchanged. Replacing never allocates.
+    pub fn try_insert(&mut self, key: K, value: V) -> Result<Option<V>, InsertError<K, V>> {
+        let hash = self.hash(&key);
+        match self.find_or_vacant(hash, &key) {
+            Ok(pos) => Ok(Some(mem::replace(self.entry_at_mut(pos).1, value))),
+            Err(vacancy) => self.insert_vacant(hash, vacancy, key, value).map(|_| None),
+        }
+    }
+
+    /// Inserts or replaces; returns the replaced value. Aborts as `Vec` does if out of memory.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.try_insert(key, value) {
+            Ok(old) => old,
+            Err(e) => error::or_abort(Err(e.error)),
+        }
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_entry(key).map(|(_, v)| v)
+    }
+
+    /// Removes `key`; returns the stored key and its value.
+    ///
+    /// With the compact layout the newest entry takes the removed one's place in iteration order.
+    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let pos = self.find(key)?;
+        Some(self.remove_at(pos))
+    }
+
+    /// The entry for `key`, for in-place update or insertion.
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V, S> {
+        let hash = self.hash(&key);
+        match self.find_or_vacant(hash, &key) {
+            Ok(pos) => Entry::Occupied(OccupiedEntry { dict: self, pos }),
+            Err(vacancy) => Entry::Vacant(VacantEntry {
+                dict: self,
+                key,
+                hash,
+                vacancy,
+            }),
+        }
+    }
+
+    /// Makes room so that the next `additional` inserts of new keys allocate nothing. On failure
+    /// the dict is unchanged.
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+        let slots = self.slots();
+        let fill = self
+            .fill()
+            .checked_add(additional)
+            .ok_or(TryReserveError::CapacityOverflow)?;
+        if additional == 0 || (slots > 0 && !self.config.at_max_load(slots, fill)) {
+            return Ok(());
+        }
+        let wanted = self.len() + additional;
+        let size = self
+            .config
+            .size_for(wanted)
+            .ok_or(TryReserveError::CapacityOverflow)?;
+        self.rebuild(size)
+    }
+
+    /// [`try_reserve`](Self::try_reserve), aborting as `Vec` does if out of memory.
+    pub fn reserve(&mut self, additional: usize) {
+        error::or_abort(self.try_reserve(additional));
+    }
+
+    /// Rebuilds at the smallest size holding the entries (freeing everything when empty) and
+    /// drops dummies. On failure the dict is unchanged.
+    pub fn try_shrink_to_fit(&mut self) -> Result<(), TryReserveError> {
+        let size = if self.is_empty() {
+            0
+        } else {
+            self.config
+                .size_for(self.len())
+                .ok_or(TryReserveError::CapacityOverflow)?
+        };
+        if size == self.slots() && self.fill() == self.len() {
+            return Ok(());
+        }
+        self.rebuild(size)
+    }
+
+    /// [`try_shrink_to_fit`](Self::try_shrink_to_fit); keeps the old table if out of memory.
+    pub fn shrink_to_fit(&mut self) {
+        let _ = self.try_shrink_to_fit();
+    }
+}
+
+impl<K, V> Default for Dict<K, V, DefaultHashBuilder> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> fmt::Debug for Dict<K, V, S>
+where
+    K: fmt::Debug,
+    V: fmt::Debug,
+{
+    /// Like Python's `repr`: `{1: 2, 3: 4}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<K, V, S> PartialEq for Dict<K, V, S>
+where
+    K: Hash + Eq,
+    V: PartialEq,
+    S: BuildHasher,
+{
+    /// Same keys with equal values, whatever the configurations and orders.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl<K: Hash + Eq, V: Eq, S: BuildHasher> Eq for Dict<K, V, S> {}
+
+impl<K, V, S> Extend<(K, V)> for Dict<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// Inserts one by one without presizing, as CPython's `dict(iterable)`, so the sizes follow
+    /// the resize rule.
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<K, V, S> FromIterator<(K, V)> for Dict<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Default,
+{
+    /// With the default profile.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut dict = Self::with_hasher(S::default());
+        dict.extend(iter);
+        dict
+    }
+}
+
+/// A view into one key's place in a [`Dict`], from [`Dict::entry`].
+pub enum Entry<'a, K, V, S> {
+    /// The key is present.
+    Occupied(OccupiedEntry<'a, K, V, S>),
+    /// The key is absent.
+    Vacant(VacantEntry<'a, K, V, S>),
+}
+
+/// A present key, from [`Dict::entry`].
+pub struct OccupiedEntry<'a, K, V, S> {
+    dict: &'a mut Dict<K, V, S>,
+    pos: Pos,
+}
+
+/// An absent key and where it would go, from [`Dict::entry`].
+pub struct VacantEntry<'a, K, V, S> {
+    dict: &'a mut Dict<K, V, S>,
+    key: K,
+    hash: u64,
+    vacancy: Vacancy,
+}
+
+impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
+    /// The value, inserting `default` if absent.
+    pub fn or_insert(self, default: V) -> &'a mut V {
+        self.or_insert_with(|| default)
+    }
+
+    /// The value, inserting `make()` if absent.
+    pub fn or_insert_with(self, make: impl FnOnce() -> V) -> &'a mut V {
+        match self {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(make()),
+        }
+    }
+
+    /// The value, inserting `V::default()` if absent.
+    pub fn or_default(self) -> &'a mut V
+    where
+        V: Default,
+    {
+        self.or_insert_with(V::default)
+    }
+
+    /// The value, inserting `default` if absent; if the table cannot grow, the dict is unchanged
+    /// and the key and value come back.
+    pub fn try_or_insert(self, default: V) -> Result<&'a mut V, InsertError<K, V>> {
+        match self {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => e.try_insert(default),
+        }
+    }
+
+    /// Applies `f` to the value if present.
+    pub fn and_modify(mut self, f: impl FnOnce(&mut V)) -> Self {
+        if let Entry::Occupied(e) = &mut self {
+            f(e.get_mut());
+        }
+        self
+    }
+
+    /// The key.
+    pub fn key(&self) -> &K {
+        match self {
+            Entry::Occupied(e) => e.key(),
+            Entry::Vacant(e) => e.key(),
+        }
+    }
+}
+
+impl<'a, K: Hash + Eq, V, S: BuildHasher> OccupiedEntry<'a, K, V, S> {
+    /// The stored key.
+    pub fn key(&self) -> &K {
+        self.dict.entry_at(self.pos).0
+    }
+
+    /// The value.
+    pub fn get(&self) -> &V {
+        self.dict.entry_at(self.pos).1
+    }
+
+    /// The value, mutable.
+    pub fn get_mut(&mut self) -> &mut V {
+        self.dict.entry_at_mut(self.pos).1
+    }
+
+    /// The value, mutable for the dict's borrow.
+    pub fn into_mut(self) -> &'a mut V {
+        self.dict.entry_at_mut(self.pos).1
+    }
+
+    /// Replaces the value; returns the old one.
+    pub fn insert(&mut self, value: V) -> V {
+        mem::replace(self.get_mut(), value)
+    }
+
+    /// Removes the entry; returns its value.
+    pub fn remove(self) -> V {
+        self.dict.remove_at(self.pos).1
+    }
+
+    /// Removes the entry; returns the key and value.
+    pub fn remove_entry(self) -> (K, V) {
+        self.dict.remove_at(self.pos)
+    }
+}
+
+impl<'a, K: Hash + Eq, V, S: BuildHasher> VacantEntry<'a, K, V, S> {
+    /// The key that would be inserted.
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// Takes the key back.
+    pub fn into_key(self) -> K {
+        self.key
+    }
+
+    /// Inserts `value`; aborts as `Vec` does if out of memory.
+    pub fn insert(self, value: V) -> &'a mut V {
+        match self.try_insert(value) {
+            Ok(v) => v,
+            Err(e) => error::or_abort(Err(e.error)),
+        }
+    }
+
+    /// Inserts `value`; if the table cannot grow, the dict is unchanged and the key and value
+    /// come back.
+    pub fn try_insert(self, value: V) -> Result<&'a mut V, InsertError<K, V>> {
+        let pos = self
+            .dict
+            .insert_vacant(self.hash, self.vacancy, self.key, value)?;
+        Ok(self.dict.entry_at_mut(pos).1)
+    }
+}
+
+/// Borrowing iterator over a [`Dict`]'s entries.
+pub struct Iter<'a, K, V> {
+    inner: IterInner<'a, K, V>,
+    left: usize,
+}
+
+// By hand: derived impls would demand `K: Clone, V: Clone`, which cloning borrows does not need.
+impl<K, V> Clone for Iter<'_, K, V> {
+    fn clone(&self) -> Self {
+        let inner = match &self.inner {
+            IterInner::Sparse(slots) => IterInner::Sparse(slots.clone()),
+            IterInner::Compact(entries) => IterInner::Compact(entries.clone()),
+        };
+        Self {
+            inner,
+            left: self.left,
+        }
+    }
+}
+
+enum IterInner<'a, K, V> {
+    Sparse(slice::Iter<'a, Slot<K, V>>),
+    Compact(slice::Iter<'a, (K, V)>),
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = match &mut self.inner {
+            IterInner::Sparse(slots) => slots.find_map(|slot| match slot {
+                Slot::Full(k, v) => Some((k, v)),
+                _ => None,
+            }),
+            IterInner::Compact(entries) => entries.next().map(|(k, v)| (k, v)),
+        };
+        self.left -= usize::from(next.is_some());
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<K, V> ExactSizeIterator for Iter<'_, K, V> {}
+impl<K, V> FusedIterator for Iter<'_, K, V> {}
+
+/// Iterator over a [`Dict`]'s entries with mutable values.
+pub struct IterMut<'a, K, V> {
+    inner: IterMutInner<'a, K, V>,
+    left: usize,
+}
+
+enum IterMutInner<'a, K, V> {
+    Sparse(slice::IterMut<'a, Slot<K, V>>),
+    Compact(slice::IterMut<'a, (K, V)>),
+}
+
+impl<'a, K, V> Iterator for IterMut<'a, K, V> {
+    type Item = (&'a K, &'a mut V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = match &mut self.inner {
+            IterMutInner::Sparse(slots) => slots.find_map(|slot| match slot {
+                Slot::Full(k, v) => Some((&*k, v)),
+                _ => None,
+            }),
+            IterMutInner::Compact(entries) => entries.next().map(|(k, v)| (&*k, v)),
+        };
+        self.left -= usize::from(next.is_some());
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<K, V> ExactSizeIterator for IterMut<'_, K, V> {}
+impl<K, V> FusedIterator for IterMut<'_, K, V> {}
+
+/// Owning iterator over a [`Dict`]'s entries.
+pub struct IntoIter<K, V> {
+    inner: IntoIterInner<K, V>,
+    left: usize,
+}
+
+enum IntoIterInner<K, V> {
+    Sparse(vec::IntoIter<Slot<K, V>>),
+    Compact(vec::IntoIter<(K, V)>),
+}
+
+impl<K, V> Iterator for IntoIter<K, V> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        let next = match &mut self.inner {
+            IntoIterInner::Sparse(slots) => slots.find_map(|slot| match slot {
+                Slot::Full(k, v) => Some((k, v)),
+                _ => None,
+            }),
+            IntoIterInner::Compact(entries) => entries.next(),
+        };
+        self.left -= usize::from(next.is_some());
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<K, V> ExactSizeIterator for IntoIter<K, V> {}
+impl<K, V> FusedIterator for IntoIter<K, V> {}
+
+impl<K, V, S> IntoIterator for Dict<K, V, S> {
+    type Item = (K, V);
+    type IntoIter = IntoIter<K, V>;
+
+    fn into_iter(self) -> IntoIter<K, V> {
+        let left = self.len();
+        let inner = match self.table {
+            Table::Sparse(t) => IntoIterInner::Sparse(t.into_raw().into_vec().into_iter()),
+            Table::Compact(t) => IntoIterInner::Compact(t.into_raw().into_iter()),
+        };
+        IntoIter { inner, left }
+    }
+}
+
+impl<'a, K, V, S> IntoIterator for &'a Dict<K, V, S> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Iter<'a, K, V>;
+
+    fn into_iter(self) -> Iter<'a, K, V> {
+        self.iter()
+    }
+}
+
+impl<'a, K, V, S> IntoIterator for &'a mut Dict<K, V, S> {
+    type Item = (&'a K, &'a mut V);
+    type IntoIter = IterMut<'a, K, V>;
+
+    fn into_iter(self) -> IterMut<'a, K, V> {
+        self.iter_mut()
+    }
+}

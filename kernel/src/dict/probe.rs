@@ -1,0 +1,157 @@
+//! Probe sequences: CPython's perturbed probing over a masked or a Lemire-reduced table.
+//!
+//! CPython 2.7 keeps an unmasked cursor `i`, starts at `hash`, and steps
+//! `i = 5*i + 1 + perturb; perturb >>= 5` (perturb starting at the hash), looking at slot
+//! `i & mask`. Once `perturb` is spent the step is the full-period generator `5*i + 1` modulo a
+//! power of two, which visits every slot, so a probe always reaches the empty slot every table
+//! keeps.
+//!
+//! Exact tables reduce the cursor with Lemire's `(i * slots) >> 64`, which spreads the high bits
+//! over any size without a division; `5*i + 1` has no full-period guarantee there, so once
+//! `perturb` is spent (after at most 13 steps of a 64-bit hash) the probe continues linearly,
+//! which bounds it by the table size.
+
+/// How a probe cursor becomes a slot index.
+pub(crate) trait Reduce: Copy {
+    /// The reduction for a table of `slots` (non-zero) slots.
+    fn for_slots(slots: usize) -> Self;
+    /// Slot of a cursor during the perturbed phase.
+    fn slot(self, cursor: u64) -> usize;
+    /// Slot after `slot` once the perturbation is spent.
+    fn after(self, slot: usize, cursor: u64) -> usize;
+}
+
+/// Power-of-two tables: `i & mask`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mask(u64);
+
+impl Reduce for Mask {
+    #[inline]
+    fn for_slots(slots: usize) -> Self {
+        Mask(slots as u64 - 1)
+    }
+
+    #[inline]
+    fn slot(self, cursor: u64) -> usize {
+        (cursor & self.0) as usize
+    }
+
+    #[inline]
+    fn after(self, _slot: usize, cursor: u64) -> usize {
+        self.slot(cursor)
+    }
+}
+
+/// Any table size: Lemire's multiply-shift.
+#[derive(Clone, Copy)]
+pub(crate) struct Lemire(u64);
+
+impl Reduce for Lemire {
+    #[inline]
+    fn for_slots(slots: usize) -> Self {
+        Lemire(slots as u64)
+    }
+
+    #[inline]
+    fn slot(self, cursor: u64) -> usize {
+        ((cursor as u128 * self.0 as u128) >> 64) as usize
+    }
+
+    #[inline]
+    fn after(self, slot: usize, _cursor: u64) -> usize {
+        if slot as u64 + 1 == self.0 {
+            0
+        } else {
+            slot + 1
+        }
+    }
+}
+
+/// One probe sequence; `slot` is the slot to look at.
+pub(crate) struct Probe<R> {
+    reduce: R,
+    cursor: u64,
+    perturb: u64,
+    pub(crate) slot: usize,
+}
+
+impl<R: Reduce> Probe<R> {
+    #[inline]
+    pub(crate) fn new(reduce: R, hash: u64) -> Self {
+        Self {
+            reduce,
+            cursor: hash,
+            perturb: hash,
+            slot: reduce.slot(hash),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn advance(&mut self) {
+        if self.perturb != 0 {
+            self.cursor = self
+                .cursor
+                .wrapping_mul(5)
+                .wrapping_add(1)
+                .wrapping_add(self.perturb);
+            self.perturb >>= 5;
+            self.slot = self.reduce.slot(self.cursor);
+        } else {
+            self.cursor = self.cursor.wrapping_mul(5).wrapping_add(1);
+            self.slot = self.reduce.after(self.slot, self.cursor);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every slot of a table is reached from any hash, so a probe always ends.
+    fn covers<R: Reduce>(slots: usize) {
+        for hash in [0u64, 1, 0xdead_beef, u64::MAX, 0x8000_0000_0000_0000] {
+            let mut seen = alloc::vec![false; slots];
+            let mut probe = Probe::new(R::for_slots(slots), hash);
+            for _ in 0..64 + 4 * slots {
+                seen[probe.slot] = true;
+                probe.advance();
+            }
+            assert!(seen.iter().all(|s| *s), "{slots} slots, hash {hash:#x}");
+        }
+    }
+
+    #[test]
+    fn masked_probes_visit_every_slot() {
+        for bits in 0..10 {
+            covers::<Mask>(1 << bits);
+        }
+    }
+
+    #[test]
+    fn lemire_probes_visit_every_slot() {
+        for slots in 1..200 {
+            covers::<Lemire>(slots);
+        }
+    }
+
+    #[test]
+    fn lemire_spreads_over_the_whole_table() {
+        let reduce = Lemire::for_slots(10);
+        assert_eq!(reduce.slot(0), 0);
+        assert_eq!(reduce.slot(u64::MAX), 9);
+        assert_eq!(reduce.slot(1 << 63), 5);
+    }
+
+    #[test]
+    fn masked_probe_follows_cpython() {
+        // CPython 2.7, mask 7, hash 10: i = 10 -> slot 2; i = 5*10 + 1 + 10 = 61 -> slot 5;
+        // perturb = 0 then: i = 5*61 + 1 = 306 -> slot 2.
+        let mut probe = Probe::new(Mask::for_slots(8), 10);
+        let mut slots = alloc::vec![probe.slot];
+        for _ in 0..2 {
+            probe.advance();
+            slots.push(probe.slot);
+        }
+        assert_eq!(slots, [2, 5, 2]);
+    }
+}

@@ -449,7 +449,7 @@ fn mock_misuse_gives_typed_errors() {
     );
     assert_eq!(
         MockNet::new(MockConfig {
-            max_sockets: spindle::net::FD_SETSIZE + 1,
+            max_sockets: spindle_drivers::mock_net::MAX_MOCK_SOCKETS + 1,
             ..MockConfig::default()
         })
         .map(|_| ()),

@@ -28,7 +28,7 @@ use spin::Mutex;
 use spindle::net::{NetDriver, NetError, RawFdSet, RawPollFd, RawSocket, Shutdown, SocketKind};
 
 pub use faults::{ConnId, Fault, FaultScript, ScheduledFault, Side, Trigger, MAX_SCRIPTED_FAULTS};
-pub use network::{MockConfig, MockStats};
+pub use network::{MockConfig, MockStats, MAX_MOCK_SOCKETS};
 
 use network::Network;
 

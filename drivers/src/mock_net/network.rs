@@ -9,10 +9,14 @@ use spindle::net::{NetError, PollFlags, RawPollFd, RawSocket, Shutdown, FD_SETSI
 use super::faults::{ConnId, Fault, FaultScript, ScheduledFault, Side, Trigger};
 use super::ring::Ring;
 
+/// Most sockets one mock network can hold.
+pub const MAX_MOCK_SOCKETS: usize = 4 * FD_SETSIZE;
+
 /// Sizes and behaviour of a mock network, checked by [`super::MockNet::new`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MockConfig {
-    /// Sockets on the whole network, 1..=[`FD_SETSIZE`] (accepted ends count too).
+    /// Sockets on the whole network, 1..=[`MAX_MOCK_SOCKETS`] (accepted ends count too). Sockets
+    /// numbered from [`FD_SETSIZE`] up work with poll but not select, as on BSD.
     pub max_sockets: usize,
     /// Receive buffer of each connected socket, in bytes (at least 1).
     pub recv_buffer: usize,
@@ -162,7 +166,7 @@ fn pick<T>(items: &mut [T], first: usize, second: usize) -> (&mut T, &mut T) {
 impl Network {
     pub(super) fn new(config: MockConfig) -> Result<Network, NetError> {
         if config.max_sockets == 0
-            || config.max_sockets > FD_SETSIZE
+            || config.max_sockets > MAX_MOCK_SOCKETS
             || config.recv_buffer == 0
             || config.send_buffer == 0
             || config.max_backlog == 0

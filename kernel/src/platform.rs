@@ -44,6 +44,38 @@ pub trait Platform: Sync {
 
     /// Leaves the machine: `success` becomes the exit status the outside world sees.
     fn exit(&self, success: bool) -> !;
+
+    /// Starts CPU `cpu` (in `1..cpu_count()`) running `entry(cpu)` on a stack of its own, with
+    /// interrupts masked; `entry` never returns. Each CPU can be started once. Boards without
+    /// SMP (and hosted builds, whose "CPUs" are threads) keep this default.
+    fn start_cpu(&self, cpu: usize, entry: fn(usize) -> !) -> Result<(), StartCpuError> {
+        let _ = (cpu, entry);
+        Err(StartCpuError::Unsupported)
+    }
+}
+
+/// Why [`Platform::start_cpu`] did not start a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartCpuError {
+    /// The platform cannot start CPUs.
+    Unsupported,
+    /// No such CPU: the boot CPU (0), or an index not below [`Platform::cpu_count`].
+    NoSuchCpu,
+    /// The CPU was already started.
+    AlreadyStarted,
+    /// The firmware refused to start it (its status code).
+    Firmware(i32),
+}
+
+impl fmt::Display for StartCpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsupported => f.write_str("this platform cannot start CPUs"),
+            Self::NoSuchCpu => f.write_str("no such CPU (or it is the boot CPU)"),
+            Self::AlreadyStarted => f.write_str("the CPU was already started"),
+            Self::Firmware(status) => write!(f, "the firmware refused to start the CPU (status {status})"),
+        }
+    }
 }
 
 /// [`install`] was called a second time.

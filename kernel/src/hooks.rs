@@ -3,9 +3,11 @@
 use core::fmt;
 
 /// Forwards a board timer interrupt to the scheduler's preemption logic.
-pub(crate) fn timer_interrupt() {}
+pub(crate) fn timer_interrupt() {
+    crate::tasklet::on_timer_interrupt();
+}
 
 /// Describes the running tasklet for crash reports.
 pub(crate) fn write_current_tasklet(out: &mut dyn fmt::Write) -> fmt::Result {
-    out.write_str("boot context (no tasklet)")
+    crate::tasklet::write_current(out)
 }

@@ -14,3 +14,4 @@ mod hooks;
 pub mod net;
 pub mod platform;
 pub mod record;
+pub mod tasklet;

@@ -1,0 +1,825 @@
+//! Tasklets: Stackless-style microthreads on a per-CPU round-robin run ring.
+//!
+//! A tasklet runs a `'static` closure on its own small stack. The running tasklet yields with
+//! [`schedule`]; [`run`] runs the ring until only the main tasklet (the CPU's original context)
+//! is left, and [`run_with_timeout`] does so under a watchdog that hands back a tasklet that
+//! overran its budget. Blocking operations (channels, [`sleep`], [`JoinHandle::join`]) return a
+//! [`TaskletError`] instead of a value when the tasklet is killed, has an error thrown into it,
+//! times out, or would deadlock, so code unwinds with `?` and its destructors run.
+//!
+//! # Preemption
+//! On boards whose platform preempts (PowerPC64: the decrementer), the watchdog interrupts a
+//! running tasklet from the timer interrupt. Hosted builds have no interrupts: the budget is
+//! enforced at cooperative check points — [`schedule`], every channel operation, [`sleep`] and
+//! [`checkpoint`] — so a loop that never reaches one is not interrupted there.
+//!
+//! # Atomic sections
+//! [`atomic`] (or [`AtomicGuard`]) forbids involuntary switches of the current tasklet on its
+//! CPU; voluntary ones (blocking, yielding) still happen. Atomic is per CPU: it does not stop
+//! other CPUs, and protects nothing from them — shared state between CPUs needs a lock
+//! ([`spin`] or the channel-based locks in [`crate::sync`]).
+//!
+//! # Stacks
+//! Stacks come from a per-CPU byte budget ([`set_stack_budget`]); exhausting it fails the spawn
+//! with [`TaskletError::StackBudgetExhausted`]. Guard words below each stack are checked at every
+//! switch away from a tasklet (and by [`check_stack`]); an overflowed tasklet is reported on the
+//! console with its name and abandoned, and the kernel stays up. [`spill`] continues deep
+//! recursion on a fresh segment when the remaining stack runs low.
+//!
+//! # Cross-CPU rules
+//! A tasklet lives on the CPU that spawned it. Channels and joins work across CPUs; `kill`,
+//! `throw`, `insert`, `remove`, `run` and `switch` must be called on the tasklet's own CPU and
+//! return [`TaskletError::WrongCpu`] elsewhere.
+
+mod error;
+pub(crate) mod sched;
+pub(crate) mod slot;
+mod stack;
+pub(crate) mod tcb;
+
+pub use error::{TaskletError, Thrown};
+pub use sched::CpuGroup;
+pub use stack::{DEFAULT_SPILL_SEGMENT, DEFAULT_SPILL_WATERMARK, DEFAULT_STACK_BYTES, GUARD_BYTES, MIN_STACK_BYTES};
+
+use core::marker::PhantomData;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+use sched::{this_cpu, Placement};
+use spindle_arch::context;
+use stack::StackRegion;
+use tcb::{Body, State, Tcb, TcbRef};
+
+/// Which way a tasklet is blocked on a channel (Stackless's `blocked`: +1, -1, 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// Not blocked on a channel (it may still wait for a timer or a join).
+    No,
+    /// Blocked in a send.
+    Sending,
+    /// Blocked in a receive.
+    Receiving,
+}
+
+/// A handle to a tasklet. Cloning it is cheap; the tasklet lives on until it finishes, whether
+/// or not handles remain.
+#[derive(Clone)]
+pub struct Tasklet {
+    tcb: TcbRef,
+}
+
+impl core::fmt::Debug for Tasklet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Tasklet(#{} {:?}, {:?})", self.tcb.id, self.tcb.name(), self.tcb.state())
+    }
+}
+
+impl PartialEq for Tasklet {
+    fn eq(&self, other: &Self) -> bool {
+        core::ptr::eq(self.tcb.as_ptr(), other.tcb.as_ptr())
+    }
+}
+
+impl Eq for Tasklet {}
+
+impl Tasklet {
+    pub(crate) fn from_tcb(tcb: &Tcb) -> Self {
+        Self { tcb: TcbRef::from_tcb(tcb) }
+    }
+
+    pub(crate) fn tcb(&self) -> &Tcb {
+        &self.tcb
+    }
+
+    /// Identifier, unique among the live tasklets of a CPU (the main tasklet is 0).
+    pub fn id(&self) -> u32 {
+        self.tcb.id
+    }
+
+    /// The name given at spawn (`"main"` for the main tasklet).
+    pub fn name(&self) -> &'static str {
+        self.tcb.name()
+    }
+
+    /// Whether the tasklet has not finished.
+    pub fn is_alive(&self) -> bool {
+        self.tcb.state() != State::Dead
+    }
+
+    /// Whether this is its CPU's main tasklet.
+    pub fn is_main(&self) -> bool {
+        self.tcb.is_main()
+    }
+
+    /// Whether this is the tasklet running now on this CPU.
+    pub fn is_current(&self) -> bool {
+        core::ptr::eq(this_cpu().current(), &*self.tcb)
+    }
+
+    /// Whether it is in its run ring (or on its way there from another CPU's wake-up).
+    pub fn is_scheduled(&self) -> bool {
+        matches!(self.tcb.state(), State::Runnable | State::Waking)
+    }
+
+    /// Whether it is alive but neither scheduled nor blocked.
+    pub fn is_paused(&self) -> bool {
+        self.tcb.state() == State::Paused
+    }
+
+    /// Whether it is blocked on a channel, and which way.
+    pub fn blocked(&self) -> Blocked {
+        match self.tcb.direction.load(Ordering::Relaxed) {
+            1 => Blocked::Sending,
+            -1 => Blocked::Receiving,
+            _ => Blocked::No,
+        }
+    }
+
+    /// Whether it waits in any blocking operation (channel, join, sleep).
+    pub fn is_blocked(&self) -> bool {
+        self.tcb.state() == State::Blocked
+    }
+
+    /// Nesting depth of its atomic sections.
+    pub fn atomic_depth(&self) -> u16 {
+        self.tcb.atomic.get()
+    }
+
+    /// Makes blocking operations of this tasklet fail with [`TaskletError::BlockTrap`] instead
+    /// of blocking (Stackless's `block_trap`).
+    pub fn set_block_trap(&self, trap: bool) {
+        self.tcb.set_flag(tcb::FLAG_BLOCK_TRAP, trap);
+    }
+
+    /// Bytes of its stack (0 for the main tasklet, which runs on the CPU's own stack).
+    pub fn stack_size(&self) -> usize {
+        self.tcb.stack.get().size
+    }
+
+    /// Most bytes of its own stack ever in use (0 for the main tasklet or once dead).
+    pub fn stack_high_water(&self) -> usize {
+        let stack = self.tcb.stack.get();
+        if stack.base == 0 {
+            0
+        } else {
+            stack.high_water()
+        }
+    }
+
+    fn check_home(&self) -> Result<&'static sched::Scheduler, TaskletError> {
+        let scheduler = this_cpu();
+        if scheduler.is_here(&self.tcb) {
+            Ok(scheduler)
+        } else {
+            Err(TaskletError::WrongCpu)
+        }
+    }
+
+    /// Appends a paused tasklet to the end of the run queue. A scheduled one stays where it is.
+    pub fn insert(&self) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let _busy = scheduler.enter();
+        match self.tcb.state() {
+            State::Paused => {
+                scheduler.ring_insert(&self.tcb, Placement::Tail);
+                Ok(())
+            }
+            State::Runnable | State::Waking => Ok(()),
+            State::Blocked => Err(TaskletError::InvalidTarget),
+            State::Dead => Err(TaskletError::Dead),
+        }
+    }
+
+    /// Takes a scheduled tasklet out of the run queue (it becomes paused). Not for the running
+    /// tasklet (use [`schedule_remove`]) or a blocked one.
+    pub fn remove(&self) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let _busy = scheduler.enter();
+        if self.is_current() {
+            return Err(TaskletError::InvalidTarget);
+        }
+        match self.tcb.state() {
+            State::Runnable => {
+                scheduler.ring_remove(&self.tcb);
+                self.tcb.set_state(State::Paused);
+                Ok(())
+            }
+            State::Paused => Ok(()),
+            State::Waking | State::Blocked => Err(TaskletError::InvalidTarget),
+            State::Dead => Err(TaskletError::Dead),
+        }
+    }
+
+    /// Switches to this tasklet now; the current one stays runnable and runs again when the
+    /// ring comes round to it.
+    pub fn run(&self) -> Result<(), TaskletError> {
+        self.switch_in(false)
+    }
+
+    /// Switches to this tasklet now and pauses the current one (it runs again only when
+    /// inserted or run).
+    pub fn switch(&self) -> Result<(), TaskletError> {
+        self.switch_in(true)
+    }
+
+    fn switch_in(&self, pause_current: bool) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let me = scheduler.current();
+        take_pending(me)?;
+        if core::ptr::eq(me, &*self.tcb) {
+            return Ok(());
+        }
+        let _busy = scheduler.enter();
+        match self.tcb.state() {
+            State::Paused => scheduler.ring_insert(&self.tcb, Placement::Next),
+            State::Runnable => {
+                scheduler.ring_remove(&self.tcb);
+                scheduler.ring_insert(&self.tcb, Placement::Next);
+            }
+            State::Blocked | State::Waking => return Err(TaskletError::InvalidTarget),
+            State::Dead => return Err(TaskletError::Dead),
+        }
+        if pause_current {
+            if me.is_main() && scheduler.run_count() == 0 {
+                return Err(TaskletError::InvalidTarget);
+            }
+            scheduler.ring_remove(me);
+            me.set_state(State::Paused);
+        }
+        scheduler.switch_to(me, &self.tcb);
+        scheduler.finish_resume();
+        take_pending(me)
+    }
+
+    /// Kills the tasklet (Stackless's `kill`): its current or next blocking operation returns
+    /// [`TaskletError::Killed`], and it is switched to at once so it can unwind. An unstarted
+    /// tasklet dies without running. Killing a dead tasklet does nothing.
+    pub fn kill(&self) -> Result<(), TaskletError> {
+        self.raise(TaskletError::Killed, false)
+    }
+
+    /// Like [`Tasklet::kill`], but the tasklet only sees the error when it next runs; the
+    /// current tasklet keeps running.
+    pub fn kill_pending(&self) -> Result<(), TaskletError> {
+        self.raise(TaskletError::Killed, true)
+    }
+
+    /// Throws `error` into the tasklet: its current (or next) blocking operation returns
+    /// [`TaskletError::Thrown`]. With `pending`, the caller keeps running; otherwise the target
+    /// runs at once.
+    pub fn throw(&self, error: Thrown, pending: bool) -> Result<(), TaskletError> {
+        self.raise(TaskletError::Thrown(error), pending)
+    }
+
+    fn raise(&self, error: TaskletError, pending: bool) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let me = scheduler.current();
+        let target = &*self.tcb;
+        let busy = scheduler.enter();
+        match target.state() {
+            State::Dead => return Ok(()),
+            _ if core::ptr::eq(me, target) => {
+                target.pending.set(Some(error));
+                return Ok(());
+            }
+            State::Paused | State::Runnable if !target.has_flag(tcb::FLAG_STARTED) => {
+                // Never ran: it dies now, its closure dropped unrun.
+                if target.state() == State::Runnable {
+                    scheduler.ring_remove(target);
+                }
+                scheduler.retire(target, Some(error));
+                drop(busy);
+                scheduler.finish_resume();
+                return Ok(());
+            }
+            State::Blocked => {
+                if !scheduler.wake_with_error(target, error) {
+                    target.pending.set(Some(error));
+                }
+            }
+            State::Paused => {
+                target.pending.set(Some(error));
+                scheduler.ring_insert(target, Placement::Tail);
+            }
+            State::Runnable | State::Waking => target.pending.set(Some(error)),
+        }
+        drop(busy);
+        if !pending && target.state() == State::Runnable {
+            return self.run();
+        }
+        Ok(())
+    }
+
+    /// Abandons the tasklet at once, without letting it run again: its stack is freed and the
+    /// destructors of what lives on it do **not** run (what they own leaks). For runaway
+    /// tasklets handed back by [`run_with_timeout`]. Not for the running or the main tasklet.
+    pub fn kill_forced(&self) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let target = &*self.tcb;
+        if target.is_main() || core::ptr::eq(scheduler.current(), target) {
+            return Err(TaskletError::InvalidTarget);
+        }
+        let busy = scheduler.enter();
+        match target.state() {
+            State::Dead => return Ok(()),
+            State::Waking => return Err(TaskletError::InvalidTarget),
+            State::Blocked => {
+                if !scheduler.wake_with_error(target, TaskletError::Killed) {
+                    return Err(TaskletError::InvalidTarget);
+                }
+                scheduler.ring_remove(target);
+            }
+            State::Runnable => scheduler.ring_remove(target),
+            State::Paused => {}
+        }
+        // A value parked by a blocked sender is dropped with the slot when the block goes.
+        scheduler.retire(target, Some(TaskletError::Killed));
+        drop(busy);
+        scheduler.finish_resume();
+        Ok(())
+    }
+}
+
+/// A spawned tasklet whose result can be collected.
+pub struct JoinHandle<R> {
+    tasklet: Tasklet,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<R> core::fmt::Debug for JoinHandle<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("JoinHandle").field(&self.tasklet).finish()
+    }
+}
+
+impl<R> core::ops::Deref for JoinHandle<R> {
+    type Target = Tasklet;
+    fn deref(&self) -> &Tasklet {
+        &self.tasklet
+    }
+}
+
+impl<R: Send + 'static> JoinHandle<R> {
+    /// The tasklet handle.
+    pub fn tasklet(&self) -> &Tasklet {
+        &self.tasklet
+    }
+
+    /// Takes the result if the tasklet has finished: its return value, or why it did not
+    /// return ([`TaskletError::Killed`], [`TaskletError::Panicked`], ...). `None` while it runs,
+    /// or once taken.
+    pub fn result(&self) -> Option<Result<R, TaskletError>> {
+        if self.tasklet.is_alive() {
+            return None;
+        }
+        let body = self.tasklet.tcb.body.get();
+        // SAFETY: the body was created for this R at spawn; the tasklet is dead, so nothing else
+        // touches its result.
+        unsafe { tcb::take_result::<R>(body) }
+    }
+
+    /// Blocks the current tasklet until this one finishes, then takes its result.
+    pub fn join(&self) -> Result<R, TaskletError> {
+        let scheduler = this_cpu();
+        let me = scheduler.current();
+        if core::ptr::eq(me, &*self.tasklet.tcb) {
+            return Err(TaskletError::InvalidTarget);
+        }
+        loop {
+            take_pending(me)?;
+            scheduler.checkpoint();
+            let busy = scheduler.enter();
+            let target = &*self.tasklet.tcb;
+            {
+                let mut joiners = target.joiners.lock();
+                if target.state() == State::Dead {
+                    drop(joiners);
+                    drop(busy);
+                    return self.result().unwrap_or(Err(TaskletError::Dead));
+                }
+                if me.has_flag(tcb::FLAG_BLOCK_TRAP) {
+                    return Err(TaskletError::BlockTrap);
+                }
+                me.set_state(State::Blocked);
+                joiners.push_back(me);
+            }
+            let blocker = tcb::Blocker { cancel: cancel_join, object: target as *const Tcb as *const () };
+            scheduler.block_current(Some(blocker), None);
+            drop(busy);
+            scheduler.finish_resume();
+        }
+    }
+}
+
+unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
+    // SAFETY: `object` is the joined tasklet's control block, kept alive by the joiner's handle.
+    let target = unsafe { &*(object as *const Tcb) };
+    target.joiners.lock().remove(waiter)
+}
+
+/// Returns (and clears) an error raised into `tcb` by kill/throw/deadlock.
+pub(crate) fn take_pending(tcb: &Tcb) -> Result<(), TaskletError> {
+    match tcb.pending.take() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Options for spawning a tasklet.
+#[derive(Debug, Clone, Copy)]
+pub struct Builder {
+    name: &'static str,
+    stack_size: usize,
+    paused: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// Default options: unnamed, [`DEFAULT_STACK_BYTES`] of stack, scheduled at once.
+    pub const fn new() -> Self {
+        Self { name: "", stack_size: DEFAULT_STACK_BYTES, paused: false }
+    }
+
+    /// Names the tasklet (shown in crash and overflow reports).
+    pub const fn name(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Stack size in bytes (at least [`MIN_STACK_BYTES`]).
+    pub const fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Leaves the tasklet paused: it runs once inserted or run.
+    pub const fn paused(mut self) -> Self {
+        self.paused = true;
+        self
+    }
+
+    /// Spawns `function` as a tasklet of the calling CPU.
+    pub fn spawn<F, R>(self, function: F) -> Result<JoinHandle<R>, TaskletError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let scheduler = this_cpu();
+        let _busy = scheduler.enter();
+        let stack = StackRegion::allocate(self.stack_size, &scheduler.budget)?;
+        let tcb = match TcbRef::allocate(scheduler.next_id()) {
+            Ok(tcb) => tcb,
+            Err(error) => {
+                // SAFETY: the fresh stack was never used.
+                unsafe { stack.free(&scheduler.budget) };
+                return Err(error);
+            }
+        };
+        let body = match Body::<F, R>::allocate(self.name, function) {
+            Ok(body) => body,
+            Err(_unrun) => {
+                // SAFETY: as above.
+                unsafe { stack.free(&scheduler.budget) };
+                return Err(TaskletError::OutOfMemory);
+            }
+        };
+        tcb.body.set(body);
+        tcb.home.set(scheduler);
+        tcb.stack.set(stack);
+        tcb.stack_low.set(stack.usable_low());
+        // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
+        // tasklet's; the control block outlives the context (the scheduler's reference).
+        let initial_sp = unsafe { context::init_stack(stack.top(), sched::tasklet_entry, tcb.as_ptr() as usize) };
+        tcb.saved_sp.set(initial_sp);
+        // The scheduler's own reference, released when the tasklet is reaped.
+        let _scheduler_reference = tcb.clone().into_raw();
+        scheduler.add_live(1);
+        if self.paused {
+            tcb.set_state(State::Paused);
+        } else {
+            scheduler.ring_insert(&tcb, Placement::Tail);
+        }
+        Ok(JoinHandle { tasklet: Tasklet { tcb }, result: PhantomData })
+    }
+}
+
+/// Spawns `function` as a tasklet of the calling CPU with default options.
+pub fn spawn<F, R>(function: F) -> Result<JoinHandle<R>, TaskletError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Builder::new().spawn(function)
+}
+
+/// Yields to the next runnable tasklet (Stackless's `schedule()`). Returns an error raised into
+/// the current tasklet (kill, throw) instead of continuing normally.
+pub fn schedule() -> Result<(), TaskletError> {
+    let scheduler = this_cpu();
+    let me = scheduler.current();
+    take_pending(me)?;
+    scheduler.checkpoint();
+    let busy = scheduler.enter();
+    scheduler.yield_now();
+    drop(busy);
+    scheduler.finish_resume();
+    take_pending(me)
+}
+
+/// Takes the current tasklet out of the run queue and switches away (Stackless's
+/// `schedule_remove()`); it runs again once inserted or run. Fails with
+/// [`TaskletError::NothingRunnable`] (staying scheduled) when no other tasklet could run.
+pub fn schedule_remove() -> Result<(), TaskletError> {
+    let scheduler = this_cpu();
+    let me = scheduler.current();
+    take_pending(me)?;
+    let busy = scheduler.enter();
+    if scheduler.run_count() <= 1 {
+        return Err(TaskletError::NothingRunnable);
+    }
+    scheduler.ring_remove(me);
+    me.set_state(State::Paused);
+    let next = scheduler.find_next(None);
+    scheduler.switch_to(me, next);
+    drop(busy);
+    scheduler.finish_resume();
+    take_pending(me)
+}
+
+/// Runs the ring until the main tasklet is the only runnable one and no tasklet of this CPU is
+/// sleeping. Call from the main tasklet.
+pub fn run() -> Result<(), TaskletError> {
+    run_with_timeout(None).map(|_| ())
+}
+
+/// Runs the ring like [`run`] under a watchdog: once `timeout` has passed, the running tasklet
+/// (unless atomic) is interrupted, taken out of the run queue and returned (insert it to let it
+/// go on, or kill it). `Ok(None)` when the ring emptied first. Call from the main tasklet.
+pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, TaskletError> {
+    let scheduler = this_cpu();
+    if !scheduler.current().is_main() {
+        return Err(TaskletError::InvalidTarget);
+    }
+    let deadline = timeout.map(|timeout| {
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        crate::platform::platform().now_ns().saturating_add(nanos).max(1)
+    });
+    scheduler.arm_watchdog(deadline);
+    let outcome = loop {
+        if let Some(interrupted) = scheduler.take_interrupted() {
+            break Ok(Some(Tasklet { tcb: interrupted }));
+        }
+        if scheduler.run_count() <= 1 {
+            // Only main is runnable: wait for sleepers, or stop when there are none.
+            if scheduler.wait_for_timers() {
+                continue;
+            }
+            break Ok(None);
+        }
+        if let Err(error) = schedule() {
+            break Err(error);
+        }
+    };
+    scheduler.arm_watchdog(None);
+    outcome
+}
+
+/// A cooperative preemption point: where the watchdog of [`run_with_timeout`] may interrupt
+/// the current tasklet on platforms without timer preemption (hosted builds).
+pub fn checkpoint() {
+    this_cpu().checkpoint();
+}
+
+/// The tasklet running now on this CPU.
+pub fn current() -> Tasklet {
+    Tasklet::from_tcb(this_cpu().current())
+}
+
+/// This CPU's main tasklet.
+pub fn main() -> Tasklet {
+    Tasklet::from_tcb(this_cpu().main())
+}
+
+/// Number of runnable tasklets on this CPU, the running one included (Stackless's
+/// `getruncount()`).
+pub fn run_count() -> usize {
+    this_cpu().run_count()
+}
+
+/// Number of live tasklets on this CPU, the main one included.
+pub fn live_count() -> usize {
+    this_cpu().live()
+}
+
+/// Forbids involuntary switches of the current tasklet until dropped. Nestable.
+#[derive(Debug)]
+pub struct AtomicGuard {
+    tcb: *const Tcb,
+}
+
+impl AtomicGuard {
+    /// Enters an atomic section.
+    pub fn new() -> Self {
+        let tcb = this_cpu().current();
+        tcb.atomic.set(tcb.atomic.get().saturating_add(1));
+        Self { tcb }
+    }
+}
+
+impl Default for AtomicGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for AtomicGuard {
+    fn drop(&mut self) {
+        // SAFETY: the guard lives on the current tasklet's stack; the tasklet (and its control
+        // block) outlives it.
+        let tcb = unsafe { &*self.tcb };
+        tcb.atomic.set(tcb.atomic.get().saturating_sub(1));
+        if tcb.atomic.get() == 0 {
+            this_cpu().after_atomic();
+        }
+    }
+}
+
+/// Runs `body` in an atomic section (see [`AtomicGuard`]).
+pub fn atomic<R>(body: impl FnOnce() -> R) -> R {
+    let _guard = AtomicGuard::new();
+    body()
+}
+
+/// Sets this CPU's stack budget in bytes (stacks and spill segments). Stacks already allocated
+/// stay; a budget below what is in use only stops new allocations.
+pub fn set_stack_budget(bytes: usize) {
+    this_cpu().budget.limit.set(bytes);
+}
+
+/// This CPU's stack budget and the bytes of it in use.
+pub fn stack_budget() -> (usize, usize) {
+    let budget = &this_cpu().budget;
+    (budget.limit.get(), budget.in_use.get())
+}
+
+/// Makes this CPU's scheduler a member of `group` (hosted threads that share channels; see
+/// [`CpuGroup`]). Call before the thread's tasklets start waiting on one another.
+pub fn join_group(group: &'static CpuGroup) {
+    this_cpu().join(group);
+}
+
+/// Puts the current tasklet to sleep for `duration` (other tasklets run meanwhile).
+pub fn sleep(duration: Duration) -> Result<(), TaskletError> {
+    let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    sleep_until(crate::platform::platform().now_ns().saturating_add(nanos))
+}
+
+/// Puts the current tasklet to sleep until `deadline_ns` on the platform clock.
+pub fn sleep_until(deadline_ns: u64) -> Result<(), TaskletError> {
+    let scheduler = this_cpu();
+    let me = scheduler.current();
+    take_pending(me)?;
+    scheduler.checkpoint();
+    if me.has_flag(tcb::FLAG_BLOCK_TRAP) {
+        return Err(TaskletError::BlockTrap);
+    }
+    let busy = scheduler.enter();
+    me.set_state(State::Blocked);
+    scheduler.block_current(None, Some(deadline_ns));
+    drop(busy);
+    scheduler.finish_resume();
+    take_pending(me)
+}
+
+/// Bytes of stack left below the current stack pointer (`usize::MAX` on the main tasklet,
+/// whose stack is the CPU's own and unbounded as far as the kernel knows).
+pub fn stack_remaining() -> usize {
+    let low = this_cpu().current().stack_low.get();
+    if low == 0 {
+        usize::MAX
+    } else {
+        context::stack_pointer().saturating_sub(low)
+    }
+}
+
+/// Checks the current tasklet's stack guard now (it is also checked at every switch).
+/// Returns [`TaskletError::StackOverflow`] if it was overrun — the tasklet should stop at once;
+/// it will be abandoned at its next switch.
+pub fn check_stack() -> Result<(), TaskletError> {
+    let low = this_cpu().current().stack_low.get();
+    // SAFETY: a non-zero stack_low is the usable low of the live segment we run on.
+    if low == 0 || unsafe { stack::guard_intact(low, context::stack_pointer()) } {
+        Ok(())
+    } else {
+        Err(TaskletError::StackOverflow)
+    }
+}
+
+/// Runs `body`, on a fresh stack segment if less than [`DEFAULT_SPILL_WATERMARK`] bytes of stack
+/// remain (Stackless's stack spilling). See [`spill_with`].
+pub fn spill<R>(body: impl FnOnce() -> R) -> Result<R, TaskletError> {
+    spill_with(DEFAULT_SPILL_WATERMARK, DEFAULT_SPILL_SEGMENT, body)
+}
+
+/// Runs `body` directly if at least `watermark` bytes of stack remain, else on a fresh segment
+/// of `segment_bytes` from this CPU's stack budget (freed when `body` returns). Fails with a
+/// budget or memory error instead of overflowing. The segment is part of the tasklet's stack:
+/// it may block and switch inside `body` as usual.
+pub fn spill_with<F: FnOnce() -> R, R>(watermark: usize, segment_bytes: usize, body: F) -> Result<R, TaskletError> {
+    if stack_remaining() >= watermark {
+        return Ok(body());
+    }
+    let scheduler = this_cpu();
+    let me = scheduler.current();
+    let segment = {
+        let _busy = scheduler.enter();
+        StackRegion::allocate(segment_bytes, &scheduler.budget)?
+    };
+    let previous_top = me.spill_top.get();
+    // SAFETY: the segment is fresh and ours; its header chains the segment it interrupts so a
+    // forced kill can free the whole chain.
+    unsafe { segment.write_chain((previous_top.base != 0).then_some(previous_top)) };
+    let previous_low = me.stack_low.replace(segment.usable_low());
+    me.spill_top.set(segment);
+
+    let mut frame: SpillFrame<F, R> = SpillFrame { body: Some(body), result: None, panic: None };
+    // SAFETY: the segment is exclusively this call's; `frame` outlives the call, and
+    // `run_spilled` catches panics so nothing unwinds through the switch of stacks.
+    unsafe { context::call_on_stack(segment.top(), run_spilled::<F, R>, &mut frame as *mut SpillFrame<F, R> as usize) };
+
+    me.stack_low.set(previous_low);
+    me.spill_top.set(previous_top);
+    {
+        let _busy = scheduler.enter();
+        // SAFETY: the body returned; nothing runs on the segment any more.
+        unsafe { segment.free(&scheduler.budget) };
+    }
+    resume_panic(frame.panic.take());
+    Ok(frame.result.take().expect("spilled body returned without a result"))
+}
+
+struct SpillFrame<F, R> {
+    body: Option<F>,
+    result: Option<R>,
+    panic: Option<PanicPayload>,
+}
+
+#[cfg(any(test, feature = "std"))]
+type PanicPayload = alloc::boxed::Box<dyn core::any::Any + Send>;
+#[cfg(not(any(test, feature = "std")))]
+type PanicPayload = core::convert::Infallible;
+
+extern "C" fn run_spilled<F: FnOnce() -> R, R>(data: usize) {
+    // SAFETY: `data` is the SpillFrame passed by spill_with, alive for the whole call.
+    let frame = unsafe { &mut *(data as *mut SpillFrame<F, R>) };
+    let Some(body) = frame.body.take() else { return };
+    #[cfg(any(test, feature = "std"))]
+    {
+        extern crate std;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+            Ok(result) => frame.result = Some(result),
+            Err(payload) => frame.panic = Some(payload),
+        }
+    }
+    #[cfg(not(any(test, feature = "std")))]
+    {
+        frame.result = Some(body());
+    }
+}
+
+#[cfg(any(test, feature = "std"))]
+fn resume_panic(payload: Option<PanicPayload>) {
+    if let Some(payload) = payload {
+        extern crate std;
+        std::panic::resume_unwind(payload);
+    }
+}
+
+#[cfg(not(any(test, feature = "std")))]
+fn resume_panic(payload: Option<PanicPayload>) {
+    if let Some(never) = payload {
+        match never {}
+    }
+}
+
+/// Size in bytes of a tasklet control block (for memory budgeting).
+pub const CONTROL_BLOCK_BYTES: usize = core::mem::size_of::<Tcb>();
+
+/// Called from [`crate::hooks`] on a board timer interrupt.
+pub(crate) fn on_timer_interrupt() {
+    this_cpu().on_timer_interrupt();
+}
+
+/// Describes the running tasklet for crash reports.
+pub(crate) fn write_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let tcb = this_cpu().current();
+    if tcb.is_main() {
+        write!(out, "main tasklet of cpu {}", this_cpu().cpu.get())
+    } else {
+        write!(out, "tasklet #{} '{}' (stack {} bytes)", tcb.id, tcb.name(), tcb.stack.get().size)
+    }
+}

@@ -1,0 +1,932 @@
+//! The per-CPU scheduler: run ring, switching, blocking and waking, timers, idling, deadlock.
+//!
+//! Each CPU (each thread, hosted) owns one [`Scheduler`]. Only that CPU touches its ring,
+//! timers and budget; other CPUs reach it through its inbox (a locked list of tasklets they woke).
+//! Whoever resumes after a switch finishes the switch: it claims its value first, then runs the
+//! post-switch cleanup ([`Scheduler::finish_resume`]), so a destructor run by that cleanup can
+//! never touch a value in flight.
+
+use super::stack::{self, StackBudget, StackRegion};
+use super::tcb::{self, Blocker, State, Tcb, TcbRef};
+use super::TaskletError;
+use crate::platform::platform;
+use core::cell::Cell;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use spindle_arch::context;
+
+/// Stack budget of a CPU until the board or the application sets one.
+pub const DEFAULT_STACK_BUDGET: usize = if cfg!(any(test, feature = "std")) { 1 << 30 } else { 8 << 20 };
+
+/// An intrusive FIFO of blocked tasklets, linked through their control blocks. The owner's lock
+/// protects it and the links of every tasklet in it.
+pub(crate) struct WaitQueue {
+    head: *const Tcb,
+    tail: *const Tcb,
+    len: usize,
+}
+
+// SAFETY: a wait queue is only used under its owner's lock; the pointers are control blocks kept
+// alive by their home scheduler while queued.
+unsafe impl Send for WaitQueue {}
+
+impl WaitQueue {
+    pub(crate) const fn new() -> Self {
+        Self { head: core::ptr::null(), tail: core::ptr::null(), len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push_back(&mut self, tcb: &Tcb) {
+        debug_assert!(!tcb.queued.get(), "tasklet queued twice");
+        tcb.wait_next.set(core::ptr::null());
+        tcb.wait_prev.set(self.tail);
+        if self.tail.is_null() {
+            self.head = tcb;
+        } else {
+            // SAFETY: queued control blocks are alive (their scheduler holds a reference).
+            unsafe { (*self.tail).wait_next.set(tcb) };
+        }
+        self.tail = tcb;
+        tcb.queued.set(true);
+        self.len += 1;
+    }
+
+    pub(crate) fn front(&self) -> Option<&Tcb> {
+        // SAFETY: as in push_back.
+        unsafe { self.head.as_ref() }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<&'static Tcb> {
+        // SAFETY: as in push_back; the 'static is the scheduler's reference, valid while the
+        // caller holds the lock and until the tasklet is woken and finishes.
+        let head = unsafe { self.head.as_ref() }?;
+        self.remove(head);
+        Some(head)
+    }
+
+    /// Unlinks `tcb` if it is queued here; false if it was not queued.
+    pub(crate) fn remove(&mut self, tcb: &Tcb) -> bool {
+        if !tcb.queued.get() {
+            return false;
+        }
+        let (prev, next) = (tcb.wait_prev.get(), tcb.wait_next.get());
+        if prev.is_null() {
+            self.head = next;
+        } else {
+            // SAFETY: linked neighbours are queued, hence alive.
+            unsafe { (*prev).wait_next.set(next) };
+        }
+        if next.is_null() {
+            self.tail = prev;
+        } else {
+            // SAFETY: as above.
+            unsafe { (*next).wait_prev.set(prev) };
+        }
+        tcb.wait_next.set(core::ptr::null());
+        tcb.wait_prev.set(core::ptr::null());
+        tcb.queued.set(false);
+        self.len -= 1;
+        true
+    }
+
+    /// Visits the queued tasklets front to back.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&Tcb)) {
+        let mut cursor = self.head;
+        // SAFETY: as in push_back.
+        while let Some(tcb) = unsafe { cursor.as_ref() } {
+            visit(tcb);
+            cursor = tcb.wait_next.get();
+        }
+    }
+}
+
+/// CPUs whose tasklets may wake each other. Deadlock is declared only when every member is
+/// idle with nothing that could wake it: no timers, no wake-ups in flight, no outside work
+/// (such as `call_async` jobs) pending.
+///
+/// Hosted, every thread starts in a group of its own; threads that share channels join one
+/// group with [`join_group`](super::join_group). On bare metal all CPUs share one group.
+pub struct CpuGroup {
+    state: spin::Mutex<GroupState>,
+    in_flight: AtomicUsize,
+    external: AtomicUsize,
+}
+
+struct GroupState {
+    members: usize,
+    stuck: usize,
+}
+
+impl CpuGroup {
+    /// An empty group.
+    pub const fn new() -> Self {
+        Self {
+            state: spin::Mutex::new(GroupState { members: 0, stuck: 0 }),
+            in_flight: AtomicUsize::new(0),
+            external: AtomicUsize::new(0),
+        }
+    }
+
+    /// Notes work outside any scheduler (a job on a worker) that will wake a member later:
+    /// while any is pending, members idle instead of declaring deadlock.
+    pub fn begin_external(&self) {
+        self.external.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Ends what [`CpuGroup::begin_external`] began.
+    pub fn end_external(&self) {
+        self.external.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Number of schedulers in the group.
+    pub fn members(&self) -> usize {
+        self.state.lock().members
+    }
+}
+
+impl Default for CpuGroup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(not(any(test, feature = "std")))]
+static GLOBAL_GROUP: CpuGroup = CpuGroup::new();
+
+struct Inbox {
+    head: *const Tcb,
+    tail: *const Tcb,
+}
+
+// SAFETY: the inbox is only used under its lock; it links live control blocks.
+unsafe impl Send for Inbox {}
+
+/// Where a woken tasklet goes in its ring.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Placement {
+    /// At the end of the run queue.
+    Tail,
+    /// Right after the current tasklet (to be switched to at once by the caller).
+    Next,
+}
+
+/// One CPU's scheduler.
+pub(crate) struct Scheduler {
+    pub(crate) main_tcb: Tcb,
+    current: Cell<*const Tcb>,
+    /// The ring position: the running tasklet while it is in the ring, else whoever runs next.
+    ring_head: Cell<*const Tcb>,
+    ring_len: Cell<usize>,
+    initialized: Cell<bool>,
+    /// Set while scheduler state is being changed: an interrupt must not preempt then.
+    busy: AtomicBool,
+    preempt_pending: AtomicBool,
+    watchdog_deadline: Cell<u64>,
+    interrupted: Cell<*const Tcb>,
+    /// A tasklet found overrunning its stack at the last switch, to be retired after it.
+    overflowed: Cell<*const Tcb>,
+    /// Dead tasklets whose stacks await release after the switch away from them.
+    reap_head: Cell<*const Tcb>,
+    timers: Cell<*const Tcb>,
+    inbox: spin::Mutex<Inbox>,
+    inbox_count: AtomicUsize,
+    pub(crate) cpu: Cell<usize>,
+    group: Cell<*const CpuGroup>,
+    pub(crate) budget: StackBudget,
+    next_id: Cell<u32>,
+    live: Cell<usize>,
+    scratch_sp: Cell<usize>,
+}
+
+// SAFETY: a scheduler is reached from other CPUs only through its inbox (a spin lock), the
+// atomics, and `cpu`/`group` read after initialisation; everything else is touched by its own CPU.
+unsafe impl Sync for Scheduler {}
+
+impl Scheduler {
+    pub(crate) const fn new() -> Self {
+        Self {
+            main_tcb: Tcb::new(0, tcb::FLAG_MAIN | tcb::FLAG_STARTED),
+            current: Cell::new(core::ptr::null()),
+            ring_head: Cell::new(core::ptr::null()),
+            ring_len: Cell::new(0),
+            initialized: Cell::new(false),
+            busy: AtomicBool::new(false),
+            preempt_pending: AtomicBool::new(false),
+            watchdog_deadline: Cell::new(0),
+            interrupted: Cell::new(core::ptr::null()),
+            overflowed: Cell::new(core::ptr::null()),
+            reap_head: Cell::new(core::ptr::null()),
+            timers: Cell::new(core::ptr::null()),
+            inbox: spin::Mutex::new(Inbox { head: core::ptr::null(), tail: core::ptr::null() }),
+            inbox_count: AtomicUsize::new(0),
+            cpu: Cell::new(0),
+            group: Cell::new(core::ptr::null()),
+            budget: StackBudget::new(DEFAULT_STACK_BUDGET),
+            next_id: Cell::new(1),
+            live: Cell::new(1),
+            scratch_sp: Cell::new(0),
+        }
+    }
+
+    fn initialize(&'static self, group: &'static CpuGroup) {
+        let main = &self.main_tcb;
+        main.home.set(self);
+        main.next.set(main);
+        main.prev.set(main);
+        main.set_state(State::Runnable);
+        self.current.set(main);
+        self.ring_head.set(main);
+        self.ring_len.set(1);
+        self.cpu.set(platform().cpu_index());
+        self.join(group);
+        self.initialized.set(true);
+    }
+
+    pub(crate) fn join(&self, group: &'static CpuGroup) {
+        if let Some(old) = self.group() {
+            old.state.lock().members -= 1;
+        }
+        group.state.lock().members += 1;
+        self.group.set(group);
+    }
+
+    pub(crate) fn leave_group(&self) {
+        if let Some(old) = self.group() {
+            old.state.lock().members -= 1;
+            self.group.set(core::ptr::null());
+        }
+    }
+
+    fn group(&self) -> Option<&'static CpuGroup> {
+        // SAFETY: groups are 'static (join takes &'static).
+        unsafe { self.group.get().as_ref() }
+    }
+
+    pub(crate) fn current(&self) -> &'static Tcb {
+        // SAFETY: current is always a live control block once initialised (this scheduler holds
+        // a reference to every live tasklet).
+        unsafe { &*self.current.get() }
+    }
+
+    pub(crate) fn main(&'static self) -> &'static Tcb {
+        &self.main_tcb
+    }
+
+    pub(crate) fn run_count(&self) -> usize {
+        self.ring_len.get() + self.inbox_count.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    pub(crate) fn add_live(&self, count: usize) {
+        self.live.set(self.live.get() + count);
+    }
+
+    pub(crate) fn is_here(&self, tcb: &Tcb) -> bool {
+        core::ptr::eq(tcb.home.get(), self)
+    }
+
+    pub(crate) fn enter(&self) -> BusyGuard<'_> {
+        BusyGuard { scheduler: self, was_busy: self.busy.swap(true, Ordering::Relaxed) }
+    }
+
+    pub(crate) fn next_id(&self) -> u32 {
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1).max(1));
+        id
+    }
+
+    // ---- the ring -------------------------------------------------------------------------
+
+    /// Links `tcb` into the ring (it must not be in it).
+    pub(crate) fn ring_insert(&self, tcb: &Tcb, placement: Placement) {
+        tcb.set_state(State::Runnable);
+        let head = self.ring_head.get();
+        if head.is_null() {
+            tcb.next.set(tcb);
+            tcb.prev.set(tcb);
+            self.ring_head.set(tcb);
+        } else {
+            // SAFETY: ring members are live control blocks of this CPU.
+            let head = unsafe { &*head };
+            let (before, after) = match placement {
+                // The tail is just before the head.
+                Placement::Tail => (head.prev.get(), head as *const Tcb),
+                Placement::Next => (head as *const Tcb, head.next.get()),
+            };
+            tcb.prev.set(before);
+            tcb.next.set(after);
+            // SAFETY: as above.
+            unsafe {
+                (*before).next.set(tcb);
+                (*after).prev.set(tcb);
+            }
+        }
+        self.ring_len.set(self.ring_len.get() + 1);
+    }
+
+    /// Unlinks `tcb` from the ring (it must be in it); the head moves to its successor.
+    pub(crate) fn ring_remove(&self, tcb: &Tcb) {
+        let (prev, next) = (tcb.prev.get(), tcb.next.get());
+        if core::ptr::eq(next, tcb) {
+            self.ring_head.set(core::ptr::null());
+        } else {
+            // SAFETY: ring members are live control blocks of this CPU.
+            unsafe {
+                (*prev).next.set(next);
+                (*next).prev.set(prev);
+            }
+            if core::ptr::eq(self.ring_head.get(), tcb) {
+                self.ring_head.set(next);
+            }
+        }
+        tcb.next.set(core::ptr::null());
+        tcb.prev.set(core::ptr::null());
+        self.ring_len.set(self.ring_len.get() - 1);
+    }
+
+    pub(crate) fn set_ring_head(&self, tcb: &Tcb) {
+        self.ring_head.set(tcb);
+    }
+
+    // ---- switching ------------------------------------------------------------------------
+
+    /// Switches from the running tasklet `from` to `to` (which must be runnable and not `from`);
+    /// returns when `from` is resumed. The caller then claims any value and calls
+    /// [`Scheduler::finish_resume`].
+    pub(crate) fn switch_to(&self, from: &Tcb, to: &Tcb) {
+        debug_assert!(!core::ptr::eq(from, to));
+        let mut save_sp = from.saved_sp.as_ptr();
+        let low = from.stack_low.get();
+        // SAFETY: a non-zero stack_low is the usable low of the live segment `from` runs on.
+        if low != 0 && !unsafe { stack::guard_intact(low, context::stack_pointer()) } {
+            // Do as little as possible on the overrun stack: unlink it now, report and retire
+            // it from the healthy stack we switch to (see finish_resume).
+            if from.state() == State::Runnable {
+                self.ring_remove(from);
+            }
+            from.set_state(State::Paused);
+            self.overflowed.set(from);
+            save_sp = self.scratch_sp.as_ptr();
+        }
+        self.set_ring_head(to);
+        self.current.set(to);
+        // SAFETY: `to` is a live runnable tasklet of this CPU whose saved_sp came from its last
+        // suspension (or init_stack); `save_sp` points into a control block (or the scratch word).
+        unsafe { context::spindle_switch_context(save_sp, to.saved_sp.get(), 0) };
+    }
+
+    /// Completes a resumption: releases what the switch left behind (dead tasklets' stacks and
+    /// references, whose destructors may run arbitrary code), then leaves the scheduler.
+    pub(crate) fn finish_resume(&self) {
+        let overflowed = self.overflowed.replace(core::ptr::null());
+        // SAFETY: set by switch_to to a live tasklet of this CPU that will never run again.
+        if let Some(tcb) = unsafe { overflowed.as_ref() } {
+            self.abandon_overflowed(tcb);
+        }
+        self.busy.store(false, Ordering::Relaxed);
+        self.reap();
+    }
+
+    fn reap(&self) {
+        loop {
+            let dead = self.reap_head.get();
+            if dead.is_null() {
+                return;
+            }
+            // SAFETY: reap-list entries are dead tasklets this scheduler still holds a reference
+            // to; nothing runs on their stacks any more (we switched away from them).
+            unsafe {
+                self.reap_head.set((*dead).wait_next.get());
+                (*dead).wait_next.set(core::ptr::null());
+                self.release_stacks(&*dead);
+                drop(TcbRef::from_raw(dead));
+            }
+        }
+    }
+
+    /// Frees a dead tasklet's stack and any spill segments it died on.
+    ///
+    /// # Safety
+    /// Nothing runs on those stacks.
+    unsafe fn release_stacks(&self, tcb: &Tcb) {
+        let mut segment = tcb.spill_top.replace(StackRegion { base: 0, size: 0 });
+        while segment.base != 0 {
+            // SAFETY: live spill segments of a dead tasklet; their headers chain them.
+            unsafe {
+                let previous = segment.read_chain();
+                segment.free(&self.budget);
+                segment = previous.unwrap_or(StackRegion { base: 0, size: 0 });
+            }
+        }
+        let stack = tcb.stack.replace(StackRegion { base: 0, size: 0 });
+        if stack.base != 0 {
+            // SAFETY: the caller guarantees nothing runs on it.
+            unsafe { stack.free(&self.budget) };
+        }
+        tcb.stack_low.set(0);
+    }
+
+    fn push_reap(&self, tcb: &Tcb) {
+        tcb.wait_next.set(self.reap_head.get());
+        self.reap_head.set(tcb);
+    }
+
+    /// Marks `tcb` dead (it is not running any more, or is about to switch away for good), fails
+    /// its body with `error` unless it finished, wakes its joiners, and queues its stack for
+    /// release.
+    pub(crate) fn retire(&self, tcb: &Tcb, error: Option<TaskletError>) {
+        if let Some(error) = error {
+            let body = tcb.body.get();
+            if !body.is_null() {
+                // SAFETY: the body is live while the control block is; this CPU owns it.
+                unsafe { ((*body).vtable.fail)(body, error) };
+            }
+        }
+        self.disarm_timer(tcb);
+        tcb.set_state(State::Dead);
+        self.live.set(self.live.get() - 1);
+        let mut joiners = tcb.joiners.lock();
+        while let Some(joiner) = joiners.pop_front() {
+            wake(joiner, Placement::Tail);
+        }
+        drop(joiners);
+        self.push_reap(tcb);
+    }
+
+    fn abandon_overflowed(&self, tcb: &Tcb) {
+        let stack = tcb.stack.get();
+        crate::kprintln!(
+            "spindle: stack overflow in tasklet #{} '{}' (stack {} bytes): tasklet abandoned",
+            tcb.id,
+            tcb.name(),
+            stack.size
+        );
+        self.retire(tcb, Some(TaskletError::StackOverflow));
+    }
+
+    /// The running tasklet finished: retire it and run something else, for good.
+    pub(crate) fn exit_current(&'static self) -> ! {
+        let _busy = self.enter();
+        let me = self.current();
+        self.ring_remove(me);
+        self.retire(me, None);
+        let next = self.find_next(None);
+        self.set_ring_head(next);
+        self.current.set(next);
+        // SAFETY: `next` is runnable; the dead tasklet's context is never resumed, so its save
+        // goes to the scratch word. Its stack stays allocated until `next` reaps it.
+        unsafe { context::spindle_switch_context(self.scratch_sp.as_ptr(), next.saved_sp.get(), 0) };
+        unreachable!("a dead tasklet was resumed");
+    }
+
+    /// Picks who runs after the current tasklet left the ring (blocked, removed, died), waiting
+    /// for wake-ups when nothing is runnable. `blocking` is the current tasklet if it is
+    /// blocking (it is the deadlock victim); otherwise a blocked main tasklet is.
+    pub(crate) fn find_next(&'static self, blocking: Option<&Tcb>) -> &'static Tcb {
+        loop {
+            if let Some(next) = self.ring_head_tcb() {
+                return next;
+            }
+            self.drain_inbox();
+            if let Some(next) = self.ring_head_tcb() {
+                return next;
+            }
+            let now = platform().now_ns();
+            self.fire_timers(now);
+            if let Some(next) = self.ring_head_tcb() {
+                return next;
+            }
+            let victim = blocking.unwrap_or(&self.main_tcb);
+            let next_timer = self.next_timer_deadline();
+            if self.deadlocked(next_timer.is_some()) && victim.state() == State::Blocked {
+                self.wake_with_error(victim, TaskletError::Deadlock);
+                continue;
+            }
+            self.idle(next_timer);
+        }
+    }
+
+    fn ring_head_tcb(&self) -> Option<&'static Tcb> {
+        // SAFETY: ring members are live control blocks of this CPU.
+        unsafe { self.ring_head.get().as_ref() }
+    }
+
+    fn deadlocked(&self, has_timers: bool) -> bool {
+        let Some(group) = self.group() else { return !has_timers };
+        if has_timers || self.inbox_count.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let state = group.state.lock();
+        state.stuck + 1 >= state.members
+            && group.in_flight.load(Ordering::Acquire) == 0
+            && group.external.load(Ordering::Acquire) == 0
+    }
+
+    fn idle(&self, deadline: Option<u64>) {
+        let group = self.group();
+        let stuck = deadline.is_none();
+        if let (Some(group), true) = (group, stuck) {
+            group.state.lock().stuck += 1;
+        }
+        if self.inbox_count.load(Ordering::Acquire) == 0 {
+            platform().idle(deadline);
+        }
+        if let (Some(group), true) = (group, stuck) {
+            group.state.lock().stuck -= 1;
+        }
+    }
+
+    /// Takes a blocked tasklet of this CPU out of what it waits in and makes it runnable with
+    /// `error` pending. False if a waker got there first (it is on its way here anyway).
+    pub(crate) fn wake_with_error(&self, tcb: &Tcb, error: TaskletError) -> bool {
+        if tcb.state() != State::Blocked {
+            return false;
+        }
+        let cancelled = match tcb.blocker.get() {
+            // SAFETY: the blocker was installed by the blocking operation for this tasklet and
+            // its object outlives the wait (the waiter holds it).
+            Some(blocker) => unsafe { (blocker.cancel)(blocker.object, tcb) },
+            None => true,
+        };
+        if cancelled {
+            tcb.blocker.set(None);
+            tcb.direction.store(0, Ordering::Relaxed);
+            tcb.pending.set(Some(error));
+            self.disarm_timer(tcb);
+            self.ring_insert(tcb, Placement::Tail);
+        }
+        cancelled
+    }
+
+    // ---- blocking -------------------------------------------------------------------------
+
+    /// Blocks the running tasklet, which the caller has already put in a wait queue (under that
+    /// queue's lock, now released) with state [`State::Blocked`], until a waker, a kill, a
+    /// timeout (`deadline`, on the platform clock) or deadlock detection makes it runnable.
+    /// Returns with the scheduler still entered: claim the slot, then `finish_resume`.
+    pub(crate) fn block_current(&'static self, blocker: Option<Blocker>, deadline: Option<u64>) {
+        let me = self.current();
+        me.blocker.set(blocker);
+        if let Some(deadline) = deadline {
+            self.arm_timer(me, deadline);
+        }
+        self.ring_remove(me);
+        let next = self.find_next(Some(me));
+        if !core::ptr::eq(next, me) {
+            self.switch_to(me, next);
+        } else {
+            self.set_ring_head(me);
+        }
+        me.blocker.set(None);
+        self.disarm_timer(me);
+    }
+
+    /// Yields to the next runnable tasklet; the caller stays in the ring.
+    pub(crate) fn yield_now(&'static self) {
+        let me = self.current();
+        if let Some(next) = self.ring_head_tcb().map(|head| head.next.get()) {
+            // SAFETY: ring member.
+            let next = unsafe { &*next };
+            if !core::ptr::eq(next, me) {
+                self.switch_to(me, next);
+                return;
+            }
+        }
+        // Alone in the ring: look for tasklets woken from elsewhere or by timers.
+        self.drain_inbox();
+        self.fire_timers(platform().now_ns());
+        let next = me.next.get();
+        if !next.is_null() && !core::ptr::eq(next, me) {
+            // SAFETY: ring member.
+            self.switch_to(me, unsafe { &*next });
+        }
+    }
+
+    // ---- cross-CPU wake-ups ---------------------------------------------------------------
+
+    fn inbox_push(&self, tcb: &Tcb) {
+        if let Some(group) = self.group() {
+            group.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        tcb.set_state(State::Waking);
+        {
+            let mut inbox = self.inbox.lock();
+            tcb.next.set(core::ptr::null());
+            if inbox.tail.is_null() {
+                inbox.head = tcb;
+            } else {
+                // SAFETY: inbox members are live control blocks (their home holds a reference).
+                unsafe { (*inbox.tail).next.set(tcb) };
+            }
+            inbox.tail = tcb;
+            self.inbox_count.fetch_add(1, Ordering::AcqRel);
+        }
+        platform().wake_cpu(self.cpu.get());
+    }
+
+    fn drain_inbox(&self) {
+        if self.inbox_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut cursor = {
+            let mut inbox = self.inbox.lock();
+            let head = inbox.head;
+            inbox.head = core::ptr::null();
+            inbox.tail = core::ptr::null();
+            head
+        };
+        let mut drained = 0;
+        // SAFETY: the list was detached under the lock; its members are ours and alive.
+        while let Some(tcb) = unsafe { cursor.as_ref() } {
+            cursor = tcb.next.get();
+            drained += 1;
+            self.inbox_count.fetch_sub(1, Ordering::AcqRel);
+            self.ring_insert(tcb, Placement::Tail);
+        }
+        if let Some(group) = self.group() {
+            group.in_flight.fetch_sub(drained, Ordering::AcqRel);
+        }
+    }
+
+    // ---- timers ---------------------------------------------------------------------------
+
+    pub(crate) fn arm_timer(&self, tcb: &Tcb, deadline: u64) {
+        self.disarm_timer(tcb);
+        tcb.timer_deadline.set(deadline);
+        let mut prev: *const Tcb = core::ptr::null();
+        let mut cursor = self.timers.get();
+        // SAFETY: timer-list members are live control blocks of this CPU.
+        while let Some(entry) = unsafe { cursor.as_ref() } {
+            if entry.timer_deadline.get() > deadline {
+                break;
+            }
+            prev = cursor;
+            cursor = entry.timer_next.get();
+        }
+        tcb.timer_prev.set(prev);
+        tcb.timer_next.set(cursor);
+        if prev.is_null() {
+            self.timers.set(tcb);
+        } else {
+            // SAFETY: as above.
+            unsafe { (*prev).timer_next.set(tcb) };
+        }
+        if !cursor.is_null() {
+            // SAFETY: as above.
+            unsafe { (*cursor).timer_prev.set(tcb) };
+        }
+        tcb.set_flag(tcb::FLAG_TIMER_ARMED, true);
+    }
+
+    pub(crate) fn disarm_timer(&self, tcb: &Tcb) {
+        if !tcb.has_flag(tcb::FLAG_TIMER_ARMED) {
+            return;
+        }
+        let (prev, next) = (tcb.timer_prev.get(), tcb.timer_next.get());
+        if prev.is_null() {
+            self.timers.set(next);
+        } else {
+            // SAFETY: timer-list members are live control blocks of this CPU.
+            unsafe { (*prev).timer_next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).timer_prev.set(prev) };
+        }
+        tcb.timer_next.set(core::ptr::null());
+        tcb.timer_prev.set(core::ptr::null());
+        tcb.set_flag(tcb::FLAG_TIMER_ARMED, false);
+    }
+
+    /// Waits (idling the CPU) until the earliest timer expires or a wake-up arrives, then makes
+    /// the due tasklets runnable. For `run`, when only the main tasklet is runnable.
+    pub(crate) fn wait_for_timers(&self) -> bool {
+        let Some(deadline) = self.next_timer_deadline() else { return false };
+        if self.inbox_count.load(Ordering::Acquire) == 0 && platform().now_ns() < deadline {
+            platform().idle(Some(deadline));
+        }
+        self.drain_inbox();
+        self.fire_timers(platform().now_ns());
+        true
+    }
+
+    fn next_timer_deadline(&self) -> Option<u64> {
+        // SAFETY: as above.
+        unsafe { self.timers.get().as_ref() }.map(|tcb| tcb.timer_deadline.get())
+    }
+
+    /// Wakes every tasklet whose timer expired by `now`: a sleeper normally, a tasklet blocked
+    /// with a timeout with [`TaskletError::TimedOut`].
+    pub(crate) fn fire_timers(&self, now: u64) {
+        // SAFETY: as above.
+        while let Some(tcb) = unsafe { self.timers.get().as_ref() } {
+            if tcb.timer_deadline.get() > now {
+                return;
+            }
+            self.disarm_timer(tcb);
+            if tcb.state() != State::Blocked {
+                continue;
+            }
+            if tcb.blocker.get().is_some() {
+                self.wake_with_error(tcb, TaskletError::TimedOut);
+            } else {
+                self.ring_insert(tcb, Placement::Tail);
+            }
+        }
+    }
+
+    // ---- preemption -----------------------------------------------------------------------
+
+    pub(crate) fn arm_watchdog(&self, deadline: Option<u64>) {
+        self.watchdog_deadline.set(deadline.unwrap_or(0));
+        self.preempt_pending.store(false, Ordering::Relaxed);
+        platform().set_preempt_deadline(deadline);
+    }
+
+    pub(crate) fn take_interrupted(&self) -> Option<TcbRef> {
+        let interrupted = self.interrupted.replace(core::ptr::null());
+        // SAFETY: `interrupted` holds a reference given up by into_raw in `interrupt_current`.
+        (!interrupted.is_null()).then(|| unsafe { TcbRef::from_raw(interrupted) })
+    }
+
+    fn watchdog_expired(&self) -> bool {
+        let deadline = self.watchdog_deadline.get();
+        deadline != 0 && platform().now_ns() >= deadline
+    }
+
+    /// A cooperative check point: if the watchdog budget of `run` is spent and the running
+    /// tasklet may be interrupted, hand it back to the main tasklet.
+    pub(crate) fn checkpoint(&'static self) {
+        if (self.watchdog_deadline.get() != 0 || self.preempt_pending.load(Ordering::Relaxed)) && self.watchdog_expired()
+        {
+            let _busy = self.enter();
+            self.interrupt_current();
+            self.finish_resume();
+        }
+    }
+
+    /// Interrupts the running tasklet for the watchdog if it may be: not main, not atomic.
+    /// Returns after the tasklet is resumed again (if it was interrupted).
+    fn interrupt_current(&'static self) {
+        let me = self.current();
+        if me.is_main() || me.atomic.get() > 0 || self.main_tcb.state() != State::Runnable {
+            if !me.is_main() {
+                self.preempt_pending.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.preempt_pending.store(false, Ordering::Relaxed);
+        self.watchdog_deadline.set(0);
+        platform().set_preempt_deadline(None);
+        self.ring_remove(me);
+        me.set_state(State::Paused);
+        let previous = self.interrupted.replace(TcbRef::from_tcb(me).into_raw());
+        if !previous.is_null() {
+            // SAFETY: a reference given up by into_raw earlier and not yet taken back.
+            drop(unsafe { TcbRef::from_raw(previous) });
+        }
+        self.switch_to(me, &self.main_tcb);
+    }
+
+    /// From the board's timer interrupt (interrupts off, on the interrupted stack).
+    pub(crate) fn on_timer_interrupt(&'static self) {
+        if !self.initialized.get() || !self.watchdog_expired() {
+            return;
+        }
+        if self.busy.load(Ordering::Relaxed) {
+            self.preempt_pending.store(true, Ordering::Relaxed);
+            return;
+        }
+        self.busy.store(true, Ordering::Relaxed);
+        self.interrupt_current();
+        self.finish_resume_without_reap();
+    }
+
+    fn finish_resume_without_reap(&self) {
+        // Destructors must not run inside an interrupt handler: the next ordinary resumption
+        // reaps instead.
+        self.busy.store(false, Ordering::Relaxed);
+    }
+
+    /// After leaving an atomic section: honour a watchdog that fired meanwhile.
+    pub(crate) fn after_atomic(&'static self) {
+        if self.preempt_pending.load(Ordering::Relaxed) {
+            self.checkpoint();
+        }
+    }
+}
+
+/// Marks the scheduler busy (no preemption) until dropped.
+pub(crate) struct BusyGuard<'a> {
+    scheduler: &'a Scheduler,
+    was_busy: bool,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.scheduler.busy.store(self.was_busy, Ordering::Relaxed);
+    }
+}
+
+/// Makes a tasklet that a waker just took out of a wait queue runnable: directly in this CPU's
+/// ring if it lives here, else through its CPU's inbox. With [`Placement::Next`] the caller then
+/// switches to it (only meaningful on the same CPU).
+pub(crate) fn wake(tcb: &Tcb, placement: Placement) {
+    tcb.direction.store(0, Ordering::Relaxed);
+    // SAFETY: `home` is set at creation to a 'static scheduler.
+    let home = unsafe { &*tcb.home.get() };
+    let here = this_cpu();
+    if core::ptr::eq(home, here) {
+        here.ring_insert(tcb, placement);
+    } else {
+        home.inbox_push(tcb);
+    }
+}
+
+// ---- per-CPU access -----------------------------------------------------------------------
+
+#[cfg(any(test, feature = "std"))]
+mod per_cpu {
+    extern crate std;
+    use super::{CpuGroup, Scheduler};
+    use core::cell::Cell;
+
+    struct Registration(Cell<*const Scheduler>);
+
+    impl Drop for Registration {
+        fn drop(&mut self) {
+            // SAFETY: the scheduler is leaked ('static); leaving its group lets the remaining
+            // members of a shared group detect deadlock without this thread.
+            if let Some(scheduler) = unsafe { self.0.get().as_ref() } {
+                scheduler.leave_group();
+            }
+        }
+    }
+
+    std::thread_local! {
+        static THIS: Registration = const { Registration(Cell::new(core::ptr::null())) };
+    }
+
+    pub(super) fn this_cpu() -> &'static Scheduler {
+        THIS.with(|registration| {
+            let existing = registration.0.get();
+            if !existing.is_null() {
+                // SAFETY: set below to a leaked, never-freed scheduler.
+                return unsafe { &*existing };
+            }
+            let scheduler: &'static Scheduler = std::boxed::Box::leak(std::boxed::Box::new(Scheduler::new()));
+            let group: &'static CpuGroup = std::boxed::Box::leak(std::boxed::Box::new(CpuGroup::new()));
+            scheduler.initialize(group);
+            registration.0.set(scheduler);
+            scheduler
+        })
+    }
+}
+
+#[cfg(not(any(test, feature = "std")))]
+mod per_cpu {
+    use super::{Scheduler, GLOBAL_GROUP};
+
+    /// Most CPUs a bare-metal kernel schedules on.
+    pub(crate) const MAX_CPUS: usize = 64;
+
+    struct Slots([Scheduler; MAX_CPUS]);
+
+    static SCHEDULERS: Slots = Slots([const { Scheduler::new() }; MAX_CPUS]);
+
+    // SAFETY: each CPU touches only its own slot's non-atomic state (see Scheduler's Sync).
+    unsafe impl Sync for Slots {}
+
+    pub(super) fn this_cpu() -> &'static Scheduler {
+        let index = crate::platform::platform().cpu_index();
+        let scheduler = &SCHEDULERS.0[index.min(MAX_CPUS - 1)];
+        if !scheduler.initialized.get() {
+            scheduler.initialize(&GLOBAL_GROUP);
+        }
+        scheduler
+    }
+}
+
+/// The calling CPU's scheduler (initialised on first use).
+pub(crate) fn this_cpu() -> &'static Scheduler {
+    per_cpu::this_cpu()
+}
+
+/// Entry of every spawned tasklet's context.
+pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
+    let scheduler = this_cpu();
+    scheduler.finish_resume();
+    // SAFETY: `data` is the control block pointer given to init_stack at spawn; the scheduler's
+    // reference keeps it alive while the tasklet runs.
+    let tcb = unsafe { &*(data as *const Tcb) };
+    tcb.set_flag(tcb::FLAG_STARTED, true);
+    let body = tcb.body.get();
+    // SAFETY: the body is live while the control block is; only this tasklet runs it.
+    unsafe { ((*body).vtable.run)(body) };
+    scheduler.exit_current()
+}

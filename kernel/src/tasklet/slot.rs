@@ -1,0 +1,171 @@
+//! The value slot of a tasklet control block (Stackless's `tempval`): where a value in flight waits.
+//!
+//! A channel hands a value to a blocked receiver by writing it into the receiver's slot, and a
+//! blocked sender parks its value in its own slot. The slot lives in the control block, never on
+//! a tasklet's stack. Values up to [`INLINE_BYTES`] bytes (alignment up to 8) are stored inline;
+//! larger ones in a fallibly allocated box. A slot may also hold a "bomb": an error that the
+//! receiving operation returns instead of a value.
+
+use super::TaskletError;
+use alloc::alloc::{alloc, dealloc, Layout};
+use core::cell::{Cell, UnsafeCell};
+use core::mem::{align_of, size_of, MaybeUninit};
+
+/// Largest value stored without allocating.
+pub const INLINE_BYTES: usize = 32;
+
+#[repr(C, align(8))]
+struct Payload([MaybeUninit<u8>; INLINE_BYTES]);
+
+#[derive(Clone, Copy)]
+enum Content {
+    Empty,
+    /// A value stored inline; the function drops it in place.
+    Inline(unsafe fn(*mut u8)),
+    /// A pointer to a boxed value stored inline; the function drops and frees the box.
+    Boxed(unsafe fn(*mut u8)),
+    /// An error to deliver instead of a value.
+    Bomb(TaskletError),
+}
+
+/// One value in flight. Access is serialised by the scheduler protocol: the owning tasklet while
+/// it runs, or whoever holds the lock of the queue it is blocked in.
+pub(crate) struct ValueSlot {
+    payload: UnsafeCell<Payload>,
+    content: Cell<Content>,
+}
+
+const fn fits_inline<T>() -> bool {
+    size_of::<T>() <= INLINE_BYTES && align_of::<T>() <= 8
+}
+
+unsafe fn drop_inline<T>(place: *mut u8) {
+    // SAFETY: the caller passes the payload holding a live T written by `put`.
+    unsafe { core::ptr::drop_in_place(place.cast::<T>()) };
+}
+
+unsafe fn drop_boxed<T>(place: *mut u8) {
+    // SAFETY: the payload holds a pointer from `alloc` with T's layout, to a live T.
+    unsafe {
+        let boxed = place.cast::<*mut T>().read();
+        core::ptr::drop_in_place(boxed);
+        if size_of::<T>() != 0 {
+            dealloc(boxed.cast(), Layout::new::<T>());
+        }
+    }
+}
+
+impl ValueSlot {
+    pub(crate) const fn new() -> Self {
+        Self {
+            payload: UnsafeCell::new(Payload([MaybeUninit::uninit(); INLINE_BYTES])),
+            content: Cell::new(Content::Empty),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self.content.get(), Content::Empty)
+    }
+
+    /// Stores `value`; gives it back if an out-of-line allocation fails.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the slot (see the type docs) and the slot is empty.
+    pub(crate) unsafe fn put<T>(&self, value: T) -> Result<(), T> {
+        debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
+        let place = self.payload.get().cast::<u8>();
+        if fits_inline::<T>() {
+            // SAFETY: the payload is 8-aligned and large enough for T (checked above).
+            unsafe { place.cast::<T>().write(value) };
+            self.content.set(Content::Inline(drop_inline::<T>));
+        } else {
+            let layout = Layout::new::<T>();
+            let boxed = if size_of::<T>() == 0 {
+                core::ptr::NonNull::<T>::dangling().as_ptr()
+            } else {
+                // SAFETY: layout has a non-zero size.
+                unsafe { alloc(layout) }.cast::<T>()
+            };
+            if boxed.is_null() {
+                return Err(value);
+            }
+            // SAFETY: `boxed` is a fresh allocation for T; the payload holds one pointer.
+            unsafe {
+                boxed.write(value);
+                place.cast::<*mut T>().write(boxed);
+            }
+            self.content.set(Content::Boxed(drop_boxed::<T>));
+        }
+        Ok(())
+    }
+
+    /// Stores an error to be delivered instead of a value.
+    ///
+    /// # Safety
+    /// As for [`ValueSlot::put`].
+    pub(crate) unsafe fn put_bomb(&self, error: TaskletError) {
+        debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
+        self.content.set(Content::Bomb(error));
+    }
+
+    /// Takes what the slot holds: `None` if empty, `Some(Err(_))` for a bomb.
+    ///
+    /// # Safety
+    /// Exclusive access as for [`ValueSlot::put`], and a value in the slot was stored as a `T`.
+    pub(crate) unsafe fn take<T>(&self) -> Option<Result<T, TaskletError>> {
+        let place = self.payload.get().cast::<u8>();
+        let taken = match self.content.get() {
+            Content::Empty => return None,
+            Content::Bomb(error) => Err(error),
+            // SAFETY: an inline T was written by `put::<T>` (the caller's type contract).
+            Content::Inline(_) => Ok(unsafe { place.cast::<T>().read() }),
+            Content::Boxed(_) => {
+                // SAFETY: a boxed T was written by `put::<T>`; read it out and free the box.
+                unsafe {
+                    let boxed = place.cast::<*mut T>().read();
+                    let value = boxed.read();
+                    if size_of::<T>() != 0 {
+                        dealloc(boxed.cast(), Layout::new::<T>());
+                    }
+                    Ok(value)
+                }
+            }
+        };
+        self.content.set(Content::Empty);
+        Some(taken)
+    }
+
+    /// Moves the content of `self` into the empty slot `other` (a sender's parked value going
+    /// straight to its receiver) without knowing its type.
+    ///
+    /// # Safety
+    /// Exclusive access to both slots; `other` is empty.
+    pub(crate) unsafe fn move_into(&self, other: &ValueSlot) {
+        debug_assert!(other.is_empty(), "value slot overwritten while holding a value");
+        // SAFETY: both payloads are plain bytes owned by their slots; the content tag moves with
+        // them, so exactly one slot owns the value afterwards.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.payload.get().cast::<u8>(),
+                other.payload.get().cast::<u8>(),
+                INLINE_BYTES,
+            );
+        }
+        other.content.set(self.content.get());
+        self.content.set(Content::Empty);
+    }
+
+    /// Drops whatever the slot holds.
+    ///
+    /// # Safety
+    /// Exclusive access as for [`ValueSlot::put`].
+    pub(crate) unsafe fn clear(&self) {
+        let place = self.payload.get().cast::<u8>();
+        let content = self.content.replace(Content::Empty);
+        match content {
+            // SAFETY: the drop function matches the stored value (set together in `put`).
+            Content::Inline(drop_fn) | Content::Boxed(drop_fn) => unsafe { drop_fn(place) },
+            Content::Empty | Content::Bomb(_) => {}
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Tasklet stacks: fixed-budget allocation, guard words, high-water marks and spill segments.
+//!
+//! A stack region is `[guard zone | usable stack]`, growing down towards the guard zone. The
+//! guard zone starts with a small header (used by spill segments to chain to the segment they
+//! interrupted) and ends with canary words just below the usable stack; the canary is checked at
+//! every switch away from the tasklet and by [`check_stack`](super::check_stack). The usable part
+//! is filled with a pattern at allocation so the high-water mark can be measured.
+
+use super::TaskletError;
+use alloc::alloc::{alloc, dealloc, Layout};
+use spindle_arch::context;
+
+/// Bytes at the bottom of every stack region kept as a guard zone. Large enough that switching
+/// away from a tasklet that just crossed into it (which pushes a switch frame) stays inside the
+/// region.
+/// Debug builds have much larger frames, so the zone an overrun can cross before the next
+/// switch is larger too.
+pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
+
+/// Smallest stack a tasklet may be given.
+pub const MIN_STACK_BYTES: usize = GUARD_BYTES + context::INITIAL_FRAME_BYTES + 1024;
+
+/// Stack size used when a spawn names none.
+pub const DEFAULT_STACK_BYTES: usize = 16 * 1024;
+
+/// Watermark of [`spill`](super::spill): below this much remaining stack, continue on a fresh
+/// segment (the PS3 build of Stackless used 16 KiB; our frames are native, so smaller).
+pub const DEFAULT_SPILL_WATERMARK: usize = 4 * 1024;
+
+/// Size of a segment [`spill`](super::spill) allocates.
+pub const DEFAULT_SPILL_SEGMENT: usize = 16 * 1024;
+
+const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
+const CANARY_WORDS: usize = 4;
+const FILL: u8 = 0xa5;
+const ALIGN: usize = 16;
+
+/// A stack allocation. Freed explicitly (never by Drop) because its owner decides when nothing
+/// runs on it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StackRegion {
+    pub(crate) base: usize,
+    pub(crate) size: usize,
+}
+
+/// The per-CPU byte budget stacks and spill segments are allocated against.
+pub(crate) struct StackBudget {
+    pub(crate) limit: core::cell::Cell<usize>,
+    pub(crate) in_use: core::cell::Cell<usize>,
+}
+
+impl StackBudget {
+    pub(crate) const fn new(limit: usize) -> Self {
+        Self { limit: core::cell::Cell::new(limit), in_use: core::cell::Cell::new(0) }
+    }
+}
+
+impl StackRegion {
+    /// Allocates a region of `size` bytes (rounded up to 16) against `budget`.
+    pub(crate) fn allocate(size: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
+        if size < MIN_STACK_BYTES {
+            return Err(TaskletError::StackTooSmall);
+        }
+        let size = size.checked_next_multiple_of(ALIGN).ok_or(TaskletError::StackBudgetExhausted)?;
+        let in_use = budget.in_use.get();
+        if in_use.checked_add(size).is_none_or(|total| total > budget.limit.get()) {
+            return Err(TaskletError::StackBudgetExhausted);
+        }
+        let layout = Layout::from_size_align(size, ALIGN).map_err(|_| TaskletError::StackTooSmall)?;
+        // SAFETY: layout has a non-zero size (size >= MIN_STACK_BYTES).
+        let base = unsafe { alloc(layout) } as usize;
+        if base == 0 {
+            return Err(TaskletError::OutOfMemory);
+        }
+        budget.in_use.set(in_use + size);
+        let region = Self { base, size };
+        // SAFETY: the whole region was just allocated for us.
+        unsafe {
+            core::ptr::write_bytes(base as *mut u8, 0, GUARD_BYTES);
+            core::ptr::write_bytes(region.usable_low() as *mut u8, FILL, size - GUARD_BYTES);
+            let canaries = (region.usable_low() - CANARY_WORDS * 8) as *mut u64;
+            for index in 0..CANARY_WORDS {
+                canaries.add(index).write(CANARY);
+            }
+        }
+        Ok(region)
+    }
+
+    /// Returns the region's memory to the heap and the budget.
+    ///
+    /// # Safety
+    /// Nothing runs on the region or will resume on it.
+    pub(crate) unsafe fn free(self, budget: &StackBudget) {
+        let layout = Layout::from_size_align(self.size, ALIGN).expect("layout was valid at allocation");
+        // SAFETY: allocated by `allocate` with this layout; the caller guarantees it is unused.
+        unsafe { dealloc(self.base as *mut u8, layout) };
+        budget.in_use.set(budget.in_use.get().saturating_sub(self.size));
+    }
+
+    /// The 16-byte aligned top of the region (the initial stack pointer).
+    pub(crate) fn top(&self) -> usize {
+        (self.base + self.size) & !(ALIGN - 1)
+    }
+
+    /// The lowest address the running code may use: the top of the guard zone.
+    pub(crate) fn usable_low(&self) -> usize {
+        self.base + GUARD_BYTES
+    }
+
+    /// Bytes of the usable stack ever touched (lowest address whose fill pattern changed).
+    pub(crate) fn high_water(&self) -> usize {
+        let low = self.usable_low();
+        let top = self.base + self.size;
+        let mut address = low;
+        // SAFETY: reads stay inside the allocated region.
+        while address < top && unsafe { *(address as *const u8) } == FILL {
+            address += 1;
+        }
+        top - address
+    }
+
+    /// Writes the spill-chain header (the previous segment's base and size) at the region base.
+    ///
+    /// # Safety
+    /// The region is a live spill segment owned by the caller.
+    pub(crate) unsafe fn write_chain(&self, previous: Option<StackRegion>) {
+        let (base, size) = previous.map_or((0, 0), |region| (region.base, region.size));
+        // SAFETY: the header words lie in this region's guard zone, below the canaries.
+        unsafe {
+            (self.base as *mut usize).write(base);
+            (self.base as *mut usize).add(1).write(size);
+        }
+    }
+
+    /// Reads the spill-chain header written by [`StackRegion::write_chain`].
+    ///
+    /// # Safety
+    /// The region is a live spill segment.
+    pub(crate) unsafe fn read_chain(&self) -> Option<StackRegion> {
+        // SAFETY: header words written by `write_chain` in the guard zone.
+        let (base, size) = unsafe { ((self.base as *const usize).read(), (self.base as *const usize).add(1).read()) };
+        (base != 0).then_some(StackRegion { base, size })
+    }
+}
+
+/// Whether the canary words below `usable_low` are intact and `stack_pointer` is above them.
+///
+/// # Safety
+/// `usable_low` is the usable low of a live stack region.
+pub(crate) unsafe fn guard_intact(usable_low: usize, stack_pointer: usize) -> bool {
+    if stack_pointer < usable_low {
+        return false;
+    }
+    let canaries = (usable_low - CANARY_WORDS * 8) as *const u64;
+    // SAFETY: the canary words are inside the live region's guard zone.
+    (0..CANARY_WORDS).all(|index| unsafe { canaries.add(index).read_volatile() } == CANARY)
+}

@@ -1,0 +1,373 @@
+//! Tasklet control blocks: links, saved context, value slot, timer, and the type-erased body.
+//!
+//! Everything the kernel keeps about a tasklet lives here, in a heap block that never moves —
+//! never on the tasklet's stack — so stacks can later be moved (slicing). Control blocks are
+//! reference counted by [`TcbRef`]; the home scheduler holds one reference while the tasklet lives.
+
+use super::slot::ValueSlot;
+use super::stack::StackRegion;
+use super::TaskletError;
+use alloc::alloc::{alloc, dealloc, Layout};
+use core::cell::{Cell, UnsafeCell};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicI8, AtomicU32, AtomicU8, Ordering};
+
+/// Lifecycle of a tasklet, readable from any CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum State {
+    /// In its CPU's run ring (this includes the running tasklet).
+    Runnable = 0,
+    /// Alive but in no ring and no wait queue (removed, or spawned paused).
+    Paused = 1,
+    /// In a wait queue (channel, join) or sleeping on a timer.
+    Blocked = 2,
+    /// Taken out of a wait queue by a waker; on its way to its CPU's inbox or in it.
+    Waking = 3,
+    /// Finished (returned, killed, abandoned).
+    Dead = 4,
+}
+
+impl State {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Runnable,
+            1 => Self::Paused,
+            2 => Self::Blocked,
+            3 => Self::Waking,
+            _ => Self::Dead,
+        }
+    }
+}
+
+pub(crate) const FLAG_MAIN: u8 = 1;
+pub(crate) const FLAG_STARTED: u8 = 2;
+pub(crate) const FLAG_BLOCK_TRAP: u8 = 4;
+pub(crate) const FLAG_TIMER_ARMED: u8 = 16;
+
+/// How to take a blocked tasklet out of whatever it waits in (kill, timeout, deadlock).
+#[derive(Clone, Copy)]
+pub(crate) struct Blocker {
+    /// Removes `tcb` from the queue at `object` under the queue's lock; false if a waker already
+    /// took it out (it is then on its way to its CPU).
+    pub(crate) cancel: unsafe fn(object: *const (), tcb: &Tcb) -> bool,
+    pub(crate) object: *const (),
+}
+
+/// The type-erased part of a tasklet body: its name and how to run, finish and drop it.
+#[repr(C)]
+pub(crate) struct BodyHeader {
+    pub(crate) name: &'static str,
+    pub(crate) vtable: &'static BodyVTable,
+}
+
+pub(crate) struct BodyVTable {
+    /// Runs the closure (once) and stores its result.
+    pub(crate) run: unsafe fn(*mut BodyHeader),
+    /// Replaces the body's state with a failed result, dropping an unstarted closure. With
+    /// `abandoned`, a started closure's state is on the abandoned stack and is not touched.
+    pub(crate) fail: unsafe fn(*mut BodyHeader, TaskletError),
+    /// Drops the body and frees its allocation.
+    pub(crate) destroy: unsafe fn(*mut BodyHeader),
+}
+
+/// A tasklet control block.
+pub(crate) struct Tcb {
+    refs: AtomicU32,
+    pub(crate) id: u32,
+    pub(crate) home: Cell<*const super::sched::Scheduler>,
+    /// Run-ring links (home CPU only); `next` doubles as the inbox link under the inbox lock.
+    pub(crate) next: Cell<*const Tcb>,
+    pub(crate) prev: Cell<*const Tcb>,
+    /// Wait-queue links, under the lock of the queue the tasklet waits in.
+    pub(crate) wait_next: Cell<*const Tcb>,
+    pub(crate) wait_prev: Cell<*const Tcb>,
+    /// Whether the tasklet is in a wait queue (under that queue's lock).
+    pub(crate) queued: Cell<bool>,
+    pub(crate) saved_sp: Cell<usize>,
+    pub(crate) stack: Cell<StackRegion>,
+    /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
+    pub(crate) stack_low: Cell<usize>,
+    /// Innermost live spill segment (base 0: none).
+    pub(crate) spill_top: Cell<StackRegion>,
+    state: AtomicU8,
+    pub(crate) flags: Cell<u8>,
+    /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
+    pub(crate) direction: AtomicI8,
+    pub(crate) atomic: Cell<u16>,
+    /// An error to raise at the tasklet's next (or current) blocking operation.
+    pub(crate) pending: Cell<Option<TaskletError>>,
+    pub(crate) blocker: Cell<Option<Blocker>>,
+    pub(crate) slot: ValueSlot,
+    pub(crate) timer_deadline: Cell<u64>,
+    pub(crate) timer_next: Cell<*const Tcb>,
+    pub(crate) timer_prev: Cell<*const Tcb>,
+    pub(crate) body: Cell<*mut BodyHeader>,
+    /// Tasklets waiting for this one to finish.
+    pub(crate) joiners: spin::Mutex<super::sched::WaitQueue>,
+}
+
+// SAFETY: a control block is shared between CPUs, but every field has an owner: the home CPU's
+// scheduler for the ring links, context, stack, flags and timer; the lock of the wait queue the
+// tasklet is in for the wait links, the slot and the blocker while it is blocked; atomics for
+// the state and reference count. The scheduler and channel code uphold that protocol.
+unsafe impl Sync for Tcb {}
+// SAFETY: see the Sync impl; nothing in a control block is tied to the thread that made it.
+unsafe impl Send for Tcb {}
+
+impl Tcb {
+    pub(crate) const fn new(id: u32, flags: u8) -> Self {
+        Self {
+            refs: AtomicU32::new(1),
+            id,
+            home: Cell::new(core::ptr::null()),
+            next: Cell::new(core::ptr::null()),
+            prev: Cell::new(core::ptr::null()),
+            wait_next: Cell::new(core::ptr::null()),
+            wait_prev: Cell::new(core::ptr::null()),
+            queued: Cell::new(false),
+            saved_sp: Cell::new(0),
+            stack: Cell::new(StackRegion { base: 0, size: 0 }),
+            stack_low: Cell::new(0),
+            spill_top: Cell::new(StackRegion { base: 0, size: 0 }),
+            state: AtomicU8::new(State::Paused as u8),
+            flags: Cell::new(flags),
+            direction: AtomicI8::new(0),
+            atomic: Cell::new(0),
+            pending: Cell::new(None),
+            blocker: Cell::new(None),
+            slot: ValueSlot::new(),
+            timer_deadline: Cell::new(0),
+            timer_next: Cell::new(core::ptr::null()),
+            timer_prev: Cell::new(core::ptr::null()),
+            body: Cell::new(core::ptr::null_mut()),
+            joiners: spin::Mutex::new(super::sched::WaitQueue::new()),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    pub(crate) fn has_flag(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+
+    pub(crate) fn set_flag(&self, flag: u8, on: bool) {
+        let flags = self.flags.get();
+        self.flags.set(if on { flags | flag } else { flags & !flag });
+    }
+
+    pub(crate) fn is_main(&self) -> bool {
+        self.has_flag(FLAG_MAIN)
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        let body = self.body.get();
+        if self.is_main() {
+            "main"
+        } else if body.is_null() {
+            ""
+        } else {
+            // SAFETY: a non-null body stays valid until the control block is destroyed.
+            unsafe { (*body).name }
+        }
+    }
+}
+
+/// A counted reference to a control block.
+pub(crate) struct TcbRef(NonNull<Tcb>);
+
+// SAFETY: the control block is Sync + Send (see above) and the count is atomic.
+unsafe impl Send for TcbRef {}
+// SAFETY: as above.
+unsafe impl Sync for TcbRef {}
+
+impl TcbRef {
+    /// Allocates a control block, fallibly.
+    pub(crate) fn allocate(id: u32) -> Result<Self, TaskletError> {
+        let layout = Layout::new::<Tcb>();
+        // SAFETY: Tcb has a non-zero size.
+        let raw = unsafe { alloc(layout) }.cast::<Tcb>();
+        let pointer = NonNull::new(raw).ok_or(TaskletError::OutOfMemory)?;
+        // SAFETY: fresh allocation with Tcb's layout.
+        unsafe { pointer.as_ptr().write(Tcb::new(id, 0)) };
+        Ok(Self(pointer))
+    }
+
+    /// A new counted reference to a live control block.
+    pub(crate) fn from_tcb(tcb: &Tcb) -> Self {
+        tcb.refs.fetch_add(1, Ordering::Relaxed);
+        Self(NonNull::from(tcb))
+    }
+
+    /// Gives up this reference without decrementing (the holder keeps it as a raw pointer).
+    pub(crate) fn into_raw(self) -> *const Tcb {
+        let raw = self.0.as_ptr();
+        core::mem::forget(self);
+        raw
+    }
+
+    /// Takes back a reference given up by [`TcbRef::into_raw`].
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw` and is taken back once.
+    pub(crate) unsafe fn from_raw(raw: *const Tcb) -> Self {
+        // SAFETY: non-null by the contract (into_raw of a NonNull).
+        Self(unsafe { NonNull::new_unchecked(raw.cast_mut()) })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const Tcb {
+        self.0.as_ptr()
+    }
+}
+
+impl core::ops::Deref for TcbRef {
+    type Target = Tcb;
+    fn deref(&self) -> &Tcb {
+        // SAFETY: the reference keeps the block alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Clone for TcbRef {
+    fn clone(&self) -> Self {
+        Self::from_tcb(self)
+    }
+}
+
+impl Drop for TcbRef {
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::Release) != 1 || self.is_main() {
+            return;
+        }
+        core::sync::atomic::fence(Ordering::Acquire);
+        let raw = self.0.as_ptr();
+        // SAFETY: this was the last reference: nobody else can reach the block. The body is
+        // destroyed first (its Drop may run user code, which cannot reach this block any more),
+        // then the slot, then the block itself.
+        unsafe {
+            let body = (*raw).body.replace(core::ptr::null_mut());
+            if !body.is_null() {
+                ((*body).vtable.destroy)(body);
+            }
+            (*raw).slot.clear();
+            core::ptr::drop_in_place(raw);
+            dealloc(raw.cast(), Layout::new::<Tcb>());
+        }
+    }
+}
+
+/// The part of a body whose layout depends only on the result type, so a handle that knows `R`
+/// (but not the closure type) can reach the result.
+#[repr(C)]
+struct BodyPrefix<R> {
+    header: BodyHeader,
+    result: UnsafeCell<ResultState<R>>,
+}
+
+enum ResultState<R> {
+    Pending,
+    Finished(Result<R, TaskletError>),
+    Taken,
+}
+
+/// A tasklet body: its closure until it runs, then its result.
+#[repr(C)]
+pub(crate) struct Body<F, R> {
+    prefix: BodyPrefix<R>,
+    closure: UnsafeCell<Option<F>>,
+}
+
+impl<F, R> Body<F, R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    const VTABLE: BodyVTable = BodyVTable { run: Self::run, fail: Self::fail, destroy: Self::destroy };
+
+    /// Allocates a body for `function`, fallibly (giving the closure back on failure).
+    pub(crate) fn allocate(name: &'static str, function: F) -> Result<*mut BodyHeader, F> {
+        let layout = Layout::new::<Self>();
+        // SAFETY: a body always has a non-zero size (it holds a header).
+        let raw = unsafe { alloc(layout) }.cast::<Self>();
+        if raw.is_null() {
+            return Err(function);
+        }
+        let body = Self {
+            prefix: BodyPrefix {
+                header: BodyHeader { name, vtable: &Self::VTABLE },
+                result: UnsafeCell::new(ResultState::Pending),
+            },
+            closure: UnsafeCell::new(Some(function)),
+        };
+        // SAFETY: fresh allocation with this layout.
+        unsafe { raw.write(body) };
+        Ok(raw.cast())
+    }
+
+    unsafe fn run(header: *mut BodyHeader) {
+        let body = header.cast::<Self>();
+        // SAFETY: `header` is the first field of a live Body<F, R> (repr(C) all the way down);
+        // only the tasklet itself runs its body, once.
+        let Some(function) = (unsafe { (*(*body).closure.get()).take() }) else {
+            return;
+        };
+        let result = run_catching(function);
+        // SAFETY: as above; nobody else writes the result while the tasklet runs.
+        unsafe { *(*body).prefix.result.get() = ResultState::Finished(result) };
+    }
+
+    unsafe fn fail(header: *mut BodyHeader, error: TaskletError) {
+        let body = header.cast::<Self>();
+        // SAFETY: as in `run`. An unstarted closure is dropped here; a started one was moved onto
+        // the tasklet's stack and is not reachable from the body any more.
+        let closure = unsafe { (*(*body).closure.get()).take() };
+        drop(closure);
+        // SAFETY: as in `run`.
+        unsafe { *(*body).prefix.result.get() = ResultState::Finished(Err(error)) };
+    }
+
+    unsafe fn destroy(header: *mut BodyHeader) {
+        let body = header.cast::<Self>();
+        // SAFETY: the last reference is gone; the body was allocated by `allocate`.
+        unsafe {
+            core::ptr::drop_in_place(body);
+            dealloc(body.cast(), Layout::new::<Self>());
+        }
+    }
+}
+
+/// Takes the result out of a finished body created for return type `R`: `None` while it runs
+/// (or once taken).
+///
+/// # Safety
+/// `header` belongs to a live `Body<F, R>` for this `R` (any `F`), and no one else accesses its
+/// result concurrently (the tasklet has finished, or the caller is on its CPU).
+pub(crate) unsafe fn take_result<R>(header: *mut BodyHeader) -> Option<Result<R, TaskletError>> {
+    let prefix = header.cast::<BodyPrefix<R>>();
+    // SAFETY: the prefix layout depends only on R (repr(C)); forwarded contract.
+    let state = unsafe { &mut *(*prefix).result.get() };
+    match core::mem::replace(state, ResultState::Taken) {
+        ResultState::Finished(result) => Some(result),
+        other => {
+            *state = other;
+            None
+        }
+    }
+}
+
+#[cfg(any(test, feature = "std"))]
+fn run_catching<F: FnOnce() -> R, R>(function: F) -> Result<R, TaskletError> {
+    extern crate std;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(function)).map_err(|_| TaskletError::Panicked)
+}
+
+#[cfg(not(any(test, feature = "std")))]
+fn run_catching<F: FnOnce() -> R, R>(function: F) -> Result<R, TaskletError> {
+    Ok(function())
+}

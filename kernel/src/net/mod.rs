@@ -5,16 +5,19 @@
 //! - [`Sockets`]: descriptors in a fixed table, errno-style [`NetError`]s that map to
 //!   `embedded_io::ErrorKind`, and `select`/`poll` with POSIX results even over a platform whose
 //!   select/poll fail when a socket has a pending error (the console quirk; see [`select`]).
+//! - [`Reactor`]: the parked calls of blocking sockets and the poll pass that wakes them.
 #![forbid(unsafe_code)]
 
 pub mod driver;
 mod error;
+pub mod reactor;
 pub mod select;
 mod sets;
 mod socket;
 
 pub use driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
 pub use error::NetError;
+pub use reactor::{Interest, Reactor, WaitId, Wakeup};
 pub use select::PollFd;
 pub use sets::{FdSet, PollFlags, RawFdSet, FD_SETSIZE};
 pub use socket::{Fd, Sockets};

@@ -1,0 +1,300 @@
+//! The wait table behind blocking sockets: who waits for which descriptor, and one poll pass.
+//!
+//! A blocking call that would block registers a wait (descriptor, read or write, deadline, and a
+//! waker: a kernel-owned handle such as a channel sender) and parks. One poller runs
+//! [`Reactor::pass`]: a single zero-timeout [`Sockets::poll`] over every waited descriptor, then
+//! hands back the wakers whose descriptor became ready, whose deadline passed, or whose
+//! descriptor is gone. Nothing here points into a waiter's stack: the waiter retries its own call
+//! with its own buffer once woken, so errors reach it from recv/send themselves.
+//!
+//! The reactor knows nothing of tasklets; [`super::blocking`] joins it to the scheduler.
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::driver::NetDriver;
+use super::select::PollFd;
+use super::sets::PollFlags;
+use super::socket::{Fd, Sockets};
+use super::NetError;
+
+/// What a parked call waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Interest {
+    /// recv or accept: data, end of stream, a connection, or an error.
+    Read,
+    /// send or connect: buffer space, a finished connect, or an error.
+    Write,
+}
+
+impl Interest {
+    fn events(self) -> PollFlags {
+        match self {
+            Interest::Read => PollFlags::IN,
+            Interest::Write => PollFlags::OUT,
+        }
+    }
+}
+
+/// Why a parked call was woken.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wakeup {
+    /// The descriptor is ready (maybe with an error): retry the call.
+    Ready,
+    /// The call's deadline passed.
+    TimedOut,
+    /// The descriptor was closed (or the poller stopped) while the call waited.
+    Closed,
+}
+
+impl Wakeup {
+    /// The wake-up as the parked call's outcome: retry (`Ok`) or fail with this error.
+    pub fn into_result(self) -> Result<(), NetError> {
+        match self {
+            Wakeup::Ready => Ok(()),
+            Wakeup::TimedOut => Err(NetError::TimedOut),
+            Wakeup::Closed => Err(NetError::BadDescriptor),
+        }
+    }
+}
+
+/// A parked waiter, to cancel it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct WaitId {
+    index: u16,
+    generation: u16,
+}
+
+/// One parked call: how to wake it and until when it may wait.
+struct Waiter<W> {
+    waker: W,
+    deadline_ns: Option<u64>,
+}
+
+struct WaiterSlot<W> {
+    generation: u16,
+    waiter: Option<Waiter<W>>,
+}
+
+/// One descriptor a waiter waits for (a select waits for many).
+#[derive(Clone, Copy)]
+struct Wait {
+    fd: Fd,
+    interest: Interest,
+    waiter: u16,
+}
+
+fn reserved<T>(capacity: usize) -> Result<Vec<T>, NetError> {
+    let mut items = Vec::new();
+    items
+        .try_reserve_exact(capacity)
+        .map_err(|_| NetError::NoBuffers)?;
+    Ok(items)
+}
+
+/// Waiters and their descriptors in fixed storage, with a poll pass that finds whom to wake.
+///
+/// Each waiter is woken at most once: a select waiting on many descriptors is one waiter, and
+/// the pass that wakes it drops all its waits.
+pub struct Reactor<W> {
+    waiters: Vec<WaiterSlot<W>>,
+    waits: Vec<Option<Wait>>,
+    parked: usize,
+    /// Poll entries and the wait each came from, sized once to the wait capacity.
+    entries: Vec<PollFd>,
+    entry_waits: Vec<u16>,
+}
+
+impl<W> Reactor<W> {
+    /// A table of at most `max_waiters` parked calls waiting on at most `max_waits`
+    /// descriptors in all (each 1..=65535).
+    pub fn new(max_waiters: usize, max_waits: usize) -> Result<Reactor<W>, NetError> {
+        let limit = usize::from(u16::MAX);
+        if max_waiters == 0 || max_waiters > limit || max_waits == 0 || max_waits > limit {
+            return Err(NetError::InvalidInput);
+        }
+        let mut waiters = reserved(max_waiters)?;
+        waiters.extend((0..max_waiters).map(|_| WaiterSlot {
+            generation: 0,
+            waiter: None,
+        }));
+        let mut waits = reserved(max_waits)?;
+        waits.resize(max_waits, None);
+        Ok(Reactor {
+            waiters,
+            waits,
+            parked: 0,
+            entries: reserved(max_waits)?,
+            entry_waits: reserved(max_waits)?,
+        })
+    }
+
+    /// How many calls may be parked at once.
+    pub fn capacity(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// How many calls are parked.
+    pub fn parked(&self) -> usize {
+        self.parked
+    }
+
+    /// Parks a call waiting for any of `interests` (or its deadline). Nothing is registered on
+    /// failure: an empty list is [`NetError::InvalidInput`], a full table
+    /// [`NetError::NoBuffers`]; the waker comes back with the error.
+    pub fn park(
+        &mut self,
+        interests: &[(Fd, Interest)],
+        deadline_ns: Option<u64>,
+        waker: W,
+    ) -> Result<WaitId, (NetError, W)> {
+        if interests.is_empty() {
+            return Err((NetError::InvalidInput, waker));
+        }
+        let free_waits = self.waits.iter().filter(|wait| wait.is_none()).count();
+        let free_waiter = self.waiters.iter().position(|slot| slot.waiter.is_none());
+        let Some(index) = free_waiter.filter(|_| free_waits >= interests.len()) else {
+            return Err((NetError::NoBuffers, waker));
+        };
+        let mut pending = interests.iter();
+        for wait in self.waits.iter_mut().filter(|wait| wait.is_none()) {
+            let Some(&(fd, interest)) = pending.next() else {
+                break;
+            };
+            *wait = Some(Wait {
+                fd,
+                interest,
+                waiter: index as u16,
+            });
+        }
+        let slot = &mut self.waiters[index];
+        slot.waiter = Some(Waiter { waker, deadline_ns });
+        self.parked += 1;
+        Ok(WaitId {
+            index: index as u16,
+            generation: slot.generation,
+        })
+    }
+
+    /// Unparks a call that was not woken yet, returning its waker.
+    pub fn cancel(&mut self, id: WaitId) -> Option<W> {
+        let slot = self.waiters.get(usize::from(id.index))?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        self.take(usize::from(id.index))
+    }
+
+    /// Removes a waiter and all its waits.
+    fn take(&mut self, index: usize) -> Option<W> {
+        let slot = &mut self.waiters[index];
+        let waiter = slot.waiter.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.parked -= 1;
+        for wait in self.waits.iter_mut() {
+            if wait.is_some_and(|wait| usize::from(wait.waiter) == index) {
+                *wait = None;
+            }
+        }
+        Some(waiter.waker)
+    }
+
+    /// Takes every call waiting on `fd` (it is being closed): each is to be woken with
+    /// [`Wakeup::Closed`].
+    pub fn take_fd(&mut self, fd: Fd, woken: &mut Vec<(W, Wakeup)>) {
+        for position in 0..self.waits.len() {
+            if let Some(wait) = self.waits[position].filter(|wait| wait.fd == fd) {
+                if let Some(waker) = self.take(usize::from(wait.waiter)) {
+                    woken.push((waker, Wakeup::Closed));
+                }
+            }
+        }
+    }
+
+    /// Takes every parked call (the poller is stopping): each is to be woken with
+    /// [`Wakeup::Closed`].
+    pub fn take_all(&mut self, woken: &mut Vec<(W, Wakeup)>) {
+        for index in 0..self.waiters.len() {
+            if let Some(waker) = self.take(index) {
+                woken.push((waker, Wakeup::Closed));
+            }
+        }
+    }
+
+    /// The earliest deadline of any parked call, on the platform clock.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.waiters
+            .iter()
+            .filter_map(|slot| slot.waiter.as_ref()?.deadline_ns)
+            .min()
+    }
+
+    /// One pass: polls every waited descriptor once (waiting at most `timeout`), then moves into
+    /// `woken` the calls with a ready descriptor ([`Wakeup::Ready`], also for an error or hang-up
+    /// the retried call will report), a closed one ([`Wakeup::Closed`]), or a deadline at or
+    /// before `now_ns` ([`Wakeup::TimedOut`]). Returns how many were woken.
+    ///
+    /// `woken` should have room for [`Reactor::capacity`] entries so the pass never allocates.
+    /// The caller wakes them *after* releasing any lock it holds, since waking may switch
+    /// tasklets. A genuine poll failure wakes nobody and is returned; the calls stay parked.
+    pub fn pass<D: NetDriver>(
+        &mut self,
+        sockets: &mut Sockets<D>,
+        timeout: Option<Duration>,
+        now_ns: u64,
+        woken: &mut Vec<(W, Wakeup)>,
+    ) -> Result<usize, NetError> {
+        self.entries.clear();
+        self.entry_waits.clear();
+        for (position, wait) in self.waits.iter().enumerate() {
+            if let Some(wait) = wait {
+                self.entries
+                    .push(PollFd::new(wait.fd, wait.interest.events()));
+                self.entry_waits.push(position as u16);
+            }
+        }
+        let before = woken.len();
+        if !self.entries.is_empty() {
+            sockets.poll(&mut self.entries, timeout)?;
+        }
+        for position in 0..self.entries.len() {
+            let revents = self.entries[position].revents;
+            let Some(wait) = self.waits[usize::from(self.entry_waits[position])] else {
+                // Its waiter was woken through another descriptor in this pass.
+                continue;
+            };
+            let wakeup = if revents.contains(PollFlags::NVAL) {
+                Wakeup::Closed
+            } else if revents.intersects(wait.interest.events() | PollFlags::ERR | PollFlags::HUP) {
+                Wakeup::Ready
+            } else {
+                continue;
+            };
+            if let Some(waker) = self.take(usize::from(wait.waiter)) {
+                woken.push((waker, wakeup));
+            }
+        }
+        for index in 0..self.waiters.len() {
+            let expired = self.waiters[index]
+                .waiter
+                .as_ref()
+                .and_then(|waiter| waiter.deadline_ns)
+                .is_some_and(|deadline| deadline <= now_ns);
+            if expired {
+                if let Some(waker) = self.take(index) {
+                    woken.push((waker, Wakeup::TimedOut));
+                }
+            }
+        }
+        Ok(woken.len() - before)
+    }
+}
+
+impl<W> core::fmt::Debug for Reactor<W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("capacity", &self.waiters.len())
+            .field("parked", &self.parked)
+            .finish_non_exhaustive()
+    }
+}

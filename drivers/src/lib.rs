@@ -2,4 +2,8 @@
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod devtree;
+pub mod hcall;
+pub mod hvterm;
 pub mod mock_net;
+pub mod rtas;

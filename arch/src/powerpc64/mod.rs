@@ -1,3 +1,35 @@
 //! PowerPC64 (big-endian, ELFv2): context switch, and bare-metal boot, vectors, timer and counters.
+//!
+//! Everything that needs supervisor state (MSR, SPRGs, the decrementer, PMC5, the vectors) is
+//! compiled only for bare-metal images (`target_os = "none"`), so the same crate still builds and
+//! tests under user-mode `qemu-ppc64` (tier 2).
 
 pub mod context;
+pub mod crash;
+pub mod timebase;
+
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
+pub mod percpu;
+#[cfg(target_os = "none")]
+pub mod pmc;
+#[cfg(target_os = "none")]
+pub mod timer;
+#[cfg(target_os = "none")]
+pub mod vectors;
+
+/// MSR bits the boot code sets so compiled code may use FP, AltiVec and VSX registers.
+pub const MSR_FP_VEC_VSX: u64 = MSR_FP | MSR_VEC | MSR_VSX;
+/// MSR[FP]: floating-point available.
+pub const MSR_FP: u64 = 1 << 13;
+/// MSR[VEC]: AltiVec (vector) available.
+pub const MSR_VEC: u64 = 1 << 25;
+/// MSR[VSX]: VSX available.
+pub const MSR_VSX: u64 = 1 << 23;
+/// MSR[EE]: external and decrementer interrupts enabled.
+pub const MSR_EE: u64 = 1 << 15;
+/// MSR[RI]: the interrupt state is recoverable.
+pub const MSR_RI: u64 = 1 << 1;

@@ -8,18 +8,19 @@ pub mod context;
 pub mod crash;
 pub mod timebase;
 
-#[cfg(target_os = "none")]
-pub mod boot;
-#[cfg(target_os = "none")]
-pub mod irq;
-#[cfg(target_os = "none")]
-pub mod percpu;
-#[cfg(target_os = "none")]
-pub mod pmc;
-#[cfg(target_os = "none")]
-pub mod timer;
-#[cfg(target_os = "none")]
-pub mod vectors;
+/// Declares modules that exist only in bare-metal images.
+macro_rules! bare_metal {
+    ($($item:item)*) => { $( #[cfg(target_os = "none")] $item )* };
+}
+
+bare_metal! {
+    pub mod boot;
+    pub mod irq;
+    pub mod percpu;
+    pub mod pmc;
+    pub mod timer;
+    pub mod vectors;
+}
 
 /// MSR bits the boot code sets so compiled code may use FP, AltiVec and VSX registers.
 pub const MSR_FP_VEC_VSX: u64 = MSR_FP | MSR_VEC | MSR_VSX;

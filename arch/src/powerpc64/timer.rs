@@ -157,20 +157,18 @@ pub(crate) fn inherit_boot_tick() {
 
 /// Arms (timebase value) or disarms (`None`) the calling CPU's one-shot preemption deadline.
 pub fn set_preempt_deadline(tb: Option<u64>) {
-    let timer = &percpu::current().timer;
-    super::irq::without(|| {
-        timer
-            .preempt_at
-            .store(tb.map_or(0, |tb| tb.max(1)), Relaxed);
-        timer.program();
-    });
+    set_one_shot(|timer| &timer.preempt_at, tb);
 }
 
 /// Sets (or clears) the timebase value by which the calling CPU's idle wait must end.
 pub fn set_wake_at(tb: Option<u64>) {
+    set_one_shot(|timer| &timer.wake_at, tb);
+}
+
+fn set_one_shot(slot: fn(&CpuTimer) -> &AtomicU64, tb: Option<u64>) {
     let timer = &percpu::current().timer;
     super::irq::without(|| {
-        timer.wake_at.store(tb.map_or(0, |tb| tb.max(1)), Relaxed);
+        slot(timer).store(tb.map_or(0, |tb| tb.max(1)), Relaxed);
         timer.program();
     });
 }

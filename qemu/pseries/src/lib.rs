@@ -10,29 +10,21 @@
 //!
 //! Everything here is bare-metal only: on other targets (a host `cargo build --workspace`) the
 //! crate is empty and the image binaries print how to run them.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg(target_os = "none")]
+#![no_std]
 // This crate provides memcpy and friends: keep LLVM from compiling their loops into calls to them.
-#![cfg_attr(target_os = "none", no_builtins)]
+#![no_builtins]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-#[cfg(target_os = "none")]
 mod board;
-#[cfg(target_os = "none")]
 mod console;
-#[cfg(target_os = "none")]
 mod failure;
-#[cfg(target_os = "none")]
 mod heap;
-#[cfg(target_os = "none")]
 mod mem;
-#[cfg(target_os = "none")]
 mod platform;
-#[cfg(target_os = "none")]
 pub mod smp;
 
-#[cfg(target_os = "none")]
 pub use board::{board, exit, Board};
-#[cfg(target_os = "none")]
 pub use heap::HeapStats;
 
 /// Heap size used when the image is built without `SPINDLE_HEAP_SIZE` (a byte count; the

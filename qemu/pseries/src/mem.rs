@@ -6,28 +6,32 @@
 
 const WORD: usize = core::mem::size_of::<u64>();
 
+/// Splits `n` bytes at `addr` into a head of single bytes up to 8-byte alignment and a run of
+/// whole words; returns (head bytes, head + word bytes). The rest is a tail of single bytes.
+fn aligned_span(addr: usize, n: usize) -> (usize, usize) {
+    let head = (addr.wrapping_neg() % WORD).min(n);
+    (head, head + (n - head) / WORD * WORD)
+}
+
 /// Copies `n` bytes forwards.
 ///
 /// # Safety
 /// `src` valid for `n` reads, `dest` for `n` writes; if they overlap, `dest <= src`.
 unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
-    let mut i = 0;
-    // SAFETY: every access is below `n`, within both regions (caller's contract); word accesses
-    // happen only when both pointers are 8-aligned at offset `i`.
+    let same_alignment = (dest as usize) % WORD == (src as usize) % WORD;
+    let (head, words_end) = if same_alignment {
+        aligned_span(dest as usize, n)
+    } else {
+        (n, n)
+    };
+    // SAFETY: every offset is below `n`, inside both regions (caller's contract); the word loop
+    // runs only over offsets where both pointers are 8-aligned.
     unsafe {
-        if (dest as usize) % WORD == (src as usize) % WORD {
-            while i < n && (dest as usize + i) % WORD != 0 {
-                *dest.add(i) = *src.add(i);
-                i += 1;
-            }
-            while i + WORD <= n {
-                *dest.add(i).cast::<u64>() = *src.add(i).cast::<u64>();
-                i += WORD;
-            }
-        }
-        while i < n {
+        for i in (0..head).chain(words_end..n) {
             *dest.add(i) = *src.add(i);
-            i += 1;
+        }
+        for i in (head..words_end).step_by(WORD) {
+            *dest.add(i).cast::<u64>() = *src.add(i).cast::<u64>();
         }
     }
 }
@@ -71,22 +75,15 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, n: usize) -> *mut u8 {
     let byte = value as u8;
-    let word = u64::from_ne_bytes([byte; WORD]);
-    let mut i = 0;
-    // SAFETY: every access is below `n` (caller's contract); word stores only at 8-aligned
+    let (head, words_end) = aligned_span(dest as usize, n);
+    // SAFETY: every offset is below `n` (caller's contract); word stores only at 8-aligned
     // addresses.
     unsafe {
-        while i < n && (dest as usize + i) % WORD != 0 {
+        for i in (0..head).chain(words_end..n) {
             *dest.add(i) = byte;
-            i += 1;
         }
-        while i + WORD <= n {
-            *dest.add(i).cast::<u64>() = word;
-            i += WORD;
-        }
-        while i < n {
-            *dest.add(i) = byte;
-            i += 1;
+        for i in (head..words_end).step_by(WORD) {
+            *dest.add(i).cast::<u64>() = u64::from_ne_bytes([byte; WORD]);
         }
     }
     dest

@@ -6,8 +6,11 @@
 //!   `embedded_io::ErrorKind`, and `select`/`poll` with POSIX results even over a platform whose
 //!   select/poll fail when a socket has a pending error (the console quirk; see [`select`]).
 //! - [`Reactor`]: the parked calls of blocking sockets and the poll pass that wakes them.
+//! - [`Net`] and [`Socket`]: tasklet-blocking sockets (`embedded_io` `Read`/`Write`/`ReadReady`/
+//!   `WriteReady`): a blocking call parks only its tasklet, one poller tasklet wakes it.
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod driver;
 mod error;
 pub mod reactor;
@@ -15,6 +18,7 @@ pub mod select;
 mod sets;
 mod socket;
 
+pub use blocking::{Net, NetConfig, Socket};
 pub use driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
 pub use error::NetError;
 pub use reactor::{Interest, Reactor, WaitId, Wakeup};

@@ -45,6 +45,8 @@ pub enum Wakeup {
     TimedOut,
     /// The descriptor was closed (or the poller stopped) while the call waited.
     Closed,
+    /// The parked tasklet was woken by something else (killed): the call gives up.
+    Interrupted,
 }
 
 impl Wakeup {
@@ -54,6 +56,7 @@ impl Wakeup {
             Wakeup::Ready => Ok(()),
             Wakeup::TimedOut => Err(NetError::TimedOut),
             Wakeup::Closed => Err(NetError::BadDescriptor),
+            Wakeup::Interrupted => Err(NetError::Interrupted),
         }
     }
 }

@@ -156,6 +156,15 @@ impl<D: NetDriver> Sockets<D> {
         }
     }
 
+    /// The open descriptor with number `index` (as a select set names it).
+    pub fn descriptor_at(&self, index: usize) -> Result<Fd, NetError> {
+        self.raw_at_index(index)?;
+        Ok(Fd {
+            index: index as u16,
+            generation: self.slots[index].generation,
+        })
+    }
+
     fn free_index(&self) -> Result<usize, NetError> {
         self.slots
             .iter()

@@ -1,0 +1,639 @@
+//! Tasklet-blocking sockets: a blocking call parks only its tasklet; one poller wakes it.
+//!
+//! As Stackless's stacklesssocket and gevent do it: every socket is non-blocking underneath. A
+//! call that would block registers a wait in the [`Reactor`] and parks its tasklet (it leaves the
+//! run ring); a single poller tasklet runs one zero-timeout poll over all waited descriptors per
+//! turn and wakes exactly the tasklets whose descriptor is ready, whose deadline passed, or whose
+//! descriptor was closed. A woken call retries with its own buffer, so data and errors (a reset
+//! included) reach it from the socket itself, and nothing the kernel keeps points into a tasklet's
+//! stack: waits, wake slots and the parked tasklets' handles live in the [`Net`]'s fixed tables.
+//!
+//! The poller starts with the first parked call and ends when nobody is parked, so a parked call
+//! always has a poller; when it is the only runnable tasklet it sleeps on the timer queue until
+//! the next deadline or a short tick. [`Net::close`] wakes every call waiting on the descriptor
+//! with [`NetError::BadDescriptor`], a deadline with [`NetError::TimedOut`], and a kill of the
+//! parked tasklet ends its call with [`NetError::Interrupted`] after removing its wait.
+//!
+//! Parked tasklets and the poller must share a CPU (a tasklet is woken on its own CPU).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::SocketAddrV4;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+
+use spin::Mutex;
+
+use super::driver::{NetDriver, Shutdown, SocketKind};
+use super::reactor::{Interest, Reactor, WaitId, Wakeup};
+use super::select::PollFd;
+use super::sets::{FdSet, PollFlags};
+use super::socket::{Fd, Sockets};
+use super::NetError;
+use crate::tasklet::{self, AtomicGuard, Builder, Tasklet};
+
+/// How long the poller waits for the network when no other tasklet can run.
+const IDLE_TICK: Duration = Duration::from_millis(1);
+
+/// A parked call's wake slot, named in the reactor by index and generation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct WakeRef {
+    index: u16,
+    generation: u16,
+}
+
+#[derive(Default)]
+struct WakeSlot {
+    generation: u16,
+    /// The parked tasklet, while a call owns the slot.
+    tasklet: Option<Tasklet>,
+    /// Set by the poller (or close) before it reinserts the tasklet.
+    wakeup: Option<Wakeup>,
+}
+
+struct Inner<D> {
+    sockets: Sockets<D>,
+    reactor: Reactor<WakeRef>,
+    slots: Vec<WakeSlot>,
+    /// Wakers taken out by a pass or a close, before their tasklets are reinserted.
+    woken: Vec<(WakeRef, Wakeup)>,
+    /// Interests of one parking select/poll, sized once.
+    interests: Vec<(Fd, Interest)>,
+}
+
+impl<D> Inner<D> {
+    /// Records the wake-ups in `woken` in their slots and hands back the tasklets to reinsert.
+    fn deliver(&mut self, to_insert: &mut Vec<Tasklet>) {
+        for (wake, wakeup) in self.woken.drain(..) {
+            let slot = &mut self.slots[usize::from(wake.index)];
+            if slot.generation == wake.generation {
+                slot.wakeup = Some(wakeup);
+                if let Some(tasklet) = slot.tasklet.clone() {
+                    to_insert.push(tasklet);
+                }
+            }
+        }
+    }
+}
+
+fn reinsert(tasklets: &mut Vec<Tasklet>) {
+    for tasklet in tasklets.drain(..) {
+        // A tasklet that is already runnable (woken twice, or not parked yet) stays as it is.
+        let _ = tasklet.insert();
+    }
+}
+
+/// Sizes of a [`Net`], checked by [`Net::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Descriptors (1..=[`super::FD_SETSIZE`]).
+    pub descriptors: usize,
+    /// Calls that may be parked at once.
+    pub max_parked: usize,
+    /// Descriptors all parked calls may wait on together (a select waits on many).
+    pub max_waits: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            descriptors: 64,
+            max_parked: 64,
+            max_waits: 256,
+        }
+    }
+}
+
+struct Shared<D> {
+    inner: Mutex<Inner<D>>,
+    poller_running: AtomicBool,
+}
+
+/// Blocking sockets for tasklets over one driver; clones share it.
+pub struct Net<D> {
+    shared: Arc<Shared<D>>,
+}
+
+impl<D> Clone for Net<D> {
+    fn clone(&self) -> Self {
+        Net {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<D> core::fmt::Debug for Net<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Net").finish_non_exhaustive()
+    }
+}
+
+fn deadline_after(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|timeout| {
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        now_ns().saturating_add(nanos)
+    })
+}
+
+fn now_ns() -> u64 {
+    crate::platform::platform().now_ns()
+}
+
+fn expired(deadline: Option<u64>) -> bool {
+    deadline.is_some_and(|deadline| now_ns() >= deadline)
+}
+
+impl<D: NetDriver + Send + 'static> Net<D> {
+    /// Blocking sockets over `driver`, with every table sized by `config`.
+    pub fn new(driver: D, config: NetConfig) -> Result<Net<D>, NetError> {
+        let sockets = Sockets::new(driver, config.descriptors)?;
+        let reactor = Reactor::new(config.max_parked, config.max_waits)?;
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(config.max_parked)
+            .map_err(|_| NetError::NoBuffers)?;
+        slots.resize_with(config.max_parked, WakeSlot::default);
+        let mut woken = Vec::new();
+        woken
+            .try_reserve_exact(config.max_parked)
+            .map_err(|_| NetError::NoBuffers)?;
+        let mut interests = Vec::new();
+        interests
+            .try_reserve_exact(config.max_waits)
+            .map_err(|_| NetError::NoBuffers)?;
+        Ok(Net {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    sockets,
+                    reactor,
+                    slots,
+                    woken,
+                    interests,
+                }),
+                poller_running: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Runs `body` on the socket table under the lock (for non-blocking calls and inspection).
+    pub fn with_sockets<R>(&self, body: impl FnOnce(&mut Sockets<D>) -> R) -> R {
+        body(&mut self.shared.inner.lock().sockets)
+    }
+
+    /// Calls parked now.
+    pub fn parked(&self) -> usize {
+        self.shared.inner.lock().reactor.parked()
+    }
+
+    /// A new stream socket, in non-blocking mode underneath.
+    pub fn socket(&self) -> Result<Socket<D>, NetError> {
+        let fd = self.with_sockets(|sockets| {
+            let fd = sockets.socket(SocketKind::Stream)?;
+            if let Err(error) = sockets.set_nonblocking(fd, true) {
+                let _ = sockets.close(fd);
+                return Err(error);
+            }
+            Ok(fd)
+        })?;
+        Ok(self.wrap(fd))
+    }
+
+    fn wrap(&self, fd: Fd) -> Socket<D> {
+        Socket {
+            net: self.clone(),
+            fd: Some(fd),
+            timeout: None,
+        }
+    }
+
+    /// Closes `fd`, first waking every call waiting on it with [`NetError::BadDescriptor`].
+    pub fn close(&self, fd: Fd) -> Result<(), NetError> {
+        let mut to_insert = Vec::new();
+        let result = {
+            let mut inner = self.shared.inner.lock();
+            let inner = &mut *inner;
+            inner.reactor.take_fd(fd, &mut inner.woken);
+            to_insert
+                .try_reserve_exact(inner.woken.len())
+                .map_err(|_| NetError::NoBuffers)?;
+            inner.deliver(&mut to_insert);
+            inner.sockets.close(fd)
+        };
+        reinsert(&mut to_insert);
+        result
+    }
+
+    /// Runs `attempt` until it does not answer [`NetError::WouldBlock`], parking the tasklet
+    /// between tries until a wait on `interests` ends. The deadline ends the call with
+    /// [`NetError::TimedOut`].
+    fn block_on<T>(
+        &self,
+        deadline: Option<u64>,
+        mut attempt: impl FnMut(&mut Inner<D>) -> Result<Option<T>, NetError>,
+    ) -> Result<T, NetError> {
+        loop {
+            let mut inner = self.shared.inner.lock();
+            if let Some(done) = attempt(&mut inner)? {
+                return Ok(done);
+            }
+            if expired(deadline) {
+                return Err(NetError::TimedOut);
+            }
+            // `attempt` left the interests to wait for in `inner.interests`.
+            let wake = self.park(inner, deadline)?;
+            wake.into_result()?;
+        }
+    }
+
+    /// Registers the current tasklet for `inner.interests`, parks it, and returns why it woke.
+    fn park(
+        &self,
+        mut guard: spin::MutexGuard<'_, Inner<D>>,
+        deadline: Option<u64>,
+    ) -> Result<Wakeup, NetError> {
+        let inner = &mut *guard;
+        let index = inner
+            .slots
+            .iter()
+            .position(|slot| slot.tasklet.is_none())
+            .ok_or(NetError::NoBuffers)?;
+        let wake = WakeRef {
+            index: index as u16,
+            generation: inner.slots[index].generation,
+        };
+        let id = inner
+            .reactor
+            .park(&inner.interests, deadline, wake)
+            .map_err(|(error, _)| error)?;
+        inner.slots[index].tasklet = Some(tasklet::current());
+        self.ensure_poller();
+        // No involuntary switch between unlocking and leaving the ring: a wake-up in that gap
+        // would find the tasklet still runnable and be lost.
+        let atomic = AtomicGuard::new();
+        drop(guard);
+        let parked = tasklet::schedule_remove();
+        drop(atomic);
+        let mut inner = self.shared.inner.lock();
+        Ok(Self::unpark(&mut inner, wake, id, parked.is_ok()))
+    }
+
+    /// Frees the wake slot after a park; a call that was not woken (killed, or could not park)
+    /// takes its wait out of the reactor and is interrupted.
+    fn unpark(inner: &mut Inner<D>, wake: WakeRef, id: WaitId, parked: bool) -> Wakeup {
+        let slot = &mut inner.slots[usize::from(wake.index)];
+        let wakeup = slot.wakeup.take();
+        slot.tasklet = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        match wakeup {
+            Some(wakeup) => wakeup,
+            None => {
+                inner.reactor.cancel(id);
+                if parked {
+                    // Reinserted by someone else: just try again.
+                    Wakeup::Ready
+                } else {
+                    Wakeup::Interrupted
+                }
+            }
+        }
+    }
+
+    fn ensure_poller(&self) {
+        if self.shared.poller_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let net = self.clone();
+        let spawned = Builder::new()
+            .name("net-poller")
+            .spawn(move || net.run_poller());
+        if spawned.is_err() {
+            // The parked call will not be woken by a poller; schedule_remove fails only if it is
+            // the last runnable tasklet, so fall back to letting the next park try again.
+            self.shared.poller_running.store(false, Ordering::Release);
+        }
+    }
+
+    /// The poller: one pass per turn until nobody is parked.
+    fn run_poller(&self) {
+        let mut to_insert: Vec<Tasklet> = Vec::new();
+        loop {
+            let alone = tasklet::run_count() <= 1;
+            let next_deadline = {
+                let mut inner = self.shared.inner.lock();
+                let inner = &mut *inner;
+                if inner.reactor.parked() == 0 {
+                    self.shared.poller_running.store(false, Ordering::Release);
+                    return;
+                }
+                let wait = if alone { IDLE_TICK } else { Duration::ZERO };
+                let now = now_ns();
+                if to_insert.try_reserve(inner.reactor.capacity()).is_ok()
+                    && inner
+                        .reactor
+                        .pass(&mut inner.sockets, Some(wait), now, &mut inner.woken)
+                        .is_ok()
+                {
+                    inner.deliver(&mut to_insert);
+                }
+                inner.reactor.next_deadline()
+            };
+            let woke = !to_insert.is_empty();
+            reinsert(&mut to_insert);
+            let outcome = if !woke && tasklet::run_count() <= 1 {
+                let tick = deadline_after(Some(IDLE_TICK)).unwrap_or(u64::MAX);
+                tasklet::sleep_until(next_deadline.map_or(tick, |deadline| deadline.min(tick)))
+            } else {
+                tasklet::schedule()
+            };
+            if outcome.is_err() {
+                // Killed: every parked call must still end, so wake them all.
+                let mut guard = self.shared.inner.lock();
+                let inner = &mut *guard;
+                inner.reactor.take_all(&mut inner.woken);
+                let _ = to_insert.try_reserve(inner.woken.len());
+                inner.deliver(&mut to_insert);
+                self.shared.poller_running.store(false, Ordering::Release);
+                drop(guard);
+                reinsert(&mut to_insert);
+                return;
+            }
+        }
+    }
+
+    /// Blocking select: waits until a descriptor is ready or `timeout` passes (`Ok(0)`), with
+    /// the results of [`Sockets::select`].
+    pub fn select(
+        &self,
+        read: Option<&mut FdSet>,
+        write: Option<&mut FdSet>,
+        except: Option<&mut FdSet>,
+        timeout: Option<Duration>,
+    ) -> Result<usize, NetError> {
+        let deadline = deadline_after(timeout);
+        let wanted = [
+            read.as_deref().copied(),
+            write.as_deref().copied(),
+            except.as_deref().copied(),
+        ];
+        let outcome = self.block_on(deadline, |inner| {
+            let mut sets = wanted;
+            let [r, w, e] = &mut sets;
+            let count =
+                inner
+                    .sockets
+                    .select(r.as_mut(), w.as_mut(), e.as_mut(), Some(Duration::ZERO))?;
+            if count > 0 || expired(deadline) {
+                return Ok(Some((count, sets)));
+            }
+            inner.interests.clear();
+            for (set, interest) in
+                wanted
+                    .iter()
+                    .zip([Interest::Read, Interest::Write, Interest::Read])
+            {
+                for index in set.iter().flat_map(|set| set.indices()) {
+                    let fd = inner.sockets.descriptor_at(index)?;
+                    if inner.interests.len() == inner.interests.capacity() {
+                        return Err(NetError::NoBuffers);
+                    }
+                    inner.interests.push((fd, interest));
+                }
+            }
+            Ok(None)
+        });
+        let (count, sets) = match outcome {
+            Ok(done) => done,
+            Err(NetError::TimedOut) => (0, wanted.map(|set| set.map(|_| FdSet::new()))),
+            Err(error) => return Err(error),
+        };
+        for (out, set) in [read, write, except].into_iter().zip(sets) {
+            if let (Some(out), Some(set)) = (out, set) {
+                *out = set;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Blocking poll: waits until an entry has events or `timeout` passes (`Ok(0)`), with the
+    /// results of [`Sockets::poll`].
+    pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, NetError> {
+        let deadline = deadline_after(timeout);
+        let outcome = self.block_on(deadline, |inner| {
+            let count = inner.sockets.poll(fds, Some(Duration::ZERO))?;
+            if count > 0 || expired(deadline) {
+                return Ok(Some(count));
+            }
+            inner.interests.clear();
+            for entry in fds.iter() {
+                for (flag, interest) in [
+                    (PollFlags::IN, Interest::Read),
+                    (PollFlags::OUT, Interest::Write),
+                ] {
+                    if entry.events.contains(flag) {
+                        if inner.interests.len() == inner.interests.capacity() {
+                            return Err(NetError::NoBuffers);
+                        }
+                        inner.interests.push((entry.fd, interest));
+                    }
+                }
+            }
+            if inner.interests.is_empty() {
+                // Nothing asked for can ever happen; only the deadline can end the wait.
+                inner.interests.push((
+                    fds.first().ok_or(NetError::InvalidInput)?.fd,
+                    Interest::Read,
+                ));
+            }
+            Ok(None)
+        });
+        match outcome {
+            Err(NetError::TimedOut) => Ok(0),
+            other => other,
+        }
+    }
+
+    /// One non-blocking try of `call` on `fd`; on EAGAIN, waits for `interest`.
+    fn retry_on<T>(
+        &self,
+        fd: Fd,
+        interest: Interest,
+        timeout: Option<Duration>,
+        mut call: impl FnMut(&mut Sockets<D>) -> Result<T, NetError>,
+    ) -> Result<T, NetError> {
+        self.block_on(deadline_after(timeout), |inner| {
+            match call(&mut inner.sockets) {
+                Err(NetError::WouldBlock) => {
+                    inner.interests.clear();
+                    inner.interests.push((fd, interest));
+                    Ok(None)
+                }
+                other => other.map(Some),
+            }
+        })
+    }
+}
+
+/// A tasklet-blocking stream socket. Dropping it closes it.
+pub struct Socket<D: NetDriver + Send + 'static> {
+    net: Net<D>,
+    fd: Option<Fd>,
+    timeout: Option<Duration>,
+}
+
+impl<D: NetDriver + Send + 'static> core::fmt::Debug for Socket<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Socket")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: NetDriver + Send + 'static> Socket<D> {
+    /// The descriptor ([`NetError::BadDescriptor`] after close).
+    pub fn fd(&self) -> Result<Fd, NetError> {
+        self.fd.ok_or(NetError::BadDescriptor)
+    }
+
+    /// Sets the timeout of every later blocking call (`None`: wait without limit).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// bind().
+    pub fn bind(&self, addr: SocketAddrV4) -> Result<(), NetError> {
+        let fd = self.fd()?;
+        self.net.with_sockets(|sockets| sockets.bind(fd, addr))
+    }
+
+    /// listen().
+    pub fn listen(&self, backlog: usize) -> Result<(), NetError> {
+        let fd = self.fd()?;
+        self.net.with_sockets(|sockets| sockets.listen(fd, backlog))
+    }
+
+    /// Blocking accept: the new connection as a socket, and the peer's address.
+    pub fn accept(&self) -> Result<(Socket<D>, SocketAddrV4), NetError> {
+        let fd = self.fd()?;
+        let (accepted, peer) = self
+            .net
+            .retry_on(fd, Interest::Read, self.timeout, |sockets| {
+                let (accepted, peer) = sockets.accept(fd)?;
+                if let Err(error) = sockets.set_nonblocking(accepted, true) {
+                    let _ = sockets.close(accepted);
+                    return Err(error);
+                }
+                Ok((accepted, peer))
+            })?;
+        Ok((self.net.wrap(accepted), peer))
+    }
+
+    /// Blocking connect: returns once connected, or with the connection's error.
+    pub fn connect(&self, addr: SocketAddrV4) -> Result<(), NetError> {
+        let fd = self.fd()?;
+        let mut started = false;
+        self.net
+            .retry_on(fd, Interest::Write, self.timeout, |sockets| {
+                if !started {
+                    started = true;
+                    return match sockets.connect(fd, addr) {
+                        Err(NetError::InProgress) => Err(NetError::WouldBlock),
+                        other => other,
+                    };
+                }
+                // Writable: the connect finished; SO_ERROR says how.
+                match sockets.take_error(fd)? {
+                    Some(error) => Err(error),
+                    None => Ok(()),
+                }
+            })
+    }
+
+    /// Blocking recv: at least one byte, `Ok(0)` at end of stream, or the connection's error
+    /// (after every byte that arrived before it).
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, NetError> {
+        let fd = self.fd()?;
+        self.net
+            .retry_on(fd, Interest::Read, self.timeout, |sockets| {
+                sockets.recv(fd, buf)
+            })
+    }
+
+    /// Blocking send: how many bytes were accepted (at least one).
+    pub fn send(&self, data: &[u8]) -> Result<usize, NetError> {
+        let fd = self.fd()?;
+        self.net
+            .retry_on(fd, Interest::Write, self.timeout, |sockets| {
+                sockets.send(fd, data)
+            })
+    }
+
+    /// shutdown().
+    pub fn shutdown(&self, how: Shutdown) -> Result<(), NetError> {
+        let fd = self.fd()?;
+        self.net.with_sockets(|sockets| sockets.shutdown(fd, how))
+    }
+
+    /// SO_ERROR: the pending error, which reading clears.
+    pub fn take_error(&self) -> Result<Option<NetError>, NetError> {
+        let fd = self.fd()?;
+        self.net.with_sockets(|sockets| sockets.take_error(fd))
+    }
+
+    /// Closes the socket, waking every call waiting on it with [`NetError::BadDescriptor`].
+    pub fn close(&mut self) -> Result<(), NetError> {
+        let fd = self.fd.take().ok_or(NetError::BadDescriptor)?;
+        self.net.close(fd)
+    }
+
+    fn ready(&self, flag: PollFlags) -> Result<bool, NetError> {
+        let fd = self.fd()?;
+        let mut entry = [PollFd::new(fd, flag)];
+        self.net
+            .with_sockets(|sockets| sockets.poll(&mut entry, Some(Duration::ZERO)))?;
+        if entry[0].revents.contains(PollFlags::NVAL) {
+            return Err(NetError::BadDescriptor);
+        }
+        Ok(!entry[0].revents.is_empty())
+    }
+}
+
+impl<D: NetDriver + Send + 'static> Drop for Socket<D> {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = self.net.close(fd);
+        }
+    }
+}
+
+impl<D: NetDriver + Send + 'static> embedded_io::ErrorType for Socket<D> {
+    type Error = NetError;
+}
+
+impl<D: NetDriver + Send + 'static> embedded_io::Read for Socket<D> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.recv(buf)
+    }
+}
+
+impl<D: NetDriver + Send + 'static> embedded_io::Write for Socket<D> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        self.send(buf)
+    }
+
+    fn flush(&mut self) -> Result<(), NetError> {
+        // Sent bytes are the driver's once send accepted them; nothing is buffered here.
+        self.fd().map(|_| ())
+    }
+}
+
+impl<D: NetDriver + Send + 'static> embedded_io::ReadReady for Socket<D> {
+    fn read_ready(&mut self) -> Result<bool, NetError> {
+        self.ready(PollFlags::IN)
+    }
+}
+
+impl<D: NetDriver + Send + 'static> embedded_io::WriteReady for Socket<D> {
+    fn write_ready(&mut self) -> Result<bool, NetError> {
+        self.ready(PollFlags::OUT)
+    }
+}

@@ -522,3 +522,22 @@ fn seeded_scripts_are_reproducible() {
     assert_ne!(first, FaultScript::random(43, 16, 200, 4));
     assert_eq!(first.faults().len(), 16);
 }
+
+#[test]
+fn closing_both_ends_of_a_stalled_connection_frees_them() {
+    let mut hosts = hosts();
+    let (client, server) = hosts.pair().unwrap();
+    hosts.net.inject(Fault::Stall {
+        conn: 0,
+        stalled: true,
+    });
+    hosts.client.send(client, b"stuck").unwrap();
+    hosts.client.close(client).unwrap();
+    assert_eq!(
+        hosts.net.sockets_in_use(),
+        3,
+        "the client end lingers to deliver"
+    );
+    hosts.server.close(server).unwrap();
+    assert_eq!(hosts.net.sockets_in_use(), 1, "only the listener is left");
+}

@@ -5,12 +5,10 @@ mod common;
 
 use core::time::Duration;
 
-use common::{TwoHosts, SERVER};
+use common::{script, TwoHosts, MAX_CONNS, SERVER};
 use proptest::prelude::*;
 use spindle::net::{Fd, FdSet, NetError, PollFd, PollFlags, SocketKind, Sockets};
-use spindle_drivers::mock_net::{Fault, FaultScript, MockConfig, MockDriver, Side, Trigger};
-
-const MAX_CONNS: u32 = 3;
+use spindle_drivers::mock_net::{Fault, FaultScript, MockConfig, MockDriver};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -45,38 +43,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<bool>(), any::<bool>())
             .prop_map(|(at_client, wait)| Op::Select { at_client, wait }),
     ]
-}
-
-fn trigger() -> impl Strategy<Value = Trigger> {
-    prop_oneof![
-        (0u64..150).prop_map(Trigger::AtOp),
-        (0..MAX_CONNS, 0u64..400).prop_map(|(conn, bytes)| Trigger::AfterBytes { conn, bytes }),
-        Just(Trigger::WhileWaiting),
-    ]
-}
-
-fn fault() -> impl Strategy<Value = Fault> {
-    let side = prop_oneof![Just(Side::Client), Just(Side::Server)];
-    prop_oneof![
-        (0..MAX_CONNS).prop_map(|conn| Fault::Reset { conn }),
-        Just(Fault::ResetAll),
-        (0..MAX_CONNS, side).prop_map(|(conn, side)| Fault::HalfClose { conn, side }),
-        (1u32..3).prop_map(|count| Fault::RefuseConnects { count }),
-        proptest::option::of(1usize..40).prop_map(|limit| Fault::PartialWrites { limit }),
-        (0..MAX_CONNS, any::<bool>()).prop_map(|(conn, stalled)| Fault::Stall { conn, stalled }),
-    ]
-}
-
-fn script() -> impl Strategy<Value = FaultScript> {
-    proptest::collection::vec((trigger(), fault()), 0..10).prop_map(|faults| {
-        faults
-            .into_iter()
-            .fold(FaultScript::new(), |script, (trigger, fault)| {
-                script
-                    .with(trigger, fault)
-                    .expect("within the script bound")
-            })
-    })
 }
 
 /// The byte at `offset` of one direction's stream: position-dependent, so loss, duplication and

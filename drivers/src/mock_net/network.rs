@@ -713,6 +713,11 @@ impl Network {
                 let unread = !self.sockets[index].recv.is_empty()
                     || peer.is_some_and(|peer| !self.sockets[peer].send.is_empty());
                 match peer {
+                    // Both owners have closed: nobody can read what is still in flight.
+                    Some(peer) if self.sockets[peer].state == State::Orphan => {
+                        self.free(peer);
+                        self.free(index);
+                    }
                     // Closing with unread data aborts the connection (BSD sends a reset).
                     Some(peer) if unread => {
                         self.stats.resets += 1;

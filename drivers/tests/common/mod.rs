@@ -3,8 +3,11 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
+use proptest::prelude::*;
 use spindle::net::{Fd, NetError, SocketKind, Sockets};
-use spindle_drivers::mock_net::{MockConfig, MockDriver, MockNet};
+use spindle_drivers::mock_net::{
+    Fault, FaultScript, MockConfig, MockDriver, MockNet, Side, Trigger,
+};
 
 pub const CLIENT_HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const SERVER_HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -68,4 +71,40 @@ pub fn drain(table: &mut Sockets<MockDriver>, fd: Fd) -> (Vec<u8>, Result<usize,
             Err(error) => return (got, Err(error)),
         }
     }
+}
+
+/// Connections the random fault scripts aim at.
+pub const MAX_CONNS: u32 = 3;
+
+pub fn trigger() -> impl Strategy<Value = Trigger> {
+    prop_oneof![
+        (0u64..150).prop_map(Trigger::AtOp),
+        (0..MAX_CONNS, 0u64..400).prop_map(|(conn, bytes)| Trigger::AfterBytes { conn, bytes }),
+        Just(Trigger::WhileWaiting),
+    ]
+}
+
+pub fn fault() -> impl Strategy<Value = Fault> {
+    let side = prop_oneof![Just(Side::Client), Just(Side::Server)];
+    prop_oneof![
+        (0..MAX_CONNS).prop_map(|conn| Fault::Reset { conn }),
+        Just(Fault::ResetAll),
+        (0..MAX_CONNS, side).prop_map(|(conn, side)| Fault::HalfClose { conn, side }),
+        (1u32..3).prop_map(|count| Fault::RefuseConnects { count }),
+        proptest::option::of(1usize..40).prop_map(|limit| Fault::PartialWrites { limit }),
+        (0..MAX_CONNS, any::<bool>()).prop_map(|(conn, stalled)| Fault::Stall { conn, stalled }),
+    ]
+}
+
+/// A random fault script of up to 10 faults over the first 150 operations.
+pub fn script() -> impl Strategy<Value = FaultScript> {
+    proptest::collection::vec((trigger(), fault()), 0..10).prop_map(|faults| {
+        faults
+            .into_iter()
+            .fold(FaultScript::new(), |script, (trigger, fault)| {
+                script
+                    .with(trigger, fault)
+                    .expect("within the script bound")
+            })
+    })
 }

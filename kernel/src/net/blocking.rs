@@ -585,6 +585,16 @@ impl<D: NetDriver + Send + 'static> Socket<D> {
         self.net.close(fd)
     }
 
+    /// Whether recv would not block now (data, end of stream, or an error to report).
+    pub fn recv_ready(&self) -> Result<bool, NetError> {
+        self.ready(PollFlags::IN)
+    }
+
+    /// Whether send would not block now (room, or an error to report).
+    pub fn send_ready(&self) -> Result<bool, NetError> {
+        self.ready(PollFlags::OUT)
+    }
+
     fn ready(&self, flag: PollFlags) -> Result<bool, NetError> {
         let fd = self.fd()?;
         let mut entry = [PollFd::new(fd, flag)];
@@ -628,12 +638,12 @@ impl<D: NetDriver + Send + 'static> embedded_io::Write for Socket<D> {
 
 impl<D: NetDriver + Send + 'static> embedded_io::ReadReady for Socket<D> {
     fn read_ready(&mut self) -> Result<bool, NetError> {
-        self.ready(PollFlags::IN)
+        self.recv_ready()
     }
 }
 
 impl<D: NetDriver + Send + 'static> embedded_io::WriteReady for Socket<D> {
     fn write_ready(&mut self) -> Result<bool, NetError> {
-        self.ready(PollFlags::OUT)
+        self.send_ready()
     }
 }

@@ -122,12 +122,16 @@ macro_rules! record {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {
-            $( $(#[$fmeta:meta])* $(pub)? $field:ident : $ty:ty ),+ $(,)?
+            $( $(#[$fmeta:meta])* $_vis:vis $field:ident : $ty:ty ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
         $vis struct $name {
-            $( $(#[$fmeta])* pub $field: $ty ),+
+            $(
+                #[doc = concat!("Field `", stringify!($field), "`.")]
+                $(#[$fmeta])*
+                pub $field: $ty
+            ),+
         }
 
         impl $name {

@@ -12,7 +12,7 @@ pub const H_PUT_TERM_CHAR: u64 = 0x58;
 /// H_CEDE: give up the CPU until an interrupt or H_PROD (sets MSR[EE] as a side effect).
 pub const H_CEDE: u64 = 0xe0;
 /// H_PROD: wake a CPU that ceded (or make its next cede return at once).
-pub const H_PROD: u64 = 0x108;
+pub const H_PROD: u64 = 0xe8;
 /// QEMU's private hcall carrying an RTAS call (r4 = argument buffer address).
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
 

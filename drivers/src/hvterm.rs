@@ -31,6 +31,9 @@ pub fn unpack(len: u64, hi: u64, lo: u64) -> ([u8; CHUNK], usize) {
     (bytes, (len as usize).min(CHUNK))
 }
 
+/// Terminals whose input can be buffered at once.
+pub const MAX_TERMINALS: usize = 4;
+
 /// Bytes received by one H_GET_TERM_CHAR but not yet handed to a reader.
 #[derive(Debug, Clone, Default)]
 pub struct Pending {
@@ -40,6 +43,15 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; CHUNK],
+            start: 0,
+            end: 0,
+        }
+    }
+
     /// Whether nothing is buffered.
     pub fn is_empty(&self) -> bool {
         self.start == self.end
@@ -61,13 +73,23 @@ impl Pending {
     }
 }
 
-/// A console failure: the hypervisor refused a terminal call.
+/// A console failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HvTermError(pub HcallError);
+pub enum HvTermError {
+    /// The hypervisor refused a terminal call.
+    Hcall(HcallError),
+    /// Input was read from more than [`MAX_TERMINALS`] terminals.
+    TooManyTerminals,
+}
 
 impl fmt::Display for HvTermError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "hvterm: {}", self.0)
+        match self {
+            Self::Hcall(err) => write!(f, "hvterm: {err}"),
+            Self::TooManyTerminals => {
+                write!(f, "hvterm: input from more than {MAX_TERMINALS} terminals")
+            }
+        }
     }
 }
 
@@ -79,13 +101,13 @@ impl embedded_io::Error for HvTermError {
     }
 }
 
-/// A hypervisor virtual terminal. `read` blocks (polling) until at least one byte arrives.
-#[derive(Debug, Clone, Default)]
-// Off bare metal only the pure helpers above are usable: nothing reads the fields there.
-#[cfg_attr(not(all(target_arch = "powerpc64", target_os = "none")), allow(dead_code))]
+/// A handle to a hypervisor virtual terminal. `read` blocks (polling) until input arrives.
+///
+/// Input arrives in chunks of up to 16 bytes; what a read does not take waits in a buffer shared
+/// by every handle of the same terminal, so a handle never loses bytes another one fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HvTerm {
     termno: u64,
-    pending: Pending,
 }
 
 impl HvTerm {
@@ -98,12 +120,12 @@ impl HvTerm {
     pub const fn new(termno: u32) -> Self {
         Self {
             termno: termno as u64,
-            pending: Pending {
-                bytes: [0; CHUNK],
-                start: 0,
-                end: 0,
-            },
         }
+    }
+
+    /// The terminal number.
+    pub const fn termno(&self) -> u32 {
+        self.termno as u32
     }
 }
 
@@ -130,18 +152,41 @@ mod calls {
             match status {
                 0 => return Ok(len),
                 1 => core::hint::spin_loop(), // H_BUSY
-                other => return Err(HvTermError(HcallError(other))),
+                other => return Err(HvTermError::Hcall(HcallError(other))),
             }
         }
-        Err(HvTermError(HcallError(1)))
+        Err(HvTermError::Hcall(HcallError(1)))
     }
 
     /// Reads what the terminal has (possibly nothing) in one hcall.
-    pub fn get_chunk(termno: u64) -> Result<([u8; CHUNK], usize), HvTermError> {
+    fn get_chunk(termno: u64) -> Result<([u8; CHUNK], usize), HvTermError> {
         // SAFETY: H_GET_TERM_CHAR returns its bytes in registers, no addresses.
         let (status, out) = unsafe { hcall(H_GET_TERM_CHAR, [termno, 0, 0, 0, 0, 0, 0, 0]) };
-        HcallError::check(status).map_err(HvTermError)?;
+        HcallError::check(status).map_err(HvTermError::Hcall)?;
         Ok(unpack(out[0], out[1], out[2]))
+    }
+
+    /// Input fetched but not yet read, per terminal number.
+    static INPUT: spin::Mutex<[(Option<u64>, Pending); MAX_TERMINALS]> =
+        spin::Mutex::new([const { (None, Pending::new()) }; MAX_TERMINALS]);
+
+    /// Moves available input of `termno` into `out` without waiting (possibly 0 bytes).
+    pub fn poll(termno: u64, out: &mut [u8]) -> Result<usize, HvTermError> {
+        spindle_arch::powerpc64::irq::without(|| {
+            let mut slots = INPUT.lock();
+            let index = slots
+                .iter()
+                .position(|(owner, _)| *owner == Some(termno))
+                .or_else(|| slots.iter().position(|(owner, _)| owner.is_none()))
+                .ok_or(HvTermError::TooManyTerminals)?;
+            let (owner, pending) = &mut slots[index];
+            *owner = Some(termno);
+            if pending.is_empty() {
+                let (bytes, len) = get_chunk(termno)?;
+                pending.fill(bytes, len);
+            }
+            Ok(pending.take(out))
+        })
     }
 
     /// Writes all of `bytes`, ignoring errors: for crash reports, which have nowhere else to go.
@@ -164,11 +209,7 @@ impl HvTerm {
 
     /// Returns what input is available now without waiting (possibly 0 bytes).
     pub fn poll(&mut self, out: &mut [u8]) -> Result<usize, HvTermError> {
-        if self.pending.is_empty() {
-            let (bytes, len) = calls::get_chunk(self.termno)?;
-            self.pending.fill(bytes, len);
-        }
-        Ok(self.pending.take(out))
+        calls::poll(self.termno, out)
     }
 }
 

@@ -4,7 +4,8 @@
 //! [`super::vectors`]) in real mode with r3 = the device tree's address. `_start`:
 //! 1. zeroes PMC5 and MMCR0 so PMC5 counts instructions from the very first one;
 //! 2. points r13 and SPRG0 at CPU 0's per-CPU block and SPRG1 at its crash stack;
-//! 3. sets MSR[FP|VEC|VSX] (compiled code uses vector registers) and r2 = `.TOC.`;
+//! 3. sets MSR[SF] (QEMU starts it in 32-bit mode), MSR[ME], MSR[FP|VEC|VSX] (compiled code
+//!    uses vector registers) and r2 = `.TOC.`;
 //! 4. switches to CPU 0's boot stack, clears .bss;
 //! 5. calls the board: `extern "C" fn spindle_board_entry(fdt: usize, pmc5_at_entry: u64) -> !`.
 //!
@@ -16,6 +17,11 @@
 //! `spindle_board_exception` (see [`super::vectors`]) and `spindle_board_timer`.
 
 use super::percpu::{self, CPU_STACK_BYTES, CRASH_STACK_BYTES};
+use super::{MSR_FP_VEC_VSX, MSR_ME};
+
+/// MSR bits below bit 32 that every CPU sets at entry (MSR[SF] is set separately).
+const BOOT_MSR: u64 = MSR_FP_VEC_VSX | MSR_ME;
+const _: () = assert!(BOOT_MSR >> 32 == 0);
 
 core::arch::global_asm!(
     ".section .text.spindle_boot, \"ax\", @progbits",
@@ -55,10 +61,12 @@ core::arch::global_asm!(
     "    bl spindle_board_entry",
     "    nop",
     "    trap", // the board entry never returns: report it as a crash if it does
-    // ---- every CPU: facilities and TOC (clobbers r5, r6) ----
+    // ---- every CPU: 64-bit mode, machine checks, facilities and TOC (clobbers r5, r6) ----
     "__spindle_cpu_setup:",
     "    mfmsr 5",
-    "    lis 6, {msr_hi}",
+    "    li 6, 1",
+    "    sldi 6, 6, 63", // MSR[SF]
+    "    oris 6, 6, {msr_hi}",
     "    ori 6, 6, {msr_lo}",
     "    or 5, 5, 6",
     "    mtmsrd 5",
@@ -89,8 +97,8 @@ core::arch::global_asm!(
     stacks = sym percpu::SPINDLE_CPU_STACKS,
     crash_hi = const CRASH_STACK_BYTES >> 16,
     stack_hi = const CPU_STACK_BYTES >> 16,
-    msr_hi = const super::MSR_FP_VEC_VSX >> 16,
-    msr_lo = const super::MSR_FP_VEC_VSX & 0xffff,
+    msr_hi = const (BOOT_MSR >> 16) & 0xffff,
+    msr_lo = const BOOT_MSR & 0xffff,
     crash_off = const percpu::offsets::CRASH_STACK_TOP,
     stack_off = const percpu::offsets::STACK_TOP,
     secondary_main = sym percpu::secondary_main,

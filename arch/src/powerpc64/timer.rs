@@ -55,6 +55,11 @@ impl CpuTimer {
         self.ticks.load(Relaxed)
     }
 
+    /// The tick counter itself, for code that watches it without calls (e.g. from assembly).
+    pub fn tick_counter(&self) -> &AtomicU64 {
+        &self.ticks
+    }
+
     /// Preemption deadlines that expired on this CPU.
     pub fn deadlines(&self) -> u64 {
         self.deadlines.load(Relaxed)

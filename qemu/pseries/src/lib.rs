@@ -33,7 +33,7 @@ pub const DEFAULT_HEAP_BYTES: usize = 4 << 20;
 
 /// Names the image's main function: the board calls it on CPU 0 once the machine is up.
 ///
-/// ```ignore
+/// ```text
 /// spindle_pseries::entry!(main);
 /// fn main() -> ! { spindle::kprintln!("hello"); spindle_pseries::exit(true) }
 /// ```

@@ -1,4 +1,5 @@
-//! The C runtime symbols compiled code calls: `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`.
+//! The C runtime symbols compiled code calls: `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`,
+//! and the two unwinding symbols the prebuilt `core` and `alloc` reference.
 //!
 //! The musl target's `compiler_builtins` leaves them to libc, and a bare-metal image has none.
 //! The crate is `#![no_builtins]` so that these loops are not turned back into calls to
@@ -119,3 +120,12 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// with `-C panic=abort` and nothing unwinds.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Referenced by the landing pads of the prebuilt `alloc`; unreachable for the same reason, but
+/// if something ever did unwind, it ends the run with a failure instead of jumping into nowhere.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(crate::console::Raw, "spindle: _Unwind_Resume called: images do not unwind");
+    crate::exit(false)
+}

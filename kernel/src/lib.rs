@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod channel;
 pub mod dict;
 mod hooks;
 pub mod net;

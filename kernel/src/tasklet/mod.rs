@@ -86,10 +86,6 @@ impl Tasklet {
         Self { tcb: TcbRef::from_tcb(tcb) }
     }
 
-    pub(crate) fn tcb(&self) -> &Tcb {
-        &self.tcb
-    }
-
     /// Identifier, unique among the live tasklets of a CPU (the main tasklet is 0).
     pub fn id(&self) -> u32 {
         self.tcb.id
@@ -670,6 +666,33 @@ pub fn stack_budget() -> (usize, usize) {
 /// [`CpuGroup`]). Call before the thread's tasklets start waiting on one another.
 pub fn join_group(group: &'static CpuGroup) {
     this_cpu().join(group);
+}
+
+/// Starts an OS thread that runs `body` as a member of `group` (hosted builds: threads stand
+/// for CPUs). The thread counts as a member from this call on, so tasklets of other members
+/// waiting on it are never declared deadlocked before it starts; it leaves the group when
+/// `body` returns.
+#[cfg(any(test, feature = "std"))]
+pub fn spawn_cpu_thread<F, R>(group: &'static CpuGroup, body: F) -> std::thread::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    extern crate std;
+    group.reserve_member();
+    std::thread::spawn(move || {
+        this_cpu().join_reserved(group);
+        let result = body();
+        this_cpu().leave_group();
+        result
+    })
+}
+
+/// Takes this CPU's scheduler out of its group: from now on it decides deadlock on its own.
+/// A hosted thread about to wait outside the scheduler (e.g. an OS-level join) calls this so
+/// that the group's remaining members are not kept waiting for it.
+pub fn leave_group() {
+    this_cpu().leave_group();
 }
 
 /// Puts the current tasklet to sleep for `duration` (other tasklets run meanwhile).

@@ -140,6 +140,11 @@ impl CpuGroup {
         self.external.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Counts a CPU that will join with `join_reserved` before it exists.
+    pub(crate) fn reserve_member(&self) {
+        self.state.lock().members += 1;
+    }
+
     /// Number of schedulers in the group.
     pub fn members(&self) -> usize {
         self.state.lock().members
@@ -249,6 +254,15 @@ impl Scheduler {
             old.state.lock().members -= 1;
         }
         group.state.lock().members += 1;
+        self.group.set(group);
+    }
+
+    /// Moves into `group`, whose member count already includes this CPU (a reservation made
+    /// before the thread started, so no other member ever saw the group without it).
+    pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
+        if let Some(old) = self.group() {
+            old.state.lock().members -= 1;
+        }
         self.group.set(group);
     }
 
@@ -616,12 +630,12 @@ impl Scheduler {
         tcb.set_state(State::Waking);
         {
             let mut inbox = self.inbox.lock();
-            tcb.next.set(core::ptr::null());
+            tcb.inbox_next.set(core::ptr::null());
             if inbox.tail.is_null() {
                 inbox.head = tcb;
             } else {
                 // SAFETY: inbox members are live control blocks (their home holds a reference).
-                unsafe { (*inbox.tail).next.set(tcb) };
+                unsafe { (*inbox.tail).inbox_next.set(tcb) };
             }
             inbox.tail = tcb;
             self.inbox_count.fetch_add(1, Ordering::AcqRel);
@@ -643,7 +657,7 @@ impl Scheduler {
         let mut drained = 0;
         // SAFETY: the list was detached under the lock; its members are ours and alive.
         while let Some(tcb) = unsafe { cursor.as_ref() } {
-            cursor = tcb.next.get();
+            cursor = tcb.inbox_next.get();
             drained += 1;
             self.inbox_count.fetch_sub(1, Ordering::AcqRel);
             self.ring_insert(tcb, Placement::Tail);

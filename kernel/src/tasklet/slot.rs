@@ -40,17 +40,65 @@ const fn fits_inline<T>() -> bool {
 }
 
 unsafe fn drop_inline<T>(place: *mut u8) {
-    // SAFETY: the caller passes the payload holding a live T written by `put`.
+    // SAFETY: the caller passes the payload holding a live T written by `put_staged`.
     unsafe { core::ptr::drop_in_place(place.cast::<T>()) };
 }
 
 unsafe fn drop_boxed<T>(place: *mut u8) {
-    // SAFETY: the payload holds a pointer from `alloc` with T's layout, to a live T.
+    // SAFETY: the payload holds a pointer from `Staged::new` (T's layout) to a live T.
     unsafe {
         let boxed = place.cast::<*mut T>().read();
         core::ptr::drop_in_place(boxed);
         if size_of::<T>() != 0 {
             dealloc(boxed.cast(), Layout::new::<T>());
+        }
+    }
+}
+
+/// A value made ready for a slot before any lock is taken: out-of-line values are boxed here,
+/// where an allocation failure can still give the value back.
+pub(crate) enum Staged<T> {
+    Inline(T),
+    Boxed(*mut T),
+}
+
+// SAFETY: a staged value owns its T (inline or through a unique pointer), like a Box<T>.
+unsafe impl<T: Send> Send for Staged<T> {}
+
+impl<T> Staged<T> {
+    /// Prepares `value` for a slot; gives it back if boxing it fails.
+    pub(crate) fn new(value: T) -> Result<Self, T> {
+        if fits_inline::<T>() {
+            return Ok(Self::Inline(value));
+        }
+        let boxed = if size_of::<T>() == 0 {
+            core::ptr::NonNull::<T>::dangling().as_ptr()
+        } else {
+            // SAFETY: T has a non-zero size.
+            unsafe { alloc(Layout::new::<T>()) }.cast::<T>()
+        };
+        if boxed.is_null() {
+            return Err(value);
+        }
+        // SAFETY: fresh allocation for one T.
+        unsafe { boxed.write(value) };
+        Ok(Self::Boxed(boxed))
+    }
+
+    /// Gives the value back (undoing `new`).
+    pub(crate) fn into_value(self) -> T {
+        match self {
+            Self::Inline(value) => value,
+            Self::Boxed(boxed) => {
+                // SAFETY: `boxed` came from `new` and is read once, then freed.
+                unsafe {
+                    let value = boxed.read();
+                    if size_of::<T>() != 0 {
+                        dealloc(boxed.cast(), Layout::new::<T>());
+                    }
+                    value
+                }
+            }
         }
     }
 }
@@ -67,42 +115,31 @@ impl ValueSlot {
         matches!(self.content.get(), Content::Empty)
     }
 
-    /// Stores `value`; gives it back if an out-of-line allocation fails.
+    /// Stores a staged value; never fails.
     ///
     /// # Safety
     /// The caller has exclusive access to the slot (see the type docs) and the slot is empty.
-    pub(crate) unsafe fn put<T>(&self, value: T) -> Result<(), T> {
+    pub(crate) unsafe fn put_staged<T>(&self, staged: Staged<T>) {
         debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
         let place = self.payload.get().cast::<u8>();
-        if fits_inline::<T>() {
-            // SAFETY: the payload is 8-aligned and large enough for T (checked above).
-            unsafe { place.cast::<T>().write(value) };
-            self.content.set(Content::Inline(drop_inline::<T>));
-        } else {
-            let layout = Layout::new::<T>();
-            let boxed = if size_of::<T>() == 0 {
-                core::ptr::NonNull::<T>::dangling().as_ptr()
-            } else {
-                // SAFETY: layout has a non-zero size.
-                unsafe { alloc(layout) }.cast::<T>()
-            };
-            if boxed.is_null() {
-                return Err(value);
+        match staged {
+            Staged::Inline(value) => {
+                // SAFETY: Inline is only built when T fits the 8-aligned payload.
+                unsafe { place.cast::<T>().write(value) };
+                self.content.set(Content::Inline(drop_inline::<T>));
             }
-            // SAFETY: `boxed` is a fresh allocation for T; the payload holds one pointer.
-            unsafe {
-                boxed.write(value);
-                place.cast::<*mut T>().write(boxed);
+            Staged::Boxed(boxed) => {
+                // SAFETY: the payload holds one pointer.
+                unsafe { place.cast::<*mut T>().write(boxed) };
+                self.content.set(Content::Boxed(drop_boxed::<T>));
             }
-            self.content.set(Content::Boxed(drop_boxed::<T>));
         }
-        Ok(())
     }
 
     /// Stores an error to be delivered instead of a value.
     ///
     /// # Safety
-    /// As for [`ValueSlot::put`].
+    /// The caller has exclusive access to the slot (see the type docs) and the slot is empty.
     pub(crate) unsafe fn put_bomb(&self, error: TaskletError) {
         debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
         self.content.set(Content::Bomb(error));
@@ -111,16 +148,16 @@ impl ValueSlot {
     /// Takes what the slot holds: `None` if empty, `Some(Err(_))` for a bomb.
     ///
     /// # Safety
-    /// Exclusive access as for [`ValueSlot::put`], and a value in the slot was stored as a `T`.
+    /// Exclusive access (see the type docs), and a value in the slot was stored as a `T`.
     pub(crate) unsafe fn take<T>(&self) -> Option<Result<T, TaskletError>> {
         let place = self.payload.get().cast::<u8>();
         let taken = match self.content.get() {
             Content::Empty => return None,
             Content::Bomb(error) => Err(error),
-            // SAFETY: an inline T was written by `put::<T>` (the caller's type contract).
+            // SAFETY: an inline T was written by `put_staged::<T>` (the caller's type contract).
             Content::Inline(_) => Ok(unsafe { place.cast::<T>().read() }),
             Content::Boxed(_) => {
-                // SAFETY: a boxed T was written by `put::<T>`; read it out and free the box.
+                // SAFETY: a boxed T was written by `put_staged::<T>`; read it out and free the box.
                 unsafe {
                     let boxed = place.cast::<*mut T>().read();
                     let value = boxed.read();
@@ -135,30 +172,10 @@ impl ValueSlot {
         Some(taken)
     }
 
-    /// Moves the content of `self` into the empty slot `other` (a sender's parked value going
-    /// straight to its receiver) without knowing its type.
-    ///
-    /// # Safety
-    /// Exclusive access to both slots; `other` is empty.
-    pub(crate) unsafe fn move_into(&self, other: &ValueSlot) {
-        debug_assert!(other.is_empty(), "value slot overwritten while holding a value");
-        // SAFETY: both payloads are plain bytes owned by their slots; the content tag moves with
-        // them, so exactly one slot owns the value afterwards.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                self.payload.get().cast::<u8>(),
-                other.payload.get().cast::<u8>(),
-                INLINE_BYTES,
-            );
-        }
-        other.content.set(self.content.get());
-        self.content.set(Content::Empty);
-    }
-
     /// Drops whatever the slot holds.
     ///
     /// # Safety
-    /// Exclusive access as for [`ValueSlot::put`].
+    /// Exclusive access (see the type docs).
     pub(crate) unsafe fn clear(&self) {
         let place = self.payload.get().cast::<u8>();
         let content = self.content.replace(Content::Empty);

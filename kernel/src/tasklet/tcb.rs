@@ -76,9 +76,12 @@ pub(crate) struct Tcb {
     refs: AtomicU32,
     pub(crate) id: u32,
     pub(crate) home: Cell<*const super::sched::Scheduler>,
-    /// Run-ring links (home CPU only); `next` doubles as the inbox link under the inbox lock.
+    /// Run-ring links (home CPU only).
     pub(crate) next: Cell<*const Tcb>,
     pub(crate) prev: Cell<*const Tcb>,
+    /// Inbox link, under the home inbox's lock: a waker on another CPU may queue the tasklet
+    /// while its home is still unlinking it from the ring, so the two must not share links.
+    pub(crate) inbox_next: Cell<*const Tcb>,
     /// Wait-queue links, under the lock of the queue the tasklet waits in.
     pub(crate) wait_next: Cell<*const Tcb>,
     pub(crate) wait_prev: Cell<*const Tcb>,
@@ -123,6 +126,7 @@ impl Tcb {
             home: Cell::new(core::ptr::null()),
             next: Cell::new(core::ptr::null()),
             prev: Cell::new(core::ptr::null()),
+            inbox_next: Cell::new(core::ptr::null()),
             wait_next: Cell::new(core::ptr::null()),
             wait_prev: Cell::new(core::ptr::null()),
             queued: Cell::new(false),

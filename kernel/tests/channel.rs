@@ -1,0 +1,465 @@
+//! Channel semantics: rendezvous, preference, close, kill, errors, timeouts, and the hand-off
+//! that post-switch cleanup must never lose (the seed's bug class), on one CPU and across CPUs.
+
+use spindle::channel::{Channel, Preference};
+use spindle::tasklet::{self, Builder, CpuGroup, TaskletError, Thrown};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Trace = Arc<Mutex<Vec<String>>>;
+
+fn trace() -> Trace {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn note(trace: &Trace, entry: impl Into<String>) {
+    trace.lock().unwrap().push(entry.into());
+}
+
+fn entries(trace: &Trace) -> Vec<String> {
+    trace.lock().unwrap().clone()
+}
+
+#[test]
+fn send_and_receive_meet_and_balance_counts_waiters() {
+    let channel = Arc::new(Channel::<u32>::new());
+    let receiver = {
+        let channel = channel.clone();
+        tasklet::spawn(move || channel.receive()).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.balance(), -1);
+    assert_eq!(receiver.blocked(), tasklet::Blocked::Receiving);
+    assert_eq!(channel.queue_front().as_ref(), Some(&*receiver));
+    channel.send(7).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receiver.result(), Some(Ok(Ok(7))));
+    assert_eq!(channel.balance(), 0);
+
+    let senders: Vec<_> = (0..3)
+        .map(|value| {
+            let channel = channel.clone();
+            tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
+        })
+        .collect();
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.balance(), 3);
+    assert_eq!(channel.waiting().len(), 3);
+    let received: Vec<u32> = (0..3).map(|_| channel.receive().unwrap()).collect();
+    assert_eq!(received, [0, 1, 2], "waiters are served first in, first out");
+    tasklet::run().unwrap();
+    assert!(senders.iter().all(|sender| sender.result() == Some(Ok(Ok(())))));
+}
+
+/// Runs one rendezvous case and returns the order of events. A partner tasklet waits first; a
+/// bystander tasklet is runnable; main then performs the other half of the rendezvous.
+fn rendezvous_order(main_sends: bool, preference: Preference, schedule_all: bool) -> Vec<String> {
+    let channel = Arc::new(Channel::<u32>::new());
+    channel.set_preference(preference);
+    channel.set_schedule_all(schedule_all);
+    let events = trace();
+    {
+        let (channel, events) = (channel.clone(), events.clone());
+        tasklet::spawn(move || {
+            if main_sends {
+                let value = channel.receive().unwrap();
+                note(&events, format!("partner received {value}"));
+            } else {
+                channel.send(5).unwrap();
+                note(&events, "partner sent");
+            }
+        })
+        .unwrap();
+    }
+    tasklet::schedule().unwrap(); // the partner blocks
+    {
+        let events = events.clone();
+        tasklet::spawn(move || note(&events, "bystander")).unwrap();
+    }
+    if main_sends {
+        channel.send(5).unwrap();
+        note(&events, "main sent");
+    } else {
+        let value = channel.receive().unwrap();
+        note(&events, format!("main received {value}"));
+    }
+    tasklet::run().unwrap();
+    entries(&events)
+}
+
+#[test]
+fn every_preference_and_direction_decides_who_runs_next() {
+    use Preference::*;
+    // main sends (dir +1) to a waiting receiver. When the partner's side is preferred it runs at
+    // once and the caller ends up last in the queue, behind the bystander.
+    assert_eq!(rendezvous_order(true, Receiver, false), ["partner received 5", "bystander", "main sent"]);
+    assert_eq!(rendezvous_order(true, Neither, false), ["main sent", "bystander", "partner received 5"]);
+    assert_eq!(rendezvous_order(true, Sender, false), ["main sent", "bystander", "partner received 5"]);
+    // main receives (dir -1) from a waiting sender.
+    assert_eq!(rendezvous_order(false, Receiver, false), ["main received 5", "bystander", "partner sent"]);
+    assert_eq!(rendezvous_order(false, Neither, false), ["main received 5", "bystander", "partner sent"]);
+    assert_eq!(rendezvous_order(false, Sender, false), ["partner sent", "bystander", "main received 5"]);
+    // schedule_all: the partner queues last and the caller yields to the run queue.
+    for preference in [Receiver, Neither, Sender] {
+        assert_eq!(rendezvous_order(true, preference, true), ["bystander", "partner received 5", "main sent"]);
+        assert_eq!(rendezvous_order(false, preference, true), ["bystander", "partner sent", "main received 5"]);
+    }
+}
+
+#[test]
+fn preference_is_clamped_to_its_sign() {
+    assert_eq!(Preference::from_int(-7), Preference::Receiver);
+    assert_eq!(Preference::from_int(0), Preference::Neither);
+    assert_eq!(Preference::from_int(42), Preference::Sender);
+    assert_eq!(Preference::Sender.as_int(), 1);
+}
+
+#[test]
+fn close_refuses_new_waits_but_lets_waiting_partners_meet() {
+    let channel = Arc::new(Channel::<u32>::new());
+    let senders: Vec<_> = (0..2)
+        .map(|value| {
+            let channel = channel.clone();
+            tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
+        })
+        .collect();
+    tasklet::schedule().unwrap();
+    channel.close();
+    assert!(channel.is_closing() && !channel.is_closed());
+    assert_eq!(channel.receive(), Ok(0));
+    assert_eq!(channel.receive(), Ok(1));
+    assert!(channel.is_closed());
+    assert_eq!(channel.receive(), Err(TaskletError::Closed));
+    let failure = channel.send(9).unwrap_err();
+    assert_eq!((failure.value, failure.error), (9, TaskletError::Closed));
+    tasklet::run().unwrap();
+    assert!(senders.iter().all(|sender| sender.result() == Some(Ok(Ok(())))));
+    channel.open();
+    assert!(!channel.is_closing());
+
+    // Receivers waiting when the channel closes can still be met by senders.
+    let receiver = {
+        let channel = channel.clone();
+        tasklet::spawn(move || channel.receive()).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    channel.close();
+    channel.send(3).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receiver.result(), Some(Ok(Ok(3))));
+    assert!(channel.is_closed());
+}
+
+#[test]
+fn killing_a_blocked_sender_returns_its_value_and_fixes_the_balance() {
+    let channel = Arc::new(Channel::<String>::new());
+    let sender = {
+        let channel = channel.clone();
+        tasklet::spawn(move || channel.send("precious".to_string()).map_err(|failure| (failure.value, failure.error)))
+            .unwrap()
+    };
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.balance(), 1);
+    sender.kill().unwrap();
+    assert_eq!(channel.balance(), 0);
+    assert_eq!(sender.result(), Some(Ok(Err(("precious".to_string(), TaskletError::Killed)))));
+    assert_eq!(channel.receive_timeout(Duration::from_millis(1)), Err(TaskletError::TimedOut));
+}
+
+#[test]
+fn killing_a_blocked_receiver_fixes_the_balance() {
+    let channel = Arc::new(Channel::<u8>::new());
+    let receivers: Vec<_> = (0..3)
+        .map(|_| {
+            let channel = channel.clone();
+            tasklet::spawn(move || channel.receive()).unwrap()
+        })
+        .collect();
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.balance(), -3);
+    receivers[1].kill().unwrap();
+    assert_eq!(channel.balance(), -2);
+    channel.send(1).unwrap();
+    channel.send(2).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receivers[0].result(), Some(Ok(Ok(1))));
+    assert_eq!(receivers[1].result(), Some(Ok(Err(TaskletError::Killed))));
+    assert_eq!(receivers[2].result(), Some(Ok(Ok(2))));
+}
+
+#[test]
+fn send_error_raises_in_the_receiver_and_bombs_wait_like_values() {
+    let channel = Arc::new(Channel::<u32>::new());
+    let failure = Thrown::new(104, "connection reset");
+    let receiver = {
+        let channel = channel.clone();
+        tasklet::spawn(move || channel.receive()).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    channel.send_error(failure).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receiver.result(), Some(Ok(Err(TaskletError::Thrown(failure)))));
+    // A bomb sent with nobody waiting blocks its sender until a receiver takes it.
+    let bomber = {
+        let channel = channel.clone();
+        tasklet::spawn(move || channel.send_bomb(TaskletError::Killed)).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.receive(), Err(TaskletError::Killed));
+    tasklet::run().unwrap();
+    assert_eq!(bomber.result(), Some(Ok(Ok(()))));
+}
+
+#[test]
+fn send_sequence_and_iteration_carry_every_item_until_close() {
+    let channel = Arc::new(Channel::<u32>::new());
+    let producer = {
+        let channel = channel.clone();
+        tasklet::spawn(move || {
+            let sent = channel.send_sequence(0..5).map_err(|(count, failure)| (count, failure.error));
+            channel.close();
+            sent
+        })
+        .unwrap()
+    };
+    let received: Vec<u32> = channel.iter().map(|item| item.unwrap()).collect();
+    assert_eq!(received, [0, 1, 2, 3, 4]);
+    tasklet::run().unwrap();
+    assert_eq!(producer.result(), Some(Ok(Ok(5))));
+}
+
+#[test]
+fn receiving_with_nobody_to_send_is_a_deadlock_not_a_hang() {
+    let channel = Channel::<u32>::new();
+    assert_eq!(channel.receive(), Err(TaskletError::Deadlock));
+    let failure = channel.send(4).unwrap_err();
+    assert_eq!((failure.value, failure.error), (4, TaskletError::Deadlock));
+    assert_eq!(channel.balance(), 0);
+}
+
+#[test]
+fn timeouts_end_waits_and_block_trap_refuses_them() {
+    let channel = Channel::<u32>::new();
+    let started = std::time::Instant::now();
+    assert_eq!(channel.receive_timeout(Duration::from_millis(20)), Err(TaskletError::TimedOut));
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    assert_eq!(channel.send_timeout(1, Duration::from_millis(1)).unwrap_err().error, TaskletError::TimedOut);
+    assert_eq!(channel.balance(), 0);
+    tasklet::current().set_block_trap(true);
+    assert_eq!(channel.receive(), Err(TaskletError::BlockTrap));
+    tasklet::current().set_block_trap(false);
+}
+
+#[test]
+fn large_values_travel_out_of_line() {
+    let channel = Arc::new(Channel::<[u64; 64]>::new());
+    let receiver = {
+        let channel = channel.clone();
+        tasklet::spawn(move || channel.receive().map(|block| block.iter().sum::<u64>())).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    let block: [u64; 64] = core::array::from_fn(|index| index as u64);
+    channel.send(block).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receiver.result(), Some(Ok(Ok((0..64).sum()))));
+}
+
+// ---- the seed's bug class: post-switch cleanup must never lose a value in flight -------------
+
+/// Returned by a finishing sender; its drop runs after the switch away from the dead sender,
+/// in whatever tasklet resumes — and it sends, schedules and spills there.
+struct Trap {
+    side: Arc<Channel<u64>>,
+    ran: Arc<Mutex<bool>>,
+}
+
+fn deep(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    let pad = std::hint::black_box([depth; 8]);
+    pad[0] + tasklet::spill(|| deep(depth - 1)).unwrap()
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        // Send on another channel (blocking until the side receiver takes it), schedule, spill.
+        self.side.send(deep(400)).expect("side send");
+        tasklet::schedule().expect("schedule in drop");
+        assert_eq!(deep(600), 600 * 601 / 2);
+        *self.ran.lock().unwrap() = true;
+    }
+}
+
+fn payload(round: usize) -> String {
+    format!("chunk #{round} of a long download")
+}
+
+/// One round of the seed scenario on this CPU; `receiver_stack` small means the receiver
+/// receives from inside spilled recursion.
+fn seed_round(round: usize, preference: Preference, receiver_spills: bool) {
+    let data = Arc::new(Channel::<String>::new());
+    data.set_preference(preference);
+    let side = Arc::new(Channel::<u64>::new());
+    let ran = Arc::new(Mutex::new(false));
+
+    let side_receiver = {
+        let side = side.clone();
+        tasklet::spawn(move || side.receive()).unwrap()
+    };
+    let receiver = {
+        let data = data.clone();
+        Builder::new()
+            .name("receiver")
+            .stack_size(if receiver_spills { 8 * 1024 } else { 64 * 1024 })
+            .spawn(move || {
+                fn receive_deep(data: &Channel<String>, depth: u32) -> Result<String, TaskletError> {
+                    if depth == 0 {
+                        return data.receive();
+                    }
+                    let pad = std::hint::black_box([depth; 16]);
+                    let got = tasklet::spill(|| receive_deep(data, depth - 1)).unwrap();
+                    std::hint::black_box(pad);
+                    got
+                }
+                receive_deep(&data, if receiver_spills { 400 } else { 0 })
+            })
+            .unwrap()
+    };
+    tasklet::schedule().unwrap(); // receiver and side receiver now wait
+    {
+        let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
+        // Detached: the scheduler holds the last reference, released after the switch away from
+        // the dead sender.
+        drop(
+            Builder::new()
+                .name("sender")
+                .spawn(move || {
+                    data.send(payload(round)).unwrap();
+                    Trap { side, ran }
+                })
+                .unwrap(),
+        );
+    }
+    tasklet::run().unwrap();
+    assert!(*ran.lock().unwrap(), "round {round}: the trap's drop ran");
+    assert_eq!(receiver.result(), Some(Ok(Ok(payload(round)))), "round {round}: value lost or clobbered");
+    assert_eq!(side_receiver.result(), Some(Ok(Ok(400 * 401 / 2))));
+}
+
+#[test]
+fn seed_bug_dying_sender_whose_drop_sends_schedules_and_spills_loses_nothing() {
+    for (round, preference) in [Preference::Receiver, Preference::Neither, Preference::Sender].into_iter().enumerate() {
+        seed_round(round, preference, false);
+    }
+}
+
+#[test]
+fn seed_bug_receiver_spilling_while_receiving_loses_nothing() {
+    for (round, preference) in [Preference::Receiver, Preference::Neither, Preference::Sender].into_iter().enumerate() {
+        seed_round(round, preference, true);
+    }
+}
+
+#[test]
+fn seed_bug_across_cpus_loses_nothing() {
+    static GROUP: CpuGroup = CpuGroup::new();
+    let data = Arc::new(Channel::<String>::new());
+    let side = Arc::new(Channel::<u64>::new());
+    const ROUNDS: usize = 40;
+    tasklet::join_group(&GROUP);
+    let receiver_thread = {
+        let (data, side) = (data.clone(), side.clone());
+        tasklet::spawn_cpu_thread(&GROUP, move || {
+            let side_receiver = tasklet::spawn(move || (0..ROUNDS).map(|_| side.receive().unwrap()).sum::<u64>()).unwrap();
+            let receiver = Builder::new()
+                .stack_size(8 * 1024)
+                .spawn(move || {
+                    (0..ROUNDS)
+                        .map(|_| tasklet::spill_with(usize::MAX, 32 * 1024, || data.receive().unwrap()).unwrap())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap();
+            // run() stops when only main is runnable; these wait on the other CPU, so join.
+            (receiver.join(), side_receiver.join())
+        })
+    };
+    let sender_thread = {
+        let (data, side) = (data.clone(), side.clone());
+        tasklet::spawn_cpu_thread(&GROUP, move || {
+            let ran = Arc::new(Mutex::new(false));
+            for round in 0..ROUNDS {
+                let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
+                // Detached, so each trap drops in post-switch cleanup on this CPU.
+                drop(
+                    tasklet::spawn(move || {
+                        data.send(payload(round)).unwrap();
+                        Trap { side, ran }
+                    })
+                    .unwrap(),
+                );
+            }
+            while tasklet::live_count() > 1 {
+                tasklet::sleep(Duration::from_millis(1)).unwrap();
+            }
+            let ran = *ran.lock().unwrap();
+            ran
+        })
+    };
+    assert!(sender_thread.join().unwrap(), "the traps ran");
+    let (received, side_total) = receiver_thread.join().unwrap();
+    // Each value arrives exactly once and intact. (Order across senders may vary: a sender can
+    // be delayed before its own send by the cleanup of a dead one, which blocks in its drop.)
+    let mut received = received.expect("receiver finished");
+    received.sort();
+    let mut expected: Vec<String> = (0..ROUNDS).map(payload).collect();
+    expected.sort();
+    assert_eq!(received, expected);
+    assert_eq!(side_total, Ok(ROUNDS as u64 * 400 * 401 / 2));
+}
+
+#[test]
+fn threads_rendezvous_and_an_idle_cpu_waits_instead_of_deadlocking() {
+    static GROUP: CpuGroup = CpuGroup::new();
+    let ping = Arc::new(Channel::<u32>::new());
+    let pong = Arc::new(Channel::<u32>::new());
+    // Join before the other thread can wait on us, or it would rightly see itself alone.
+    tasklet::join_group(&GROUP);
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        tasklet::spawn_cpu_thread(&GROUP, move || {
+            // Nothing else is runnable here: this thread idles until the other sends.
+            for _ in 0..200 {
+                let value = ping.receive().unwrap();
+                pong.send(value + 1).unwrap();
+            }
+        })
+    };
+    for value in 0..200 {
+        ping.send(value).unwrap();
+        assert_eq!(pong.receive().unwrap(), value + 1);
+    }
+    echo.join().unwrap();
+}
+
+#[test]
+fn a_group_whose_cpus_all_wait_detects_the_deadlock() {
+    static GROUP: CpuGroup = CpuGroup::new();
+    let never = Arc::new(Channel::<u32>::new());
+    tasklet::join_group(&GROUP);
+    let other = {
+        let never = never.clone();
+        tasklet::spawn_cpu_thread(&GROUP, move || {
+            never.receive()
+        })
+    };
+    let mine = never.receive();
+    // This thread is about to wait outside the scheduler (an OS join): leave the group so the
+    // other CPU can tell it is alone.
+    tasklet::leave_group();
+    let theirs = other.join().unwrap();
+    // Both wait on a channel nobody sends to: one is told it deadlocked, then the other once
+    // it is alone in the group.
+    assert_eq!(mine, Err(TaskletError::Deadlock));
+    assert_eq!(theirs, Err(TaskletError::Deadlock));
+}

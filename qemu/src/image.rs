@@ -1,0 +1,216 @@
+//! Building images: the bare-metal flags, the nested `cargo build`, and the flat `-bios` file.
+
+use crate::cli::Image;
+use crate::elf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The target the images are built for (its prebuilt `core`/`alloc` serve bare metal on stable).
+pub const TARGET: &str = "powerpc64-unknown-linux-musl";
+
+/// The workspace root (this crate lives in `qemu/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Target directory of image builds, apart from `target/` so a nested build never waits for the
+/// lock held by an outer `cargo run` or `cargo test`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    root.join("target").join("image")
+}
+
+/// The rustflags of an image build. They replace the tier-2 flags of `.cargo/config.toml`.
+///
+/// `--cfg target_os="none"` marks the build as bare metal for `#[cfg(target_os = "none")]` code
+/// (the musl target says `linux`; no stable bare-metal PowerPC64 target exists), hence the allow
+/// of the lint that guards built-in cfgs.
+pub fn rustflags(root: &Path) -> Vec<String> {
+    let script = root.join("qemu").join("pseries").join("link.ld");
+    [
+        "-C",
+        "linker-flavor=ld.lld",
+        "-C",
+        "link-self-contained=no",
+        "-C",
+        "relocation-model=static",
+        "-C",
+        "panic=abort",
+        "-C",
+        "target-cpu=pwr8",
+        "--cfg",
+        "target_os=\"none\"",
+        "-A",
+        "explicit_builtin_cfgs_in_flags",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([format!("-Clink-arg=-T{}", script.display())])
+    .collect()
+}
+
+/// A `cargo` command for the image crates with the image flags and environment.
+pub fn cargo(root: &Path, subcommand: &str, heap_bytes: Option<u64>) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .arg(subcommand)
+        .args([
+            "--release",
+            "-p",
+            "spindle-pseries",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(target_dir(root))
+        // The encoded form wins over every other rustflags source, whatever the caller's
+        // environment holds.
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags(root).join("\u{1f}"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS");
+    match heap_bytes {
+        Some(bytes) => command.env("SPINDLE_HEAP_SIZE", bytes.to_string()),
+        None => command.env_remove("SPINDLE_HEAP_SIZE"),
+    };
+    command
+}
+
+/// A built image.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The linked ELF file (for gdb and section sizes).
+    pub elf: PathBuf,
+    /// The flat binary given to `-bios`.
+    pub flat: PathBuf,
+}
+
+/// Builds `image` and writes its flat binary next to the ELF file.
+pub fn build(image: Image, heap_bytes: Option<u64>) -> Result<Built, String> {
+    let root = workspace_root();
+    let status = cargo(&root, "build", heap_bytes)
+        .args(["--bin", image.name()])
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|err| format!("cannot run cargo: {err}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building the {} image failed ({status})",
+            image.name()
+        ));
+    }
+    let elf = target_dir(&root)
+        .join(TARGET)
+        .join("release")
+        .join(image.name());
+    let bytes =
+        std::fs::read(&elf).map_err(|err| format!("cannot read {}: {err}", elf.display()))?;
+    let flat_bytes = elf::flat_binary(&bytes).map_err(|err| format!("{}: {err}", elf.display()))?;
+    let flat = target_dir(&root).join(format!("{}.bin", image.name()));
+    std::fs::write(&flat, flat_bytes)
+        .map_err(|err| format!("cannot write {}: {err}", flat.display()))?;
+    Ok(Built { elf, flat })
+}
+
+/// Prints the section sizes of a built image.
+pub fn print_sizes(image: Image, built: &Built) -> Result<(), String> {
+    let bytes = std::fs::read(&built.elf)
+        .map_err(|err| format!("cannot read {}: {err}", built.elf.display()))?;
+    let sections =
+        elf::sections(&bytes).map_err(|err| format!("{}: {err}", built.elf.display()))?;
+    let flat = std::fs::metadata(&built.flat)
+        .map_err(|err| format!("{}: {err}", built.flat.display()))?
+        .len();
+    println!("{} image ({}):", image.name(), built.elf.display());
+    let sum = |names: &[&str]| {
+        sections
+            .iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .map(|s| s.size)
+            .sum::<u64>()
+    };
+    println!(
+        "  .text   {:>8} bytes  (vectors {} + code {})",
+        sum(&[".vectors", ".text"]),
+        sum(&[".vectors"]),
+        sum(&[".text"])
+    );
+    println!("  .rodata {:>8} bytes", sum(&[".rodata"]));
+    println!(
+        "  .data   {:>8} bytes  (data {} + TOC/GOT {})",
+        sum(&[".data", ".got"]),
+        sum(&[".data"]),
+        sum(&[".got"])
+    );
+    println!("  .bss    {:>8} bytes", sum(&[".bss"]));
+    println!(
+        "  stacks  {:>8} bytes  (not in the file; reserved after .bss)",
+        sum(&[".stacks"])
+    );
+    println!("  flat -bios file {flat} bytes");
+    let known = [
+        ".vectors", ".text", ".rodata", ".data", ".got", ".bss", ".stacks",
+    ];
+    for other in sections
+        .iter()
+        .filter(|s| !known.contains(&s.name.as_str()) && s.size > 0)
+    {
+        println!("  (other section {} {} bytes)", other.name, other.size);
+    }
+    Ok(())
+}
+
+/// Runs clippy with `-D warnings` on every crate of an image, built as the images are (so the
+/// bare-metal-only code is checked too).
+pub fn clippy() -> Result<(), String> {
+    let root = workspace_root();
+    let status = cargo(&root, "clippy", None)
+        .args([
+            "-p",
+            "spindle",
+            "-p",
+            "spindle-arch",
+            "-p",
+            "spindle-drivers",
+            "-p",
+            "spindle-target-tests",
+        ])
+        .args(["--bins", "--lib", "--", "-D", "warnings"])
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|err| format!("cannot run cargo clippy: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "clippy found problems in the bare-metal build ({status})"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_flags_link_with_the_pseries_script_and_mark_bare_metal() {
+        let root = Path::new("/repo");
+        let flags = rustflags(root);
+        assert!(flags.contains(&"-Clink-arg=-T/repo/qemu/pseries/link.ld".to_owned()));
+        assert!(flags
+            .windows(2)
+            .any(|w| w == ["--cfg", "target_os=\"none\""]));
+        assert!(flags
+            .windows(2)
+            .any(|w| w == ["-C", "relocation-model=static"]));
+        assert!(flags.windows(2).any(|w| w == ["-C", "panic=abort"]));
+    }
+
+    #[test]
+    fn the_workspace_root_holds_the_linker_script() {
+        assert!(workspace_root().join("qemu/pseries/link.ld").is_file());
+        assert_eq!(target_dir(Path::new("/r")), Path::new("/r/target/image"));
+    }
+}

@@ -1,0 +1,123 @@
+//! Tiers 2 and 3 of `cargo test`, driven from the host.
+//!
+//! Tier 2 is the std test harness of the portable crates on big-endian PowerPC64 under
+//! `qemu-ppc64` (user mode); tier 3 is the on-target suite, one `qemu-system-ppc64 -M pseries`
+//! per test. Both run as child processes that inherit stdout and stderr, so their test names and
+//! summaries show in the `cargo test` output, and each uses its own target directory (the outer
+//! `cargo test` holds the lock on `target/`). The tests share one lock so their output does not
+//! interleave. Missing QEMU binaries fail the tests with the command that installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("qemu/ has a parent")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn in_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn require(program: &str, package: &str) {
+    assert!(
+        in_path(program),
+        "{program} is not installed; install it with:\n    sudo apt-get update && sudo apt-get install -y {package}"
+    );
+}
+
+#[test]
+fn tier2_powerpc64_user_mode() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    require("qemu-ppc64", "qemu-user");
+    let root = root();
+    println!("\n=== tier 2: cargo test on powerpc64-unknown-linux-musl under qemu-ppc64 ===");
+    let status = cargo()
+        .current_dir(&root)
+        .args([
+            "test",
+            "--no-fail-fast",
+            "--target",
+            "powerpc64-unknown-linux-musl",
+            "--target-dir",
+        ])
+        .arg(root.join("target").join("tier2"))
+        .args([
+            "-p",
+            "spindle",
+            "-p",
+            "spindle-arch",
+            "-p",
+            "spindle-drivers",
+        ])
+        .status()
+        .expect("cannot run cargo");
+    assert!(
+        status.success(),
+        "tier 2 (user-mode PowerPC64 tests) failed: {status}"
+    );
+}
+
+#[test]
+fn tier3_on_target() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    println!("\n=== tier 3: on-target tests under qemu-system-ppc64 -M pseries ===");
+    let status = Command::new(env!("CARGO_BIN_EXE_spindle-qemu"))
+        .arg("test")
+        .status()
+        .expect("cannot run spindle-qemu");
+    assert!(
+        status.success(),
+        "tier 3 (on-target tests) failed: {status}"
+    );
+}
+
+/// The runner must report a failed assertion, a panic and a hang as failures when nothing says
+/// they are expected: the self-tests run with expectations ignored.
+#[test]
+fn tier3_runner_reports_failures() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle-qemu"))
+        .args([
+            "test",
+            "selftest::",
+            "--ignore-expectations",
+            "--timeout",
+            "5",
+        ])
+        .output()
+        .expect("cannot run spindle-qemu");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !output.status.success(),
+        "the runner passed a run with three failing tests"
+    );
+    for expected in [
+        "test selftest::fails_an_assertion ... FAILED",
+        "assertion `left == right` failed: selftest: 2 + 2 is not 5",
+        "test selftest::panics ... FAILED",
+        "deliberate panic from selftest::panics",
+        "test selftest::hangs ... FAILED",
+        "hung: no result within 5.0 s",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "runner output lacks {expected:?}"
+        );
+    }
+    assert!(
+        stdout.lines().any(|line| line == "0 passed, 3 failed"),
+        "wrong summary"
+    );
+}

@@ -75,7 +75,7 @@ impl fmt::Display for DevTreeError {
 
 /// Big-endian cells of a property value; `None` unless the length is a whole number of cells.
 fn cells(value: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
-    (value.len() % 4 == 0).then(|| {
+    value.len().is_multiple_of(4).then(|| {
         value
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))

@@ -192,7 +192,7 @@ fn decrementer_ticks_at_100_hz() {
 
 /// Sentinel for GPR `n` in [`decrementer_preserves_interrupted_registers`] (matches the asm).
 const fn gpr_sentinel(n: u64) -> u64 {
-    (((0x5e00 + n) << 16 | 0x100 * n) << 32) | (0xa500 + n) << 16 | (0xf0 + n)
+    ((((0x5e00 + n) << 16) | (0x100 * n)) << 32) | ((0xa500 + n) << 16) | (0xf0 + n)
 }
 
 fn decrementer_preserves_interrupted_registers() {

@@ -16,7 +16,8 @@ pub const CPU_STACK_BYTES: usize = 128 * 1024;
 /// Bytes of each CPU's crash stack (used only by the crash report of an unexpected interrupt).
 pub const CRASH_STACK_BYTES: usize = 64 * 1024;
 
-const _: () = assert!(CPU_STACK_BYTES % 0x10000 == 0 && CRASH_STACK_BYTES % 0x10000 == 0);
+const _: () =
+    assert!(CPU_STACK_BYTES.is_multiple_of(0x10000) && CRASH_STACK_BYTES.is_multiple_of(0x10000));
 
 /// One CPU's block. Fields are atomics: other CPUs read them (wake flags, start state).
 #[repr(C, align(128))]

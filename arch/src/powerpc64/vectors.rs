@@ -59,8 +59,9 @@ const RED_ZONE: usize = 288;
 /// Bytes of the crash entry's frame on the crash stack.
 const CRASH_FRAME_BYTES: usize = (FRAME_HEADER + EXCEPTION_FRAME_BYTES + 15) & !15;
 
-const _: () = assert!(DEC_FRAME_BYTES % 16 == 0 && (DEC_FRAME_BYTES + RED_ZONE) % 16 == 0);
-const _: () = assert!(offset_of!(InterruptFrame, vscr) % 16 == 0);
+const _: () =
+    assert!(DEC_FRAME_BYTES.is_multiple_of(16) && (DEC_FRAME_BYTES + RED_ZONE).is_multiple_of(16));
+const _: () = assert!(offset_of!(InterruptFrame, vscr).is_multiple_of(16));
 
 core::arch::global_asm!(
     ".section .vectors, \"ax\", @progbits",

@@ -126,6 +126,9 @@ pub extern "C" fn rust_eh_personality() {}
 #[unsafe(no_mangle)]
 pub extern "C" fn _Unwind_Resume() -> ! {
     use core::fmt::Write;
-    let _ = writeln!(crate::console::Raw, "spindle: _Unwind_Resume called: images do not unwind");
+    let _ = writeln!(
+        crate::console::Raw,
+        "spindle: _Unwind_Resume called: images do not unwind"
+    );
     crate::exit(false)
 }

@@ -16,7 +16,10 @@ fn main() -> ! {
     use spindle::kprintln;
     use spindle_arch::powerpc64::pmc;
 
-    kprintln!("boot::to_rust: {} instructions", spindle_pseries::board().boot_to_rust_instructions);
+    kprintln!(
+        "boot::to_rust: {} instructions",
+        spindle_pseries::board().boot_to_rust_instructions
+    );
     for suite in spindle_target_tests::BENCH_SUITES {
         for bench in suite.benches {
             let mut per_iter = [0u64; SAMPLES];
@@ -29,7 +32,12 @@ fn main() -> ! {
                 }
             }
             per_iter.sort_unstable();
-            kprintln!("{}::{}: {} instructions", suite.name, bench.name, per_iter[SAMPLES / 2]);
+            kprintln!(
+                "{}::{}: {} instructions",
+                suite.name,
+                bench.name,
+                per_iter[SAMPLES / 2]
+            );
         }
     }
     spindle_pseries::exit(true)

@@ -32,7 +32,12 @@ fn main() -> ! {
         Ok(Command::List) => {
             for suite in SUITES {
                 for test in suite.tests {
-                    let line = ListLine { suite: suite.name, test: test.name, cpus: test.cpus, expect: test.expect };
+                    let line = ListLine {
+                        suite: suite.name,
+                        test: test.name,
+                        cpus: test.cpus,
+                        expect: test.expect,
+                    };
                     kprintln!("{line}");
                 }
             }
@@ -45,7 +50,11 @@ fn main() -> ! {
                 spindle_pseries::exit(false);
             };
             let board = spindle_pseries::board();
-            env::publish(env::Environment { config, machine: &board.machine, heap_bytes: board.heap_bytes });
+            env::publish(env::Environment {
+                config,
+                machine: &board.machine,
+                heap_bytes: board.heap_bytes,
+            });
             kprintln!("{}{name}", protocol::RUNNING);
             (test.run)();
             kprintln!("{}{name}", protocol::RETURNED);

@@ -96,6 +96,9 @@ impl Default for Options {
     }
 }
 
+/// pseries guest memory comes in blocks of 256 MiB; QEMU refuses other sizes.
+pub const PSERIES_MEMORY_BLOCK: u64 = 256 << 20;
+
 /// A command line that cannot be understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -122,7 +125,7 @@ commands:
   help            this text
 
 options:
-  --mem SIZE            guest memory, e.g. 256M, 1G (default 256M)
+  --mem SIZE            guest memory, a multiple of 256M, e.g. 512M, 1G (default 256M)
   --cpus N              CPUs (default: 2 for demo, 1 for bench, per test for tests)
   --timeout SECS        fail if the run (or one test) takes longer (default 60)
   --hang-timeout SECS   time given to a test that is expected to hang (default 3)
@@ -167,7 +170,9 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
         match arg.as_str() {
             "--mem" => {
                 let text = value("--mem")?;
-                options.memory_bytes = parse_size(&text).ok_or_else(|| bad("--mem", &text))?;
+                options.memory_bytes = parse_size(&text)
+                    .filter(|bytes| bytes.is_multiple_of(PSERIES_MEMORY_BLOCK))
+                    .ok_or_else(|| bad("--mem (a multiple of 256M on pseries)", &text))?;
             }
             "--heap" => {
                 let text = value("--heap")?;
@@ -286,6 +291,7 @@ mod tests {
         for line in [
             "--mem",
             "--mem lots",
+            "--mem 128M",
             "--cpus 0",
             "--cpus 9",
             "--timeout -1",

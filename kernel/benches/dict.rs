@@ -1,2 +1,598 @@
-//! Benchmark placeholder: replaced by the dict benchmark.
-fn main() {}
+//! Dict benchmark: footprint table and chart per profile beside hashbrown, CPython and 16n, then
+//! insert/lookup/remove throughput against hashbrown.
+//!
+//! `cargo bench -p spindle --bench dict`. Footprints are exact (the dict's own `footprint()`,
+//! cross-checked against a counting allocator); hashbrown's is measured with that allocator and
+//! CPython's by running `python3` when present.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+use common::{keep, median};
+use spindle::dict::hash::FastState;
+use spindle::dict::{Dict, DictConfig};
+
+/// Counts live heap bytes; the bench is single-threaded.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; the counter is a plain atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: the caller's contract for `realloc` is `System.realloc`'s.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+type HashBrown = hashbrown::HashMap<u64, u64>;
+
+const MAX_N: usize = 100_000;
+
+/// The table's sizes: 0..=20, 100, 1000, 10^4, 10^5.
+fn table_ns() -> Vec<usize> {
+    (0..=20).chain([100, 1000, 10_000, MAX_N]).collect()
+}
+
+/// Log-spaced sizes for the chart (plus every table size).
+fn chart_ns() -> Vec<usize> {
+    let mut ns: Vec<usize> = (1..=20).collect();
+    let mut x = 20.0f64;
+    while (x as usize) < MAX_N {
+        x *= 1.04;
+        ns.push((x as usize).min(MAX_N));
+    }
+    ns.extend(table_ns());
+    ns.retain(|&n| n > 0);
+    ns.sort_unstable();
+    ns.dedup();
+    ns
+}
+
+/// One design's footprint at every n in 0..=MAX_N.
+struct Series {
+    name: String,
+    bytes: Vec<usize>,
+}
+
+/// Builds `(j, j)` for j in 0..MAX_N one insert at a time, recording the footprint after each.
+fn sweep_dict(name: &str, config: DictConfig) -> Series {
+    let mut bytes = Vec::with_capacity(MAX_N + 1);
+    let base = live();
+    let mut d: Dict<u64, u64> = Dict::with_config(config);
+    for j in 0..=MAX_N as u64 {
+        let counted = std::mem::size_of::<Dict<u64, u64>>() + (live() - base) as usize;
+        assert_eq!(
+            d.footprint(),
+            counted,
+            "{name}: footprint() disagrees with the allocator"
+        );
+        bytes.push(d.footprint());
+        d.insert(j, j);
+    }
+    Series {
+        name: name.into(),
+        bytes,
+    }
+}
+
+fn sweep_hashbrown() -> Series {
+    let mut bytes = Vec::with_capacity(MAX_N + 1);
+    let base = live();
+    let mut m = HashBrown::default();
+    for j in 0..=MAX_N as u64 {
+        bytes.push(std::mem::size_of::<HashBrown>() + (live() - base) as usize);
+        m.insert(j, j);
+    }
+    Series {
+        name: "hashbrown".into(),
+        bytes,
+    }
+}
+
+/// CPython's `sys.getsizeof(dict((j, j) for j in range(n)))`, if `python3` runs.
+fn cpython(ns: &[usize]) -> Option<(String, Vec<(usize, usize)>)> {
+    let list: Vec<String> = ns.iter().map(usize::to_string).collect();
+    let script = format!(
+        "import sys\nprint(sys.version.split()[0])\n\
+         print(' '.join(str(sys.getsizeof(dict((j, j) for j in range(n)))) for n in [{}]))",
+        list.join(",")
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines();
+    let version = lines.next()?.to_string();
+    let sizes: Vec<usize> = lines
+        .next()?
+        .split_whitespace()
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    (sizes.len() == ns.len()).then(|| (version, ns.iter().copied().zip(sizes).collect()))
+}
+
+fn footprints() {
+    println!("== footprint, bytes, (u64, u64) entries: struct + heap ==");
+    let mut series: Vec<Series> = DictConfig::PROFILES
+        .iter()
+        .map(|(name, config)| sweep_dict(name, *config))
+        .collect();
+    series.push(sweep_hashbrown());
+    let hashbrown = series.len() - 1;
+    let chart = chart_ns();
+    let python = cpython(&chart);
+    let table = table_ns();
+    let python_at = |n: usize| {
+        python
+            .as_ref()
+            .and_then(|(_, sizes)| sizes.iter().find(|(m, _)| *m == n).map(|(_, s)| *s))
+    };
+    let python_name = match &python {
+        Some((version, _)) => format!("CPython {version}"),
+        None => "CPython (python3 absent)".to_string(),
+    };
+
+    let mut header = format!("{:>7}", "n");
+    for s in &series {
+        write!(header, " {:>14}", s.name).unwrap();
+    }
+    write!(header, " {:>14} {:>9}", python_name, "16n").unwrap();
+    println!("{header}");
+    for &n in &table {
+        let mut row = format!("{n:>7}");
+        for s in &series {
+            write!(row, " {:>14}", s.bytes[n]).unwrap();
+        }
+        let py = python_at(n).map_or("-".to_string(), |b| b.to_string());
+        write!(row, " {py:>14} {:>9}", 16 * n).unwrap();
+        println!("{row}");
+    }
+
+    println!("\nbytes per entry (goal: <= 20 at n = 1000 and 100000):");
+    for &n in &[1000, MAX_N] {
+        let mut row = format!("{n:>7}");
+        for s in &series {
+            write!(row, " {:>14.1}", s.bytes[n] as f64 / n as f64).unwrap();
+        }
+        let py = python_at(n).map_or("-".to_string(), |b| format!("{:.1}", b as f64 / n as f64));
+        write!(row, " {py:>14} {:>9.1}", 16.0).unwrap();
+        println!("{row}");
+    }
+
+    println!("\nabove hashbrown for n in 1..=100000 (goal: never):");
+    for s in &series[..hashbrown] {
+        let above: Vec<usize> = (1..=MAX_N)
+            .filter(|&n| s.bytes[n] > series[hashbrown].bytes[n])
+            .collect();
+        let worst = (1..=MAX_N)
+            .map(|n| s.bytes[n] as f64 / series[hashbrown].bytes[n] as f64)
+            .fold(0.0, f64::max);
+        println!(
+            "  {:>14}: {} of 100000 sizes ({}); worst {:.2}x hashbrown",
+            s.name,
+            above.len(),
+            ranges(&above),
+            worst
+        );
+    }
+    let max_per_entry = |s: &Series, from: usize| {
+        (from..=MAX_N)
+            .map(|n| s.bytes[n] as f64 / n as f64)
+            .fold(0.0, f64::max)
+    };
+    println!("\nworst bytes per entry over n in 1000..=100000:");
+    for s in &series {
+        println!("  {:>14}: {:.1}", s.name, max_per_entry(s, 1000));
+    }
+
+    let path = write_chart(
+        &series,
+        &chart,
+        python.as_ref().map(|(_, p)| p),
+        &python_name,
+    );
+    println!("\nchart: {}", path.display());
+}
+
+/// `1-3, 7, 9-12` for a sorted list.
+fn ranges(ns: &[usize]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ns.len() {
+        let mut j = i;
+        while j + 1 < ns.len() && ns[j + 1] == ns[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            ns[i].to_string()
+        } else {
+            format!("{}-{}", ns[i], ns[j])
+        });
+        i = j + 1;
+        if out.len() == 8 && i < ns.len() {
+            out.push("...".into());
+            break;
+        }
+    }
+    if out.is_empty() {
+        "none".into()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// Draws footprint against n, both on log scales, as a hand-written SVG.
+fn write_chart(
+    series: &[Series],
+    ns: &[usize],
+    python: Option<&Vec<(usize, usize)>>,
+    python_name: &str,
+) -> PathBuf {
+    const W: f64 = 960.0;
+    const H: f64 = 640.0;
+    const LEFT: f64 = 90.0;
+    const RIGHT: f64 = 230.0;
+    const TOP: f64 = 50.0;
+    const BOTTOM: f64 = 60.0;
+    let (x_lo, x_hi) = (0.0, 5.0); // log10 n
+    let (y_lo, y_hi) = (1.0, 7.0); // log10 bytes
+    let x = |n: f64| LEFT + (n.log10() - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT);
+    let y = |b: f64| TOP + (y_hi - b.max(10.0).log10()) / (y_hi - y_lo) * (H - TOP - BOTTOM);
+    let mut svg = String::new();
+    writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="13">"#
+    )
+    .unwrap();
+    writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#).unwrap();
+    writeln!(
+        svg,
+        r#"<text x="{}" y="28" font-size="17" text-anchor="middle">Dict footprint, (u64, u64) entries: bytes against n (log-log)</text>"#,
+        (LEFT + W - RIGHT) / 2.0
+    )
+    .unwrap();
+    for d in 0..=5 {
+        let px = x(10f64.powi(d));
+        writeln!(
+            svg,
+            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="#ddd"/>"##,
+            H - BOTTOM
+        )
+        .unwrap();
+        writeln!(
+            svg,
+            r#"<text x="{px:.1}" y="{}" text-anchor="middle">10^{d}</text>"#,
+            H - BOTTOM + 20.0
+        )
+        .unwrap();
+    }
+    for d in 1..=7 {
+        let py = y(10f64.powi(d));
+        writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/>"##,
+            W - RIGHT
+        )
+        .unwrap();
+        writeln!(
+            svg,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">10^{d} B</text>"#,
+            LEFT - 8.0,
+            py + 4.0
+        )
+        .unwrap();
+    }
+    writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">entries n</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        H - 15.0
+    )
+    .unwrap();
+    writeln!(
+        svg,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
+        W - LEFT - RIGHT,
+        H - TOP - BOTTOM
+    )
+    .unwrap();
+
+    let colors = [
+        "#8c564b", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#e377c2", "#000000",
+    ];
+    let mut lines: Vec<(String, Vec<(usize, usize)>, bool)> = series
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                ns.iter().map(|&n| (n, s.bytes[n])).collect(),
+                false,
+            )
+        })
+        .collect();
+    if let Some(p) = python {
+        lines.push((
+            python_name.to_string(),
+            p.iter().filter(|(n, _)| *n > 0).copied().collect(),
+            false,
+        ));
+    }
+    lines.push((
+        "lower bound 16n".into(),
+        ns.iter().map(|&n| (n, 16 * n)).collect(),
+        true,
+    ));
+    for (i, (name, points, dashed)) in lines.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|&(n, b)| format!("{:.1},{:.1}", x(n as f64), y(b as f64)))
+            .collect();
+        let dash = if *dashed {
+            r#" stroke-dasharray="6,4""#
+        } else {
+            ""
+        };
+        writeln!(
+            svg,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="1.8"{dash} points="{}"/>"#,
+            path.join(" ")
+        )
+        .unwrap();
+        let ly = TOP + 10.0 + 22.0 * i as f64;
+        let lx = W - RIGHT + 15.0;
+        writeln!(
+            svg,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="3"{dash}/><text x="{}" y="{}">{name}</text>"#,
+            lx + 25.0,
+            lx + 32.0,
+            ly + 4.0
+        )
+        .unwrap();
+    }
+    svg.push_str("</svg>\n");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    std::fs::create_dir_all(&dir).expect("create target dir");
+    let path = dir.join("dict-footprint.svg");
+    std::fs::write(&path, svg).expect("write chart");
+    path.canonicalize().unwrap_or(path)
+}
+
+/// xorshift64*: reproducible pseudo-random keys.
+fn keys(count: usize, mut state: u64) -> Vec<u64> {
+    (0..count)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        })
+        .collect()
+}
+
+/// What the throughput runs need of a map.
+trait Map: Clone {
+    fn make() -> Self;
+    fn put(&mut self, k: u64, v: u64);
+    fn look(&self, k: &u64) -> Option<&u64>;
+    fn take(&mut self, k: &u64) -> Option<u64>;
+}
+
+#[derive(Clone)]
+struct Ours<const P: usize>(Dict<u64, u64>);
+
+impl<const P: usize> Map for Ours<P> {
+    #[inline]
+    fn make() -> Self {
+        Ours(Dict::with_config(DictConfig::PROFILES[P].1))
+    }
+    #[inline]
+    fn put(&mut self, k: u64, v: u64) {
+        self.0.insert(k, v);
+    }
+    #[inline]
+    fn look(&self, k: &u64) -> Option<&u64> {
+        self.0.get(k)
+    }
+    #[inline]
+    fn take(&mut self, k: &u64) -> Option<u64> {
+        self.0.remove(k)
+    }
+}
+
+impl<S: std::hash::BuildHasher + Default + Clone> Map for hashbrown::HashMap<u64, u64, S> {
+    #[inline]
+    fn make() -> Self {
+        Self::default()
+    }
+    #[inline]
+    fn put(&mut self, k: u64, v: u64) {
+        self.insert(k, v);
+    }
+    #[inline]
+    fn look(&self, k: &u64) -> Option<&u64> {
+        self.get(k)
+    }
+    #[inline]
+    fn take(&mut self, k: &u64) -> Option<u64> {
+        self.remove(k)
+    }
+}
+
+/// Median ns per insert, hit, miss and remove, `samples` runs over `present` keys.
+///
+/// Each run builds a map (timed as inserts), looks every key up once untimed (so lookups are
+/// measured in steady state, not on the tail of the build), then times hits in `order` (another
+/// permutation, so no branch history carries over), misses, and removals from a clone.
+fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64], samples: usize) -> [f64; 4] {
+    let per = present.len() as f64;
+    let mut runs: [Vec<f64>; 4] = Default::default();
+    for _ in 0..samples {
+        let start = Instant::now();
+        let mut m = M::make();
+        for &k in present {
+            m.put(k, k);
+        }
+        runs[0].push(start.elapsed().as_nanos() as f64 / per);
+        let m = keep(m);
+        let mut sum = 0u64;
+        for k in present {
+            sum = sum.wrapping_add(*m.look(k).unwrap_or(&0));
+        }
+
+        let start = Instant::now();
+        for k in order {
+            sum = sum.wrapping_add(*m.look(k).unwrap_or(&0));
+        }
+        runs[1].push(start.elapsed().as_nanos() as f64 / per);
+        black_box(sum);
+
+        let start = Instant::now();
+        let mut found = 0usize;
+        for k in absent {
+            found += usize::from(m.look(k).is_some());
+        }
+        runs[2].push(start.elapsed().as_nanos() as f64 / per);
+        assert_eq!(found, 0);
+
+        let mut victim = m.clone();
+        let start = Instant::now();
+        for k in order {
+            black_box(victim.take(k));
+        }
+        runs[3].push(start.elapsed().as_nanos() as f64 / per);
+    }
+    runs.map(|mut r| median(&mut r))
+}
+
+/// `keys` in a pseudo-random order (Fisher-Yates with xorshift).
+fn shuffled(keys: &[u64], mut state: u64) -> Vec<u64> {
+    let mut out = keys.to_vec();
+    for i in (1..out.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
+fn speeds() {
+    let samples = 15;
+    for n in [1000usize, MAX_N] {
+        let all = keys(2 * n, 0x5eed ^ n as u64);
+        let (present, absent) = all.split_at(n);
+        let order = shuffled(present, 0xc0ffee);
+        println!(
+            "\n== throughput, n = {n} random u64 keys, median ns/op of {samples} runs (speed vs hashbrown) =="
+        );
+        println!(
+            "{:>26} {:>15} {:>15} {:>15} {:>15}",
+            "design", "insert", "hit lookup", "miss lookup", "remove"
+        );
+        let base = throughput::<HashBrown>(present, &order, absent, samples);
+        let rows: Vec<(&str, [f64; 4])> = vec![
+            ("hashbrown (foldhash)", base),
+            (
+                "hashbrown (FastState)",
+                throughput::<hashbrown::HashMap<u64, u64, FastState>>(
+                    present, &order, absent, samples,
+                ),
+            ),
+            (
+                "cpython27",
+                throughput::<Ours<0>>(present, &order, absent, samples),
+            ),
+            (
+                "tight",
+                throughput::<Ours<1>>(present, &order, absent, samples),
+            ),
+            (
+                "exact",
+                throughput::<Ours<2>>(present, &order, absent, samples),
+            ),
+            (
+                "compact",
+                throughput::<Ours<3>>(present, &order, absent, samples),
+            ),
+            (
+                "exact_compact",
+                throughput::<Ours<4>>(present, &order, absent, samples),
+            ),
+        ];
+        for (name, t) in &rows {
+            let mut row = format!("{name:>26}");
+            for (ours, theirs) in t.iter().zip(base) {
+                write!(row, " {ours:>7.1} ({:>4.2}x)", theirs / ours).unwrap();
+            }
+            println!("{row}");
+        }
+        let tight = rows[3].1;
+        println!(
+            "tight lookups vs hashbrown (goal >= 0.7x): hit {:.2}x, miss {:.2}x",
+            base[1] / tight[1],
+            base[2] / tight[2]
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep that quick.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    assert_eq!(
+        DictConfig::PROFILES.map(|(n, _)| n),
+        ["cpython27", "tight", "exact", "compact", "exact_compact"]
+    );
+    // `-- footprint` or `-- speed` runs one half (for profiling); no argument runs both.
+    let only = |part: &str| {
+        std::env::args()
+            .skip(1)
+            .all(|a| a.starts_with('-') || a == part)
+    };
+    if only("footprint") {
+        footprints();
+    }
+    if only("speed") {
+        speeds();
+    }
+}

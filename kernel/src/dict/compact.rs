@@ -214,7 +214,7 @@ impl<K, V> Compact<K, V> {
         }
     }
 
-    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, key: K, value: V) -> Pos {
+    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, _hash: u64, key: K, value: V) -> Pos {
         let entry = self.entries.len();
         debug_assert!(entry < self.entries.capacity(), "entries were not reserved");
         self.index.set(vacancy.slot, entry as u64);

@@ -18,9 +18,11 @@
 //! | [`compact`](DictConfig::compact) | compact, 1/2/4/8-byte indices | 2^k | 8 | 2/3 | 3x |
 //! | [`exact_compact`](DictConfig::exact_compact) | compact, bit-packed indices | any | 1 | 7/8 | 17/16 |
 //!
-//! - **Sparse** (CPython 2.7) stores each entry in its slot. Without `unsafe`, an empty slot must
-//!   be a value, so a slot is an enum (`Empty`, `Dummy`, `Full(K, V)`) and costs a tag beyond the
-//!   key and value (24 bytes for `(u64, u64)`). No hash is stored: a resize rehashes.
+//! - **Sparse** (CPython 2.7) stores each entry in its slot. Without `unsafe` an empty slot must
+//!   still be a value, so a slot is an `Option<(K, V)>`, a tag beyond the key and value (24 bytes
+//!   for `(u64, u64)`). Beside the slots, one control byte a slot says empty, dummy, or full with 7
+//!   bits of the key's hash; probes read those bytes (mostly cached) and open a slot only on a
+//!   match. No hash is stored: a resize rehashes.
 //! - **Compact** (CPython 3.6+) stores entries densely in insertion order in a `Vec<(K, V)>`
 //!   (16 bytes for `(u64, u64)`, no tag) and probes an array of small integers naming them. A
 //!   removal moves the newest entry into the hole (as `indexmap`'s `swap_remove`): CPython instead
@@ -367,7 +369,7 @@ where
         self.hasher.hash_one(key)
     }
 
-    #[inline]
+    #[inline(always)]
     fn find<Q>(&self, key: &Q) -> Option<Pos>
     where
         K: Borrow<Q>,
@@ -428,8 +430,8 @@ where
                 .fresh_vacancy::<R>(hash));
         }
         Ok(match &mut self.table {
-            Table::Sparse(t) => t.insert_at(vacancy, key, value),
-            Table::Compact(t) => t.insert_at(vacancy, key, value),
+            Table::Sparse(t) => t.insert_at(vacancy, hash, key, value),
+            Table::Compact(t) => t.insert_at(vacancy, hash, key, value),
         })
     }
 
@@ -810,10 +812,7 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let next = match &mut self.inner {
-            IterInner::Sparse(slots) => slots.find_map(|slot| match slot {
-                Slot::Full(k, v) => Some((k, v)),
-                _ => None,
-            }),
+            IterInner::Sparse(slots) => slots.find_map(|slot| slot.as_ref().map(|(k, v)| (k, v))),
             IterInner::Compact(entries) => entries.next().map(|(k, v)| (k, v)),
         };
         self.left -= usize::from(next.is_some());
@@ -844,10 +843,9 @@ impl<'a, K, V> Iterator for IterMut<'a, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let next = match &mut self.inner {
-            IterMutInner::Sparse(slots) => slots.find_map(|slot| match slot {
-                Slot::Full(k, v) => Some((&*k, v)),
-                _ => None,
-            }),
+            IterMutInner::Sparse(slots) => {
+                slots.find_map(|slot| slot.as_mut().map(|(k, v)| (&*k, v)))
+            }
             IterMutInner::Compact(entries) => entries.next().map(|(k, v)| (&*k, v)),
         };
         self.left -= usize::from(next.is_some());
@@ -878,10 +876,7 @@ impl<K, V> Iterator for IntoIter<K, V> {
 
     fn next(&mut self) -> Option<(K, V)> {
         let next = match &mut self.inner {
-            IntoIterInner::Sparse(slots) => slots.find_map(|slot| match slot {
-                Slot::Full(k, v) => Some((k, v)),
-                _ => None,
-            }),
+            IntoIterInner::Sparse(slots) => slots.find_map(|slot| slot),
             IntoIterInner::Compact(entries) => entries.next(),
         };
         self.left -= usize::from(next.is_some());

@@ -1,4 +1,4 @@
-//! The sparse layout: CPython 2.7's one array of slots.
+//! The sparse layout: CPython 2.7's one array of slots, with a byte of control per slot.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -8,19 +8,30 @@ use core::mem;
 use super::probe::{Probe, Reduce};
 use super::{Pos, TryReserveError, Vacancy};
 
-/// One slot. No stored hash (CPython keeps one): it would cost a word a slot, and a resize can
-/// rehash the key instead.
-#[derive(Clone)]
-pub(crate) enum Slot<K, V> {
-    Empty,
-    /// A deleted entry: probes go past it, inserts may reuse it, and it counts toward the fill.
-    Dummy,
-    Full(K, V),
+/// A slot's control byte: empty, dummy, or (below 0x80) full with these 7 bits of the key's hash.
+///
+/// CPython reads each probed slot's stored hash and key; here a probe reads the control bytes,
+/// one byte a slot and so mostly cached, and touches a slot only when its 7 bits match — a miss
+/// usually never leaves the control array.
+const EMPTY: u8 = 0xff;
+/// A deleted entry: probes go past it, inserts may reuse it, and it counts toward the fill.
+const DUMMY: u8 = 0xfe;
+
+/// The control byte of a full slot holding a key with `hash`: bits that neither a mask (low
+/// bits) nor Lemire's reduction (high bits) has used to pick the slot.
+#[inline]
+fn tag(hash: u64) -> u8 {
+    (hash >> 32) as u8 & 0x7f
 }
 
-/// Slots plus the live (`len`) and live-or-dummy (`fill`) counts.
+/// A slot. `None` when the control byte says empty or dummy; no stored hash (CPython keeps one):
+/// it would cost a word a slot, and a resize can rehash the key instead.
+pub(crate) type Slot<K, V> = Option<(K, V)>;
+
+/// Control bytes, slots, and the live (`len`) and live-or-dummy (`fill`) counts.
 #[derive(Clone)]
 pub(crate) struct Sparse<K, V> {
+    ctrl: Box<[u8]>,
     slots: Box<[Slot<K, V>]>,
     len: usize,
     fill: usize,
@@ -29,6 +40,7 @@ pub(crate) struct Sparse<K, V> {
 impl<K, V> Sparse<K, V> {
     pub(crate) fn new() -> Self {
         Self {
+            ctrl: Box::default(),
             slots: Box::default(),
             len: 0,
             fill: 0,
@@ -48,10 +60,10 @@ impl<K, V> Sparse<K, V> {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        mem::size_of_val::<[Slot<K, V>]>(&self.slots)
+        self.ctrl.len() + mem::size_of_val::<[Slot<K, V>]>(&self.slots)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Option<Pos>
     where
         K: Borrow<Q>,
@@ -60,13 +72,20 @@ impl<K, V> Sparse<K, V> {
         if self.len == 0 {
             return None;
         }
+        let tag = tag(hash);
         let mut probe = Probe::new(R::for_slots(self.slots.len()), hash);
         loop {
-            match &self.slots[probe.slot] {
-                Slot::Empty => return None,
-                Slot::Full(k, _) if k.borrow() == key => return Some(Pos::at(probe.slot)),
-                _ => probe.advance(),
+            let ctrl = self.ctrl[probe.slot];
+            if ctrl == tag {
+                if let Some((k, _)) = &self.slots[probe.slot] {
+                    if k.borrow() == key {
+                        return Some(Pos::at(probe.slot));
+                    }
+                }
+            } else if ctrl == EMPTY {
+                return None;
             }
+            probe.advance();
         }
     }
 
@@ -80,11 +99,12 @@ impl<K, V> Sparse<K, V> {
         if self.slots.is_empty() {
             return Err(Vacancy::UNALLOCATED);
         }
+        let tag = tag(hash);
         let mut probe = Probe::new(R::for_slots(self.slots.len()), hash);
         let mut dummy = None;
         loop {
-            match &self.slots[probe.slot] {
-                Slot::Empty => {
+            match self.ctrl[probe.slot] {
+                EMPTY => {
                     return Err(match dummy {
                         Some(slot) => Vacancy { slot, empty: false },
                         None => Vacancy {
@@ -93,18 +113,24 @@ impl<K, V> Sparse<K, V> {
                         },
                     })
                 }
-                Slot::Dummy if dummy.is_none() => dummy = Some(probe.slot),
-                Slot::Full(k, _) if k.borrow() == key => return Ok(Pos::at(probe.slot)),
+                DUMMY => dummy = dummy.or(Some(probe.slot)),
+                ctrl if ctrl == tag => {
+                    if let Some((k, _)) = &self.slots[probe.slot] {
+                        if k.borrow() == key {
+                            return Ok(Pos::at(probe.slot));
+                        }
+                    }
+                }
                 _ => {}
             }
             probe.advance();
         }
     }
 
-    /// Where a key absent from a table without dummies goes.
-    fn vacant<R: Reduce>(&self, hash: u64) -> usize {
-        let mut probe = Probe::new(R::for_slots(self.slots.len()), hash);
-        while !matches!(self.slots[probe.slot], Slot::Empty) {
+    /// The empty slot ending `hash`'s probe path.
+    fn vacant<R: Reduce>(ctrl: &[u8], hash: u64) -> usize {
+        let mut probe = Probe::new(R::for_slots(ctrl.len()), hash);
+        while ctrl[probe.slot] != EMPTY {
             probe.advance();
         }
         probe.slot
@@ -113,13 +139,14 @@ impl<K, V> Sparse<K, V> {
     /// Vacancy for an absent key straight after a rebuild.
     pub(crate) fn fresh_vacancy<R: Reduce>(&self, hash: u64) -> Vacancy {
         Vacancy {
-            slot: self.vacant::<R>(hash),
+            slot: Self::vacant::<R>(&self.ctrl, hash),
             empty: true,
         }
     }
 
-    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, key: K, value: V) -> Pos {
-        self.slots[vacancy.slot] = Slot::Full(key, value);
+    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, hash: u64, key: K, value: V) -> Pos {
+        self.ctrl[vacancy.slot] = tag(hash);
+        self.slots[vacancy.slot] = Some((key, value));
         self.len += 1;
         self.fill += usize::from(vacancy.empty);
         Pos::at(vacancy.slot)
@@ -127,25 +154,26 @@ impl<K, V> Sparse<K, V> {
 
     pub(crate) fn entry(&self, pos: Pos) -> (&K, &V) {
         match &self.slots[pos.slot] {
-            Slot::Full(k, v) => (k, v),
-            _ => unreachable!("dict position names no entry"),
+            Some((k, v)) => (k, v),
+            None => unreachable!("dict position names no entry"),
         }
     }
 
     pub(crate) fn entry_mut(&mut self, pos: Pos) -> (&K, &mut V) {
         match &mut self.slots[pos.slot] {
-            Slot::Full(k, v) => (k, v),
-            _ => unreachable!("dict position names no entry"),
+            Some((k, v)) => (k, v),
+            None => unreachable!("dict position names no entry"),
         }
     }
 
     pub(crate) fn remove_at<R: Reduce>(&mut self, pos: Pos, _hash: impl Fn(&K) -> u64) -> (K, V) {
-        match mem::replace(&mut self.slots[pos.slot], Slot::Dummy) {
-            Slot::Full(k, v) => {
+        match self.slots[pos.slot].take() {
+            Some(entry) => {
+                self.ctrl[pos.slot] = DUMMY;
                 self.len -= 1;
-                (k, v)
+                entry
             }
-            _ => unreachable!("dict position names no entry"),
+            None => unreachable!("dict position names no entry"),
         }
     }
 
@@ -158,18 +186,28 @@ impl<K, V> Sparse<K, V> {
         _index_bits: u32,
         hash: impl Fn(&K) -> u64,
     ) -> Result<(), TryReserveError> {
+        let mut ctrl = Vec::new();
+        ctrl.try_reserve_exact(slots)
+            .map_err(|_| TryReserveError::refused::<u8>(slots))?;
         let mut fresh = Vec::new();
         fresh
             .try_reserve_exact(slots)
             .map_err(|_| TryReserveError::refused::<Slot<K, V>>(slots))?;
-        fresh.resize_with(slots, || Slot::Empty);
-        let old = mem::replace(&mut self.slots, fresh.into_boxed_slice());
-        for slot in old.into_vec() {
-            if let Slot::Full(k, v) = slot {
-                let at = self.vacant::<R>(hash(&k));
-                self.slots[at] = Slot::Full(k, v);
-            }
+        ctrl.resize(slots, EMPTY);
+        fresh.resize_with(slots, || None);
+        let (mut ctrl, mut fresh) = (ctrl.into_boxed_slice(), fresh.into_boxed_slice());
+        for (k, v) in mem::replace(&mut self.slots, Box::default())
+            .into_vec()
+            .into_iter()
+            .flatten()
+        {
+            let h = hash(&k);
+            let at = Self::vacant::<R>(&ctrl, h);
+            ctrl[at] = tag(h);
+            fresh[at] = Some((k, v));
         }
+        self.ctrl = ctrl;
+        self.slots = fresh;
         self.fill = self.len;
         Ok(())
     }

@@ -37,6 +37,7 @@ bare_metal! {
     pub mod env;
     pub mod foundation;
     pub mod foundation_bench;
+    pub mod dict;
 }
 
 /// Every test suite, in run order. One line per suite.
@@ -44,6 +45,8 @@ pub const SUITES: &[Suite] = &[
     selftest::SUITE,
     #[cfg(target_os = "none")]
     foundation::SUITE,
+    #[cfg(target_os = "none")]
+    dict::SUITE,
 ];
 
 /// Every benchmark suite. One line per suite.

@@ -30,6 +30,9 @@ const MULTIPLIER: u64 = 0x1319_8a2e_0370_7345;
 const LENGTH_MIX: u64 = 0xa409_3822_299f_31d1;
 
 /// The default hasher: one folded multiply per 8 bytes of key. Unkeyed: see the module docs.
+///
+/// Integers go in by value and byte strings as little-endian words, so a key hashes the same on
+/// every target.
 #[derive(Clone, Copy, Debug)]
 pub struct FastHasher {
     state: u64,
@@ -165,7 +168,27 @@ impl<const C: usize, const D: usize> SipHasher<C, D> {
     }
 }
 
+/// Integers go in as little-endian bytes (`usize` as 8), so a key hashes the same on every
+/// target; `Hasher`'s defaults would use native byte order and width.
+macro_rules! little_endian_writes {
+    ($($method:ident: $int:ty),*) => {
+        $(
+            #[inline]
+            fn $method(&mut self, n: $int) {
+                self.write(&n.to_le_bytes());
+            }
+        )*
+    };
+}
+
 impl<const C: usize, const D: usize> Hasher for SipHasher<C, D> {
+    little_endian_writes!(write_u8: u8, write_u16: u16, write_u32: u32, write_u64: u64, write_u128: u128);
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
     fn write(&mut self, mut bytes: &[u8]) {
         self.len = self.len.wrapping_add(bytes.len() as u64);
         // Top up a partial block first.

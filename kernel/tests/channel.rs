@@ -391,12 +391,15 @@ fn seed_bug_across_cpus_loses_nothing() {
             for round in 0..ROUNDS {
                 let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
                 // Detached, so each trap drops in post-switch cleanup on this CPU.
+                // Roomy stacks: formatting in unoptimised builds is stack-hungry.
                 drop(
-                    tasklet::spawn(move || {
-                        data.send(payload(round)).unwrap();
-                        Trap { side, ran }
-                    })
-                    .unwrap(),
+                    Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            data.send(payload(round)).unwrap();
+                            Trap { side, ran }
+                        })
+                        .unwrap(),
                 );
             }
             while tasklet::live_count() > 1 {

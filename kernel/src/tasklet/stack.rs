@@ -25,7 +25,8 @@ pub const DEFAULT_STACK_BYTES: usize = 16 * 1024;
 
 /// Watermark of [`spill`](super::spill): below this much remaining stack, continue on a fresh
 /// segment (the PS3 build of Stackless used 16 KiB; our frames are native, so smaller).
-pub const DEFAULT_SPILL_WATERMARK: usize = 4 * 1024;
+/// Debug builds' frames are several times larger, hence a higher mark there.
+pub const DEFAULT_SPILL_WATERMARK: usize = if cfg!(debug_assertions) { 8 * 1024 } else { 4 * 1024 };
 
 /// Size of a segment [`spill`](super::spill) allocates.
 pub const DEFAULT_SPILL_SEGMENT: usize = 16 * 1024;

@@ -336,35 +336,31 @@ fn write_chart(
     let colors = [
         "#8c564b", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#e377c2", "#000000",
     ];
-    let mut lines: Vec<(String, Vec<(usize, usize)>, bool)> = series
+    /// A named curve of `(n, bytes)` points.
+    type Curve = (String, Vec<(usize, usize)>);
+    let mut lines: Vec<Curve> = series
         .iter()
         .map(|s| {
             (
                 s.name.clone(),
                 ns.iter().map(|&n| (n, s.bytes[n])).collect(),
-                false,
             )
         })
         .collect();
     if let Some(p) = python {
-        lines.push((
-            python_name.to_string(),
-            p.iter().filter(|(n, _)| *n > 0).copied().collect(),
-            false,
-        ));
+        let points = p.iter().filter(|(n, _)| *n > 0).copied().collect();
+        lines.push((python_name.to_string(), points));
     }
-    lines.push((
-        "lower bound 16n".into(),
-        ns.iter().map(|&n| (n, 16 * n)).collect(),
-        true,
-    ));
-    for (i, (name, points, dashed)) in lines.iter().enumerate() {
+    let bound = ns.iter().map(|&n| (n, 16 * n)).collect();
+    lines.push(("lower bound 16n".into(), bound));
+    for (i, (name, points)) in lines.iter().enumerate() {
+        let dashed = i == lines.len() - 1;
         let color = colors[i % colors.len()];
         let path: Vec<String> = points
             .iter()
             .map(|&(n, b)| format!("{:.1},{:.1}", x(n as f64), y(b as f64)))
             .collect();
-        let dash = if *dashed {
+        let dash = if dashed {
             r#" stroke-dasharray="6,4""#
         } else {
             ""

@@ -169,8 +169,8 @@ fn configurations_are_validated() {
             ConfigError::SmallTableNotPowerOfTwo(6),
         ),
         (
-            b().small_table(1 << 31 | 1).sizing(Sizing::Exact).build(),
-            ConfigError::SmallTableTooLarge(1 << 31 | 1),
+            b().small_table((1 << 15) + 1).sizing(Sizing::Exact).build(),
+            ConfigError::SmallTableTooLarge((1 << 15) + 1),
         ),
         (b().max_load(1, 0).build(), ConfigError::ZeroDenominator),
         (b().growth(3, 0).build(), ConfigError::ZeroDenominator),
@@ -220,6 +220,7 @@ fn configurations_are_validated() {
     }
     // Exact sizing takes any small table; the edges of the ranges are accepted.
     assert!(b().small_table(6).sizing(Sizing::Exact).build().is_ok());
+    assert!(b().small_table(1 << 15).build().is_ok());
     assert!(b().max_load(254, 255).growth(255, 254).build().is_ok());
     assert!(b()
         .shrink(ShrinkPolicy::BelowLoad(Fraction::new(74, 100)))
@@ -253,6 +254,26 @@ fn profiles_are_what_they_say() {
         (Layout::Compact, Sizing::Exact, IndexWidth::Bits)
     );
     // A profile is a starting point for a builder.
+    // Every field survives the packing.
+    let odd = DictConfig::builder()
+        .small_table(12)
+        .max_load(5, 7)
+        .growth(9, 4)
+        .growth_above(77, 3, 2)
+        .shrink(ShrinkPolicy::BelowLoad(Fraction::new(1, 9)))
+        .layout(Layout::Compact)
+        .sizing(Sizing::Exact)
+        .index_width(IndexWidth::Bits)
+        .build()
+        .unwrap();
+    assert_eq!(
+        format!("{odd:?}"),
+        "DictConfig { small_table: 12, max_load: 5/7, growth: 9/4, large_above: 77, \
+         large_growth: 3/2, shrink: BelowLoad(Fraction { num: 1, den: 9 }), layout: Compact, \
+         sizing: Exact, index_width: Bits }"
+    );
+    assert_eq!(odd.to_builder().build(), Ok(odd));
+    assert!(std::mem::size_of::<DictConfig>() <= 16);
     let tuned = DictConfig::cpython27()
         .to_builder()
         .small_table(4)

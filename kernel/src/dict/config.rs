@@ -94,7 +94,7 @@ pub enum ConfigError {
     SmallTableEmpty,
     /// Power-of-two sizing needs a power-of-two small table.
     SmallTableNotPowerOfTwo(u32),
-    /// The small table is larger than 2^31 slots.
+    /// The small table is larger than 2^15 slots (reserve a larger table instead).
     SmallTableTooLarge(u32),
     /// A fraction with a zero denominator.
     ZeroDenominator,
@@ -115,7 +115,7 @@ impl fmt::Display for ConfigError {
             Self::SmallTableNotPowerOfTwo(n) => {
                 write!(f, "small table of {n} slots is not a power of two")
             }
-            Self::SmallTableTooLarge(n) => write!(f, "small table of {n} slots exceeds 2^31"),
+            Self::SmallTableTooLarge(n) => write!(f, "small table of {n} slots exceeds 2^15"),
             Self::ZeroDenominator => write!(f, "a fraction has a zero denominator"),
             Self::LoadOutOfRange(x) => write!(f, "max load {x} is not strictly between 0 and 1"),
             Self::GrowthNotAboveOne(x) => write!(f, "growth factor {x} does not exceed 1"),
@@ -144,8 +144,28 @@ impl fmt::Display for ConfigError {
 /// - [`Sizing::Exact`] picks the smallest size (at least the small table) below whose max load
 ///   `max(floor(growth * used), used + 1)` entries fit, so `growth - 1` more of the live entries
 ///   can be added before the next resize.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+///
+/// Packed into 16 bytes (every dict carries one): the small table is at most 2^15 slots, the
+/// shrink threshold's zero denominator means [`ShrinkPolicy::Never`], and the three enums share a
+/// byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DictConfig {
+    large_above: u32,
+    small: u16,
+    max_load: Fraction,
+    growth: Fraction,
+    large_growth: Fraction,
+    shrink: Fraction,
+    flags: u8,
+}
+
+const COMPACT: u8 = 1;
+const EXACT: u8 = 2;
+const BITS: u8 = 4;
+
+/// The parameters as given to the builder, before validation and packing.
+#[derive(Clone, Copy, Debug)]
+struct Params {
     small: u32,
     large_above: u32,
     max_load: Fraction,
@@ -159,7 +179,7 @@ pub struct DictConfig {
 
 /// Builder for a [`DictConfig`]; [`build`](Self::build) validates. Starts from [`DictConfig::tight`].
 #[derive(Clone, Copy, Debug)]
-pub struct DictConfigBuilder(DictConfig);
+pub struct DictConfigBuilder(Params);
 
 impl DictConfigBuilder {
     /// Slots of the small table: the size a dict starts with and never shrinks below (CPython's
@@ -220,7 +240,7 @@ impl DictConfigBuilder {
         if c.small == 0 {
             return Err(ConfigError::SmallTableEmpty);
         }
-        if c.small > 1 << 31 {
+        if c.small > MAX_SMALL {
             return Err(ConfigError::SmallTableTooLarge(c.small));
         }
         if matches!(c.sizing, Sizing::PowerOfTwo) && !c.small.is_power_of_two() {
@@ -254,9 +274,27 @@ impl DictConfigBuilder {
                 return Err(ConfigError::ShrinkOutOfRange(s));
             }
         }
-        Ok(c)
+        let flags = (matches!(c.layout, Layout::Compact) as u8 * COMPACT)
+            | (matches!(c.sizing, Sizing::Exact) as u8 * EXACT)
+            | (matches!(c.index_width, IndexWidth::Bits) as u8 * BITS);
+        Ok(DictConfig {
+            large_above: c.large_above,
+            small: c.small as u16,
+            max_load: c.max_load,
+            growth: c.growth,
+            large_growth: c.large_growth,
+            shrink: match c.shrink {
+                ShrinkPolicy::Never => Fraction::new(0, 0),
+                ShrinkPolicy::BelowLoad(s) => s,
+            },
+            flags,
+        })
     }
 }
+
+/// The largest small table: it is allocated by the first insert, so anything larger is better
+/// asked for with `try_reserve`.
+const MAX_SMALL: u32 = 1 << 15;
 
 /// Unwraps a profile's configuration at compile time.
 const fn valid(result: Result<DictConfig, ConfigError>) -> DictConfig {
@@ -274,10 +312,20 @@ impl DictConfig {
 
     /// A builder starting from this configuration.
     pub const fn to_builder(self) -> DictConfigBuilder {
-        DictConfigBuilder(self)
+        DictConfigBuilder(Params {
+            small: self.small as u32,
+            large_above: self.large_above,
+            max_load: self.max_load,
+            growth: self.growth,
+            large_growth: self.large_growth,
+            shrink: self.shrink(),
+            layout: self.layout(),
+            sizing: self.sizing(),
+            index_width: self.index_width(),
+        })
     }
 
-    const TIGHT: DictConfig = DictConfig {
+    const TIGHT: Params = Params {
         small: 1,
         large_above: u32::MAX,
         max_load: Fraction::new(3, 4),
@@ -379,22 +427,38 @@ impl DictConfig {
 
     /// The shrink policy.
     pub const fn shrink(&self) -> ShrinkPolicy {
-        self.shrink
+        if self.shrink.den == 0 {
+            ShrinkPolicy::Never
+        } else {
+            ShrinkPolicy::BelowLoad(self.shrink)
+        }
     }
 
     /// The layout.
     pub const fn layout(&self) -> Layout {
-        self.layout
+        if self.flags & COMPACT != 0 {
+            Layout::Compact
+        } else {
+            Layout::Sparse
+        }
     }
 
     /// The sizing.
     pub const fn sizing(&self) -> Sizing {
-        self.sizing
+        if self.flags & EXACT != 0 {
+            Sizing::Exact
+        } else {
+            Sizing::PowerOfTwo
+        }
     }
 
     /// The compact layout's index width.
     pub const fn index_width(&self) -> IndexWidth {
-        self.index_width
+        if self.flags & BITS != 0 {
+            IndexWidth::Bits
+        } else {
+            IndexWidth::Bytes
+        }
     }
 
     /// Whether `fill` filled slots put a table of `slots` at or over the max load.
@@ -412,7 +476,7 @@ impl DictConfig {
     /// Rounds `slots` up to a permitted size: at least the small table, a power of two if needed.
     fn permitted(&self, slots: usize) -> Option<usize> {
         let slots = slots.max(self.small_table());
-        match self.sizing {
+        match self.sizing() {
             Sizing::PowerOfTwo => slots.checked_next_power_of_two(),
             Sizing::Exact => Some(slots),
         }
@@ -433,7 +497,7 @@ impl DictConfig {
             self.growth
         };
         let target = growth.of(used);
-        match self.sizing {
+        match self.sizing() {
             Sizing::PowerOfTwo => {
                 // dictresize(minused): the smallest power of two strictly above minused.
                 let above = self.permitted(target.checked_add(1)?)?;
@@ -446,13 +510,29 @@ impl DictConfig {
 
     /// Whether a remove that leaves `used` live entries in `slots` slots should shrink the table.
     pub(crate) fn wants_shrink(&self, slots: usize, used: usize) -> bool {
-        match self.shrink {
+        match self.shrink() {
             ShrinkPolicy::Never => false,
             ShrinkPolicy::BelowLoad(s) => {
                 slots > self.small_table()
                     && (used as u128 * s.den as u128) < slots as u128 * s.num as u128
             }
         }
+    }
+}
+
+impl fmt::Debug for DictConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DictConfig")
+            .field("small_table", &self.small)
+            .field("max_load", &format_args!("{}", self.max_load))
+            .field("growth", &format_args!("{}", self.growth))
+            .field("large_above", &self.large_above)
+            .field("large_growth", &format_args!("{}", self.large_growth))
+            .field("shrink", &self.shrink())
+            .field("layout", &self.layout())
+            .field("sizing", &self.sizing())
+            .field("index_width", &self.index_width())
+            .finish()
     }
 }
 

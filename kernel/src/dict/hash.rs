@@ -44,31 +44,25 @@ impl Default for FastHasher {
     }
 }
 
+/// Integer writes that hash the value as one `u64` word.
+macro_rules! widening_writes {
+    ($($method:ident: $int:ty),*) => {
+        $(
+            #[inline]
+            fn $method(&mut self, n: $int) {
+                self.write_u64(n as u64);
+            }
+        )*
+    };
+}
+
 impl Hasher for FastHasher {
     #[inline]
     fn write_u64(&mut self, word: u64) {
         self.state = fold(self.state ^ word, MULTIPLIER);
     }
 
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(n as u64);
-    }
-
-    #[inline]
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(n as u64);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(n as u64);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
+    widening_writes!(write_u8: u8, write_u16: u16, write_u32: u32, write_usize: usize);
 
     #[inline]
     fn write_u128(&mut self, n: u128) {

@@ -782,6 +782,30 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> VacantEntry<'a, K, V, S> {
     }
 }
 
+/// Implements `Iterator` (from `$next`, given `$inner`, the iterator's `inner` field),
+/// `ExactSizeIterator` and `FusedIterator` for an iterator that counts down its `left` field.
+macro_rules! counted_iterator {
+    ($name:ident $(<$lt:lifetime>)?, $item:ty, |$inner:ident| $next:expr) => {
+        impl<$($lt,)? K, V> Iterator for $name<$($lt,)? K, V> {
+            type Item = $item;
+
+            fn next(&mut self) -> Option<$item> {
+                let $inner = &mut self.inner;
+                let next = $next;
+                self.left -= usize::from(next.is_some());
+                next
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                (self.left, Some(self.left))
+            }
+        }
+
+        impl<$($lt,)? K, V> ExactSizeIterator for $name<$($lt,)? K, V> {}
+        impl<$($lt,)? K, V> FusedIterator for $name<$($lt,)? K, V> {}
+    };
+}
+
 /// Borrowing iterator over a [`Dict`]'s entries.
 pub struct Iter<'a, K, V> {
     inner: IterInner<'a, K, V>,
@@ -807,25 +831,10 @@ enum IterInner<'a, K, V> {
     Compact(slice::Iter<'a, (K, V)>),
 }
 
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
-    type Item = (&'a K, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let next = match &mut self.inner {
-            IterInner::Sparse(slots) => slots.find_map(|slot| slot.as_ref().map(|(k, v)| (k, v))),
-            IterInner::Compact(entries) => entries.next().map(|(k, v)| (k, v)),
-        };
-        self.left -= usize::from(next.is_some());
-        next
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
-    }
-}
-
-impl<K, V> ExactSizeIterator for Iter<'_, K, V> {}
-impl<K, V> FusedIterator for Iter<'_, K, V> {}
+counted_iterator!(Iter<'a>, (&'a K, &'a V), |inner| match inner {
+    IterInner::Sparse(slots) => slots.find_map(|slot| slot.as_ref().map(|(k, v)| (k, v))),
+    IterInner::Compact(entries) => entries.next().map(|(k, v)| (k, v)),
+});
 
 /// Iterator over a [`Dict`]'s entries with mutable values.
 pub struct IterMut<'a, K, V> {
@@ -838,27 +847,10 @@ enum IterMutInner<'a, K, V> {
     Compact(slice::IterMut<'a, (K, V)>),
 }
 
-impl<'a, K, V> Iterator for IterMut<'a, K, V> {
-    type Item = (&'a K, &'a mut V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let next = match &mut self.inner {
-            IterMutInner::Sparse(slots) => {
-                slots.find_map(|slot| slot.as_mut().map(|(k, v)| (&*k, v)))
-            }
-            IterMutInner::Compact(entries) => entries.next().map(|(k, v)| (&*k, v)),
-        };
-        self.left -= usize::from(next.is_some());
-        next
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
-    }
-}
-
-impl<K, V> ExactSizeIterator for IterMut<'_, K, V> {}
-impl<K, V> FusedIterator for IterMut<'_, K, V> {}
+counted_iterator!(IterMut<'a>, (&'a K, &'a mut V), |inner| match inner {
+    IterMutInner::Sparse(slots) => slots.find_map(|slot| slot.as_mut().map(|(k, v)| (&*k, v))),
+    IterMutInner::Compact(entries) => entries.next().map(|(k, v)| (&*k, v)),
+});
 
 /// Owning iterator over a [`Dict`]'s entries.
 pub struct IntoIter<K, V> {
@@ -871,25 +863,10 @@ enum IntoIterInner<K, V> {
     Compact(vec::IntoIter<(K, V)>),
 }
 
-impl<K, V> Iterator for IntoIter<K, V> {
-    type Item = (K, V);
-
-    fn next(&mut self) -> Option<(K, V)> {
-        let next = match &mut self.inner {
-            IntoIterInner::Sparse(slots) => slots.find_map(|slot| slot),
-            IntoIterInner::Compact(entries) => entries.next(),
-        };
-        self.left -= usize::from(next.is_some());
-        next
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
-    }
-}
-
-impl<K, V> ExactSizeIterator for IntoIter<K, V> {}
-impl<K, V> FusedIterator for IntoIter<K, V> {}
+counted_iterator!(IntoIter, (K, V), |inner| match inner {
+    IntoIterInner::Sparse(slots) => slots.find_map(|slot| slot),
+    IntoIterInner::Compact(entries) => entries.next(),
+});
 
 impl<K, V, S> IntoIterator for Dict<K, V, S> {
     type Item = (K, V);

@@ -196,11 +196,7 @@ impl<K, V> Sparse<K, V> {
         ctrl.resize(slots, EMPTY);
         fresh.resize_with(slots, || None);
         let (mut ctrl, mut fresh) = (ctrl.into_boxed_slice(), fresh.into_boxed_slice());
-        for (k, v) in mem::replace(&mut self.slots, Box::default())
-            .into_vec()
-            .into_iter()
-            .flatten()
-        {
+        for (k, v) in mem::take(&mut self.slots).into_vec().into_iter().flatten() {
             let h = hash(&k);
             let at = Self::vacant::<R>(&ctrl, h);
             ctrl[at] = tag(h);

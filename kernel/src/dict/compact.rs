@@ -318,7 +318,10 @@ mod tests {
             let mask = index.mask();
             assert!((0..37).all(|s| index.get(s) == index.empty()));
             for slot in 0..37 {
-                index.set(slot, (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask);
+                index.set(
+                    slot,
+                    (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask,
+                );
             }
             for slot in 0..37 {
                 assert_eq!(

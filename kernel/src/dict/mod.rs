@@ -527,7 +527,8 @@ where
         }
     }
 
-    /// Removes `key`; returns its value.
+    /// Removes `key`; returns its value. The slot becomes a dummy; with the compact layout the
+    /// newest entry takes the removed one's place in iteration order.
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,

@@ -1,15 +1,6 @@
 //! Probe sequences: CPython's perturbed probing over a masked or a Lemire-reduced table.
 //!
-//! CPython 2.7 keeps an unmasked cursor `i`, starts at `hash`, and steps
-//! `i = 5*i + 1 + perturb; perturb >>= 5` (perturb starting at the hash), looking at slot
-//! `i & mask`. Once `perturb` is spent the step is the full-period generator `5*i + 1` modulo a
-//! power of two, which visits every slot, so a probe always reaches the empty slot every table
-//! keeps.
-//!
-//! Exact tables reduce the cursor with Lemire's `(i * slots) >> 64`, which spreads the high bits
-//! over any size without a division; `5*i + 1` has no full-period guarantee there, so once
-//! `perturb` is spent (after at most 13 steps of a 64-bit hash) the probe continues linearly,
-//! which bounds it by the table size.
+//! The rule and why every probe ends are in the dict module's "Probing" section.
 
 /// How a probe cursor becomes a slot index.
 pub(crate) trait Reduce: Copy {

@@ -123,6 +123,7 @@ fn growth_into_a_full_heap_loses_nothing() {
             }
         }
         let refused = refused.expect("the heap never ran out");
+        assert!(refused > 0, "{name}: the ballast left no room to grow into");
         assert_eq!(d.len() as u64, refused, "{name}");
         assert!(
             (0..refused).all(|k| d.get(&k) == Some(&!k)),

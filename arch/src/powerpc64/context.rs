@@ -42,6 +42,16 @@ unsafe extern "C" {
     pub fn spindle_switch_context(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize;
 }
 
+/// Suspends the running context and resumes another: see [`spindle_switch_context`].
+///
+/// # Safety
+/// As for [`spindle_switch_context`].
+#[inline(always)]
+pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { spindle_switch_context(save_sp, resume_sp, arg) }
+}
+
 macro_rules! switch_asm {
     ($save_msr:literal, $restore_msr:literal) => {
         global_asm!(

@@ -765,9 +765,9 @@ pub fn spill_with<F: FnOnce() -> R, R>(watermark: usize, segment_bytes: usize, b
     let previous_top = me.spill_top.get();
     // SAFETY: the segment is fresh and ours; its header chains the segment it interrupts so a
     // forced kill can free the whole chain.
-    unsafe { segment.write_chain((previous_top.base != 0).then_some(previous_top)) };
+    unsafe { segment.write_segment_header(previous_top) };
     let previous_low = me.stack_low.replace(segment.usable_low());
-    me.spill_top.set(segment);
+    me.spill_top.set(segment.base);
 
     let mut frame: SpillFrame<F, R> = SpillFrame { body: Some(body), result: None, panic: None };
     // SAFETY: the segment is exclusively this call's; `frame` outlives the call, and

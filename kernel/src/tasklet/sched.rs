@@ -22,7 +22,6 @@ pub const DEFAULT_STACK_BUDGET: usize = if cfg!(any(test, feature = "std")) { 1 
 pub(crate) struct WaitQueue {
     head: *const Tcb,
     tail: *const Tcb,
-    len: usize,
 }
 
 // SAFETY: a wait queue is only used under its owner's lock; the pointers are control blocks kept
@@ -31,11 +30,14 @@ unsafe impl Send for WaitQueue {}
 
 impl WaitQueue {
     pub(crate) const fn new() -> Self {
-        Self { head: core::ptr::null(), tail: core::ptr::null(), len: 0 }
+        Self { head: core::ptr::null(), tail: core::ptr::null() }
     }
 
+    /// Number of queued tasklets (walks the queue: for inspection, not hot paths).
     pub(crate) fn len(&self) -> usize {
-        self.len
+        let mut count = 0;
+        self.for_each(|_| count += 1);
+        count
     }
 
     pub(crate) fn push_back(&mut self, tcb: &Tcb) {
@@ -50,7 +52,6 @@ impl WaitQueue {
         }
         self.tail = tcb;
         tcb.queued.set(true);
-        self.len += 1;
     }
 
     pub(crate) fn front(&self) -> Option<&Tcb> {
@@ -87,7 +88,6 @@ impl WaitQueue {
         tcb.wait_next.set(core::ptr::null());
         tcb.wait_prev.set(core::ptr::null());
         tcb.queued.set(false);
-        self.len -= 1;
         true
     }
 
@@ -141,6 +141,7 @@ impl CpuGroup {
     }
 
     /// Counts a CPU that will join with `join_reserved` before it exists.
+    #[cfg(any(test, feature = "std"))]
     pub(crate) fn reserve_member(&self) {
         self.state.lock().members += 1;
     }
@@ -259,6 +260,7 @@ impl Scheduler {
 
     /// Moves into `group`, whose member count already includes this CPU (a reservation made
     /// before the thread started, so no other member ever saw the group without it).
+    #[cfg(any(test, feature = "std"))]
     pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
         if let Some(old) = self.group() {
             old.state.lock().members -= 1;
@@ -266,6 +268,7 @@ impl Scheduler {
         self.group.set(group);
     }
 
+    #[cfg_attr(not(any(test, feature = "std")), allow(dead_code, reason = "hosted threads and embedders"))]
     pub(crate) fn leave_group(&self) {
         if let Some(old) = self.group() {
             old.state.lock().members -= 1;
@@ -305,7 +308,11 @@ impl Scheduler {
     }
 
     pub(crate) fn enter(&self) -> BusyGuard<'_> {
-        BusyGuard { scheduler: self, was_busy: self.busy.swap(true, Ordering::Relaxed) }
+        // Only this CPU writes its busy flag (its interrupts included), so a plain load and
+        // store suffice; a locked swap would cost more than the rest of a switch.
+        let was_busy = self.busy.load(Ordering::Relaxed);
+        self.busy.store(true, Ordering::Relaxed);
+        BusyGuard { scheduler: self, was_busy }
     }
 
     pub(crate) fn next_id(&self) -> u32 {
@@ -391,7 +398,7 @@ impl Scheduler {
         self.current.set(to);
         // SAFETY: `to` is a live runnable tasklet of this CPU whose saved_sp came from its last
         // suspension (or init_stack); `save_sp` points into a control block (or the scratch word).
-        unsafe { context::spindle_switch_context(save_sp, to.saved_sp.get(), 0) };
+        unsafe { context::switch(save_sp, to.saved_sp.get(), 0) };
     }
 
     /// Completes a resumption: releases what the switch left behind (dead tasklets' stacks and
@@ -428,13 +435,13 @@ impl Scheduler {
     /// # Safety
     /// Nothing runs on those stacks.
     unsafe fn release_stacks(&self, tcb: &Tcb) {
-        let mut segment = tcb.spill_top.replace(StackRegion { base: 0, size: 0 });
-        while segment.base != 0 {
+        let mut segment_base = tcb.spill_top.replace(0);
+        while segment_base != 0 {
             // SAFETY: live spill segments of a dead tasklet; their headers chain them.
             unsafe {
-                let previous = segment.read_chain();
+                let (segment, previous_base) = StackRegion::read_segment(segment_base);
                 segment.free(&self.budget);
-                segment = previous.unwrap_or(StackRegion { base: 0, size: 0 });
+                segment_base = previous_base;
             }
         }
         let stack = tcb.stack.replace(StackRegion { base: 0, size: 0 });
@@ -494,7 +501,7 @@ impl Scheduler {
         self.current.set(next);
         // SAFETY: `next` is runnable; the dead tasklet's context is never resumed, so its save
         // goes to the scratch word. Its stack stays allocated until `next` reaps it.
-        unsafe { context::spindle_switch_context(self.scratch_sp.as_ptr(), next.saved_sp.get(), 0) };
+        unsafe { context::switch(self.scratch_sp.as_ptr(), next.saved_sp.get(), 0) };
         unreachable!("a dead tasklet was resumed");
     }
 
@@ -870,6 +877,7 @@ mod per_cpu {
     use super::{CpuGroup, Scheduler};
     use core::cell::Cell;
 
+    /// Leaves the thread's group when the thread ends.
     struct Registration(Cell<*const Scheduler>);
 
     impl Drop for Registration {
@@ -883,22 +891,29 @@ mod per_cpu {
     }
 
     std::thread_local! {
-        static THIS: Registration = const { Registration(Cell::new(core::ptr::null())) };
+        // Without a destructor, so reading it is a plain thread-pointer-relative load.
+        static THIS: Cell<*const Scheduler> = const { Cell::new(core::ptr::null()) };
+        static REGISTRATION: Registration = const { Registration(Cell::new(core::ptr::null())) };
     }
 
+    #[inline]
     pub(super) fn this_cpu() -> &'static Scheduler {
-        THIS.with(|registration| {
-            let existing = registration.0.get();
-            if !existing.is_null() {
-                // SAFETY: set below to a leaked, never-freed scheduler.
-                return unsafe { &*existing };
-            }
-            let scheduler: &'static Scheduler = std::boxed::Box::leak(std::boxed::Box::new(Scheduler::new()));
-            let group: &'static CpuGroup = std::boxed::Box::leak(std::boxed::Box::new(CpuGroup::new()));
-            scheduler.initialize(group);
-            registration.0.set(scheduler);
-            scheduler
-        })
+        let existing = THIS.with(Cell::get);
+        if existing.is_null() {
+            return initialize();
+        }
+        // SAFETY: set by `initialize` to a leaked, never-freed scheduler.
+        unsafe { &*existing }
+    }
+
+    #[cold]
+    fn initialize() -> &'static Scheduler {
+        let scheduler: &'static Scheduler = std::boxed::Box::leak(std::boxed::Box::new(Scheduler::new()));
+        let group: &'static CpuGroup = std::boxed::Box::leak(std::boxed::Box::new(CpuGroup::new()));
+        scheduler.initialize(group);
+        THIS.with(|this| this.set(scheduler));
+        REGISTRATION.with(|registration| registration.0.set(scheduler));
+        scheduler
     }
 }
 

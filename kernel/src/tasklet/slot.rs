@@ -24,8 +24,8 @@ enum Content {
     Inline(unsafe fn(*mut u8)),
     /// A pointer to a boxed value stored inline; the function drops and frees the box.
     Boxed(unsafe fn(*mut u8)),
-    /// An error to deliver instead of a value.
-    Bomb(TaskletError),
+    /// An error to deliver instead of a value, stored in the payload.
+    Bomb,
 }
 
 /// One value in flight. Access is serialised by the scheduler protocol: the owning tasklet while
@@ -34,6 +34,8 @@ pub(crate) struct ValueSlot {
     payload: UnsafeCell<Payload>,
     content: Cell<Content>,
 }
+
+const _: () = assert!(fits_inline::<TaskletError>(), "a bomb must fit the inline payload");
 
 const fn fits_inline<T>() -> bool {
     size_of::<T>() <= INLINE_BYTES && align_of::<T>() <= 8
@@ -142,7 +144,9 @@ impl ValueSlot {
     /// The caller has exclusive access to the slot (see the type docs) and the slot is empty.
     pub(crate) unsafe fn put_bomb(&self, error: TaskletError) {
         debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
-        self.content.set(Content::Bomb(error));
+        // SAFETY: a TaskletError fits the 8-aligned payload (checked at compile time below).
+        unsafe { self.payload.get().cast::<TaskletError>().write(error) };
+        self.content.set(Content::Bomb);
     }
 
     /// Takes what the slot holds: `None` if empty, `Some(Err(_))` for a bomb.
@@ -153,7 +157,8 @@ impl ValueSlot {
         let place = self.payload.get().cast::<u8>();
         let taken = match self.content.get() {
             Content::Empty => return None,
-            Content::Bomb(error) => Err(error),
+            // SAFETY: put_bomb wrote a TaskletError into the payload.
+            Content::Bomb => Err(unsafe { place.cast::<TaskletError>().read() }),
             // SAFETY: an inline T was written by `put_staged::<T>` (the caller's type contract).
             Content::Inline(_) => Ok(unsafe { place.cast::<T>().read() }),
             Content::Boxed(_) => {
@@ -182,7 +187,7 @@ impl ValueSlot {
         match content {
             // SAFETY: the drop function matches the stored value (set together in `put`).
             Content::Inline(drop_fn) | Content::Boxed(drop_fn) => unsafe { drop_fn(place) },
-            Content::Empty | Content::Bomb(_) => {}
+            Content::Empty | Content::Bomb => {}
         }
     }
 }

@@ -120,27 +120,27 @@ impl StackRegion {
         top - address
     }
 
-    /// Writes the spill-chain header (the previous segment's base and size) at the region base.
+    /// Writes the spill-segment header: the base of the segment it interrupted (0 for none)
+    /// and its own size, so a chain of segments can be freed from its innermost base alone.
     ///
     /// # Safety
     /// The region is a live spill segment owned by the caller.
-    pub(crate) unsafe fn write_chain(&self, previous: Option<StackRegion>) {
-        let (base, size) = previous.map_or((0, 0), |region| (region.base, region.size));
+    pub(crate) unsafe fn write_segment_header(&self, previous_base: usize) {
         // SAFETY: the header words lie in this region's guard zone, below the canaries.
         unsafe {
-            (self.base as *mut usize).write(base);
-            (self.base as *mut usize).add(1).write(size);
+            (self.base as *mut usize).write(previous_base);
+            (self.base as *mut usize).add(1).write(self.size);
         }
     }
 
-    /// Reads the spill-chain header written by [`StackRegion::write_chain`].
+    /// Reads a spill segment (and the base of the one it interrupted) from its base.
     ///
     /// # Safety
-    /// The region is a live spill segment.
-    pub(crate) unsafe fn read_chain(&self) -> Option<StackRegion> {
-        // SAFETY: header words written by `write_chain` in the guard zone.
-        let (base, size) = unsafe { ((self.base as *const usize).read(), (self.base as *const usize).add(1).read()) };
-        (base != 0).then_some(StackRegion { base, size })
+    /// `base` is the base of a live spill segment with a header.
+    pub(crate) unsafe fn read_segment(base: usize) -> (StackRegion, usize) {
+        // SAFETY: header words written by `write_segment_header`.
+        let (previous_base, size) = unsafe { ((base as *const usize).read(), (base as *const usize).add(1).read()) };
+        (StackRegion { base, size }, previous_base)
     }
 }
 

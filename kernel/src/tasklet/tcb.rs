@@ -91,8 +91,8 @@ pub(crate) struct Tcb {
     pub(crate) stack: Cell<StackRegion>,
     /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
     pub(crate) stack_low: Cell<usize>,
-    /// Innermost live spill segment (base 0: none).
-    pub(crate) spill_top: Cell<StackRegion>,
+    /// Base of the innermost live spill segment (0: none).
+    pub(crate) spill_top: Cell<usize>,
     state: AtomicU8,
     pub(crate) flags: Cell<u8>,
     /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
@@ -133,7 +133,7 @@ impl Tcb {
             saved_sp: Cell::new(0),
             stack: Cell::new(StackRegion { base: 0, size: 0 }),
             stack_low: Cell::new(0),
-            spill_top: Cell::new(StackRegion { base: 0, size: 0 }),
+            spill_top: Cell::new(0),
             state: AtomicU8::new(State::Paused as u8),
             flags: Cell::new(flags),
             direction: AtomicI8::new(0),

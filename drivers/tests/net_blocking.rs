@@ -58,6 +58,20 @@ fn roomy() -> tasklet::Builder {
     tasklet::Builder::new().stack_size(64 << 10)
 }
 
+/// Bounds a wait that only a working test ends sooner.
+const SAFETY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Yields until every tasklet in `tasklets` waits (parked in a blocking call).
+fn until_waiting(tasklets: &[&tasklet::Tasklet]) {
+    for _ in 0..100_000 {
+        if tasklets.iter().all(|t| t.is_blocked() || t.is_paused()) {
+            return;
+        }
+        tasklet::schedule().unwrap();
+    }
+    panic!("the tasklets never parked");
+}
+
 /// Yields until `net` has `parked` calls parked (bounded, so a bug fails instead of hanging).
 fn until_parked(net: &Net<MockDriver>, parked: usize) {
     for _ in 0..10_000 {
@@ -175,9 +189,15 @@ fn no_parked_call_outlives_its_timeout_its_close_or_a_kill() {
     timed.set_timeout(Some(Duration::from_millis(5)));
     let timed = tasklet::spawn(move || timed.recv(&mut [0u8; 4])).unwrap();
 
+    // These two wait for the closer; the long timeouts only turn a broken closer into a
+    // failure instead of a hang.
     let closed_fd = closed.fd().unwrap();
+    let mut closed = closed;
+    closed.set_timeout(Some(SAFETY_TIMEOUT));
     let closed_waiter = tasklet::spawn(move || closed.recv(&mut [0u8; 4])).unwrap();
 
+    let mut killed = killed;
+    killed.set_timeout(Some(SAFETY_TIMEOUT));
     let killed_waiter = tasklet::spawn(move || killed.recv(&mut [0u8; 4])).unwrap();
 
     let net = setup.net.clone();
@@ -202,8 +222,10 @@ fn no_parked_call_outlives_its_timeout_its_close_or_a_kill() {
 
     let net = setup.net.clone();
     let killer_target = killed_waiter.tasklet().clone();
+    let close_target = closed_waiter.tasklet().clone();
     let closer = tasklet::spawn(move || {
-        until_parked(&net, 5);
+        // Only these two: on a slow machine the timed calls may be over before they are counted.
+        until_waiting(&[&killer_target, &close_target]);
         killer_target.kill().unwrap();
         net.close(closed_fd)
     })

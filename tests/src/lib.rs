@@ -38,6 +38,7 @@ bare_metal! {
     pub mod foundation;
     pub mod foundation_bench;
     pub mod dict;
+    pub mod net;
 }
 
 /// Every test suite, in run order. One line per suite.
@@ -47,12 +48,16 @@ pub const SUITES: &[Suite] = &[
     foundation::SUITE,
     #[cfg(target_os = "none")]
     dict::SUITE,
+    #[cfg(target_os = "none")]
+    net::SUITE,
 ];
 
 /// Every benchmark suite. One line per suite.
 pub const BENCH_SUITES: &[BenchSuite] = &[
     #[cfg(target_os = "none")]
     foundation_bench::SUITE,
+    #[cfg(target_os = "none")]
+    net::BENCH_SUITE,
 ];
 
 /// What a test is expected to do.

@@ -7,9 +7,7 @@ use core::hint::black_box;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use spin::Mutex;
-use spindle::net::{
-    Fd, FdSet, Net, NetConfig, NetError, PollFd, PollFlags, SocketKind, Sockets,
-};
+use spindle::net::{Fd, FdSet, Net, NetConfig, NetError, PollFd, PollFlags, SocketKind, Sockets};
 use spindle::tasklet;
 use spindle_drivers::mock_net::demo::{run_echo_demo, DEMO_RESET_CLIENT};
 use spindle_drivers::mock_net::{Fault, MockConfig, MockDriver, MockNet};
@@ -18,11 +16,17 @@ use spindle_drivers::mock_net::{Fault, MockConfig, MockDriver, MockNet};
 pub const SUITE: Suite = Suite::new(
     "net",
     &[
-        TargetTest::new("select_and_poll_survive_the_quirk", select_and_poll_survive_the_quirk),
+        TargetTest::new(
+            "select_and_poll_survive_the_quirk",
+            select_and_poll_survive_the_quirk,
+        ),
         TargetTest::new("bad_input_gives_typed_errors", bad_input_gives_typed_errors),
         TargetTest::new("seed_scenario_on_tasklets", seed_scenario_on_tasklets),
         TargetTest::new("blocking_calls_time_out", blocking_calls_time_out),
-        TargetTest::new("echo_demo_with_a_reset_client", echo_demo_with_a_reset_client),
+        TargetTest::new(
+            "echo_demo_with_a_reset_client",
+            echo_demo_with_a_reset_client,
+        ),
     ],
 );
 
@@ -45,20 +49,26 @@ pub const BENCH_SUITE: BenchSuite = BenchSuite::new(
 const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
 const CLIENT_HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 
+/// A mock network with connected pairs: (client end, server end).
+struct Connected {
+    mock: MockNet,
+    client: Sockets<MockDriver>,
+    server: Sockets<MockDriver>,
+    pairs: Vec<(Fd, Fd)>,
+}
+
 /// `count` connected pairs: a client table holding the client ends, a server table the rest.
-fn connected(
-    config: MockConfig,
-    count: usize,
-) -> (MockNet, Sockets<MockDriver>, Sockets<MockDriver>, Vec<(Fd, Fd)>) {
+fn connected(config: MockConfig, count: usize) -> Connected {
     let mock = MockNet::new(config).unwrap();
     let mut client = Sockets::new(mock.host(CLIENT_HOST), count.max(1)).unwrap();
     let mut server = Sockets::new(mock.host(*SERVER.ip()), count.max(2)).unwrap();
-    let listener = server.socket(SocketKind::Stream).unwrap();
-    server.bind(listener, SERVER).unwrap();
-    server.listen(listener, count.max(1)).unwrap();
+    // Client ends first, so their raw numbers stay below FD_SETSIZE for select.
     let clients: Vec<Fd> = (0..count)
         .map(|_| client.socket(SocketKind::Stream).unwrap())
         .collect();
+    let listener = server.socket(SocketKind::Stream).unwrap();
+    server.bind(listener, SERVER).unwrap();
+    server.listen(listener, count.max(1)).unwrap();
     let mut pairs = Vec::new();
     for (index, &fd) in clients.iter().enumerate() {
         client.connect(fd, SERVER).unwrap();
@@ -70,15 +80,28 @@ fn connected(
         };
         pairs.push((fd, server_fd));
     }
-    (mock, client, server, pairs)
+    Connected {
+        mock,
+        client,
+        server,
+        pairs,
+    }
 }
 
 fn select_and_poll_survive_the_quirk() {
-    let (mock, mut client, _server, pairs) = connected(MockConfig::default(), 4);
+    let Connected {
+        mock,
+        mut client,
+        pairs,
+        ..
+    } = connected(MockConfig::default(), 4);
     mock.inject(Fault::Reset { conn: 1 });
     let mut read = FdSet::new();
     pairs.iter().for_each(|&(fd, _)| read.insert(fd));
-    assert_eq!(client.select(Some(&mut read), None, None, Some(Duration::ZERO)), Ok(1));
+    assert_eq!(
+        client.select(Some(&mut read), None, None, Some(Duration::ZERO)),
+        Ok(1)
+    );
     assert!(read.contains(pairs[1].0));
     let mut entries: Vec<PollFd> = pairs
         .iter()
@@ -90,11 +113,16 @@ fn select_and_poll_survive_the_quirk() {
         PollFlags::IN | PollFlags::ERR | PollFlags::HUP
     );
     assert!(mock.stats().quirk_errors >= 2);
-    assert_eq!(client.take_error(pairs[1].0), Ok(Some(NetError::ConnectionReset)));
+    assert_eq!(
+        client.take_error(pairs[1].0),
+        Ok(Some(NetError::ConnectionReset))
+    );
 }
 
 fn bad_input_gives_typed_errors() {
-    let (_mock, mut client, _server, pairs) = connected(MockConfig::default(), 1);
+    let Connected {
+        mut client, pairs, ..
+    } = connected(MockConfig::default(), 1);
     let fd = pairs[0].0;
     assert_eq!(client.send(fd, &[]), Err(NetError::InvalidInput));
     assert_eq!(client.recv(fd, &mut []), Err(NetError::InvalidInput));
@@ -151,7 +179,10 @@ fn seed_scenario_on_tasklets() {
         .spawn(move || {
             let mut read = FdSet::new();
             watched.iter().for_each(|&fd| read.insert(fd));
-            (selecting_net.select(Some(&mut read), None, None, None), read)
+            (
+                selecting_net.select(Some(&mut read), None, None, None),
+                read,
+            )
         })
         .unwrap();
     let peer_net = net.clone();
@@ -235,9 +266,21 @@ fn with_idle<const N: usize>(body: impl FnOnce(&mut Idle)) {
             max_backlog: N,
             quirk: true,
         };
-        let (_mock, client, server, pairs) = connected(config, N);
+        let Connected {
+            client,
+            server,
+            pairs,
+            ..
+        } = connected(config, N);
         let fds = pairs.iter().map(|&(fd, _)| fd).collect();
-        *idle = Some((N, Idle { client, _server: server, fds }));
+        *idle = Some((
+            N,
+            Idle {
+                client,
+                _server: server,
+                fds,
+            },
+        ));
     }
     if let Some((_, idle)) = idle.as_mut() {
         body(idle);
@@ -250,8 +293,11 @@ fn select_fds<const N: usize>(iters: u64) {
         idle.fds.iter().for_each(|&fd| all.insert(fd));
         for _ in 0..iters {
             let mut read = all;
-            black_box(idle.client.select(Some(&mut read), None, None, Some(Duration::ZERO)))
-                .unwrap();
+            black_box(
+                idle.client
+                    .select(Some(&mut read), None, None, Some(Duration::ZERO)),
+            )
+            .unwrap();
         }
     });
 }
@@ -279,7 +325,12 @@ fn echo_bytes<const CHUNK: usize>(iters: u64) {
         max_backlog: 1,
         quirk: true,
     };
-    let (_mock, mut client, mut server, pairs) = connected(config, 1);
+    let Connected {
+        mut client,
+        mut server,
+        pairs,
+        ..
+    } = connected(config, 1);
     let (client_fd, server_fd) = pairs[0];
     let message = alloc::vec![0x5au8; CHUNK];
     let mut buf = alloc::vec![0u8; CHUNK];

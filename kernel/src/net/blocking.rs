@@ -4,17 +4,20 @@
 //! call that would block registers a wait in the [`Reactor`] and parks its tasklet (it leaves the
 //! run ring); a single poller tasklet runs one zero-timeout poll over all waited descriptors per
 //! turn and wakes exactly the tasklets whose descriptor is ready, whose deadline passed, or whose
-//! descriptor was closed. A woken call retries with its own buffer, so data and errors (a reset
+//! descriptor was closed, by sending on their channels. A woken call retries with its own buffer, so data and errors (a reset
 //! included) reach it from the socket itself, and nothing the kernel keeps points into a tasklet's
 //! stack: waits, wake slots and the parked tasklets' handles live in the [`Net`]'s fixed tables.
 //!
 //! The poller starts with the first parked call and ends when nobody is parked, so a parked call
 //! always has a poller; when it is the only runnable tasklet it sleeps on the timer queue until
-//! the next deadline or a short tick. [`Net::close`] wakes every call waiting on the descriptor
+//! the next deadline or a short tick. A call's timeout is its channel receive's timeout, so the
+//! timer queue ends it even if the poller is busy. [`Net::close`] wakes every call waiting on the descriptor
 //! with [`NetError::BadDescriptor`], a deadline with [`NetError::TimedOut`], and a kill of the
 //! parked tasklet ends its call with [`NetError::Interrupted`] after removing its wait.
 //!
-//! Parked tasklets and the poller must share a CPU (a tasklet is woken on its own CPU).
+//! The wake-up channels, wake slots and waits live in the [`Net`]'s fixed tables (sized by
+//! [`NetConfig`]); parked calls and the poller may sit on different CPUs, since channels cross
+//! them.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -30,7 +33,11 @@ use super::select::PollFd;
 use super::sets::{FdSet, PollFlags};
 use super::socket::{Fd, Sockets};
 use super::NetError;
-use crate::tasklet::{self, AtomicGuard, Builder, Tasklet};
+use crate::channel::Channel;
+use crate::tasklet::{self, Builder, TaskletError};
+
+/// The poller's stack: a poll pass with the quirk repair runs deep in unoptimised builds.
+const POLLER_STACK_BYTES: usize = 32 << 10;
 
 /// How long the poller waits for the network when no other tasklet can run.
 const IDLE_TICK: Duration = Duration::from_millis(1);
@@ -45,41 +52,36 @@ struct WakeRef {
 #[derive(Default)]
 struct WakeSlot {
     generation: u16,
-    /// The parked tasklet, while a call owns the slot.
-    tasklet: Option<Tasklet>,
-    /// Set by the poller (or close) before it reinserts the tasklet.
-    wakeup: Option<Wakeup>,
+    /// Whether a parked call owns the slot.
+    in_use: bool,
+    /// A wake-up the poller (or a close) decided on and has not handed over the slot's channel
+    /// yet: its call is not receiving at this instant (it is between registering and receiving).
+    undelivered: Option<Wakeup>,
 }
 
 struct Inner<D> {
     sockets: Sockets<D>,
     reactor: Reactor<WakeRef>,
     slots: Vec<WakeSlot>,
-    /// Wakers taken out by a pass or a close, before their tasklets are reinserted.
+    /// Wakers taken out by a pass or a close, before their wake-ups are recorded.
     woken: Vec<(WakeRef, Wakeup)>,
-    /// Interests of one parking select/poll, sized once.
+    /// Interests of one parking call (a select or poll has many), sized once.
     interests: Vec<(Fd, Interest)>,
 }
 
 impl<D> Inner<D> {
-    /// Records the wake-ups in `woken` in their slots and hands back the tasklets to reinsert.
-    fn deliver(&mut self, to_insert: &mut Vec<Tasklet>) {
+    /// Records the wake-ups in `woken` in their slots, for [`Shared::deliver`] to send.
+    fn record(&mut self) {
         for (wake, wakeup) in self.woken.drain(..) {
             let slot = &mut self.slots[usize::from(wake.index)];
-            if slot.generation == wake.generation {
-                slot.wakeup = Some(wakeup);
-                if let Some(tasklet) = slot.tasklet.clone() {
-                    to_insert.push(tasklet);
-                }
+            if slot.in_use && slot.generation == wake.generation {
+                slot.undelivered = Some(wakeup);
             }
         }
     }
-}
 
-fn reinsert(tasklets: &mut Vec<Tasklet>) {
-    for tasklet in tasklets.drain(..) {
-        // A tasklet that is already runnable (woken twice, or not parked yet) stays as it is.
-        let _ = tasklet.insert();
+    fn has_undelivered(&self) -> bool {
+        self.slots.iter().any(|slot| slot.undelivered.is_some())
     }
 }
 
@@ -106,7 +108,33 @@ impl Default for NetConfig {
 
 struct Shared<D> {
     inner: Mutex<Inner<D>>,
+    /// One wake-up channel per wake slot: a parked call receives on its slot's channel. They
+    /// live as long as the `Net`, so no wait outlives its channel.
+    channels: Vec<Channel<Wakeup>>,
     poller_running: AtomicBool,
+}
+
+impl<D> Shared<D> {
+    /// Sends every recorded wake-up whose call is receiving now; the rest stay recorded for the
+    /// poller's next turn. Called without the lock: a send may switch to the woken tasklet.
+    fn deliver(&self) -> usize {
+        let mut delivered = 0;
+        for (index, channel) in self.channels.iter().enumerate() {
+            // A negative balance: the slot's call is blocked in receive.
+            if channel.balance() >= 0 {
+                continue;
+            }
+            let Some(wakeup) = self.inner.lock().slots[index].undelivered.take() else {
+                continue;
+            };
+            // With the receiver waiting the send completes at once; if it stopped waiting in
+            // between (timed out, killed), its own unpark decides the call's outcome.
+            if channel.send_timeout(wakeup, Duration::ZERO).is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
 }
 
 /// Blocking sockets for tasklets over one driver; clones share it.
@@ -161,8 +189,14 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         interests
             .try_reserve_exact(config.max_waits)
             .map_err(|_| NetError::NoBuffers)?;
+        let mut channels = Vec::new();
+        channels
+            .try_reserve_exact(config.max_parked)
+            .map_err(|_| NetError::NoBuffers)?;
+        channels.resize_with(config.max_parked, Channel::new);
         Ok(Net {
             shared: Arc::new(Shared {
+                channels,
                 inner: Mutex::new(Inner {
                     sockets,
                     reactor,
@@ -208,18 +242,14 @@ impl<D: NetDriver + Send + 'static> Net<D> {
 
     /// Closes `fd`, first waking every call waiting on it with [`NetError::BadDescriptor`].
     pub fn close(&self, fd: Fd) -> Result<(), NetError> {
-        let mut to_insert = Vec::new();
         let result = {
             let mut inner = self.shared.inner.lock();
             let inner = &mut *inner;
             inner.reactor.take_fd(fd, &mut inner.woken);
-            to_insert
-                .try_reserve_exact(inner.woken.len())
-                .map_err(|_| NetError::NoBuffers)?;
-            inner.deliver(&mut to_insert);
+            inner.record();
             inner.sockets.close(fd)
         };
-        reinsert(&mut to_insert);
+        self.shared.deliver();
         result
     }
 
@@ -245,7 +275,8 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         }
     }
 
-    /// Registers the current tasklet for `inner.interests`, parks it, and returns why it woke.
+    /// Registers the current tasklet for `inner.interests`, parks it on its slot's channel
+    /// (with the deadline as the receive's timeout, on the timer queue), and returns why it woke.
     fn park(
         &self,
         mut guard: spin::MutexGuard<'_, Inner<D>>,
@@ -255,7 +286,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         let index = inner
             .slots
             .iter()
-            .position(|slot| slot.tasklet.is_none())
+            .position(|slot| !slot.in_use)
             .ok_or(NetError::NoBuffers)?;
         let wake = WakeRef {
             index: index as u16,
@@ -265,34 +296,42 @@ impl<D: NetDriver + Send + 'static> Net<D> {
             .reactor
             .park(&inner.interests, deadline, wake)
             .map_err(|(error, _)| error)?;
-        inner.slots[index].tasklet = Some(tasklet::current());
+        let slot = &mut inner.slots[index];
+        slot.in_use = true;
+        slot.undelivered = None;
         self.ensure_poller();
-        // No involuntary switch between unlocking and leaving the ring: a wake-up in that gap
-        // would find the tasklet still runnable and be lost.
-        let atomic = AtomicGuard::new();
         drop(guard);
-        let parked = tasklet::schedule_remove();
-        drop(atomic);
+        let channel = &self.shared.channels[index];
+        let received = match deadline {
+            None => channel.receive(),
+            Some(deadline) => {
+                channel.receive_timeout(Duration::from_nanos(deadline.saturating_sub(now_ns())))
+            }
+        };
         let mut inner = self.shared.inner.lock();
-        Ok(Self::unpark(&mut inner, wake, id, parked.is_ok()))
+        Ok(Self::unpark(&mut inner, wake, id, received))
     }
 
-    /// Frees the wake slot after a park; a call that was not woken (killed, or could not park)
-    /// takes its wait out of the reactor and is interrupted.
-    fn unpark(inner: &mut Inner<D>, wake: WakeRef, id: WaitId, parked: bool) -> Wakeup {
+    /// Frees the wake slot after a park. A call that received nothing takes its wait out of the
+    /// reactor: it timed out (unless the poller had already decided), or was killed.
+    fn unpark(
+        inner: &mut Inner<D>,
+        wake: WakeRef,
+        id: WaitId,
+        received: Result<Wakeup, TaskletError>,
+    ) -> Wakeup {
         let slot = &mut inner.slots[usize::from(wake.index)];
-        let wakeup = slot.wakeup.take();
-        slot.tasklet = None;
+        let recorded = slot.undelivered.take();
+        slot.in_use = false;
         slot.generation = slot.generation.wrapping_add(1);
-        match wakeup {
-            Some(wakeup) => wakeup,
-            None => {
+        match received {
+            Ok(wakeup) => wakeup,
+            Err(error) => {
                 inner.reactor.cancel(id);
-                if parked {
-                    // Reinserted by someone else: just try again.
-                    Wakeup::Ready
-                } else {
-                    Wakeup::Interrupted
+                match (error, recorded) {
+                    (TaskletError::TimedOut, Some(wakeup)) => wakeup,
+                    (TaskletError::TimedOut, None) => Wakeup::TimedOut,
+                    _ => Wakeup::Interrupted,
                 }
             }
         }
@@ -305,6 +344,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         let net = self.clone();
         let spawned = Builder::new()
             .name("net-poller")
+            .stack_size(POLLER_STACK_BYTES)
             .spawn(move || net.run_poller());
         if spawned.is_err() {
             // The parked call will not be woken by a poller; schedule_remove fails only if it is
@@ -313,33 +353,28 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         }
     }
 
-    /// The poller: one pass per turn until nobody is parked.
+    /// The poller: one pass per turn until nobody is parked and every wake-up is delivered.
     fn run_poller(&self) {
-        let mut to_insert: Vec<Tasklet> = Vec::new();
         loop {
             let alone = tasklet::run_count() <= 1;
             let next_deadline = {
                 let mut inner = self.shared.inner.lock();
                 let inner = &mut *inner;
-                if inner.reactor.parked() == 0 {
+                if inner.reactor.parked() == 0 && !inner.has_undelivered() {
                     self.shared.poller_running.store(false, Ordering::Release);
                     return;
                 }
                 let wait = if alone { IDLE_TICK } else { Duration::ZERO };
                 let now = now_ns();
-                if to_insert.try_reserve(inner.reactor.capacity()).is_ok()
-                    && inner
-                        .reactor
-                        .pass(&mut inner.sockets, Some(wait), now, &mut inner.woken)
-                        .is_ok()
-                {
-                    inner.deliver(&mut to_insert);
-                }
+                // A failed pass wakes nobody; the calls stay parked and the next turn retries.
+                let _ = inner
+                    .reactor
+                    .pass(&mut inner.sockets, Some(wait), now, &mut inner.woken);
+                inner.record();
                 inner.reactor.next_deadline()
             };
-            let woke = !to_insert.is_empty();
-            reinsert(&mut to_insert);
-            let outcome = if !woke && tasklet::run_count() <= 1 {
+            let delivered = self.shared.deliver();
+            let outcome = if delivered == 0 && tasklet::run_count() <= 1 {
                 let tick = deadline_after(Some(IDLE_TICK)).unwrap_or(u64::MAX);
                 tasklet::sleep_until(next_deadline.map_or(tick, |deadline| deadline.min(tick)))
             } else {
@@ -347,14 +382,14 @@ impl<D: NetDriver + Send + 'static> Net<D> {
             };
             if outcome.is_err() {
                 // Killed: every parked call must still end, so wake them all.
-                let mut guard = self.shared.inner.lock();
-                let inner = &mut *guard;
-                inner.reactor.take_all(&mut inner.woken);
-                let _ = to_insert.try_reserve(inner.woken.len());
-                inner.deliver(&mut to_insert);
-                self.shared.poller_running.store(false, Ordering::Release);
-                drop(guard);
-                reinsert(&mut to_insert);
+                {
+                    let mut inner = self.shared.inner.lock();
+                    let inner = &mut *inner;
+                    inner.reactor.take_all(&mut inner.woken);
+                    inner.record();
+                    self.shared.poller_running.store(false, Ordering::Release);
+                }
+                self.shared.deliver();
                 return;
             }
         }

@@ -13,6 +13,8 @@ pub const H_PUT_TERM_CHAR: u64 = 0x58;
 pub const H_CEDE: u64 = 0xe0;
 /// H_PROD: wake a CPU that ceded (or make its next cede return at once).
 pub const H_PROD: u64 = 0xe8;
+/// H_SIGNAL_SYS_RESET: deliver a system reset interrupt to a CPU (r4 = its server number).
+pub const H_SIGNAL_SYS_RESET: u64 = 0x380;
 /// QEMU's private hcall carrying an RTAS call (r4 = argument buffer address).
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
 

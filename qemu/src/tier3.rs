@@ -238,6 +238,10 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
             Some(filter) => case.name.contains(filter.as_str()),
         })
         .collect();
+    if selected.is_empty() {
+        let filter = options.filter.as_deref().unwrap_or("");
+        return Err(format!("no on-target test matches {filter:?} (see `cargo run -- test --list`)"));
+    }
     if options.list {
         for case in &selected {
             println!(

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use spindle::platform::{platform, StartCpuError};
 use spindle_arch::powerpc64::{irq, timebase, timer};
+use spindle_drivers::hcall;
 use spindle_drivers::hvterm::HvTerm;
 use spindle_drivers::rtas::Rtas;
 
@@ -65,6 +66,11 @@ pub const SUITE: Suite = Suite::new(
             unexpected_exception_prints_a_crash_report,
         )
         .expect_panic("unexpected exception 0x700 (program: illegal instruction)"),
+        TargetTest::new(
+            "system_reset_after_boot_is_a_crash",
+            system_reset_after_boot_is_a_crash,
+        )
+        .expect_panic("unexpected exception 0x100 (system reset)"),
     ],
 );
 
@@ -481,4 +487,13 @@ fn unexpected_exception_prints_a_crash_report() {
     // SAFETY: executes an illegal instruction on purpose: the program-interrupt vector reports
     // it and ends the run; nothing after it runs.
     unsafe { core::arch::asm!(".long 0", options(nomem, nostack)) };
+}
+
+fn system_reset_after_boot_is_a_crash() {
+    let server = u64::from(env::get().machine.cpu_servers[platform().cpu_index()]);
+    // SAFETY: H_SIGNAL_SYS_RESET takes a CPU number, no addresses. The reset interrupt arrives at
+    // 0x100 on this CPU, which must report it as a crash and end the run.
+    let (status, _) =
+        unsafe { hcall::hcall(hcall::H_SIGNAL_SYS_RESET, [server, 0, 0, 0, 0, 0, 0, 0]) };
+    panic!("the system reset hcall returned (status {status}) instead of interrupting");
 }

@@ -2,10 +2,12 @@
 //!
 //! QEMU loads the flat image at 0 and starts CPU 0 at 0x100 (the reset vector, see
 //! [`super::vectors`]) in real mode with r3 = the device tree's address. `_start`:
-//! 1. zeroes PMC5 and MMCR0 so PMC5 counts instructions from the very first one;
+//! 1. checks that this is the first pass (a later system reset interrupt also lands at 0x100 and
+//!    is reported as a crash), then zeroes PMC5 and MMCR0 so PMC5 counts from here;
 //! 2. points r13 and SPRG0 at CPU 0's per-CPU block and SPRG1 at its crash stack;
-//! 3. sets MSR[SF] (QEMU starts it in 32-bit mode), MSR[ME], MSR[FP|VEC|VSX] (compiled code
-//!    uses vector registers) and r2 = `.TOC.`;
+//! 3. sets MSR[SF] (QEMU starts it in 32-bit mode), MSR[FP|VEC|VSX] (compiled code uses vector
+//!    registers) and r2 = `.TOC.`; MSR[ME] is the hypervisor's (a guest's `mtmsrd` leaves it,
+//!    and QEMU keeps it 0: a machine check stops the CPU, and the runner's timeout reports it);
 //! 4. switches to CPU 0's boot stack, clears .bss;
 //! 5. calls the board: `extern "C" fn spindle_board_entry(fdt: usize, pmc5_at_entry: u64) -> !`.
 //!
@@ -17,10 +19,10 @@
 //! `spindle_board_exception` (see [`super::vectors`]) and `spindle_board_timer`.
 
 use super::percpu::{self, CPU_STACK_BYTES, CRASH_STACK_BYTES};
-use super::{MSR_FP_VEC_VSX, MSR_ME};
+use super::MSR_FP_VEC_VSX;
 
 /// MSR bits below bit 32 that every CPU sets at entry (MSR[SF] is set separately).
-const BOOT_MSR: u64 = MSR_FP_VEC_VSX | MSR_ME;
+const BOOT_MSR: u64 = MSR_FP_VEC_VSX;
 const _: () = assert!(BOOT_MSR >> 32 == 0);
 
 core::arch::global_asm!(
@@ -30,6 +32,18 @@ core::arch::global_asm!(
     // ---- CPU 0 ----
     ".global __spindle_start",
     "__spindle_start:",
+    // A second arrival here is a system reset interrupt (0x100) after boot: report it as a crash.
+    "    mtspr 274, 1",
+    "    mtspr 275, 3",
+    "    lis 3, {booted}@ha",
+    "    lbz 3, {booted}@l(3)",
+    "    cmpdi 3, 0",
+    "    li 3, 0x100",
+    "    bne __spindle_crash_entry",
+    "    lis 3, {booted}@ha",
+    "    li 0, 1",
+    "    stb 0, {booted}@l(3)",
+    "    mfspr 3, 275",
     "    li 0, 0",
     "    mtspr 791, 0", // PMC5 = 0
     "    mtspr 795, 0", // MMCR0 = 0: count from here on
@@ -61,7 +75,7 @@ core::arch::global_asm!(
     "    bl spindle_board_entry",
     "    nop",
     "    trap", // the board entry never returns: report it as a crash if it does
-    // ---- every CPU: 64-bit mode, machine checks, facilities and TOC (clobbers r5, r6) ----
+    // ---- every CPU: 64-bit mode, facilities and TOC (clobbers r5, r6) ----
     "__spindle_cpu_setup:",
     "    mfmsr 5",
     "    li 6, 1",
@@ -92,6 +106,7 @@ core::arch::global_asm!(
     "    bl {secondary_main}",
     "    nop",
     "    trap",
+    booted = sym SPINDLE_BOOTED,
     percpu = sym percpu::SPINDLE_PERCPU,
     crash = sym percpu::SPINDLE_CRASH_STACKS,
     stacks = sym percpu::SPINDLE_CPU_STACKS,
@@ -103,6 +118,11 @@ core::arch::global_asm!(
     stack_off = const percpu::offsets::STACK_TOP,
     secondary_main = sym percpu::secondary_main,
 );
+
+/// Set by the first pass through `_start`; initialised data, so clearing .bss cannot reset it.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.spindle_booted")]
+static SPINDLE_BOOTED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 unsafe extern "C" {
     #[link_name = "__spindle_secondary_start"]

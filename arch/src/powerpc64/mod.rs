@@ -27,8 +27,6 @@ pub const MSR_FP_VEC_VSX: u64 = MSR_FP | MSR_VEC | MSR_VSX;
 /// MSR[SF]: 64-bit mode. QEMU starts the `-bios` image with it clear (32-bit mode, where
 /// record-form instructions set CR0 from the low word only), so the boot code sets it.
 pub const MSR_SF: u64 = 1 << 63;
-/// MSR[ME]: machine checks are taken as interrupts instead of stopping the CPU.
-pub const MSR_ME: u64 = 1 << 12;
 /// MSR[FP]: floating-point available.
 pub const MSR_FP: u64 = 1 << 13;
 /// MSR[VEC]: AltiVec (vector) available.

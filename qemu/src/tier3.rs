@@ -240,7 +240,9 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
         .collect();
     if selected.is_empty() {
         let filter = options.filter.as_deref().unwrap_or("");
-        return Err(format!("no on-target test matches {filter:?} (see `cargo run -- test --list`)"));
+        return Err(format!(
+            "no on-target test matches {filter:?} (see `cargo run -- test --list`)"
+        ));
     }
     if options.list {
         for case in &selected {

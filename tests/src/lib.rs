@@ -38,6 +38,7 @@ bare_metal! {
     pub mod foundation;
     pub mod foundation_bench;
     pub mod dict;
+    pub mod tasklets;
     pub mod net;
 }
 
@@ -48,6 +49,8 @@ pub const SUITES: &[Suite] = &[
     foundation::SUITE,
     #[cfg(target_os = "none")]
     dict::SUITE,
+    #[cfg(target_os = "none")]
+    tasklets::SUITE,
     #[cfg(target_os = "none")]
     net::SUITE,
 ];

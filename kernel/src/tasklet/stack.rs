@@ -17,8 +17,10 @@ use spindle_arch::context;
 /// switch is larger too.
 pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 
-/// Smallest stack a tasklet may be given.
-pub const MIN_STACK_BYTES: usize = GUARD_BYTES + context::INITIAL_FRAME_BYTES + 1024;
+/// Smallest stack a tasklet may be given: the guard, the initial frame, and room for a switch
+/// frame plus an interrupt frame (interrupts run on the interrupted tasklet's stack) on top of
+/// a shallow body.
+pub const MIN_STACK_BYTES: usize = GUARD_BYTES + context::INITIAL_FRAME_BYTES + 3072;
 
 /// Stack size used when a spawn names none.
 pub const DEFAULT_STACK_BYTES: usize = 16 * 1024;

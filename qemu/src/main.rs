@@ -38,6 +38,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Heap of the test image unless `--heap` says otherwise: room for the 10,000-tasklet test.
+const TEST_IMAGE_HEAP_BYTES: u64 = 96 << 20;
+
 fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
     match command {
         Command::Help => {
@@ -56,7 +59,8 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
         }
         Command::Test => {
             let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
-            let built = image::build(Image::Test, options.heap_bytes)?;
+            let heap = options.heap_bytes.or(Some(TEST_IMAGE_HEAP_BYTES));
+            let built = image::build(Image::Test, heap)?;
             let all_ok = tier3::run(&qemu, &built.flat, options)?;
             Ok(if all_ok {
                 ExitCode::SUCCESS

@@ -15,4 +15,5 @@ mod hooks;
 pub mod net;
 pub mod platform;
 pub mod record;
+pub mod sync;
 pub mod tasklet;

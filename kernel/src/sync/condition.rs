@@ -1,0 +1,112 @@
+//! A condition variable used with a [`Lock`](super::Lock): wait releases the lock, notify wakes waiters.
+
+use super::lock::LockGuard;
+use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use crate::tasklet::TaskletError;
+use core::time::Duration;
+
+/// A condition variable for tasklets (stacklesslib's `Condition`), on one CPU or across CPUs.
+///
+/// [`Condition::wait`] takes the guard of a held [`Lock`](super::Lock), releases the lock while it waits and
+/// takes it again before returning. [`Condition::notify`] wakes the longest-waiting tasklet,
+/// [`Condition::notify_all`] every waiting one. A tasklet registers as a waiter before it
+/// releases the lock, so a notify made under the lock after that is never missed. Waits may
+/// end when another tasklet got there first: check the predicate in a loop.
+pub struct Condition {
+    count: spin::Mutex<WaitCount>,
+    waiters: Waiters,
+}
+
+impl core::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Condition")
+            .field("waiting", &self.count.lock().ungranted())
+            .finish()
+    }
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn counts(count: &mut WaitCount) -> &mut WaitCount {
+    count
+}
+
+impl Condition {
+    /// A condition with no waiters.
+    pub const fn new() -> Self {
+        Self {
+            count: spin::Mutex::new(WaitCount::new()),
+            waiters: Waiters::new(),
+        }
+    }
+
+    /// Tasklets waiting and not yet notified.
+    pub fn waiting(&self) -> usize {
+        self.count.lock().ungranted()
+    }
+
+    /// Releases `guard`'s lock, waits for a notify, and takes the lock again. On error (killed,
+    /// thrown into, deadlock, or killed while taking the lock back) the lock is **not** held.
+    pub fn wait<'a>(&self, guard: LockGuard<'a>) -> Result<LockGuard<'a>, TaskletError> {
+        let lock = guard.lock();
+        match self.wait_released(guard, None) {
+            Ok(()) => lock.acquire(),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Like [`Condition::wait`] for at most `timeout`: `Ok((guard, true))` when notified,
+    /// `Ok((guard, false))` when the time ran out (the lock is held again either way).
+    pub fn wait_timeout<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        timeout: Duration,
+    ) -> Result<(LockGuard<'a>, bool), TaskletError> {
+        let lock = guard.lock();
+        match self.wait_released(guard, Some(deadline_after(timeout))) {
+            Ok(()) => lock.acquire().map(|guard| (guard, true)),
+            Err(TaskletError::TimedOut) => lock.acquire().map(|guard| (guard, false)),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn wait_released(
+        &self,
+        guard: LockGuard<'_>,
+        deadline_ns: Option<u64>,
+    ) -> Result<(), TaskletError> {
+        self.count.lock().register();
+        drop(guard);
+        let (count, woken) = self.waiters.wait(&self.count, counts, deadline_ns);
+        drop(count);
+        match woken {
+            Woken::Granted => Ok(()),
+            Woken::Failed(error) => Err(error),
+            Woken::Aborted(error) => {
+                // Notified while leaving: the notify goes to the next waiter, if any.
+                self.notify();
+                Err(error)
+            }
+        }
+    }
+
+    /// Wakes the longest-waiting tasklet; returns whether there was one.
+    pub fn notify(&self) -> bool {
+        let handed = self.count.lock().grant();
+        if handed {
+            self.waiters.deliver();
+        }
+        handed
+    }
+
+    /// Wakes every waiting tasklet; returns how many.
+    pub fn notify_all(&self) -> usize {
+        let woken = self.count.lock().grant_all();
+        self.waiters.deliver_many(woken);
+        woken
+    }
+}

@@ -1,0 +1,103 @@
+//! An event flag that tasklets wait on; setting it wakes them all.
+
+use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use crate::tasklet::TaskletError;
+use core::time::Duration;
+
+/// A flag tasklets can wait for (stacklesslib's `Event`), on one CPU or across CPUs.
+///
+/// [`Event::set`] sets the flag and wakes every tasklet waiting at that moment; while the flag is
+/// set, [`Event::wait`] returns at once. [`Event::clear`] resets it. A waiter woken by a set
+/// returns `Ok` even if the flag was cleared again before it ran.
+pub struct Event {
+    state: spin::Mutex<EventState>,
+    waiters: Waiters,
+}
+
+struct EventState {
+    set: bool,
+    count: WaitCount,
+}
+
+impl core::fmt::Debug for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("Event")
+            .field("set", &state.set)
+            .field("waiting", &state.count.ungranted())
+            .finish()
+    }
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Event {
+    /// A clear event.
+    pub const fn new() -> Self {
+        Self {
+            state: spin::Mutex::new(EventState {
+                set: false,
+                count: WaitCount::new(),
+            }),
+            waiters: Waiters::new(),
+        }
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.state.lock().set
+    }
+
+    /// Tasklets waiting and not yet woken.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().count.ungranted()
+    }
+
+    /// Sets the flag and wakes every waiting tasklet; returns how many were woken.
+    pub fn set(&self) -> usize {
+        let mut state = self.state.lock();
+        state.set = true;
+        let woken = state.count.grant_all();
+        drop(state);
+        self.waiters.deliver_many(woken);
+        woken
+    }
+
+    /// Clears the flag: later waits block until the next [`Event::set`].
+    pub fn clear(&self) {
+        self.state.lock().set = false;
+    }
+
+    /// Blocks the current tasklet until the flag is set (returns at once if it is). Fails if the
+    /// tasklet is killed or thrown into while waiting, or if nothing can ever set it
+    /// ([`TaskletError::Deadlock`]).
+    pub fn wait(&self) -> Result<(), TaskletError> {
+        self.wait_until(None)
+    }
+
+    /// Like [`Event::wait`], giving up with [`TaskletError::TimedOut`] after `timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), TaskletError> {
+        self.wait_until(Some(deadline_after(timeout)))
+    }
+
+    /// Like [`Event::wait`], giving up at `deadline_ns` on the platform clock.
+    pub fn wait_until(&self, deadline_ns: Option<u64>) -> Result<(), TaskletError> {
+        let mut state = self.state.lock();
+        if state.set {
+            return Ok(());
+        }
+        state.count.register();
+        drop(state);
+        let (_state, woken) = self
+            .waiters
+            .wait(&self.state, |state| &mut state.count, deadline_ns);
+        match woken {
+            Woken::Granted => Ok(()),
+            Woken::Failed(error) | Woken::Aborted(error) => Err(error),
+        }
+    }
+}

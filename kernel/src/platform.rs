@@ -42,6 +42,13 @@ pub trait Platform: Sync {
         false
     }
 
+    /// The calling CPU's own stack as `(lowest, highest)` address, if the board knows it: the
+    /// main tasklet then gets guard words and spills like any tasklet instead of running off
+    /// the end of its stack. Boards that cannot tell return `None`.
+    fn cpu_stack_bounds(&self) -> Option<(usize, usize)> {
+        None
+    }
+
     /// Leaves the machine: `success` becomes the exit status the outside world sees.
     fn exit(&self, success: bool) -> !;
 

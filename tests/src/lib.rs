@@ -39,6 +39,7 @@ bare_metal! {
     pub mod foundation_bench;
     pub mod dict;
     pub mod tasklets;
+    pub mod channels;
     pub mod net;
 }
 
@@ -51,6 +52,8 @@ pub const SUITES: &[Suite] = &[
     dict::SUITE,
     #[cfg(target_os = "none")]
     tasklets::SUITE,
+    #[cfg(target_os = "none")]
+    channels::SUITE,
     #[cfg(target_os = "none")]
     net::SUITE,
 ];

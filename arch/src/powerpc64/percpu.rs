@@ -96,6 +96,12 @@ impl<const BYTES: usize> StackArea<BYTES> {
     }
 }
 
+/// CPU `cpu`'s boot stack as `(lowest, highest)` address.
+pub fn stack_bounds(cpu: usize) -> (usize, usize) {
+    let high = SPINDLE_CPU_STACKS.top(cpu) as usize;
+    (high - CPU_STACK_BYTES, high)
+}
+
 /// Boot stacks of all CPUs; CPU 0's top is set up by `_start`.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".stacks")]

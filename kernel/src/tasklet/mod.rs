@@ -688,6 +688,19 @@ where
     })
 }
 
+/// Starts secondary CPU `cpu` running `entry(cpu)` (through the platform), counting it in the
+/// CPU group from now on so that tasklets waiting for it are not declared deadlocked while it
+/// boots. Its tasklets are created by `entry` on that CPU.
+#[cfg(not(any(test, feature = "std")))]
+pub fn start_cpu(cpu: usize, entry: fn(usize) -> !) -> Result<(), crate::platform::StartCpuError> {
+    let reserved = sched::reserve_cpu(cpu);
+    let started = crate::platform::platform().start_cpu(cpu, entry);
+    if started.is_err() && reserved {
+        sched::unreserve_cpu(cpu);
+    }
+    started
+}
+
 /// Takes this CPU's scheduler out of its group: from now on it decides deadlock on its own.
 /// A hosted thread about to wait outside the scheduler (e.g. an OS-level join) calls this so
 /// that the group's remaining members are not kept waiting for it.

@@ -141,7 +141,6 @@ impl CpuGroup {
     }
 
     /// Counts a CPU that will join with `join_reserved` before it exists.
-    #[cfg(any(test, feature = "std"))]
     pub(crate) fn reserve_member(&self) {
         self.state.lock().members += 1;
     }
@@ -236,17 +235,28 @@ impl Scheduler {
         }
     }
 
-    fn initialize(&'static self, group: &'static CpuGroup) {
+    fn initialize(&'static self, group: &'static CpuGroup, reserved: bool) {
         let main = &self.main_tcb;
         main.home.set(self);
         main.next.set(main);
         main.prev.set(main);
         main.set_state(State::Runnable);
+        if let Some((low, high)) = platform().cpu_stack_bounds() {
+            if high > low + stack::GUARD_BYTES {
+                // SAFETY: the board vouches that [low, high) is this CPU's stack; its bottom
+                // guard-sized part is far below anything running now (we are near the top).
+                main.stack_low.set(unsafe { stack::arm_guard(low) });
+            }
+        }
         self.current.set(main);
         self.ring_head.set(main);
         self.ring_len.set(1);
         self.cpu.set(platform().cpu_index());
-        self.join(group);
+        if reserved {
+            self.join_reserved(group);
+        } else {
+            self.join(group);
+        }
         self.initialized.set(true);
     }
 
@@ -260,7 +270,6 @@ impl Scheduler {
 
     /// Moves into `group`, whose member count already includes this CPU (a reservation made
     /// before the thread started, so no other member ever saw the group without it).
-    #[cfg(any(test, feature = "std"))]
     pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
         if let Some(old) = self.group() {
             old.state.lock().members -= 1;
@@ -910,7 +919,7 @@ mod per_cpu {
     fn initialize() -> &'static Scheduler {
         let scheduler: &'static Scheduler = std::boxed::Box::leak(std::boxed::Box::new(Scheduler::new()));
         let group: &'static CpuGroup = std::boxed::Box::leak(std::boxed::Box::new(CpuGroup::new()));
-        scheduler.initialize(group);
+        scheduler.initialize(group, false);
         THIS.with(|this| this.set(scheduler));
         REGISTRATION.with(|registration| registration.0.set(scheduler));
         scheduler
@@ -920,6 +929,30 @@ mod per_cpu {
 #[cfg(not(any(test, feature = "std")))]
 mod per_cpu {
     use super::{Scheduler, GLOBAL_GROUP};
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    /// CPUs counted in the global group before they started (see `reserve_cpu`).
+    static RESERVED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+    /// Counts `cpu` as a member of the global group before it starts, so that no other CPU
+    /// declares deadlock while it boots. False if it was reserved or started already.
+    pub(crate) fn reserve_cpu(cpu: usize) -> bool {
+        let Some(flag) = RESERVED.get(cpu) else { return false };
+        if SCHEDULERS.0[cpu].initialized.get() || flag.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        GLOBAL_GROUP.reserve_member();
+        true
+    }
+
+    /// Undoes a reservation whose CPU failed to start.
+    pub(crate) fn unreserve_cpu(cpu: usize) {
+        if let Some(flag) = RESERVED.get(cpu) {
+            if flag.swap(false, Ordering::AcqRel) {
+                GLOBAL_GROUP.state.lock().members -= 1;
+            }
+        }
+    }
 
     /// Most CPUs a bare-metal kernel schedules on.
     pub(crate) const MAX_CPUS: usize = 64;
@@ -935,11 +968,15 @@ mod per_cpu {
         let index = crate::platform::platform().cpu_index();
         let scheduler = &SCHEDULERS.0[index.min(MAX_CPUS - 1)];
         if !scheduler.initialized.get() {
-            scheduler.initialize(&GLOBAL_GROUP);
+            let reserved = RESERVED.get(index).is_some_and(|flag| flag.load(Ordering::Acquire));
+            scheduler.initialize(&GLOBAL_GROUP, reserved);
         }
         scheduler
     }
 }
+
+#[cfg(not(any(test, feature = "std")))]
+pub(crate) use per_cpu::{reserve_cpu, unreserve_cpu};
 
 /// The calling CPU's scheduler (initialised on first use).
 pub(crate) fn this_cpu() -> &'static Scheduler {

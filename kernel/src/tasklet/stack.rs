@@ -146,6 +146,21 @@ impl StackRegion {
     }
 }
 
+/// Writes the canary words at the top of a guard zone starting at `low` (a stack the kernel did
+/// not allocate, such as a CPU's boot stack) and returns the usable low above it.
+///
+/// # Safety
+/// `[low, low + GUARD_BYTES)` belongs to a stack that nothing uses down there.
+pub(crate) unsafe fn arm_guard(low: usize) -> usize {
+    let usable_low = low + GUARD_BYTES;
+    let canaries = (usable_low - CANARY_WORDS * 8) as *mut u64;
+    for index in 0..CANARY_WORDS {
+        // SAFETY: inside the guard zone the caller handed over.
+        unsafe { canaries.add(index).write(CANARY) };
+    }
+    usable_low
+}
+
 /// Whether the canary words below `usable_low` are intact and `stack_pointer` is above them.
 ///
 /// # Safety

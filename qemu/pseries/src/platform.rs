@@ -36,6 +36,10 @@ impl Platform for Pseries {
         board().cpu_count()
     }
 
+    fn cpu_stack_bounds(&self) -> Option<(usize, usize)> {
+        Some(percpu::stack_bounds(percpu::cpu_index()))
+    }
+
     /// Cedes the CPU to the hypervisor (H_CEDE) until a wake-up, the deadline or the next tick.
     fn idle(&self, deadline_ns: Option<u64>) {
         let me = percpu::current();

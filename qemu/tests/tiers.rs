@@ -36,6 +36,26 @@ fn require(program: &str, package: &str) {
     );
 }
 
+/// The tier-2 link flags of `.cargo/config.toml`, which cargo gives rustc but not rustdoc: the
+/// doc-tests of the PowerPC64 build need them in `RUSTDOCFLAGS` to link statically.
+const TIER2_FLAGS: [&str; 3] = [
+    "linker-flavor=ld.lld",
+    "link-self-contained=yes",
+    "target-feature=+crt-static",
+];
+
+#[test]
+fn tier2_flags_match_the_cargo_config() {
+    let config = std::fs::read_to_string(root().join(".cargo").join("config.toml"))
+        .expect("reading .cargo/config.toml");
+    for flag in TIER2_FLAGS {
+        assert!(
+            config.contains(&format!("\"{flag}\"")),
+            ".cargo/config.toml no longer has {flag}: update TIER2_FLAGS"
+        );
+    }
+}
+
 #[test]
 fn tier2_powerpc64_user_mode() {
     let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -52,6 +72,10 @@ fn tier2_powerpc64_user_mode() {
             "--target-dir",
         ])
         .arg(root.join("target").join("tier2"))
+        .env(
+            "RUSTDOCFLAGS",
+            TIER2_FLAGS.map(|flag| format!("-C {flag}")).join(" "),
+        )
         .args([
             "-p",
             "spindle",

@@ -40,6 +40,7 @@ bare_metal! {
     pub mod dict;
     pub mod tasklets;
     pub mod channels;
+    pub mod scheduling_bench;
     pub mod net;
 }
 
@@ -60,6 +61,8 @@ pub const SUITES: &[Suite] = &[
 
 /// Every benchmark suite. One line per suite.
 pub const BENCH_SUITES: &[BenchSuite] = &[
+    #[cfg(target_os = "none")]
+    scheduling_bench::SUITE,
     #[cfg(target_os = "none")]
     foundation_bench::SUITE,
     #[cfg(target_os = "none")]

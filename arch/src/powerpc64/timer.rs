@@ -133,23 +133,20 @@ pub fn ns_to_timebase(ns: u64) -> u64 {
 
 /// Starts (or re-times) the calling CPU's periodic tick at `hz` per second; 0 stops it.
 pub fn set_tick_hz(hz: u32) {
-    let timer = &percpu::current().timer;
     let period = match (frequency(), hz) {
         (Some(frequency), 1..) => (frequency.hz() / u64::from(hz)).max(1),
         _ => 0,
     };
-    super::irq::without(|| {
-        timer.tick_period.store(period, Relaxed);
-        timer
-            .next_tick
-            .store(timebase::read().saturating_add(period), Relaxed);
-        timer.program();
-    });
+    set_tick_period(period);
 }
 
 /// Gives the calling (secondary) CPU the boot CPU's tick period, starting now.
 pub(crate) fn inherit_boot_tick() {
-    let period = percpu::get(0).map_or(0, |boot| boot.timer.tick_period.load(Relaxed));
+    set_tick_period(percpu::get(0).map_or(0, |boot| boot.timer.tick_period.load(Relaxed)));
+}
+
+/// Ticks the calling CPU every `period` timebase ticks from now (0: no tick).
+fn set_tick_period(period: u64) {
     let timer = &percpu::current().timer;
     super::irq::without(|| {
         timer.tick_period.store(period, Relaxed);

@@ -28,15 +28,22 @@ fn aligned_top(stack: &mut [u8]) -> usize {
 #[test]
 fn callee_saved_registers_survive_a_switch_through_a_scrambler() {
     let mut stack = vec![0u8; 64 * 1024];
-    let mut pair = Box::new(Pair { probe_sp: 0, scrambler_sp: 0 });
+    let mut pair = Box::new(Pair {
+        probe_sp: 0,
+        scrambler_sp: 0,
+    });
     let data = &mut *pair as *mut Pair as usize;
     // SAFETY: the stack is ours and outlives the scrambler context.
-    pair.scrambler_sp = unsafe { context::init_stack(aligned_top(&mut stack), scrambler_entry, data) };
+    pair.scrambler_sp =
+        unsafe { context::init_stack(aligned_top(&mut stack), scrambler_entry, data) };
     for round in 0..3 {
         let resume = pair.scrambler_sp;
         // SAFETY: `resume` is the scrambler's suspended (or fresh) stack pointer.
         let mask = unsafe { selftest::spindle_probe_preservation(&mut pair.probe_sp, resume) };
-        assert_eq!(mask, 0, "round {round}: registers clobbered across the switch, mask {mask:#x}");
+        assert_eq!(
+            mask, 0,
+            "round {round}: registers clobbered across the switch, mask {mask:#x}"
+        );
     }
 }
 
@@ -60,7 +67,11 @@ extern "C" fn echo_entry(mut arg: usize, data: usize) -> ! {
 #[test]
 fn switch_passes_arguments_both_ways() {
     let mut stack = vec![0u8; 64 * 1024];
-    let mut ping = Box::new(Ping { main_sp: 0, task_sp: 0, received: Vec::new() });
+    let mut ping = Box::new(Ping {
+        main_sp: 0,
+        task_sp: 0,
+        received: Vec::new(),
+    });
     let data = &mut *ping as *mut Ping as usize;
     // SAFETY: stack owned by the test and outlives the context.
     ping.task_sp = unsafe { context::init_stack(aligned_top(&mut stack), echo_entry, data) };
@@ -96,5 +107,8 @@ fn call_on_stack_runs_on_the_given_stack_and_comes_back() {
     unsafe { context::call_on_stack(top, deep_sum, &mut cell as *mut _ as usize) };
     assert_eq!(cell.1, 1000 * 1001 / 2);
     assert_eq!(context::stack_pointer(), before);
-    assert!(segment.iter().any(|byte| *byte != 0), "the callee never touched the new stack");
+    assert!(
+        segment.iter().any(|byte| *byte != 0),
+        "the callee never touched the new stack"
+    );
 }

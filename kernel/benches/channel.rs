@@ -123,14 +123,22 @@ fn main() {
     println!("  spindle same-CPU ping-pong (2 rendezvous + 2 switches):      {ping_pong:9.1} ns");
     match corosensei_round_trip_ns() {
         Some(coro) => {
-            println!("  corosensei resume + suspend round trip:                      {coro:9.1} ns");
-            println!("  ratio spindle ping-pong / corosensei round trip: {:.1}x (goal <= 3x)", ping_pong / coro);
+            println!(
+                "  corosensei resume + suspend round trip:                      {coro:9.1} ns"
+            );
+            println!(
+                "  ratio spindle ping-pong / corosensei round trip: {:.1}x (goal <= 3x)",
+                ping_pong / coro
+            );
         }
         None => println!("  corosensei: not available on this architecture"),
     }
     let crossbeam = crossbeam_thread_ping_pong_ns();
     println!("  crossbeam zero-capacity ping-pong between two threads:       {crossbeam:9.1} ns");
-    println!("  spindle is {:.0}x faster than the crossbeam thread ping-pong (goal >= 100x)", crossbeam / ping_pong);
+    println!(
+        "  spindle is {:.0}x faster than the crossbeam thread ping-pong (goal >= 100x)",
+        crossbeam / ping_pong
+    );
     let cross = spindle_cross_thread_ping_pong_ns();
     println!("  spindle cross-thread ping-pong (tasklets on two threads):    {cross:9.1} ns");
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use spindle::tasklet::{self, Builder};
-use std::hint::black_box;
 
 const ITERATIONS: u64 = 200_000;
 const SAMPLES: usize = 15;
@@ -33,7 +32,7 @@ fn corosensei_round_trip_ns() -> Option<f64> {
         yielder.suspend(());
     });
     Some(common::median_ns_per_op(SAMPLES, ITERATIONS, || {
-        black_box(coroutine.resume(()));
+        std::hint::black_box(coroutine.resume(()));
     }))
 }
 
@@ -58,14 +57,19 @@ fn raw_switch_round_trip_ns() -> f64 {
     }
     let mut stack = vec![0u8; 64 * 1024];
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    let mut pair = Box::new(Pair { main_sp: 0, other_sp: 0 });
+    let mut pair = Box::new(Pair {
+        main_sp: 0,
+        other_sp: 0,
+    });
     let data = &mut *pair as *mut Pair as usize;
     // SAFETY: the stack is ours and outlives the context.
     pair.other_sp = unsafe { context::init_stack(top, bounce, data) };
     let pair_ptr = data as *mut Pair;
     common::median_ns_per_op(SAMPLES, ITERATIONS, || {
         // SAFETY: other_sp is the bounce context's suspended stack pointer.
-        unsafe { context::spindle_switch_context(&mut (*pair_ptr).main_sp, (*pair_ptr).other_sp, 0) };
+        unsafe {
+            context::spindle_switch_context(&mut (*pair_ptr).main_sp, (*pair_ptr).other_sp, 0)
+        };
     })
 }
 
@@ -75,7 +79,10 @@ fn blocked_tasklets_memory(count: usize, stack: usize) -> usize {
     let handles: Vec<_> = (0..count)
         .map(|_| {
             let gate = gate.clone();
-            Builder::new().stack_size(stack).spawn(move || gate.receive().is_ok()).expect("spawn")
+            Builder::new()
+                .stack_size(stack)
+                .spawn(move || gate.receive().is_ok())
+                .expect("spawn")
         })
         .collect();
     tasklet::schedule().expect("let them block");
@@ -97,12 +104,20 @@ fn main() {
     println!("  spindle   schedule() round trip (main -> tasklet -> main): {spindle_ns:8.2} ns");
     match corosensei_round_trip_ns() {
         Some(peer_ns) => {
-            println!("  corosensei resume + suspend round trip:                    {peer_ns:8.2} ns");
-            println!("  ratio spindle / corosensei: {:.2} (goal <= 1.0)", spindle_ns / peer_ns);
+            println!(
+                "  corosensei resume + suspend round trip:                    {peer_ns:8.2} ns"
+            );
+            println!(
+                "  ratio spindle / corosensei: {:.2} (goal <= 1.0)",
+                spindle_ns / peer_ns
+            );
         }
         None => println!("  corosensei: not available on this architecture"),
     }
-    println!("  control block: {} bytes (goal <= 256)", tasklet::CONTROL_BLOCK_BYTES);
+    println!(
+        "  control block: {} bytes (goal <= 256)",
+        tasklet::CONTROL_BLOCK_BYTES
+    );
     let stack = tasklet::MIN_STACK_BYTES.max(4096);
     let total = blocked_tasklets_memory(10_000, stack);
     println!(

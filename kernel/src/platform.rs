@@ -80,7 +80,9 @@ impl fmt::Display for StartCpuError {
             Self::Unsupported => f.write_str("this platform cannot start CPUs"),
             Self::NoSuchCpu => f.write_str("no such CPU (or it is the boot CPU)"),
             Self::AlreadyStarted => f.write_str("the CPU was already started"),
-            Self::Firmware(status) => write!(f, "the firmware refused to start the CPU (status {status})"),
+            Self::Firmware(status) => {
+                write!(f, "the firmware refused to start the CPU (status {status})")
+            }
         }
     }
 }
@@ -125,7 +127,9 @@ pub fn platform() -> &'static dyn Platform {
     {
         match PLATFORM.get() {
             Some(platform) => *platform,
-            None => panic!("spindle: no platform installed (call spindle::platform::install at boot)"),
+            None => {
+                panic!("spindle: no platform installed (call spindle::platform::install at boot)")
+            }
         }
     }
 }

@@ -46,9 +46,15 @@ fn send_and_receive_meet_and_balance_counts_waiters() {
     assert_eq!(channel.balance(), 3);
     assert_eq!(channel.waiting().len(), 3);
     let received: Vec<u32> = (0..3).map(|_| channel.receive().unwrap()).collect();
-    assert_eq!(received, [0, 1, 2], "waiters are served first in, first out");
+    assert_eq!(
+        received,
+        [0, 1, 2],
+        "waiters are served first in, first out"
+    );
     tasklet::run().unwrap();
-    assert!(senders.iter().all(|sender| sender.result() == Some(Ok(Ok(())))));
+    assert!(senders
+        .iter()
+        .all(|sender| sender.result() == Some(Ok(Ok(())))));
 }
 
 /// Runs one rendezvous case and returns the order of events. A partner tasklet waits first; a
@@ -92,17 +98,41 @@ fn every_preference_and_direction_decides_who_runs_next() {
     use Preference::*;
     // main sends (dir +1) to a waiting receiver. When the partner's side is preferred it runs at
     // once and the caller ends up last in the queue, behind the bystander.
-    assert_eq!(rendezvous_order(true, Receiver, false), ["partner received 5", "bystander", "main sent"]);
-    assert_eq!(rendezvous_order(true, Neither, false), ["main sent", "bystander", "partner received 5"]);
-    assert_eq!(rendezvous_order(true, Sender, false), ["main sent", "bystander", "partner received 5"]);
+    assert_eq!(
+        rendezvous_order(true, Receiver, false),
+        ["partner received 5", "bystander", "main sent"]
+    );
+    assert_eq!(
+        rendezvous_order(true, Neither, false),
+        ["main sent", "bystander", "partner received 5"]
+    );
+    assert_eq!(
+        rendezvous_order(true, Sender, false),
+        ["main sent", "bystander", "partner received 5"]
+    );
     // main receives (dir -1) from a waiting sender.
-    assert_eq!(rendezvous_order(false, Receiver, false), ["main received 5", "bystander", "partner sent"]);
-    assert_eq!(rendezvous_order(false, Neither, false), ["main received 5", "bystander", "partner sent"]);
-    assert_eq!(rendezvous_order(false, Sender, false), ["partner sent", "bystander", "main received 5"]);
+    assert_eq!(
+        rendezvous_order(false, Receiver, false),
+        ["main received 5", "bystander", "partner sent"]
+    );
+    assert_eq!(
+        rendezvous_order(false, Neither, false),
+        ["main received 5", "bystander", "partner sent"]
+    );
+    assert_eq!(
+        rendezvous_order(false, Sender, false),
+        ["partner sent", "bystander", "main received 5"]
+    );
     // schedule_all: the partner queues last and the caller yields to the run queue.
     for preference in [Receiver, Neither, Sender] {
-        assert_eq!(rendezvous_order(true, preference, true), ["bystander", "partner received 5", "main sent"]);
-        assert_eq!(rendezvous_order(false, preference, true), ["bystander", "partner sent", "main received 5"]);
+        assert_eq!(
+            rendezvous_order(true, preference, true),
+            ["bystander", "partner received 5", "main sent"]
+        );
+        assert_eq!(
+            rendezvous_order(false, preference, true),
+            ["bystander", "partner sent", "main received 5"]
+        );
     }
 }
 
@@ -133,7 +163,9 @@ fn close_refuses_new_waits_but_lets_waiting_partners_meet() {
     let failure = channel.send(9).unwrap_err();
     assert_eq!((failure.value, failure.error), (9, TaskletError::Closed));
     tasklet::run().unwrap();
-    assert!(senders.iter().all(|sender| sender.result() == Some(Ok(Ok(())))));
+    assert!(senders
+        .iter()
+        .all(|sender| sender.result() == Some(Ok(Ok(())))));
     channel.open();
     assert!(!channel.is_closing());
 
@@ -155,15 +187,25 @@ fn killing_a_blocked_sender_returns_its_value_and_fixes_the_balance() {
     let channel = Arc::new(Channel::<String>::new());
     let sender = {
         let channel = channel.clone();
-        tasklet::spawn(move || channel.send("precious".to_string()).map_err(|failure| (failure.value, failure.error)))
-            .unwrap()
+        tasklet::spawn(move || {
+            channel
+                .send("precious".to_string())
+                .map_err(|failure| (failure.value, failure.error))
+        })
+        .unwrap()
     };
     tasklet::schedule().unwrap();
     assert_eq!(channel.balance(), 1);
     sender.kill().unwrap();
     assert_eq!(channel.balance(), 0);
-    assert_eq!(sender.result(), Some(Ok(Err(("precious".to_string(), TaskletError::Killed)))));
-    assert_eq!(channel.receive_timeout(Duration::from_millis(1)), Err(TaskletError::TimedOut));
+    assert_eq!(
+        sender.result(),
+        Some(Ok(Err(("precious".to_string(), TaskletError::Killed))))
+    );
+    assert_eq!(
+        channel.receive_timeout(Duration::from_millis(1)),
+        Err(TaskletError::TimedOut)
+    );
 }
 
 #[test]
@@ -198,7 +240,10 @@ fn send_error_raises_in_the_receiver_and_bombs_wait_like_values() {
     tasklet::schedule().unwrap();
     channel.send_error(failure).unwrap();
     tasklet::run().unwrap();
-    assert_eq!(receiver.result(), Some(Ok(Err(TaskletError::Thrown(failure)))));
+    assert_eq!(
+        receiver.result(),
+        Some(Ok(Err(TaskletError::Thrown(failure))))
+    );
     // A bomb sent with nobody waiting blocks its sender until a receiver takes it.
     let bomber = {
         let channel = channel.clone();
@@ -216,7 +261,9 @@ fn send_sequence_and_iteration_carry_every_item_until_close() {
     let producer = {
         let channel = channel.clone();
         tasklet::spawn(move || {
-            let sent = channel.send_sequence(0..5).map_err(|(count, failure)| (count, failure.error));
+            let sent = channel
+                .send_sequence(0..5)
+                .map_err(|(count, failure)| (count, failure.error));
             channel.close();
             sent
         })
@@ -241,9 +288,18 @@ fn receiving_with_nobody_to_send_is_a_deadlock_not_a_hang() {
 fn timeouts_end_waits_and_block_trap_refuses_them() {
     let channel = Channel::<u32>::new();
     let started = std::time::Instant::now();
-    assert_eq!(channel.receive_timeout(Duration::from_millis(20)), Err(TaskletError::TimedOut));
+    assert_eq!(
+        channel.receive_timeout(Duration::from_millis(20)),
+        Err(TaskletError::TimedOut)
+    );
     assert!(started.elapsed() >= Duration::from_millis(20));
-    assert_eq!(channel.send_timeout(1, Duration::from_millis(1)).unwrap_err().error, TaskletError::TimedOut);
+    assert_eq!(
+        channel
+            .send_timeout(1, Duration::from_millis(1))
+            .unwrap_err()
+            .error,
+        TaskletError::TimedOut
+    );
     assert_eq!(channel.balance(), 0);
     tasklet::current().set_block_trap(true);
     assert_eq!(channel.receive(), Err(TaskletError::BlockTrap));
@@ -313,7 +369,10 @@ fn seed_round(round: usize, preference: Preference, receiver_spills: bool) {
             .name("receiver")
             .stack_size(if receiver_spills { 8 * 1024 } else { 64 * 1024 })
             .spawn(move || {
-                fn receive_deep(data: &Channel<String>, depth: u32) -> Result<String, TaskletError> {
+                fn receive_deep(
+                    data: &Channel<String>,
+                    depth: u32,
+                ) -> Result<String, TaskletError> {
                     if depth == 0 {
                         return data.receive();
                     }
@@ -343,20 +402,38 @@ fn seed_round(round: usize, preference: Preference, receiver_spills: bool) {
     }
     tasklet::run().unwrap();
     assert!(*ran.lock().unwrap(), "round {round}: the trap's drop ran");
-    assert_eq!(receiver.result(), Some(Ok(Ok(payload(round)))), "round {round}: value lost or clobbered");
+    assert_eq!(
+        receiver.result(),
+        Some(Ok(Ok(payload(round)))),
+        "round {round}: value lost or clobbered"
+    );
     assert_eq!(side_receiver.result(), Some(Ok(Ok(400 * 401 / 2))));
 }
 
 #[test]
 fn seed_bug_dying_sender_whose_drop_sends_schedules_and_spills_loses_nothing() {
-    for (round, preference) in [Preference::Receiver, Preference::Neither, Preference::Sender].into_iter().enumerate() {
+    for (round, preference) in [
+        Preference::Receiver,
+        Preference::Neither,
+        Preference::Sender,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         seed_round(round, preference, false);
     }
 }
 
 #[test]
 fn seed_bug_receiver_spilling_while_receiving_loses_nothing() {
-    for (round, preference) in [Preference::Receiver, Preference::Neither, Preference::Sender].into_iter().enumerate() {
+    for (round, preference) in [
+        Preference::Receiver,
+        Preference::Neither,
+        Preference::Sender,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         seed_round(round, preference, true);
     }
 }
@@ -371,12 +448,17 @@ fn seed_bug_across_cpus_loses_nothing() {
     let receiver_thread = {
         let (data, side) = (data.clone(), side.clone());
         tasklet::spawn_cpu_thread(&GROUP, move || {
-            let side_receiver = tasklet::spawn(move || (0..ROUNDS).map(|_| side.receive().unwrap()).sum::<u64>()).unwrap();
+            let side_receiver =
+                tasklet::spawn(move || (0..ROUNDS).map(|_| side.receive().unwrap()).sum::<u64>())
+                    .unwrap();
             let receiver = Builder::new()
                 .stack_size(8 * 1024)
                 .spawn(move || {
                     (0..ROUNDS)
-                        .map(|_| tasklet::spill_with(usize::MAX, 32 * 1024, || data.receive().unwrap()).unwrap())
+                        .map(|_| {
+                            tasklet::spill_with(usize::MAX, 32 * 1024, || data.receive().unwrap())
+                                .unwrap()
+                        })
                         .collect::<Vec<_>>()
                 })
                 .unwrap();
@@ -452,9 +534,7 @@ fn a_group_whose_cpus_all_wait_detects_the_deadlock() {
     tasklet::join_group(&GROUP);
     let other = {
         let never = never.clone();
-        tasklet::spawn_cpu_thread(&GROUP, move || {
-            never.receive()
-        })
+        tasklet::spawn_cpu_thread(&GROUP, move || never.receive())
     };
     let mine = never.receive();
     // This thread is about to wait outside the scheduler (an OS join): leave the group so the

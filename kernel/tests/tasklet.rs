@@ -91,7 +91,11 @@ fn remove_insert_and_run_reorder_the_ring() {
 fn attributes_describe_the_tasklet() {
     let main = tasklet::main();
     assert!(main.is_main() && main.is_current() && main.is_alive());
-    let worker = Builder::new().name("worker").paused().spawn(|| tasklet::current().is_current()).unwrap();
+    let worker = Builder::new()
+        .name("worker")
+        .paused()
+        .spawn(|| tasklet::current().is_current())
+        .unwrap();
     assert!(worker.is_paused() && !worker.is_main() && !worker.is_current());
     assert_eq!(worker.blocked(), tasklet::Blocked::No);
     worker.insert().unwrap();
@@ -123,7 +127,10 @@ fn kill_of_a_runnable_tasklet_returns_killed_from_its_schedule_and_runs_its_drop
     assert!(!victim.is_alive());
     // The tasklet unwound with `?` and returned the error itself.
     assert_eq!(victim.result(), Some(Ok(Err(TaskletError::Killed))));
-    assert!(*dropped.lock().unwrap(), "the killed tasklet's locals were dropped");
+    assert!(
+        *dropped.lock().unwrap(),
+        "the killed tasklet's locals were dropped"
+    );
 }
 
 #[test]
@@ -135,7 +142,11 @@ fn kill_of_an_unstarted_tasklet_drops_its_closure_unrun() {
     tasklet::run().unwrap();
     assert!(!*ran.lock().unwrap());
     assert_eq!(victim.result(), Some(Err(TaskletError::Killed)));
-    assert_eq!(Arc::strong_count(&ran), 1, "the closure's captures were dropped");
+    assert_eq!(
+        Arc::strong_count(&ran),
+        1,
+        "the closure's captures were dropped"
+    );
 }
 
 #[test]
@@ -185,7 +196,10 @@ fn blocking_the_last_runnable_tasklet_is_a_deadlock_error() {
     forever.remove().unwrap();
     // main joins a paused tasklet that nothing will ever run.
     assert_eq!(forever.join(), Err(TaskletError::Deadlock));
-    assert_eq!(tasklet::schedule_remove(), Err(TaskletError::NothingRunnable));
+    assert_eq!(
+        tasklet::schedule_remove(),
+        Err(TaskletError::NothingRunnable)
+    );
     forever.kill().unwrap();
 }
 
@@ -210,18 +224,26 @@ fn spawn_fails_cleanly_when_the_stack_budget_is_exhausted() {
     tasklet::set_stack_budget(in_use + 3 * 8192);
     let mut spawned = Vec::new();
     let failure = loop {
-        match Builder::new().stack_size(8192).spawn(|| tasklet::schedule().is_ok()) {
+        match Builder::new()
+            .stack_size(8192)
+            .spawn(|| tasklet::schedule().is_ok())
+        {
             Ok(handle) => spawned.push(handle),
             Err(error) => break error,
         }
     };
     assert_eq!(failure, TaskletError::StackBudgetExhausted);
     assert_eq!(spawned.len(), 3);
-    assert_eq!(Builder::new().stack_size(16).spawn(|| ()).err(), Some(TaskletError::StackTooSmall));
+    assert_eq!(
+        Builder::new().stack_size(16).spawn(|| ()).err(),
+        Some(TaskletError::StackTooSmall)
+    );
     tasklet::set_stack_budget(limit);
     // The scheduler is still usable: everything runs and the budget comes back.
     tasklet::run().unwrap();
-    assert!(spawned.iter().all(|handle| handle.result() == Some(Ok(true))));
+    assert!(spawned
+        .iter()
+        .all(|handle| handle.result() == Some(Ok(true))));
     assert_eq!(tasklet::stack_budget().1, in_use);
 }
 
@@ -269,10 +291,17 @@ fn spilling_runs_recursion_far_deeper_than_the_tasklet_stack() {
     assert_eq!(sum, 20_000 * 20_001 / 2);
     // 20,000 frames of well over 128 bytes each is far more than 50 stacks of 16 KiB.
     assert!(20_000 * 128 > 50 * stack);
-    assert_eq!(tasklet::stack_budget().1, 0, "all spill segments were returned");
+    assert_eq!(
+        tasklet::stack_budget().1,
+        0,
+        "all spill segments were returned"
+    );
 }
 
-#[allow(unconditional_recursion, reason = "recurses until the stack guard stops it")]
+#[allow(
+    unconditional_recursion,
+    reason = "recurses until the stack guard stops it"
+)]
 fn overflow(depth: u64) -> u64 {
     let pad = std::hint::black_box([depth; 32]);
     // Every level switches, so the guard is checked before the overrun gets far.
@@ -282,7 +311,11 @@ fn overflow(depth: u64) -> u64 {
 
 #[test]
 fn stack_overflow_is_detected_reported_and_the_kernel_stays_up() {
-    let victim = Builder::new().name("deep").stack_size(16 * 1024).spawn(|| overflow(0)).unwrap();
+    let victim = Builder::new()
+        .name("deep")
+        .stack_size(16 * 1024)
+        .spawn(|| overflow(0))
+        .unwrap();
     tasklet::run().unwrap();
     assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
     let after = tasklet::spawn(|| "still running").unwrap();
@@ -320,7 +353,10 @@ fn watchdog_interrupts_a_runaway_tasklet_at_check_points_but_not_inside_atomic()
     })
     .unwrap();
     let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(5))).unwrap();
-    assert!(*section_done.lock().unwrap(), "the atomic section ran to its end");
+    assert!(
+        *section_done.lock().unwrap(),
+        "the atomic section ran to its end"
+    );
     assert_eq!(interrupted.as_ref(), Some(&*atomic_worker));
     atomic_worker.insert().unwrap();
     tasklet::run().unwrap();
@@ -330,7 +366,10 @@ fn watchdog_interrupts_a_runaway_tasklet_at_check_points_but_not_inside_atomic()
 #[test]
 fn a_panicking_tasklet_reports_panicked_and_others_go_on() {
     // The host's panic machinery (message, backtrace) needs a roomy stack.
-    let bad = Builder::new().stack_size(1 << 20).spawn(|| -> u32 { panic!("boom") }).unwrap();
+    let bad = Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| -> u32 { panic!("boom") })
+        .unwrap();
     let good = tasklet::spawn(|| 5u32).unwrap();
     tasklet::run().unwrap();
     assert_eq!(bad.result(), Some(Err(TaskletError::Panicked)));
@@ -339,11 +378,13 @@ fn a_panicking_tasklet_reports_panicked_and_others_go_on() {
 
 #[test]
 fn high_water_mark_grows_with_use() {
-    let pause = || tasklet::schedule().unwrap();
-    let shallow = Builder::new().stack_size(64 * 1024).spawn(move || pause()).unwrap();
+    fn pause() {
+        tasklet::schedule().unwrap();
+    }
+    let shallow = Builder::new().stack_size(64 * 1024).spawn(pause).unwrap();
     let deep = Builder::new()
         .stack_size(64 * 1024)
-        .spawn(move || {
+        .spawn(|| {
             let big = std::hint::black_box([7u8; 16 * 1024]);
             pause();
             big[5]
@@ -351,7 +392,10 @@ fn high_water_mark_grows_with_use() {
         .unwrap();
     tasklet::schedule().unwrap(); // both run up to their pause
     let (shallow_use, deep_use) = (shallow.stack_high_water(), deep.stack_high_water());
-    assert!(shallow_use > 0 && shallow_use < 8 * 1024, "shallow used {shallow_use}");
+    assert!(
+        shallow_use > 0 && shallow_use < 8 * 1024,
+        "shallow used {shallow_use}"
+    );
     assert!(deep_use >= 16 * 1024, "deep used {deep_use}");
     assert!(deep_use <= deep.stack_size());
     tasklet::run().unwrap();

@@ -16,14 +16,27 @@ use spindle_arch::powerpc64::irq;
 pub const SUITE: Suite = Suite::new(
     "channels",
     &[
-        TargetTest::new("preference_decides_who_runs_next", preference_decides_who_runs_next),
+        TargetTest::new(
+            "preference_decides_who_runs_next",
+            preference_decides_who_runs_next,
+        ),
         TargetTest::new("close_with_waiters", close_with_waiters),
-        TargetTest::new("killed_sender_gets_its_value_back", killed_sender_gets_its_value_back),
+        TargetTest::new(
+            "killed_sender_gets_its_value_back",
+            killed_sender_gets_its_value_back,
+        ),
         TargetTest::new("seed_bug_dying_sender", seed_bug_dying_sender),
         TargetTest::new("seed_bug_spilling_receiver", seed_bug_spilling_receiver),
-        TargetTest::new("receive_timeout_on_the_decrementer", receive_timeout_on_the_decrementer),
+        TargetTest::new(
+            "receive_timeout_on_the_decrementer",
+            receive_timeout_on_the_decrementer,
+        ),
         TargetTest::new("cross_cpu_ping_pong", cross_cpu_ping_pong).cpus(2),
-        TargetTest::new("idle_cpu_waits_instead_of_deadlock", idle_cpu_waits_instead_of_deadlock).cpus(2),
+        TargetTest::new(
+            "idle_cpu_waits_instead_of_deadlock",
+            idle_cpu_waits_instead_of_deadlock,
+        )
+        .cpus(2),
         TargetTest::new("seed_bug_across_cpus", seed_bug_across_cpus).cpus(2),
     ],
 );
@@ -61,10 +74,22 @@ fn order_after_rendezvous(main_sends: bool, preference: Preference) -> Vec<&'sta
 }
 
 fn preference_decides_who_runs_next() {
-    assert_eq!(order_after_rendezvous(true, Preference::Receiver), ["partner", "bystander", "main"]);
-    assert_eq!(order_after_rendezvous(true, Preference::Sender), ["main", "bystander", "partner"]);
-    assert_eq!(order_after_rendezvous(false, Preference::Sender), ["partner", "bystander", "main"]);
-    assert_eq!(order_after_rendezvous(false, Preference::Receiver), ["main", "bystander", "partner"]);
+    assert_eq!(
+        order_after_rendezvous(true, Preference::Receiver),
+        ["partner", "bystander", "main"]
+    );
+    assert_eq!(
+        order_after_rendezvous(true, Preference::Sender),
+        ["main", "bystander", "partner"]
+    );
+    assert_eq!(
+        order_after_rendezvous(false, Preference::Sender),
+        ["partner", "bystander", "main"]
+    );
+    assert_eq!(
+        order_after_rendezvous(false, Preference::Receiver),
+        ["main", "bystander", "partner"]
+    );
 }
 
 fn close_with_waiters() {
@@ -86,7 +111,12 @@ fn killed_sender_gets_its_value_back() {
     let channel = Arc::new(Channel::<String>::new());
     let sender = {
         let channel = channel.clone();
-        tasklet::spawn(move || channel.send(String::from("kept")).map_err(|failure| failure.value)).unwrap()
+        tasklet::spawn(move || {
+            channel
+                .send(String::from("kept"))
+                .map_err(|failure| failure.value)
+        })
+        .unwrap()
     };
     tasklet::schedule().unwrap();
     assert_eq!(channel.balance(), 1);
@@ -131,7 +161,10 @@ fn seed_round(preference: Preference, receiver_spills: bool) {
         Builder::new()
             .stack_size(8 * 1024)
             .spawn(move || {
-                fn receive_deep(data: &Channel<String>, depth: u32) -> Result<String, TaskletError> {
+                fn receive_deep(
+                    data: &Channel<String>,
+                    depth: u32,
+                ) -> Result<String, TaskletError> {
                     if depth == 0 {
                         return data.receive();
                     }
@@ -157,18 +190,29 @@ fn seed_round(preference: Preference, receiver_spills: bool) {
     }
     tasklet::run().unwrap();
     assert!(ran.load(Acquire), "the trap's drop ran");
-    assert_eq!(receiver.result(), Some(Ok(Ok(String::from("payload in flight")))));
+    assert_eq!(
+        receiver.result(),
+        Some(Ok(Ok(String::from("payload in flight"))))
+    );
     assert_eq!(side_receiver.result(), Some(Ok(Ok(300 * 301 / 2))));
 }
 
 fn seed_bug_dying_sender() {
-    for preference in [Preference::Receiver, Preference::Neither, Preference::Sender] {
+    for preference in [
+        Preference::Receiver,
+        Preference::Neither,
+        Preference::Sender,
+    ] {
         seed_round(preference, false);
     }
 }
 
 fn seed_bug_spilling_receiver() {
-    for preference in [Preference::Receiver, Preference::Neither, Preference::Sender] {
+    for preference in [
+        Preference::Receiver,
+        Preference::Neither,
+        Preference::Sender,
+    ] {
         seed_round(preference, true);
     }
 }
@@ -176,7 +220,10 @@ fn seed_bug_spilling_receiver() {
 fn receive_timeout_on_the_decrementer() {
     let channel = Channel::<u32>::new();
     let start = platform().now_ns();
-    assert_eq!(channel.receive_timeout(Duration::from_millis(20)), Err(TaskletError::TimedOut));
+    assert_eq!(
+        channel.receive_timeout(Duration::from_millis(20)),
+        Err(TaskletError::TimedOut)
+    );
     let waited = platform().now_ns() - start;
     assert!(waited >= 20_000_000, "timed out after only {waited} ns");
     assert_eq!(channel.balance(), 0);
@@ -268,12 +315,19 @@ fn sender_cpu(_cpu: usize) -> ! {
 }
 
 fn seed_bug_across_cpus() {
-    let side = tasklet::spawn(|| (0..CROSS_ROUNDS).map(|_| SIDE.receive().unwrap()).sum::<u64>()).unwrap();
+    let side = tasklet::spawn(|| {
+        (0..CROSS_ROUNDS)
+            .map(|_| SIDE.receive().unwrap())
+            .sum::<u64>()
+    })
+    .unwrap();
     let receiver = Builder::new()
         .stack_size(8 * 1024)
         .spawn(|| {
             (0..CROSS_ROUNDS)
-                .map(|_| tasklet::spill_with(usize::MAX, 16 * 1024, || DATA.receive().unwrap()).unwrap())
+                .map(|_| {
+                    tasklet::spill_with(usize::MAX, 16 * 1024, || DATA.receive().unwrap()).unwrap()
+                })
                 .collect::<Vec<_>>()
         })
         .unwrap();
@@ -281,7 +335,9 @@ fn seed_bug_across_cpus() {
     let mut received = receiver.join().unwrap();
     assert_eq!(side.join().unwrap(), CROSS_ROUNDS * 200 * 201 / 2);
     received.sort();
-    let mut expected: Vec<String> = (0..CROSS_ROUNDS).map(|round| format!("chunk {round}")).collect();
+    let mut expected: Vec<String> = (0..CROSS_ROUNDS)
+        .map(|round| format!("chunk {round}"))
+        .collect();
     expected.sort();
     assert_eq!(received, expected);
     let start = platform().now_ns();

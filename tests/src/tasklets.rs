@@ -17,13 +17,28 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("yield_ping_pong", yield_ping_pong),
         TargetTest::new("kill_and_throw", kill_and_throw),
         TargetTest::new("deadlock_is_an_error", deadlock_is_an_error),
-        TargetTest::new("sleep_wakes_in_deadline_order", sleep_wakes_in_deadline_order),
-        TargetTest::new("watchdog_preempts_a_runaway_loop", watchdog_preempts_a_runaway_loop),
-        TargetTest::new("atomic_holds_off_the_watchdog", atomic_holds_off_the_watchdog),
+        TargetTest::new(
+            "sleep_wakes_in_deadline_order",
+            sleep_wakes_in_deadline_order,
+        ),
+        TargetTest::new(
+            "watchdog_preempts_a_runaway_loop",
+            watchdog_preempts_a_runaway_loop,
+        ),
+        TargetTest::new(
+            "atomic_holds_off_the_watchdog",
+            atomic_holds_off_the_watchdog,
+        ),
         TargetTest::new("stack_overflow_is_reported", stack_overflow_is_reported),
-        TargetTest::new("spilling_recursion_50x_the_stack", spilling_recursion_50x_the_stack),
+        TargetTest::new(
+            "spilling_recursion_50x_the_stack",
+            spilling_recursion_50x_the_stack,
+        ),
         TargetTest::new("ten_thousand_tasklets", ten_thousand_tasklets),
-        TargetTest::new("budget_exhaustion_leaves_scheduler_usable", budget_exhaustion_leaves_scheduler_usable),
+        TargetTest::new(
+            "budget_exhaustion_leaves_scheduler_usable",
+            budget_exhaustion_leaves_scheduler_usable,
+        ),
     ],
 );
 
@@ -47,7 +62,10 @@ extern "C" fn scrambler(_arg: usize, data: usize) -> ! {
 fn registers_survive_a_switch() {
     let mut stack = alloc::vec![0u8; 64 * 1024];
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    let mut pair = alloc::boxed::Box::new(Pair { probe_sp: 0, scrambler_sp: 0 });
+    let mut pair = alloc::boxed::Box::new(Pair {
+        probe_sp: 0,
+        scrambler_sp: 0,
+    });
     let data = &mut *pair as *mut Pair as usize;
     // SAFETY: the stack is ours and outlives the context.
     pair.scrambler_sp = unsafe { context::init_stack(top, scrambler, data) };
@@ -55,7 +73,10 @@ fn registers_survive_a_switch() {
         let resume = pair.scrambler_sp;
         // SAFETY: resume is the scrambler's suspended stack pointer.
         let mask = unsafe { selftest::spindle_probe_preservation(&mut pair.probe_sp, resume) };
-        assert_eq!(mask, 0, "round {round}: clobbered registers, mask {mask:#x}");
+        assert_eq!(
+            mask, 0,
+            "round {round}: clobbered registers, mask {mask:#x}"
+        );
     }
 }
 
@@ -147,8 +168,15 @@ fn watchdog_preempts_a_runaway_loop() {
         })
         .unwrap();
     let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(20))).unwrap();
-    assert_eq!(interrupted.as_ref(), Some(&*runaway), "the watchdog returned the runaway tasklet");
-    assert!(spins.load(Relaxed) > 0, "the runaway ran before being interrupted");
+    assert_eq!(
+        interrupted.as_ref(),
+        Some(&*runaway),
+        "the watchdog returned the runaway tasklet"
+    );
+    assert!(
+        spins.load(Relaxed) > 0,
+        "the runaway ran before being interrupted"
+    );
     assert!(runaway.is_paused());
     runaway.kill_forced().unwrap();
     assert!(!runaway.is_alive());
@@ -175,12 +203,18 @@ fn atomic_holds_off_the_watchdog() {
     })
     .unwrap();
     let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(5))).unwrap();
-    assert!(SECTION_DONE.load(Acquire), "the atomic section was interrupted");
+    assert!(
+        SECTION_DONE.load(Acquire),
+        "the atomic section was interrupted"
+    );
     assert_eq!(interrupted.as_ref(), Some(&*worker));
     worker.kill_forced().unwrap();
 }
 
-#[allow(unconditional_recursion, reason = "recurses until the stack guard stops it")]
+#[allow(
+    unconditional_recursion,
+    reason = "recurses until the stack guard stops it"
+)]
 fn overflow(depth: u64) -> u64 {
     let pad = core::hint::black_box([depth; 32]);
     let _ = tasklet::schedule();
@@ -188,7 +222,11 @@ fn overflow(depth: u64) -> u64 {
 }
 
 fn stack_overflow_is_reported() {
-    let victim = Builder::new().name("deep").stack_size(8 * 1024).spawn(|| overflow(0)).unwrap();
+    let victim = Builder::new()
+        .name("deep")
+        .stack_size(8 * 1024)
+        .spawn(|| overflow(0))
+        .unwrap();
     tasklet::run().unwrap();
     assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
     let after = tasklet::spawn(|| "kernel still up").unwrap();
@@ -211,11 +249,17 @@ fn deep_sum(depth: u64) -> u64 {
 fn spilling_recursion_50x_the_stack() {
     const STACK: usize = 6 * 1024;
     const DEPTH: u64 = 5_000;
-    let worker = Builder::new().stack_size(STACK).spawn(|| deep_sum(DEPTH)).unwrap();
+    let worker = Builder::new()
+        .stack_size(STACK)
+        .spawn(|| deep_sum(DEPTH))
+        .unwrap();
     tasklet::run().unwrap();
     assert_eq!(worker.result(), Some(Ok(DEPTH * (DEPTH + 1) / 2)));
     let peak = PEAK_STACK_BYTES.load(Relaxed) as usize;
-    assert!(peak >= 50 * STACK, "the recursion used only {peak} bytes of stack, not 50x {STACK}");
+    assert!(
+        peak >= 50 * STACK,
+        "the recursion used only {peak} bytes of stack, not 50x {STACK}"
+    );
     assert_eq!(tasklet::stack_budget().1, 0, "spill segments returned");
 }
 
@@ -251,8 +295,14 @@ fn budget_exhaustion_leaves_scheduler_usable() {
     tasklet::set_stack_budget(in_use + 2 * 8192);
     let first = Builder::new().stack_size(8192).spawn(|| 1).unwrap();
     let second = Builder::new().stack_size(8192).spawn(|| 2).unwrap();
-    assert_eq!(Builder::new().stack_size(8192).spawn(|| 3).err(), Some(TaskletError::StackBudgetExhausted));
+    assert_eq!(
+        Builder::new().stack_size(8192).spawn(|| 3).err(),
+        Some(TaskletError::StackBudgetExhausted)
+    );
     tasklet::set_stack_budget(limit);
     tasklet::run().unwrap();
-    assert_eq!((first.result(), second.result()), (Some(Ok(1)), Some(Ok(2))));
+    assert_eq!(
+        (first.result(), second.result()),
+        (Some(Ok(1)), Some(Ok(2)))
+    );
 }

@@ -71,7 +71,11 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
 /// As for [`switch`].
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "C" fn spindle_switch_context(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
+pub unsafe extern "C" fn spindle_switch_context(
+    save_sp: *mut usize,
+    resume_sp: usize,
+    arg: usize,
+) -> usize {
     // SAFETY: forwarded contract.
     unsafe { switch(save_sp, resume_sp, arg) }
 }
@@ -108,7 +112,11 @@ pub unsafe fn init_stack(stack_top: usize, entry: EntryFn, data: usize) -> usize
     // stack pointer at the aligned top, so its `call` gives the entry the ABI's alignment.
     let sp = stack_top - INITIAL_FRAME_BYTES;
     let words = sp as *mut u64;
-    let frame: [u64; 3] = [data as u64, entry as *const () as u64, spindle_context_trampoline as *const () as u64];
+    let frame: [u64; 3] = [
+        data as u64,
+        entry as *const () as u64,
+        spindle_context_trampoline as *const () as u64,
+    ];
     for (index, value) in frame.iter().enumerate() {
         // SAFETY: the caller guarantees INITIAL_FRAME_BYTES writable bytes below stack_top.
         unsafe { words.add(index).write(*value) };
@@ -121,7 +129,9 @@ pub unsafe fn init_stack(stack_top: usize, entry: EntryFn, data: usize) -> usize
 pub fn stack_pointer() -> usize {
     let sp: usize;
     // SAFETY: reads a register; no memory access.
-    unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
     sp
 }
 

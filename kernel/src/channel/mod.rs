@@ -211,13 +211,20 @@ impl<T: Send> Channel<T> {
     pub fn waiting(&self) -> alloc::vec::Vec<Tasklet> {
         let state = self.core.state.lock();
         let mut waiting = alloc::vec::Vec::with_capacity(state.waiters.len());
-        state.waiters.for_each(|tcb| waiting.push(Tasklet::from_tcb(tcb)));
+        state
+            .waiters
+            .for_each(|tcb| waiting.push(Tasklet::from_tcb(tcb)));
         waiting
     }
 
     /// The first waiting tasklet (Stackless's `queue`).
     pub fn queue_front(&self) -> Option<Tasklet> {
-        self.core.state.lock().waiters.front().map(Tasklet::from_tcb)
+        self.core
+            .state
+            .lock()
+            .waiters
+            .front()
+            .map(Tasklet::from_tcb)
     }
 
     /// Sends `value`, blocking until a receiver takes it.
@@ -247,7 +254,10 @@ impl<T: Send> Channel<T> {
 
     /// Sends every item in turn; returns how many were sent. On failure the unsent item comes
     /// back with the count sent before it.
-    pub fn send_sequence<I: IntoIterator<Item = T>>(&self, items: I) -> Result<usize, (usize, SendError<T>)> {
+    pub fn send_sequence<I: IntoIterator<Item = T>>(
+        &self,
+        items: I,
+    ) -> Result<usize, (usize, SendError<T>)> {
         let mut sent = 0;
         for item in items {
             self.send(item).map_err(|failure| (sent, failure))?;
@@ -259,18 +269,32 @@ impl<T: Send> Channel<T> {
     fn send_until(&self, value: T, deadline: Option<u64>) -> Result<(), SendError<T>> {
         let staged = match Staged::new(value) {
             Ok(staged) => staged,
-            Err(value) => return Err(SendError { value, error: TaskletError::OutOfMemory }),
+            Err(value) => {
+                return Err(SendError {
+                    value,
+                    error: TaskletError::OutOfMemory,
+                })
+            }
         };
-        self.transfer_send(Parcel::Value(staged), deadline).map_err(|(parcel, error)| match parcel {
-            Some(Parcel::Value(staged)) => SendError { value: staged.into_value(), error },
-            _ => unreachable!("a value send gives its value back"),
-        })
+        self.transfer_send(Parcel::Value(staged), deadline).map_err(
+            |(parcel, error)| match parcel {
+                Some(Parcel::Value(staged)) => SendError {
+                    value: staged.into_value(),
+                    error,
+                },
+                _ => unreachable!("a value send gives its value back"),
+            },
+        )
     }
 
     /// The send half of a rendezvous. On failure the parcel comes back (None once it was
     /// parked and then taken back out of the slot as a bomb, which cannot happen for values).
     #[allow(clippy::type_complexity)]
-    fn transfer_send(&self, parcel: Parcel<T>, deadline: Option<u64>) -> Result<(), (Option<Parcel<T>>, TaskletError)> {
+    fn transfer_send(
+        &self,
+        parcel: Parcel<T>,
+        deadline: Option<u64>,
+    ) -> Result<(), (Option<Parcel<T>>, TaskletError)> {
         let scheduler = this_cpu();
         let me = scheduler.current();
         if let Err(error) = take_pending(me) {
@@ -280,7 +304,10 @@ impl<T: Send> Channel<T> {
         let busy = scheduler.enter();
         let mut state = self.core.state.lock();
         if state.balance < 0 {
-            let receiver = state.waiters.pop_front().expect("negative balance means receivers wait");
+            let receiver = state
+                .waiters
+                .pop_front()
+                .expect("negative balance means receivers wait");
             state.balance += 1;
             // SAFETY: the receiver is blocked and we hold its queue's lock: its slot is ours.
             unsafe { parcel.put_into(receiver) };
@@ -353,11 +380,15 @@ impl<T: Send> Channel<T> {
         let busy = scheduler.enter();
         let mut state = self.core.state.lock();
         if state.balance > 0 {
-            let sender = state.waiters.pop_front().expect("positive balance means senders wait");
+            let sender = state
+                .waiters
+                .pop_front()
+                .expect("positive balance means senders wait");
             state.balance -= 1;
             // SAFETY: the sender is blocked and we hold its queue's lock: its slot is ours to
             // empty, and it holds a T (or a bomb) parked by this channel's send.
-            let received = unsafe { sender.slot.take::<T>() }.expect("a waiting sender parks a value");
+            let received =
+                unsafe { sender.slot.take::<T>() }.expect("a waiting sender parks a value");
             let (placement, yield_after) = after_match(&state, RECEIVE);
             drop(state);
             wake(sender, placement);
@@ -413,13 +444,19 @@ impl<T: Send> Channel<T> {
     }
 
     fn blocker(&self) -> Blocker {
-        Blocker { cancel: cancel_wait, object: &self.core as *const Core as *const () }
+        Blocker {
+            cancel: cancel_wait,
+            object: &self.core as *const Core as *const (),
+        }
     }
 
     /// Iterates over received values until the channel is closing with no sender left (or a
     /// receive fails: the error is the last item).
     pub fn iter(&self) -> Iter<'_, T> {
-        Iter { channel: self, done: false }
+        Iter {
+            channel: self,
+            done: false,
+        }
     }
 }
 

@@ -39,7 +39,10 @@ pub(crate) mod tcb;
 
 pub use error::{TaskletError, Thrown};
 pub use sched::CpuGroup;
-pub use stack::{DEFAULT_SPILL_SEGMENT, DEFAULT_SPILL_WATERMARK, DEFAULT_STACK_BYTES, GUARD_BYTES, MIN_STACK_BYTES};
+pub use stack::{
+    DEFAULT_SPILL_SEGMENT, DEFAULT_SPILL_WATERMARK, DEFAULT_STACK_BYTES, GUARD_BYTES,
+    MIN_STACK_BYTES,
+};
 
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
@@ -69,7 +72,13 @@ pub struct Tasklet {
 
 impl core::fmt::Debug for Tasklet {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Tasklet(#{} {:?}, {:?})", self.tcb.id, self.tcb.name(), self.tcb.state())
+        write!(
+            f,
+            "Tasklet(#{} {:?}, {:?})",
+            self.tcb.id,
+            self.tcb.name(),
+            self.tcb.state()
+        )
     }
 }
 
@@ -83,7 +92,9 @@ impl Eq for Tasklet {}
 
 impl Tasklet {
     pub(crate) fn from_tcb(tcb: &Tcb) -> Self {
-        Self { tcb: TcbRef::from_tcb(tcb) }
+        Self {
+            tcb: TcbRef::from_tcb(tcb),
+        }
     }
 
     /// Identifier, unique among the live tasklets of a CPU (the main tasklet is 0).
@@ -398,7 +409,10 @@ impl<R: Send + 'static> JoinHandle<R> {
                 me.set_state(State::Blocked);
                 joiners.push_back(me);
             }
-            let blocker = tcb::Blocker { cancel: cancel_join, object: target as *const Tcb as *const () };
+            let blocker = tcb::Blocker {
+                cancel: cancel_join,
+                object: target as *const Tcb as *const (),
+            };
             scheduler.block_current(Some(blocker), None);
             drop(busy);
             scheduler.finish_resume();
@@ -437,7 +451,11 @@ impl Default for Builder {
 impl Builder {
     /// Default options: unnamed, [`DEFAULT_STACK_BYTES`] of stack, scheduled at once.
     pub const fn new() -> Self {
-        Self { name: "", stack_size: DEFAULT_STACK_BYTES, paused: false }
+        Self {
+            name: "",
+            stack_size: DEFAULT_STACK_BYTES,
+            paused: false,
+        }
     }
 
     /// Names the tasklet (shown in crash and overflow reports).
@@ -489,7 +507,9 @@ impl Builder {
         tcb.stack_low.set(stack.usable_low());
         // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
         // tasklet's; the control block outlives the context (the scheduler's reference).
-        let initial_sp = unsafe { context::init_stack(stack.top(), sched::tasklet_entry, tcb.as_ptr() as usize) };
+        let initial_sp = unsafe {
+            context::init_stack(stack.top(), sched::tasklet_entry, tcb.as_ptr() as usize)
+        };
         tcb.saved_sp.set(initial_sp);
         // The scheduler's own reference, released when the tasklet is reaped.
         let _scheduler_reference = tcb.clone().into_raw();
@@ -499,7 +519,10 @@ impl Builder {
         } else {
             scheduler.ring_insert(&tcb, Placement::Tail);
         }
-        Ok(JoinHandle { tasklet: Tasklet { tcb }, result: PhantomData })
+        Ok(JoinHandle {
+            tasklet: Tasklet { tcb },
+            result: PhantomData,
+        })
     }
 }
 
@@ -562,7 +585,10 @@ pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, Ta
     }
     let deadline = timeout.map(|timeout| {
         let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        crate::platform::platform().now_ns().saturating_add(nanos).max(1)
+        crate::platform::platform()
+            .now_ns()
+            .saturating_add(nanos)
+            .max(1)
     });
     scheduler.arm_watchdog(deadline);
     let outcome = loop {
@@ -765,7 +791,11 @@ pub fn spill<R>(body: impl FnOnce() -> R) -> Result<R, TaskletError> {
 /// of `segment_bytes` from this CPU's stack budget (freed when `body` returns). Fails with a
 /// budget or memory error instead of overflowing. The segment is part of the tasklet's stack:
 /// it may block and switch inside `body` as usual.
-pub fn spill_with<F: FnOnce() -> R, R>(watermark: usize, segment_bytes: usize, body: F) -> Result<R, TaskletError> {
+pub fn spill_with<F: FnOnce() -> R, R>(
+    watermark: usize,
+    segment_bytes: usize,
+    body: F,
+) -> Result<R, TaskletError> {
     if stack_remaining() >= watermark {
         return Ok(body());
     }
@@ -782,10 +812,20 @@ pub fn spill_with<F: FnOnce() -> R, R>(watermark: usize, segment_bytes: usize, b
     let previous_low = me.stack_low.replace(segment.usable_low());
     me.spill_top.set(segment.base);
 
-    let mut frame: SpillFrame<F, R> = SpillFrame { body: Some(body), result: None, panic: None };
+    let mut frame: SpillFrame<F, R> = SpillFrame {
+        body: Some(body),
+        result: None,
+        panic: None,
+    };
     // SAFETY: the segment is exclusively this call's; `frame` outlives the call, and
     // `run_spilled` catches panics so nothing unwinds through the switch of stacks.
-    unsafe { context::call_on_stack(segment.top(), run_spilled::<F, R>, &mut frame as *mut SpillFrame<F, R> as usize) };
+    unsafe {
+        context::call_on_stack(
+            segment.top(),
+            run_spilled::<F, R>,
+            &mut frame as *mut SpillFrame<F, R> as usize,
+        )
+    };
 
     me.stack_low.set(previous_low);
     me.spill_top.set(previous_top);
@@ -795,7 +835,10 @@ pub fn spill_with<F: FnOnce() -> R, R>(watermark: usize, segment_bytes: usize, b
         unsafe { segment.free(&scheduler.budget) };
     }
     resume_panic(frame.panic.take());
-    Ok(frame.result.take().expect("spilled body returned without a result"))
+    Ok(frame
+        .result
+        .take()
+        .expect("spilled body returned without a result"))
 }
 
 struct SpillFrame<F, R> {
@@ -812,7 +855,9 @@ type PanicPayload = core::convert::Infallible;
 extern "C" fn run_spilled<F: FnOnce() -> R, R>(data: usize) {
     // SAFETY: `data` is the SpillFrame passed by spill_with, alive for the whole call.
     let frame = unsafe { &mut *(data as *mut SpillFrame<F, R>) };
-    let Some(body) = frame.body.take() else { return };
+    let Some(body) = frame.body.take() else {
+        return;
+    };
     #[cfg(any(test, feature = "std"))]
     {
         extern crate std;
@@ -856,6 +901,12 @@ pub(crate) fn write_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result
     if tcb.is_main() {
         write!(out, "main tasklet of cpu {}", this_cpu().cpu.get())
     } else {
-        write!(out, "tasklet #{} '{}' (stack {} bytes)", tcb.id, tcb.name(), tcb.stack.get().size)
+        write!(
+            out,
+            "tasklet #{} '{}' (stack {} bytes)",
+            tcb.id,
+            tcb.name(),
+            tcb.stack.get().size
+        )
     }
 }

@@ -15,7 +15,11 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spindle_arch::context;
 
 /// Stack budget of a CPU until the board or the application sets one.
-pub const DEFAULT_STACK_BUDGET: usize = if cfg!(any(test, feature = "std")) { 1 << 30 } else { 8 << 20 };
+pub const DEFAULT_STACK_BUDGET: usize = if cfg!(any(test, feature = "std")) {
+    1 << 30
+} else {
+    8 << 20
+};
 
 /// An intrusive FIFO of blocked tasklets, linked through their control blocks. The owner's lock
 /// protects it and the links of every tasklet in it.
@@ -30,7 +34,10 @@ unsafe impl Send for WaitQueue {}
 
 impl WaitQueue {
     pub(crate) const fn new() -> Self {
-        Self { head: core::ptr::null(), tail: core::ptr::null() }
+        Self {
+            head: core::ptr::null(),
+            tail: core::ptr::null(),
+        }
     }
 
     /// Number of queued tasklets (walks the queue: for inspection, not hot paths).
@@ -123,7 +130,10 @@ impl CpuGroup {
     /// An empty group.
     pub const fn new() -> Self {
         Self {
-            state: spin::Mutex::new(GroupState { members: 0, stuck: 0 }),
+            state: spin::Mutex::new(GroupState {
+                members: 0,
+                stuck: 0,
+            }),
             in_flight: AtomicUsize::new(0),
             external: AtomicUsize::new(0),
         }
@@ -224,7 +234,10 @@ impl Scheduler {
             overflowed: Cell::new(core::ptr::null()),
             reap_head: Cell::new(core::ptr::null()),
             timers: Cell::new(core::ptr::null()),
-            inbox: spin::Mutex::new(Inbox { head: core::ptr::null(), tail: core::ptr::null() }),
+            inbox: spin::Mutex::new(Inbox {
+                head: core::ptr::null(),
+                tail: core::ptr::null(),
+            }),
             inbox_count: AtomicUsize::new(0),
             cpu: Cell::new(0),
             group: Cell::new(core::ptr::null()),
@@ -277,7 +290,10 @@ impl Scheduler {
         self.group.set(group);
     }
 
-    #[cfg_attr(not(any(test, feature = "std")), allow(dead_code, reason = "hosted threads and embedders"))]
+    #[cfg_attr(
+        not(any(test, feature = "std")),
+        allow(dead_code, reason = "hosted threads and embedders")
+    )]
     pub(crate) fn leave_group(&self) {
         if let Some(old) = self.group() {
             old.state.lock().members -= 1;
@@ -321,7 +337,10 @@ impl Scheduler {
         // store suffice; a locked swap would cost more than the rest of a switch.
         let was_busy = self.busy.load(Ordering::Relaxed);
         self.busy.store(true, Ordering::Relaxed);
-        BusyGuard { scheduler: self, was_busy }
+        BusyGuard {
+            scheduler: self,
+            was_busy,
+        }
     }
 
     pub(crate) fn next_id(&self) -> u32 {
@@ -547,7 +566,9 @@ impl Scheduler {
     }
 
     fn deadlocked(&self, has_timers: bool) -> bool {
-        let Some(group) = self.group() else { return !has_timers };
+        let Some(group) = self.group() else {
+            return !has_timers;
+        };
         if has_timers || self.inbox_count.load(Ordering::Acquire) != 0 {
             return false;
         }
@@ -736,7 +757,9 @@ impl Scheduler {
     /// Waits (idling the CPU) until the earliest timer expires or a wake-up arrives, then makes
     /// the due tasklets runnable. For `run`, when only the main tasklet is runnable.
     pub(crate) fn wait_for_timers(&self) -> bool {
-        let Some(deadline) = self.next_timer_deadline() else { return false };
+        let Some(deadline) = self.next_timer_deadline() else {
+            return false;
+        };
         if self.inbox_count.load(Ordering::Acquire) == 0 && platform().now_ns() < deadline {
             platform().idle(Some(deadline));
         }
@@ -792,7 +815,8 @@ impl Scheduler {
     /// A cooperative check point: if the watchdog budget of `run` is spent and the running
     /// tasklet may be interrupted, hand it back to the main tasklet.
     pub(crate) fn checkpoint(&'static self) {
-        if (self.watchdog_deadline.get() != 0 || self.preempt_pending.load(Ordering::Relaxed)) && self.watchdog_expired()
+        if (self.watchdog_deadline.get() != 0 || self.preempt_pending.load(Ordering::Relaxed))
+            && self.watchdog_expired()
         {
             let _busy = self.enter();
             self.interrupt_current();
@@ -917,7 +941,8 @@ mod per_cpu {
 
     #[cold]
     fn initialize() -> &'static Scheduler {
-        let scheduler: &'static Scheduler = std::boxed::Box::leak(std::boxed::Box::new(Scheduler::new()));
+        let scheduler: &'static Scheduler =
+            std::boxed::Box::leak(std::boxed::Box::new(Scheduler::new()));
         let group: &'static CpuGroup = std::boxed::Box::leak(std::boxed::Box::new(CpuGroup::new()));
         scheduler.initialize(group, false);
         THIS.with(|this| this.set(scheduler));
@@ -937,7 +962,9 @@ mod per_cpu {
     /// Counts `cpu` as a member of the global group before it starts, so that no other CPU
     /// declares deadlock while it boots. False if it was reserved or started already.
     pub(crate) fn reserve_cpu(cpu: usize) -> bool {
-        let Some(flag) = RESERVED.get(cpu) else { return false };
+        let Some(flag) = RESERVED.get(cpu) else {
+            return false;
+        };
         if SCHEDULERS.0[cpu].initialized.get() || flag.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -968,7 +995,9 @@ mod per_cpu {
         let index = crate::platform::platform().cpu_index();
         let scheduler = &SCHEDULERS.0[index.min(MAX_CPUS - 1)];
         if !scheduler.initialized.get() {
-            let reserved = RESERVED.get(index).is_some_and(|flag| flag.load(Ordering::Acquire));
+            let reserved = RESERVED
+                .get(index)
+                .is_some_and(|flag| flag.load(Ordering::Acquire));
             scheduler.initialize(&GLOBAL_GROUP, reserved);
         }
         scheduler

@@ -35,7 +35,10 @@ pub(crate) struct ValueSlot {
     content: Cell<Content>,
 }
 
-const _: () = assert!(fits_inline::<TaskletError>(), "a bomb must fit the inline payload");
+const _: () = assert!(
+    fits_inline::<TaskletError>(),
+    "a bomb must fit the inline payload"
+);
 
 const fn fits_inline<T>() -> bool {
     size_of::<T>() <= INLINE_BYTES && align_of::<T>() <= 8
@@ -122,7 +125,10 @@ impl ValueSlot {
     /// # Safety
     /// The caller has exclusive access to the slot (see the type docs) and the slot is empty.
     pub(crate) unsafe fn put_staged<T>(&self, staged: Staged<T>) {
-        debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
+        debug_assert!(
+            self.is_empty(),
+            "value slot overwritten while holding a value"
+        );
         let place = self.payload.get().cast::<u8>();
         match staged {
             Staged::Inline(value) => {
@@ -143,7 +149,10 @@ impl ValueSlot {
     /// # Safety
     /// The caller has exclusive access to the slot (see the type docs) and the slot is empty.
     pub(crate) unsafe fn put_bomb(&self, error: TaskletError) {
-        debug_assert!(self.is_empty(), "value slot overwritten while holding a value");
+        debug_assert!(
+            self.is_empty(),
+            "value slot overwritten while holding a value"
+        );
         // SAFETY: a TaskletError fits the 8-aligned payload (checked at compile time below).
         unsafe { self.payload.get().cast::<TaskletError>().write(error) };
         self.content.set(Content::Bomb);

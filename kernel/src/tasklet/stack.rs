@@ -28,7 +28,11 @@ pub const DEFAULT_STACK_BYTES: usize = 16 * 1024;
 /// Watermark of [`spill`](super::spill): below this much remaining stack, continue on a fresh
 /// segment (the PS3 build of Stackless used 16 KiB; our frames are native, so smaller).
 /// Debug builds' frames are several times larger, hence a higher mark there.
-pub const DEFAULT_SPILL_WATERMARK: usize = if cfg!(debug_assertions) { 8 * 1024 } else { 4 * 1024 };
+pub const DEFAULT_SPILL_WATERMARK: usize = if cfg!(debug_assertions) {
+    8 * 1024
+} else {
+    4 * 1024
+};
 
 /// Size of a segment [`spill`](super::spill) allocates.
 pub const DEFAULT_SPILL_SEGMENT: usize = 16 * 1024;
@@ -54,7 +58,10 @@ pub(crate) struct StackBudget {
 
 impl StackBudget {
     pub(crate) const fn new(limit: usize) -> Self {
-        Self { limit: core::cell::Cell::new(limit), in_use: core::cell::Cell::new(0) }
+        Self {
+            limit: core::cell::Cell::new(limit),
+            in_use: core::cell::Cell::new(0),
+        }
     }
 }
 
@@ -64,12 +71,18 @@ impl StackRegion {
         if size < MIN_STACK_BYTES {
             return Err(TaskletError::StackTooSmall);
         }
-        let size = size.checked_next_multiple_of(ALIGN).ok_or(TaskletError::StackBudgetExhausted)?;
+        let size = size
+            .checked_next_multiple_of(ALIGN)
+            .ok_or(TaskletError::StackBudgetExhausted)?;
         let in_use = budget.in_use.get();
-        if in_use.checked_add(size).is_none_or(|total| total > budget.limit.get()) {
+        if in_use
+            .checked_add(size)
+            .is_none_or(|total| total > budget.limit.get())
+        {
             return Err(TaskletError::StackBudgetExhausted);
         }
-        let layout = Layout::from_size_align(size, ALIGN).map_err(|_| TaskletError::StackTooSmall)?;
+        let layout =
+            Layout::from_size_align(size, ALIGN).map_err(|_| TaskletError::StackTooSmall)?;
         // SAFETY: layout has a non-zero size (size >= MIN_STACK_BYTES).
         let base = unsafe { alloc(layout) } as usize;
         if base == 0 {
@@ -94,10 +107,13 @@ impl StackRegion {
     /// # Safety
     /// Nothing runs on the region or will resume on it.
     pub(crate) unsafe fn free(self, budget: &StackBudget) {
-        let layout = Layout::from_size_align(self.size, ALIGN).expect("layout was valid at allocation");
+        let layout =
+            Layout::from_size_align(self.size, ALIGN).expect("layout was valid at allocation");
         // SAFETY: allocated by `allocate` with this layout; the caller guarantees it is unused.
         unsafe { dealloc(self.base as *mut u8, layout) };
-        budget.in_use.set(budget.in_use.get().saturating_sub(self.size));
+        budget
+            .in_use
+            .set(budget.in_use.get().saturating_sub(self.size));
     }
 
     /// The 16-byte aligned top of the region (the initial stack pointer).
@@ -141,7 +157,12 @@ impl StackRegion {
     /// `base` is the base of a live spill segment with a header.
     pub(crate) unsafe fn read_segment(base: usize) -> (StackRegion, usize) {
         // SAFETY: header words written by `write_segment_header`.
-        let (previous_base, size) = unsafe { ((base as *const usize).read(), (base as *const usize).add(1).read()) };
+        let (previous_base, size) = unsafe {
+            (
+                (base as *const usize).read(),
+                (base as *const usize).add(1).read(),
+            )
+        };
         (StackRegion { base, size }, previous_base)
     }
 }

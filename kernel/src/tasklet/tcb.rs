@@ -163,7 +163,8 @@ impl Tcb {
 
     pub(crate) fn set_flag(&self, flag: u8, on: bool) {
         let flags = self.flags.get();
-        self.flags.set(if on { flags | flag } else { flags & !flag });
+        self.flags
+            .set(if on { flags | flag } else { flags & !flag });
     }
 
     pub(crate) fn is_main(&self) -> bool {
@@ -292,7 +293,11 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    const VTABLE: BodyVTable = BodyVTable { run: Self::run, fail: Self::fail, destroy: Self::destroy };
+    const VTABLE: BodyVTable = BodyVTable {
+        run: Self::run,
+        fail: Self::fail,
+        destroy: Self::destroy,
+    };
 
     /// Allocates a body for `function`, fallibly (giving the closure back on failure).
     pub(crate) fn allocate(name: &'static str, function: F) -> Result<*mut BodyHeader, F> {
@@ -304,7 +309,10 @@ where
         }
         let body = Self {
             prefix: BodyPrefix {
-                header: BodyHeader { name, vtable: &Self::VTABLE },
+                header: BodyHeader {
+                    name,
+                    vtable: &Self::VTABLE,
+                },
                 result: UnsafeCell::new(ResultState::Pending),
             },
             closure: UnsafeCell::new(Some(function)),
@@ -368,7 +376,8 @@ pub(crate) unsafe fn take_result<R>(header: *mut BodyHeader) -> Option<Result<R,
 #[cfg(any(test, feature = "std"))]
 fn run_catching<F: FnOnce() -> R, R>(function: F) -> Result<R, TaskletError> {
     extern crate std;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(function)).map_err(|_| TaskletError::Panicked)
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(function))
+        .map_err(|_| TaskletError::Panicked)
 }
 
 #[cfg(not(any(test, feature = "std")))]

@@ -20,13 +20,14 @@ fn main() -> ! {
     let tasklets_ok = demo::tasklets();
     spindle::kprintln!("");
     spindle::kprintln!("--- sockets: echo server and clients over the mock network ---");
-    let sockets_ok = match spindle_drivers::mock_net::demo::run_echo_demo(&mut spindle::platform::Console) {
-        Ok(report) => report.sockets_left == 0,
-        Err(error) => {
-            spindle::kprintln!("echo demo failed: {error}");
-            false
-        }
-    };
+    let sockets_ok =
+        match spindle_drivers::mock_net::demo::run_echo_demo(&mut spindle::platform::Console) {
+            Ok(report) => report.sockets_left == 0,
+            Err(error) => {
+                spindle::kprintln!("echo demo failed: {error}");
+                false
+            }
+        };
     spindle_pseries::exit(tasklets_ok && sockets_ok)
 }
 
@@ -46,7 +47,10 @@ mod demo {
         spindle_arch::powerpc64::irq::enable();
         while let Ok(value) = WORK.receive() {
             SQUARES_ON_CPU1.fetch_add(1, Ordering::Relaxed);
-            if RESULTS.send((platform().cpu_index(), value * value)).is_err() {
+            if RESULTS
+                .send((platform().cpu_index(), value * value))
+                .is_err()
+            {
                 break;
             }
         }
@@ -88,7 +92,9 @@ mod demo {
                 .spawn(|| {
                     for _ in 0..5 {
                         let value = WORK.receive()?;
-                        RESULTS.send((platform().cpu_index(), value * value)).map_err(|failure| failure.error)?;
+                        RESULTS
+                            .send((platform().cpu_index(), value * value))
+                            .map_err(|failure| failure.error)?;
                     }
                     Ok::<_, tasklet::TaskletError>(())
                 })

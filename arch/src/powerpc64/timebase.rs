@@ -75,7 +75,11 @@ mod tests {
         assert_eq!(f.ns_to_ticks(1), 1);
         assert_eq!(f.ticks_to_ns(1), 1);
         assert_eq!(f.ticks_to_ns(u64::MAX), u64::MAX, "saturates");
-        assert_eq!(f.ns_to_ticks(u64::MAX), 9_444_732_965_739_290_427, "no overflow in between");
+        assert_eq!(
+            f.ns_to_ticks(u64::MAX),
+            9_444_732_965_739_290_427,
+            "no overflow in between"
+        );
         let fast = Frequency::new(2_000_000_000).unwrap();
         assert_eq!(fast.ns_to_ticks(u64::MAX), u64::MAX, "saturates");
     }

@@ -1,16 +1,18 @@
-//! PowerPC64 ELFv2 context switch: the non-volatile state saved in one frame on the suspended stack.
+//! PowerPC64 ELFv2 context switch: a jump between stacks, with the compiler saving what is live.
 //!
-//! Saved: r1 (as the context handle), r2, r14-r31, CR (CR2-CR4 live in it), LR, f14-f31, FPSCR,
-//! v20-v31, VRSAVE, and on bare metal MSR[EE] so that a context resumes with the interrupt state it
-//! was suspended with (a tasklet preempted from the decrementer handler resumes inside it with
-//! interrupts off; everyone else with them on). A fresh stack is laid out so that its first
-//! resumption returns into a trampoline that calls the entry function through r12 (ELFv2 global
-//! entry).
+//! The switch ([`switch`]) is inline assembly that declares every non-volatile register the
+//! compiler may allocate clobbered — r14-r28, f14-f31, v20-v31, CR2-CR4 — so the compiler saves
+//! exactly the live ones around it (once per enclosing function, not per switch, in a loop). The
+//! assembly itself saves what the compiler cannot be told about: r29-r31 (reserved by LLVM), r2,
+//! FPSCR, VRSAVE and, on bare metal, MSR[EE] — so a tasklet preempted from the decrementer
+//! handler resumes inside it with interrupts off and everyone else with them on. Resuming is a
+//! `bctr` to the saved resume address. A fresh stack is laid out so that its first resumption
+//! lands in a trampoline that calls the entry function through r12 (ELFv2 global entry).
 
-use core::arch::global_asm;
+use core::arch::{asm, global_asm};
 
-/// Bytes of the frame the switch keeps on a suspended stack (16-byte multiple).
-pub const SWITCH_FRAME_BYTES: usize = 560;
+/// Bytes of the frame the switch itself keeps on a suspended stack (16-byte multiple).
+pub const SWITCH_FRAME_BYTES: usize = 96;
 
 /// Bytes [`init_stack`] uses at the top of a fresh stack: the switch frame plus a minimal caller
 /// frame (back chain, CR, LR and TOC save words) for the entry function to write its LR into.
@@ -21,228 +23,140 @@ pub const INITIAL_FRAME_BYTES: usize = SWITCH_FRAME_BYTES + 32;
 pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
 
 // Frame layout (offsets from the suspended r1):
-//   0 back chain | 32 LR | 40 CR | 48 r2 | 56 VRSAVE | 64 FPSCR | 72 MSR (bare metal)
-//   80..224 r14-r31 | 224..368 f14-f31 | 368..560 v20-v31
-const OFFSET_LR: usize = 32;
-const OFFSET_CR: usize = 40;
-const OFFSET_TOC: usize = 48;
-const OFFSET_VRSAVE: usize = 56;
+//   0 back chain | 32 r29 | 40 r30 | 48 r31 | 56 r2 | 64 FPSCR | 72 VRSAVE | 80 MSR | 88 resume
+const OFFSET_R29: usize = 32;
+const OFFSET_R30: usize = 40;
+const OFFSET_TOC: usize = 56;
 const OFFSET_FPSCR: usize = 64;
-const OFFSET_MSR: usize = 72;
-const OFFSET_GPRS: usize = 80;
+const OFFSET_VRSAVE: usize = 72;
+const OFFSET_MSR: usize = 80;
+const OFFSET_RESUME: usize = 88;
 
-unsafe extern "C" {
-    /// Suspends the running context, storing its stack pointer in `*save_sp`, and resumes the
-    /// context whose stack pointer is `resume_sp`; the resumed context's own pending
-    /// `spindle_switch_context` call returns `arg` (a fresh context receives it as its entry `arg`).
-    ///
-    /// # Safety
-    /// `save_sp` must be valid for a write; `resume_sp` must come from a completed suspension or
-    /// [`init_stack`], with its stack still allocated and not running anywhere else.
-    pub fn spindle_switch_context(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize;
-}
-
-/// Suspends the running context and resumes another: see [`spindle_switch_context`].
-///
-/// # Safety
-/// As for [`spindle_switch_context`].
-#[inline(always)]
-pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
-    // SAFETY: forwarded contract.
-    unsafe { spindle_switch_context(save_sp, resume_sp, arg) }
-}
-
-macro_rules! switch_asm {
-    ($save_msr:literal, $restore_msr:literal) => {
-        global_asm!(
-            ".text",
-            ".machine power8",
-            ".global spindle_switch_context",
-            ".type spindle_switch_context,@function",
-            ".p2align 4",
-            "spindle_switch_context:",
-            "    stdu 1, -560(1)",
-            "    mflr 0",
-            "    std 0, 32(1)",
-            "    mfcr 0",
-            "    std 0, 40(1)",
-            "    std 2, 48(1)",
-            "    mfvrsave 0",
-            "    std 0, 56(1)",
+macro_rules! switch_body {
+    ($save_msr:literal, $restore_msr:literal, $save_sp:ident, $resume_sp:ident, $arg:ident, $resumed_with:ident) => {
+        asm!(
+            "stdu 1, -96(1)",
+            "std 29, 32(1)",
+            "std 30, 40(1)",
+            "std 31, 48(1)",
+            "std 2, 56(1)",
+            "mffs 0",
+            "stfd 0, 64(1)",
+            "mfvrsave 0",
+            "std 0, 72(1)",
             $save_msr,
-            "    std 14, 80(1)",
-            "    std 15, 88(1)",
-            "    std 16, 96(1)",
-            "    std 17, 104(1)",
-            "    std 18, 112(1)",
-            "    std 19, 120(1)",
-            "    std 20, 128(1)",
-            "    std 21, 136(1)",
-            "    std 22, 144(1)",
-            "    std 23, 152(1)",
-            "    std 24, 160(1)",
-            "    std 25, 168(1)",
-            "    std 26, 176(1)",
-            "    std 27, 184(1)",
-            "    std 28, 192(1)",
-            "    std 29, 200(1)",
-            "    std 30, 208(1)",
-            "    std 31, 216(1)",
-            "    stfd 14, 224(1)",
-            "    stfd 15, 232(1)",
-            "    stfd 16, 240(1)",
-            "    stfd 17, 248(1)",
-            "    stfd 18, 256(1)",
-            "    stfd 19, 264(1)",
-            "    stfd 20, 272(1)",
-            "    stfd 21, 280(1)",
-            "    stfd 22, 288(1)",
-            "    stfd 23, 296(1)",
-            "    stfd 24, 304(1)",
-            "    stfd 25, 312(1)",
-            "    stfd 26, 320(1)",
-            "    stfd 27, 328(1)",
-            "    stfd 28, 336(1)",
-            "    stfd 29, 344(1)",
-            "    stfd 30, 352(1)",
-            "    stfd 31, 360(1)",
-            "    mffs 0",
-            "    stfd 0, 64(1)",
-            "    addi 11, 1, 368",
-            "    addi 12, 1, 384",
-            "    stvx 20, 0, 11",
-            "    stvx 21, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    stvx 22, 0, 11",
-            "    stvx 23, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    stvx 24, 0, 11",
-            "    stvx 25, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    stvx 26, 0, 11",
-            "    stvx 27, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    stvx 28, 0, 11",
-            "    stvx 29, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    stvx 30, 0, 11",
-            "    stvx 31, 0, 12",
-            // Switch stacks.
-            "    std 1, 0(3)",
-            "    mr 1, 4",
-            "    mr 3, 5",
-            // Restore the other context.
-            "    addi 11, 1, 368",
-            "    addi 12, 1, 384",
-            "    lvx 20, 0, 11",
-            "    lvx 21, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    lvx 22, 0, 11",
-            "    lvx 23, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    lvx 24, 0, 11",
-            "    lvx 25, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    lvx 26, 0, 11",
-            "    lvx 27, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    lvx 28, 0, 11",
-            "    lvx 29, 0, 12",
-            "    addi 11, 11, 32",
-            "    addi 12, 12, 32",
-            "    lvx 30, 0, 11",
-            "    lvx 31, 0, 12",
-            "    lfd 0, 64(1)",
-            "    mtfsf 0xff, 0",
-            "    lfd 14, 224(1)",
-            "    lfd 15, 232(1)",
-            "    lfd 16, 240(1)",
-            "    lfd 17, 248(1)",
-            "    lfd 18, 256(1)",
-            "    lfd 19, 264(1)",
-            "    lfd 20, 272(1)",
-            "    lfd 21, 280(1)",
-            "    lfd 22, 288(1)",
-            "    lfd 23, 296(1)",
-            "    lfd 24, 304(1)",
-            "    lfd 25, 312(1)",
-            "    lfd 26, 320(1)",
-            "    lfd 27, 328(1)",
-            "    lfd 28, 336(1)",
-            "    lfd 29, 344(1)",
-            "    lfd 30, 352(1)",
-            "    lfd 31, 360(1)",
-            "    ld 14, 80(1)",
-            "    ld 15, 88(1)",
-            "    ld 16, 96(1)",
-            "    ld 17, 104(1)",
-            "    ld 18, 112(1)",
-            "    ld 19, 120(1)",
-            "    ld 20, 128(1)",
-            "    ld 21, 136(1)",
-            "    ld 22, 144(1)",
-            "    ld 23, 152(1)",
-            "    ld 24, 160(1)",
-            "    ld 25, 168(1)",
-            "    ld 26, 176(1)",
-            "    ld 27, 184(1)",
-            "    ld 28, 192(1)",
-            "    ld 29, 200(1)",
-            "    ld 30, 208(1)",
-            "    ld 31, 216(1)",
-            "    ld 0, 56(1)",
-            "    mtvrsave 0",
-            "    ld 2, 48(1)",
-            "    ld 0, 40(1)",
-            "    mtcr 0",
-            "    ld 0, 32(1)",
-            "    mtlr 0",
+            "bcl 20, 31, 3f",
+            // r0 as a base reads as zero in addi, so compute the resume address in r12.
+            "3: mflr 12",
+            "addi 12, 12, 2f - 3b",
+            "std 12, 88(1)",
+            "std 1, 0(3)",
+            "mr 1, 4",
+            "ld 0, 88(1)",
+            "mtctr 0",
+            "ld 29, 32(1)",
+            "ld 30, 40(1)",
+            "ld 31, 48(1)",
+            "ld 2, 56(1)",
+            "lfd 0, 64(1)",
+            "mtfsf 0xff, 0",
+            "ld 0, 72(1)",
+            "mtvrsave 0",
             $restore_msr,
-            "    addi 1, 1, 560",
-            "    blr",
-            ".size spindle_switch_context, . - spindle_switch_context",
-            "",
-            ".global spindle_context_trampoline",
-            ".type spindle_context_trampoline,@function",
-            ".p2align 4",
-            "spindle_context_trampoline:",
-            // r14 = entry, r15 = data, r3 = the arg of the switch that resumed us.
-            "    mr 12, 14",
-            "    mtctr 12",
-            "    mr 4, 15",
-            "    bctrl",
-            "    trap",
-            ".size spindle_context_trampoline, . - spindle_context_trampoline",
-        );
+            "addi 1, 1, 96",
+            "bctr",
+            "2:",
+            inout("r3") $save_sp => _,
+            inout("r4") $resume_sp => _,
+            inout("r5") $arg => $resumed_with,
+            out("r14") _, out("r15") _, out("r16") _, out("r17") _, out("r18") _,
+            out("r19") _, out("r20") _, out("r21") _, out("r22") _, out("r23") _,
+            out("r24") _, out("r25") _, out("r26") _, out("r27") _, out("r28") _,
+            out("f14") _, out("f15") _, out("f16") _, out("f17") _, out("f18") _,
+            out("f19") _, out("f20") _, out("f21") _, out("f22") _, out("f23") _,
+            out("f24") _, out("f25") _, out("f26") _, out("f27") _, out("f28") _,
+            out("f29") _, out("f30") _, out("f31") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _,
+            out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _,
+            out("v30") _, out("v31") _,
+            out("cr2") _, out("cr3") _, out("cr4") _,
+            out("lr") _, out("ctr") _,
+            clobber_abi("C"),
+        )
     };
 }
 
-// Bare metal: carry MSR[EE] with the context (mtmsrd with L=1 changes only EE and RI).
-#[cfg(target_os = "none")]
-switch_asm!(
-    "    mfmsr 0\n    std 0, 72(1)",
-    "    ld 0, 72(1)\n    mtmsrd 0, 1"
+/// Suspends the running context, storing its stack pointer in `*save_sp`, and resumes the context
+/// whose stack pointer is `resume_sp`; returns (when something switches back) the `arg` of that
+/// switch. A fresh context receives `arg` as its entry argument.
+///
+/// # Safety
+/// `save_sp` must be valid for a write; `resume_sp` must come from a completed suspension or
+/// [`init_stack`], with its stack still allocated and not running anywhere else.
+#[inline(always)]
+pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
+    let resumed_with: usize;
+    // SAFETY: the caller's contract; every register the other context may change is declared
+    // clobbered or saved in the frame by the assembly.
+    #[cfg(target_os = "none")]
+    unsafe {
+        // Bare metal: carry MSR[EE] (mtmsrd with L=1 changes only EE and RI).
+        switch_body!(
+            "mfmsr 0\nstd 0, 80(1)",
+            "ld 0, 80(1)\nmtmsrd 0, 1",
+            save_sp,
+            resume_sp,
+            arg,
+            resumed_with
+        );
+    }
+    // SAFETY: as above. User mode (tier 2): the MSR is the operating system's.
+    #[cfg(not(target_os = "none"))]
+    unsafe {
+        switch_body!("", "", save_sp, resume_sp, arg, resumed_with);
+    }
+    resumed_with
+}
+
+/// [`switch`] as an ordinary function that preserves every non-volatile register, for callers
+/// in assembly (the register-preservation probe).
+///
+/// # Safety
+/// As for [`switch`].
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "C" fn spindle_switch_context(
+    save_sp: *mut usize,
+    resume_sp: usize,
+    arg: usize,
+) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { switch(save_sp, resume_sp, arg) }
+}
+
+global_asm!(
+    ".text",
+    ".global spindle_context_trampoline",
+    ".type spindle_context_trampoline,@function",
+    ".p2align 4",
+    "spindle_context_trampoline:",
+    // r29 = entry, r30 = data, r5 = the arg of the switch that resumed us.
+    "    mr 12, 29",
+    "    mtctr 12",
+    "    mr 3, 5",
+    "    mr 4, 30",
+    "    bctrl",
+    "    trap",
+    ".size spindle_context_trampoline, . - spindle_context_trampoline",
 );
-// User mode (tier 2): the MSR is the kernel's; leave it alone.
-#[cfg(not(target_os = "none"))]
-switch_asm!("", "");
 
 unsafe extern "C" {
     fn spindle_context_trampoline();
 }
 
 /// Lays out a fresh context at the top of a stack and returns its stack pointer, ready for
-/// [`spindle_switch_context`]. The new context starts with this context's TOC, a clear FPSCR and,
-/// on bare metal, external interrupts enabled.
+/// [`switch`]. The new context starts with this context's TOC, a clear FPSCR and, on bare metal,
+/// external interrupts enabled.
 ///
 /// # Safety
 /// `stack_top` must be the 16-byte aligned end of a writable region of at least
@@ -260,14 +174,13 @@ pub unsafe fn init_stack(stack_top: usize, entry: EntryFn, data: usize) -> usize
     unsafe {
         core::ptr::write_bytes(sp as *mut u8, 0, INITIAL_FRAME_BYTES);
         word(0).write(caller_frame as u64);
-        word(OFFSET_LR).write(spindle_context_trampoline as *const () as u64);
-        word(OFFSET_CR).write(0);
+        word(OFFSET_R29).write(entry as *const () as u64);
+        word(OFFSET_R30).write(data as u64);
         word(OFFSET_TOC).write(toc);
-        word(OFFSET_VRSAVE).write(0);
         word(OFFSET_FPSCR).write(0);
+        word(OFFSET_VRSAVE).write(0);
         word(OFFSET_MSR).write(1 << 15); // MSR[EE]
-        word(OFFSET_GPRS).write(entry as *const () as u64); // r14
-        word(OFFSET_GPRS + 8).write(data as u64); // r15
+        word(OFFSET_RESUME).write(spindle_context_trampoline as *const () as u64);
     }
     sp
 }

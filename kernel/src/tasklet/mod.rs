@@ -537,8 +537,17 @@ where
 
 /// Yields to the next runnable tasklet (Stackless's `schedule()`). Returns an error raised into
 /// the current tasklet (kill, throw) instead of continuing normally.
+#[inline]
 pub fn schedule() -> Result<(), TaskletError> {
     let scheduler = this_cpu();
+    if let Some(done) = scheduler.try_fast_yield() {
+        return done;
+    }
+    schedule_slow(scheduler)
+}
+
+#[inline(never)]
+fn schedule_slow(scheduler: &'static sched::Scheduler) -> Result<(), TaskletError> {
     let me = scheduler.current();
     take_pending(me)?;
     scheduler.checkpoint();
@@ -719,6 +728,8 @@ where
 /// boots. Its tasklets are created by `entry` on that CPU.
 #[cfg(not(any(test, feature = "std")))]
 pub fn start_cpu(cpu: usize, entry: fn(usize) -> !) -> Result<(), crate::platform::StartCpuError> {
+    // The caller's own CPU must be a group member before the new one can wait on it.
+    this_cpu();
     let reserved = sched::reserve_cpu(cpu);
     let started = crate::platform::platform().start_cpu(cpu, entry);
     if started.is_err() && reserved {

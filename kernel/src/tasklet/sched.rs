@@ -407,20 +407,14 @@ impl Scheduler {
     /// Switches from the running tasklet `from` to `to` (which must be runnable and not `from`);
     /// returns when `from` is resumed. The caller then claims any value and calls
     /// [`Scheduler::finish_resume`].
+    #[inline(always)]
     pub(crate) fn switch_to(&self, from: &Tcb, to: &Tcb) {
         debug_assert!(!core::ptr::eq(from, to));
         let mut save_sp = from.saved_sp.as_ptr();
         let low = from.stack_low.get();
         // SAFETY: a non-zero stack_low is the usable low of the live segment `from` runs on.
         if low != 0 && !unsafe { stack::guard_intact(low, context::stack_pointer()) } {
-            // Do as little as possible on the overrun stack: unlink it now, report and retire
-            // it from the healthy stack we switch to (see finish_resume).
-            if from.state() == State::Runnable {
-                self.ring_remove(from);
-            }
-            from.set_state(State::Paused);
-            self.overflowed.set(from);
-            save_sp = self.scratch_sp.as_ptr();
+            save_sp = self.unlink_overflowed(from);
         }
         self.set_ring_head(to);
         self.current.set(to);
@@ -429,8 +423,55 @@ impl Scheduler {
         unsafe { context::switch(save_sp, to.saved_sp.get(), 0) };
     }
 
+    /// Unlinks a tasklet found overrunning its stack, doing as little as possible on that stack:
+    /// it is reported and retired from the healthy stack switched to (see `finish_resume`).
+    /// Returns where the switch saves the abandoned context (a scratch word).
+    #[cold]
+    #[inline(never)]
+    fn unlink_overflowed(&self, from: &Tcb) -> *mut usize {
+        if from.state() == State::Runnable {
+            self.ring_remove(from);
+        }
+        from.set_state(State::Paused);
+        self.overflowed.set(from);
+        self.scratch_sp.as_ptr()
+    }
+
+    /// The common case of `schedule()`, small enough to inline into the caller so that the
+    /// switch jumps between call sites without unbalancing the return predictor: nothing
+    /// pending, no watchdog, no cross-CPU wake-ups waiting, another tasklet next in the ring.
+    /// `None` when the full path is needed.
+    #[inline(always)]
+    pub(crate) fn try_fast_yield(&self) -> Option<Result<(), TaskletError>> {
+        let me = self.current();
+        if me.pending.get().is_some()
+            || self.watchdog_deadline.get() != 0
+            || self.preempt_pending.load(Ordering::Relaxed)
+            || self.inbox_count.load(Ordering::Relaxed) != 0
+        {
+            return None;
+        }
+        // SAFETY: the current tasklet is in the ring, so its successor is a live ring member.
+        let next = unsafe { &*me.next.get() };
+        if core::ptr::eq(next, me) {
+            return None;
+        }
+        self.busy.store(true, Ordering::Relaxed);
+        self.switch_to(me, next);
+        if !self.overflowed.get().is_null() || !self.reap_head.get().is_null() {
+            self.finish_resume();
+        } else {
+            self.busy.store(false, Ordering::Relaxed);
+        }
+        Some(match me.pending.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        })
+    }
+
     /// Completes a resumption: releases what the switch left behind (dead tasklets' stacks and
     /// references, whose destructors may run arbitrary code), then leaves the scheduler.
+    #[inline(never)]
     pub(crate) fn finish_resume(&self) {
         let overflowed = self.overflowed.replace(core::ptr::null());
         // SAFETY: set by switch_to to a live tasklet of this CPU that will never run again.

@@ -7,3 +7,4 @@ pub mod hcall;
 pub mod hvterm;
 pub mod mock_net;
 pub mod rtas;
+pub mod xics;

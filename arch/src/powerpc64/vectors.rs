@@ -1,27 +1,32 @@
-//! Exception vectors 0x000-0x1800: the decrementer handler, and a crash report for everything else.
+//! Exception vectors 0x000-0x1800: decrementer and external-interrupt handlers, a crash report for
+//! everything else.
 //!
 //! The table lives in section `.vectors`, which the linker script places at address 0. Each
 //! 0x20-byte slot saves r1 and r3 in SPRG2/SPRG3, loads its own offset into r3 and branches to a
-//! common crash entry. Two slots differ: 0x100 (system reset, where `-bios` starts CPU 0) jumps to
-//! the boot code, and 0x900 (decrementer) to the timer entry.
+//! common crash entry. Three slots differ: 0x100 (system reset, where `-bios` starts CPU 0) jumps
+//! to the boot code, 0x900 (decrementer) and 0x500 (external: the wake-up IPI) to interrupt
+//! entries.
 //!
 //! **Crash entry**: switches to the CPU's crash stack (SPRG1), saves all GPRs, SRR0/SRR1, DAR,
 //! DSISR, LR, CR, CTR and XER in an [`ExceptionFrame`] and calls the board's
 //! `extern "C" fn spindle_board_exception(frame: &ExceptionFrame) -> !`, which prints the report
 //! and ends the run with a failure. Nothing returns from an unexpected interrupt.
 //!
-//! **Decrementer entry**: builds an [`InterruptFrame`] on the interrupted stack below the ELFv2
+//! **Interrupt entries**: build an [`InterruptFrame`] on the interrupted stack below the ELFv2
 //! 288-byte red zone holding every volatile register (r0, r2-r12, CR, LR, CTR, XER, SRR0, SRR1,
-//! FPSCR, VSCR, vs0-vs51; the low halves of vs14-vs31 are volatile too), calls the board's
-//! `extern "C" fn spindle_board_timer(frame: &mut InterruptFrame)` with interrupts masked, then
-//! restores everything and `rfid`s. The board hook may switch to another tasklet and come back
-//! much later: the frame stays on the interrupted tasklet's stack meanwhile.
+//! FPSCR, VSCR, vs0-vs51; the low halves of vs14-vs31 are volatile too), call the board's hook
+//! with interrupts masked, then restore everything and `rfid`. The hooks are
+//! `extern "C" fn spindle_board_timer(frame: &mut InterruptFrame)` (decrementer) and
+//! `extern "C" fn spindle_board_external(frame: &mut InterruptFrame)` (external). The timer hook
+//! may switch to another tasklet and come back much later: the frame stays on the interrupted
+//! tasklet's stack meanwhile.
 
 pub use super::crash::ExceptionFrame;
 use super::crash::{offsets as ef, EXCEPTION_FRAME_BYTES};
 use core::mem::offset_of;
 
-/// Volatile state of code interrupted by the decrementer, as saved on its stack.
+/// Volatile state of code interrupted by the decrementer or an external interrupt, as saved on
+/// its stack.
 #[repr(C, align(16))]
 #[derive(Debug, Clone, Copy)]
 pub struct InterruptFrame {
@@ -76,6 +81,8 @@ core::arch::global_asm!(
     "    b __spindle_start",
     ".elseif spindle_vec == 0x900",
     "    b __spindle_decrementer_entry",
+    ".elseif spindle_vec == 0x500",
+    "    b __spindle_external_entry",
     ".else",
     "    mtspr 274, 1",
     "    mtspr 275, 3",
@@ -123,82 +130,6 @@ core::arch::global_asm!(
     "    bl spindle_board_exception",
     "    nop",
     "3:  b 3b", // unreachable: spindle_board_exception never returns
-    // ---- decrementer entry ----
-    "__spindle_decrementer_entry:",
-    "    stdu 1, -{dec_total}(1)",
-    "    std 0, {f}+0(1)",
-    ".irp n, 2,3,4,5,6,7,8,9,10,11,12",
-    "    std \\n, {f}+8*\\n(1)",
-    ".endr",
-    "    addi 0, 1, {dec_total}",
-    "    std 0, {f}+8(1)",
-    "    mfcr 0",
-    "    std 0, {f}+{d_cr}(1)",
-    "    mflr 0",
-    "    std 0, {f}+{d_lr}(1)",
-    "    mfctr 0",
-    "    std 0, {f}+{d_ctr}(1)",
-    "    mfxer 0",
-    "    std 0, {f}+{d_xer}(1)",
-    "    mfspr 0, 26",
-    "    std 0, {f}+{d_srr0}(1)",
-    "    mfspr 0, 27",
-    "    std 0, {f}+{d_srr1}(1)",
-    // The interrupt cleared MSR[FP|VEC|VSX]; turn them back on (EE stays off) to save them.
-    "    mfmsr 3",
-    "    lis 4, {msr_hi}",
-    "    ori 4, 4, {msr_lo}",
-    "    or 3, 3, 4",
-    "    mtmsrd 3",
-    "    isync",
-    "    addi 4, 1, {f}+{d_vsr}",
-    "    li 5, 16",
-    ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51",
-    "    stxvd2x \\n, 0, 4",
-    "    add 4, 4, 5",
-    ".endr",
-    "    mffs 0",
-    "    stfd 0, {f}+{d_fpscr}(1)",
-    "    mfvscr 0",
-    "    addi 4, 1, {f}+{d_vscr}",
-    "    stvx 0, 0, 4",
-    "    lis 2, .TOC.@ha",
-    "    addi 2, 2, .TOC.@l",
-    "    addi 3, 1, {f}",
-    "    bl spindle_board_timer",
-    "    nop",
-    // Mask again before SRR0/SRR1 are reloaded: the hook may have left interrupts enabled.
-    "    li 0, {msr_ri}",
-    "    mtmsrd 0, 1",
-    "    addi 4, 1, {f}+{d_vscr}",
-    "    lvx 0, 0, 4",
-    "    mtvscr 0",
-    "    lfd 0, {f}+{d_fpscr}(1)",
-    "    mtfsf 0xff, 0",
-    "    addi 4, 1, {f}+{d_vsr}",
-    "    li 5, 16",
-    ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51",
-    "    lxvd2x \\n, 0, 4",
-    "    add 4, 4, 5",
-    ".endr",
-    "    ld 0, {f}+{d_cr}(1)",
-    "    mtcr 0",
-    "    ld 0, {f}+{d_lr}(1)",
-    "    mtlr 0",
-    "    ld 0, {f}+{d_ctr}(1)",
-    "    mtctr 0",
-    "    ld 0, {f}+{d_xer}(1)",
-    "    mtxer 0",
-    "    ld 0, {f}+{d_srr0}(1)",
-    "    mtspr 26, 0",
-    "    ld 0, {f}+{d_srr1}(1)",
-    "    mtspr 27, 0",
-    "    ld 0, {f}+0(1)",
-    ".irp n, 2,3,4,5,6,7,8,9,10,11,12",
-    "    ld \\n, {f}+8*\\n(1)",
-    ".endr",
-    "    addi 1, 1, {dec_total}",
-    "    rfid",
     f = const FRAME_HEADER,
     crash_bytes = const CRASH_FRAME_BYTES,
     gpr = const ef::GPR,
@@ -211,17 +142,107 @@ core::arch::global_asm!(
     cr = const ef::CR,
     ctr = const ef::CTR,
     xer = const ef::XER,
-    dec_total = const DEC_FRAME_BYTES + RED_ZONE,
-    d_cr = const offset_of!(InterruptFrame, cr),
-    d_lr = const offset_of!(InterruptFrame, lr),
-    d_ctr = const offset_of!(InterruptFrame, ctr),
-    d_xer = const offset_of!(InterruptFrame, xer),
-    d_srr0 = const offset_of!(InterruptFrame, srr0),
-    d_srr1 = const offset_of!(InterruptFrame, srr1),
-    d_fpscr = const offset_of!(InterruptFrame, fpscr),
-    d_vscr = const offset_of!(InterruptFrame, vscr),
-    d_vsr = const offset_of!(InterruptFrame, vsr),
-    msr_hi = const super::MSR_FP_VEC_VSX >> 16,
-    msr_lo = const super::MSR_FP_VEC_VSX & 0xffff,
-    msr_ri = const super::MSR_RI,
 );
+
+/// Emits an interrupt entry that saves the volatile state in an [`InterruptFrame`] on the
+/// interrupted stack, calls `$hook(frame)` with interrupts masked, restores and returns.
+macro_rules! interrupt_entry {
+    ($label:literal, $hook:literal) => {
+        core::arch::global_asm!(
+            ".section .text.spindle_vectors, \"ax\", @progbits",
+            ".machine power8",
+            concat!($label, ":"),
+            "    stdu 1, -{dec_total}(1)",
+            "    std 0, {f}+0(1)",
+            ".irp n, 2,3,4,5,6,7,8,9,10,11,12",
+            "    std \\n, {f}+8*\\n(1)",
+            ".endr",
+            "    addi 0, 1, {dec_total}",
+            "    std 0, {f}+8(1)",
+            "    mfcr 0",
+            "    std 0, {f}+{d_cr}(1)",
+            "    mflr 0",
+            "    std 0, {f}+{d_lr}(1)",
+            "    mfctr 0",
+            "    std 0, {f}+{d_ctr}(1)",
+            "    mfxer 0",
+            "    std 0, {f}+{d_xer}(1)",
+            "    mfspr 0, 26",
+            "    std 0, {f}+{d_srr0}(1)",
+            "    mfspr 0, 27",
+            "    std 0, {f}+{d_srr1}(1)",
+            // The interrupt cleared MSR[FP|VEC|VSX]; turn them back on (EE stays off) to save them.
+            "    mfmsr 3",
+            "    lis 4, {msr_hi}",
+            "    ori 4, 4, {msr_lo}",
+            "    or 3, 3, 4",
+            "    mtmsrd 3",
+            "    isync",
+            "    addi 4, 1, {f}+{d_vsr}",
+            "    li 5, 16",
+            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51",
+            "    stxvd2x \\n, 0, 4",
+            "    add 4, 4, 5",
+            ".endr",
+            "    mffs 0",
+            "    stfd 0, {f}+{d_fpscr}(1)",
+            "    mfvscr 0",
+            "    addi 4, 1, {f}+{d_vscr}",
+            "    stvx 0, 0, 4",
+            "    lis 2, .TOC.@ha",
+            "    addi 2, 2, .TOC.@l",
+            "    addi 3, 1, {f}",
+            concat!("    bl ", $hook),
+            "    nop",
+            // Mask again before SRR0/SRR1 are reloaded: the hook may have left interrupts enabled.
+            "    li 0, {msr_ri}",
+            "    mtmsrd 0, 1",
+            "    addi 4, 1, {f}+{d_vscr}",
+            "    lvx 0, 0, 4",
+            "    mtvscr 0",
+            "    lfd 0, {f}+{d_fpscr}(1)",
+            "    mtfsf 0xff, 0",
+            "    addi 4, 1, {f}+{d_vsr}",
+            "    li 5, 16",
+            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51",
+            "    lxvd2x \\n, 0, 4",
+            "    add 4, 4, 5",
+            ".endr",
+            "    ld 0, {f}+{d_cr}(1)",
+            "    mtcr 0",
+            "    ld 0, {f}+{d_lr}(1)",
+            "    mtlr 0",
+            "    ld 0, {f}+{d_ctr}(1)",
+            "    mtctr 0",
+            "    ld 0, {f}+{d_xer}(1)",
+            "    mtxer 0",
+            "    ld 0, {f}+{d_srr0}(1)",
+            "    mtspr 26, 0",
+            "    ld 0, {f}+{d_srr1}(1)",
+            "    mtspr 27, 0",
+            "    ld 0, {f}+0(1)",
+            ".irp n, 2,3,4,5,6,7,8,9,10,11,12",
+            "    ld \\n, {f}+8*\\n(1)",
+            ".endr",
+            "    addi 1, 1, {dec_total}",
+            "    rfid",
+            f = const FRAME_HEADER,
+            dec_total = const DEC_FRAME_BYTES + RED_ZONE,
+            d_cr = const offset_of!(InterruptFrame, cr),
+            d_lr = const offset_of!(InterruptFrame, lr),
+            d_ctr = const offset_of!(InterruptFrame, ctr),
+            d_xer = const offset_of!(InterruptFrame, xer),
+            d_srr0 = const offset_of!(InterruptFrame, srr0),
+            d_srr1 = const offset_of!(InterruptFrame, srr1),
+            d_fpscr = const offset_of!(InterruptFrame, fpscr),
+            d_vscr = const offset_of!(InterruptFrame, vscr),
+            d_vsr = const offset_of!(InterruptFrame, vsr),
+            msr_hi = const super::MSR_FP_VEC_VSX >> 16,
+            msr_lo = const super::MSR_FP_VEC_VSX & 0xffff,
+            msr_ri = const super::MSR_RI,
+        );
+    };
+}
+
+interrupt_entry!("__spindle_decrementer_entry", "spindle_board_timer");
+interrupt_entry!("__spindle_external_entry", "spindle_board_external");

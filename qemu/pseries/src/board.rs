@@ -129,6 +129,11 @@ extern "C" fn spindle_board_entry(fdt_addr: usize, pmc5_at_entry: u64) -> ! {
         timebase: frequency,
     });
     platform::install();
+    if let Err(err) = spindle_drivers::xics::set_priority(spindle_drivers::xics::PRIORITY_NONE) {
+        fail_early(format_args!(
+            "cannot open the interrupt priority of CPU 0: {err}"
+        ));
+    }
     timer::set_tick_hz(TICK_HZ);
     print_summary();
     irq::enable();

@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 use spindle::platform::{Platform, StartCpuError};
 use spindle_arch::powerpc64::vectors::InterruptFrame;
 use spindle_arch::powerpc64::{irq, percpu, timer};
-use spindle_drivers::hcall;
+use spindle_drivers::{hcall, xics};
 
 /// QEMU pseries as a [`Platform`].
 #[derive(Debug)]
@@ -48,8 +48,9 @@ impl Platform for Pseries {
             let due = deadline_ns.is_some_and(|deadline| timer::now_ns() >= deadline);
             if !due {
                 timer::set_wake_at(deadline_ns.map(timer::ns_to_timebase));
-                // Returns on an interrupt (taken right after, since cede sets MSR[EE]) or at once
-                // if another CPU prodded us after the flag check above.
+                // Returns on an interrupt, taken right after since cede sets MSR[EE]: the tick,
+                // the deadline, or a wake-up IPI, which stays pending if it was sent after the
+                // flag check above. A wake-up before the flag is cleared is answered by this return.
                 hcall::cede();
                 timer::set_wake_at(None);
                 me.wake_pending.store(false, Ordering::Release);
@@ -67,9 +68,13 @@ impl Platform for Pseries {
             return;
         };
         block.wake_pending.store(true, Ordering::Release);
+        if cpu == percpu::cpu_index() {
+            return; // the flag alone makes this CPU's next idle return
+        }
         if let Some(server) = board().server(cpu) {
-            // A CPU that is not ceding keeps the prod for its next cede: nothing is lost.
-            let _ = hcall::prod(server);
+            // The IPI stays pending until the target takes it, so even a CPU about to cede wakes
+            // up (H_PROD would not do: QEMU drops its latch whenever the target CPU resumes).
+            let _ = xics::send_ipi(server, xics::PRIORITY_IPI);
         }
     }
 
@@ -87,6 +92,21 @@ impl Platform for Pseries {
 
     fn start_cpu(&self, cpu: usize, entry: fn(usize) -> !) -> Result<(), StartCpuError> {
         crate::smp::start_cpu(cpu, entry)
+    }
+}
+
+/// Called by the external-interrupt vector with interrupts masked: takes the wake-up IPI (its only
+/// job is to end a cede) and ends any other source, which nothing here enables.
+#[unsafe(no_mangle)]
+extern "C" fn spindle_board_external(_frame: &mut InterruptFrame) {
+    let Ok(xirr) = xics::accept() else { return };
+    if xics::source(xirr) == xics::XISR_IPI {
+        if let Some(server) = board().server(percpu::cpu_index()) {
+            let _ = xics::send_ipi(server, xics::PRIORITY_NONE);
+        }
+    }
+    if xics::source(xirr) != 0 {
+        let _ = xics::end(xirr);
     }
 }
 

@@ -1032,16 +1032,23 @@ mod per_cpu {
     // SAFETY: each CPU touches only its own slot's non-atomic state (see Scheduler's Sync).
     unsafe impl Sync for Slots {}
 
+    #[inline]
     pub(super) fn this_cpu() -> &'static Scheduler {
         let index = crate::platform::platform().cpu_index();
         let scheduler = &SCHEDULERS.0[index.min(MAX_CPUS - 1)];
         if !scheduler.initialized.get() {
-            let reserved = RESERVED
-                .get(index)
-                .is_some_and(|flag| flag.load(Ordering::Acquire));
-            scheduler.initialize(&GLOBAL_GROUP, reserved);
+            initialize(scheduler, index);
         }
         scheduler
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn initialize(scheduler: &'static Scheduler, index: usize) {
+        let reserved = RESERVED
+            .get(index)
+            .is_some_and(|flag| flag.load(Ordering::Acquire));
+        scheduler.initialize(&GLOBAL_GROUP, reserved);
     }
 }
 
@@ -1049,6 +1056,7 @@ mod per_cpu {
 pub(crate) use per_cpu::{reserve_cpu, unreserve_cpu};
 
 /// The calling CPU's scheduler (initialised on first use).
+#[inline]
 pub(crate) fn this_cpu() -> &'static Scheduler {
     per_cpu::this_cpu()
 }

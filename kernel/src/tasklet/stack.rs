@@ -186,6 +186,7 @@ pub(crate) unsafe fn arm_guard(low: usize) -> usize {
 ///
 /// # Safety
 /// `usable_low` is the usable low of a live stack region.
+#[inline(always)]
 pub(crate) unsafe fn guard_intact(usable_low: usize, stack_pointer: usize) -> bool {
     if stack_pointer < usable_low {
         return false;

@@ -42,6 +42,7 @@ bare_metal! {
     pub mod channels;
     pub mod scheduling_bench;
     pub mod net;
+    pub mod sync;
 }
 
 /// Every test suite, in run order. One line per suite.
@@ -57,6 +58,8 @@ pub const SUITES: &[Suite] = &[
     channels::SUITE,
     #[cfg(target_os = "none")]
     net::SUITE,
+    #[cfg(target_os = "none")]
+    sync::SUITE,
 ];
 
 /// Every benchmark suite. One line per suite.

@@ -1082,7 +1082,6 @@ fn yield_until(done: &AtomicBool) -> bool {
 /// empty (`find_next`): one tasklet that keeps yielding while main is in `run()` starves every
 /// sleeper and every timeout on its CPU (here, a 1 ms sleep never ends).
 #[test]
-#[ignore = "core bug in tasklet::sched (timers starve while others yield); un-ignore once fixed"]
 fn a_sleeper_wakes_while_another_tasklet_keeps_yielding() {
     static DONE: AtomicBool = AtomicBool::new(false);
     spawn(|| {
@@ -1098,7 +1097,6 @@ fn a_sleeper_wakes_while_another_tasklet_keeps_yielding() {
 /// tasklets yielding to each other starve a tasklet whose partner on another thread already
 /// met it (so a Lock, Event or Queue hand-off from another CPU is delayed indefinitely too).
 #[test]
-#[ignore = "core bug in tasklet::sched (cross-CPU wake-ups starve while others yield); un-ignore once fixed"]
 fn a_cross_cpu_wake_up_is_served_while_two_tasklets_keep_yielding() {
     static GROUP: CpuGroup = CpuGroup::new();
     static EVENT: Event = Event::new();

@@ -439,12 +439,14 @@ impl Scheduler {
 
     /// The common case of `schedule()`, small enough to inline into the caller so that the
     /// switch jumps between call sites without unbalancing the return predictor: nothing
-    /// pending, no watchdog, no cross-CPU wake-ups waiting, another tasklet next in the ring.
+    /// pending, no sleepers, no watchdog, no cross-CPU wake-ups waiting, another tasklet next
+    /// in the ring.
     /// `None` when the full path is needed.
     #[inline(always)]
     pub(crate) fn try_fast_yield(&self) -> Option<Result<(), TaskletError>> {
         let me = self.current();
         if me.pending.get().is_some()
+            || !self.timers.get().is_null()
             || self.watchdog_deadline.get() != 0
             || self.preempt_pending.load(Ordering::Relaxed)
             || self.inbox_count.load(Ordering::Relaxed) != 0
@@ -678,20 +680,15 @@ impl Scheduler {
         self.disarm_timer(me);
     }
 
-    /// Yields to the next runnable tasklet; the caller stays in the ring.
+    /// Yields to the next runnable tasklet; the caller stays in the ring. Wake-ups from other
+    /// CPUs and expired timers join the ring first, so tasklets that keep yielding to each
+    /// other cannot starve them.
     pub(crate) fn yield_now(&'static self) {
         let me = self.current();
-        if let Some(next) = self.ring_head_tcb().map(|head| head.next.get()) {
-            // SAFETY: ring member.
-            let next = unsafe { &*next };
-            if !core::ptr::eq(next, me) {
-                self.switch_to(me, next);
-                return;
-            }
-        }
-        // Alone in the ring: look for tasklets woken from elsewhere or by timers.
         self.drain_inbox();
-        self.fire_timers(platform().now_ns());
+        if !self.timers.get().is_null() {
+            self.fire_timers(platform().now_ns());
+        }
         let next = me.next.get();
         if !next.is_null() && !core::ptr::eq(next, me) {
             // SAFETY: ring member.

@@ -1056,7 +1056,11 @@ fn run_program(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn queue_behaves_like_a_vecdeque(ops in proptest::collection::vec(op(), 1..40)) {
@@ -1064,7 +1068,7 @@ proptest! {
     }
 }
 
-// ---- Core scheduler bugs found while building these (tasklet module; not ours to fix) ------
+// ---- Regressions: waits these primitives rely on are served while other tasklets yield -----
 
 /// Loops `schedule()` until `done` is set; false if 300 ms pass first.
 fn yield_until(done: &AtomicBool) -> bool {
@@ -1078,9 +1082,8 @@ fn yield_until(done: &AtomicBool) -> bool {
     true
 }
 
-/// Timers fire only when the running tasklet is alone in its ring (`yield_now`) or the ring is
-/// empty (`find_next`): one tasklet that keeps yielding while main is in `run()` starves every
-/// sleeper and every timeout on its CPU (here, a 1 ms sleep never ends).
+/// Timers once fired only when the running tasklet was alone in its ring or the ring was empty:
+/// one tasklet that kept yielding while main was in `run()` starved every sleeper and timeout.
 #[test]
 fn a_sleeper_wakes_while_another_tasklet_keeps_yielding() {
     static DONE: AtomicBool = AtomicBool::new(false);
@@ -1093,9 +1096,9 @@ fn a_sleeper_wakes_while_another_tasklet_keeps_yielding() {
     assert_eq!(yielder.result(), Some(Ok(true)), "the sleeper starved");
 }
 
-/// Wake-ups from other CPUs wait in the inbox, drained under the same conditions as timers: two
-/// tasklets yielding to each other starve a tasklet whose partner on another thread already
-/// met it (so a Lock, Event or Queue hand-off from another CPU is delayed indefinitely too).
+/// Wake-ups from other CPUs wait in the inbox, once drained only when timers fired: two tasklets
+/// yielding to each other starved a tasklet whose partner on another thread had already met it
+/// (delaying a Lock, Event or Queue hand-off from another CPU indefinitely).
 #[test]
 fn a_cross_cpu_wake_up_is_served_while_two_tasklets_keep_yielding() {
     static GROUP: CpuGroup = CpuGroup::new();

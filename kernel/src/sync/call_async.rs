@@ -1,4 +1,4 @@
-//! `call_async`: run a blocking call on a fixed pool of worker CPUs while the caller's tasklet waits.
+//! `call_async`: blocking calls run on a fixed pool of worker CPUs while the caller waits.
 //!
 //! A [`WorkerPool`] owns `JOBS` job slots and a queue of them, all in fixed storage, and is served
 //! by up to `WORKERS` worker CPUs, each running [`WorkerPool::worker_loop`]. A tasklet calling
@@ -22,17 +22,22 @@
 //!
 //! # Worker CPUs
 //! The pool parks and wakes workers through a small trait, [`WorkerCpus`]. Hosted builds use
-//! [`ThreadCpus`] and [`WorkerPool::start_threads`] (one OS thread per worker). A board uses
-//! [`PlatformCpus`] (the platform's `idle` and `wake_cpu`) and starts `worker_loop` on secondary
-//! CPUs, for example from the entry given to `Platform::start_cpu`:
+//! `ThreadCpus` and `WorkerPool::start_threads` (feature `std`; one OS thread per worker). A
+//! board uses [`PlatformCpus`] (the platform's `idle` and `wake_cpu`) and runs `worker_loop` on
+//! secondary CPUs, started with `tasklet::start_cpu`; the CPUs that call into the pool join its
+//! group first (as the on-target `sync` suite does):
 //!
 //! ```ignore
 //! static GROUP: CpuGroup = CpuGroup::new();
 //! static POOL: WorkerPool<PlatformCpus, 1, 8> = WorkerPool::new(PlatformCpus, &GROUP);
 //! fn worker_cpu(_cpu: usize) -> ! {
-//!     let _ = POOL.worker_loop();
-//!     loop { platform().idle(None) }
+//!     irq::enable();
+//!     let outcome = POOL.worker_loop(); // returns only after POOL.shutdown()
+//!     panic!("worker loop ended: {outcome:?}");
 //! }
+//! tasklet::join_group(&GROUP);
+//! tasklet::start_cpu(1, worker_cpu)?;
+//! let cpu = POOL.call_async(|| blocking_driver_call());
 //! ```
 //!
 //! A worker takes itself out of its own CPU group, so a worker CPU never keeps its group from

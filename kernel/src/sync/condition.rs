@@ -1,4 +1,4 @@
-//! A condition variable used with a [`Lock`](super::Lock): wait releases the lock, notify wakes waiters.
+//! A condition variable used with a [`Lock`](super::Lock).
 
 use super::lock::LockGuard;
 use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
@@ -7,11 +7,11 @@ use core::time::Duration;
 
 /// A condition variable for tasklets (stacklesslib's `Condition`), on one CPU or across CPUs.
 ///
-/// [`Condition::wait`] takes the guard of a held [`Lock`](super::Lock), releases the lock while it waits and
-/// takes it again before returning. [`Condition::notify`] wakes the longest-waiting tasklet,
-/// [`Condition::notify_all`] every waiting one. A tasklet registers as a waiter before it
-/// releases the lock, so a notify made under the lock after that is never missed. Waits may
-/// end when another tasklet got there first: check the predicate in a loop.
+/// [`Condition::wait`] takes the guard of a held [`Lock`](super::Lock), releases the lock while
+/// it waits and takes it again before returning. [`Condition::notify`] wakes the
+/// longest-waiting tasklet, [`Condition::notify_all`] every waiting one. A tasklet registers as
+/// a waiter before it releases the lock, so a notify made under the lock after that is never
+/// missed. Waits may end when another tasklet got there first: check the predicate in a loop.
 pub struct Condition {
     count: spin::Mutex<WaitCount>,
     waiters: Waiters,

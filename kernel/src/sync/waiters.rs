@@ -1,4 +1,4 @@
-//! The wait protocol every primitive here shares: registered waiters, committed wake-ups, one channel.
+//! The wait protocol every primitive here shares: register, grant, deliver, settle.
 //!
 //! A primitive keeps a [`WaitCount`] inside its own state (behind its `spin::Mutex`) and a
 //! [`Waiters`] beside it. A tasklet that must wait *registers* under the state lock, releases the
@@ -7,11 +7,17 @@
 //! which meets the first blocked waiter (or waits the moment it takes a registered waiter to reach
 //! its receive: it never waits for anything else).
 //!
-//! A waiter whose receive fails (killed, thrown into, timed out, deadlock) settles under the state
-//! lock: if fewer grants are committed than waiters registered, it unregisters and leaves; otherwise
-//! a grant is on its way with no one else to take it, so it takes it ([`Woken::Aborted`], or
-//! [`Woken::Granted`] after a timeout) and the primitive passes on what the grant carried. So a
-//! wake-up is never lost, a waker never blocks on a tasklet that left, and the counts stay exact.
+//! A waiter whose receive fails (killed, thrown into, timed out, deadlock) settles under the
+//! state lock: if fewer grants are committed than waiters registered, it unregisters and leaves;
+//! otherwise a grant is on its way with no one else to take it, so it takes it
+//! ([`Woken::Aborted`], or [`Woken::Granted`] after a timeout) and the primitive passes on what
+//! the grant carried. So a wake-up is never lost, a waker never blocks on a tasklet that left,
+//! and the counts stay exact.
+//!
+//! The one wait a waker may do: a registered waiter that has not reached its receive yet (it is
+//! between its registration and the channel, or just failed). Across CPUs the waker then spins
+//! briefly, yielding to its own CPU's tasklets; a waiter abandoned with `kill_forced` (which
+//! runs no destructors) would leave a committed wake-up undelivered.
 
 use crate::channel::{Channel, Preference};
 use crate::tasklet::{self, TaskletError};

@@ -124,6 +124,18 @@ pub struct CpuGroup {
 struct GroupState {
     members: usize,
     stuck: usize,
+    /// CPUs idling with nothing that could wake them but another member: woken to re-check
+    /// when a member leaves or outside work ends. (Beyond its capacity a CPU relies on the
+    /// platform's periodic idle returns instead.)
+    stuck_cpus: heapless::Vec<usize, 32>,
+}
+
+impl GroupState {
+    fn wake_stuck(cpus: &heapless::Vec<usize, 32>) {
+        for &cpu in cpus {
+            platform().wake_cpu(cpu);
+        }
+    }
 }
 
 impl CpuGroup {
@@ -133,6 +145,7 @@ impl CpuGroup {
             state: spin::Mutex::new(GroupState {
                 members: 0,
                 stuck: 0,
+                stuck_cpus: heapless::Vec::new(),
             }),
             in_flight: AtomicUsize::new(0),
             external: AtomicUsize::new(0),
@@ -145,9 +158,21 @@ impl CpuGroup {
         self.external.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Ends what [`CpuGroup::begin_external`] began.
+    /// Ends what [`CpuGroup::begin_external`] began (waking idle members to re-check).
     pub fn end_external(&self) {
         self.external.fetch_sub(1, Ordering::AcqRel);
+        let stuck = self.state.lock().stuck_cpus.clone();
+        GroupState::wake_stuck(&stuck);
+    }
+
+    fn leave(&self) {
+        let stuck = {
+            let mut state = self.state.lock();
+            state.members -= 1;
+            state.stuck_cpus.clone()
+        };
+        // The remaining members may now be all stuck: let them re-check.
+        GroupState::wake_stuck(&stuck);
     }
 
     /// Counts a CPU that will join with `join_reserved` before it exists.
@@ -275,7 +300,7 @@ impl Scheduler {
 
     pub(crate) fn join(&self, group: &'static CpuGroup) {
         if let Some(old) = self.group() {
-            old.state.lock().members -= 1;
+            old.leave();
         }
         group.state.lock().members += 1;
         self.group.set(group);
@@ -285,7 +310,7 @@ impl Scheduler {
     /// before the thread started, so no other member ever saw the group without it).
     pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
         if let Some(old) = self.group() {
-            old.state.lock().members -= 1;
+            old.leave();
         }
         self.group.set(group);
     }
@@ -296,8 +321,8 @@ impl Scheduler {
     )]
     pub(crate) fn leave_group(&self) {
         if let Some(old) = self.group() {
-            old.state.lock().members -= 1;
             self.group.set(core::ptr::null());
+            old.leave();
         }
     }
 
@@ -594,12 +619,10 @@ impl Scheduler {
                 return next;
             }
             let victim = blocking.unwrap_or(&self.main_tcb);
-            let next_timer = self.next_timer_deadline();
-            if self.deadlocked(next_timer.is_some()) && victim.state() == State::Blocked {
+            let can_be_victim = victim.state() == State::Blocked;
+            if self.idle_unless_deadlocked(self.next_timer_deadline(), can_be_victim) {
                 self.wake_with_error(victim, TaskletError::Deadlock);
-                continue;
             }
-            self.idle(next_timer);
         }
     }
 
@@ -608,31 +631,46 @@ impl Scheduler {
         unsafe { self.ring_head.get().as_ref() }
     }
 
-    fn deadlocked(&self, has_timers: bool) -> bool {
-        let Some(group) = self.group() else {
-            return !has_timers;
-        };
-        if has_timers || self.inbox_count.load(Ordering::Acquire) != 0 {
-            return false;
-        }
-        let state = group.state.lock();
-        state.stuck + 1 >= state.members
-            && group.in_flight.load(Ordering::Acquire) == 0
-            && group.external.load(Ordering::Acquire) == 0
-    }
-
-    fn idle(&self, deadline: Option<u64>) {
+    /// With nothing runnable here: returns true if this CPU's group is deadlocked (no member
+    /// can make progress, no timer, no wake-up in flight, no outside work) and a victim is
+    /// available; otherwise idles until a wake-up, `deadline` or a spurious return. The check
+    /// and this CPU's counting itself stuck happen under one lock, so of several CPUs blocking
+    /// at once the last one always sees the others stuck.
+    fn idle_unless_deadlocked(&self, deadline: Option<u64>, can_be_victim: bool) -> bool {
         let group = self.group();
         let stuck = deadline.is_none();
-        if let (Some(group), true) = (group, stuck) {
-            group.state.lock().stuck += 1;
+        if stuck {
+            match group {
+                None => {
+                    if can_be_victim {
+                        return true;
+                    }
+                }
+                Some(group) => {
+                    let mut state = group.state.lock();
+                    let quiet = self.inbox_count.load(Ordering::Acquire) == 0
+                        && group.in_flight.load(Ordering::Acquire) == 0
+                        && group.external.load(Ordering::Acquire) == 0;
+                    if quiet && can_be_victim && state.stuck + 1 >= state.members {
+                        return true;
+                    }
+                    state.stuck += 1;
+                    let _ = state.stuck_cpus.push(self.cpu.get());
+                }
+            }
         }
         if self.inbox_count.load(Ordering::Acquire) == 0 {
             platform().idle(deadline);
         }
         if let (Some(group), true) = (group, stuck) {
-            group.state.lock().stuck -= 1;
+            let mut state = group.state.lock();
+            state.stuck -= 1;
+            let me = self.cpu.get();
+            if let Some(position) = state.stuck_cpus.iter().position(|&cpu| cpu == me) {
+                state.stuck_cpus.swap_remove(position);
+            }
         }
+        false
     }
 
     /// Takes a blocked tasklet of this CPU out of what it waits in and makes it runnable with

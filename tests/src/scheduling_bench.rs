@@ -68,6 +68,10 @@ fn echo(_cpu: usize) -> ! {
 /// it measures nothing and says so).
 fn cross_cpu_rendezvous(iters: u64) {
     if platform().cpu_count() < 2 {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Relaxed) {
+            spindle::kprintln!("(scheduling::cross_cpu_rendezvous needs two CPUs: run `cargo run -- bench --cpus 2`)");
+        }
         return;
     }
     if !ECHO_STARTED.swap(true, AcqRel) {

@@ -271,7 +271,7 @@ fn ten_thousand_tasklets() {
         heap > 10_000 * per_tasklet,
         "the heap ({heap} bytes) cannot hold 10,000 tasklets of {per_tasklet} bytes"
     );
-    let (limit, _) = tasklet::stack_budget();
+    let (limit, budget_before) = tasklet::stack_budget();
     tasklet::set_stack_budget(heap / 4 * 3);
     for index in 0..10_000u64 {
         let total = total.clone();
@@ -284,6 +284,14 @@ fn ten_thousand_tasklets() {
             .unwrap();
     }
     assert_eq!(tasklet::live_count(), 10_001);
+    let stacks = tasklet::stack_budget().1 - budget_before;
+    spindle::kprintln!(
+        "10,000 tasklets: {} bytes of stacks + {} bytes of control blocks ({} bytes each, stack {})",
+        stacks,
+        10_000 * tasklet::CONTROL_BLOCK_BYTES,
+        stacks / 10_000 + tasklet::CONTROL_BLOCK_BYTES,
+        tasklet::MIN_STACK_BYTES
+    );
     tasklet::run().unwrap();
     assert_eq!(total.load(Relaxed), 9_999 * 10_000 / 2);
     assert_eq!(tasklet::live_count(), 1);

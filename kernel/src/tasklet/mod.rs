@@ -738,6 +738,13 @@ pub fn start_cpu(cpu: usize, entry: fn(usize) -> !) -> Result<(), crate::platfor
     started
 }
 
+/// The CPU group this CPU's scheduler belongs to (for `call_async` pools and other sources of
+/// outside work that must keep the group from declaring deadlock); `None` after
+/// [`leave_group`].
+pub fn current_group() -> Option<&'static CpuGroup> {
+    this_cpu().group()
+}
+
 /// Takes this CPU's scheduler out of its group: from now on it decides deadlock on its own.
 /// A hosted thread about to wait outside the scheduler (e.g. an OS-level join) calls this so
 /// that the group's remaining members are not kept waiting for it.

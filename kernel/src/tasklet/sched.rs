@@ -326,7 +326,7 @@ impl Scheduler {
         }
     }
 
-    fn group(&self) -> Option<&'static CpuGroup> {
+    pub(crate) fn group(&self) -> Option<&'static CpuGroup> {
         // SAFETY: groups are 'static (join takes &'static).
         unsafe { self.group.get().as_ref() }
     }

@@ -23,7 +23,7 @@
 //! Errors are values: a failed send gives the value back in [`SendError`], so nothing accepted
 //! is ever lost.
 
-use crate::tasklet::sched::{this_cpu, wake, Placement, WaitQueue};
+use crate::tasklet::sched::{this_cpu, Placement, WaitQueue};
 use crate::tasklet::slot::Staged;
 use crate::tasklet::tcb::{Blocker, State, Tcb, FLAG_BLOCK_TRAP};
 use crate::tasklet::{take_pending, Tasklet, TaskletError, Thrown};
@@ -228,6 +228,7 @@ impl<T: Send> Channel<T> {
     }
 
     /// Sends `value`, blocking until a receiver takes it.
+    #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.send_until(value, None)
     }
@@ -266,6 +267,7 @@ impl<T: Send> Channel<T> {
         Ok(sent)
     }
 
+    #[inline]
     fn send_until(&self, value: T, deadline: Option<u64>) -> Result<(), SendError<T>> {
         let staged = match Staged::new(value) {
             Ok(staged) => staged,
@@ -290,6 +292,7 @@ impl<T: Send> Channel<T> {
     /// The send half of a rendezvous. On failure the parcel comes back (None once it was
     /// parked and then taken back out of the slot as a bomb, which cannot happen for values).
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn transfer_send(
         &self,
         parcel: Parcel<T>,
@@ -313,7 +316,7 @@ impl<T: Send> Channel<T> {
             unsafe { parcel.put_into(receiver) };
             let (placement, yield_after) = after_match(&state, SEND);
             drop(state);
-            wake(receiver, placement);
+            scheduler.wake(receiver, placement);
             let switch_now = placement == Placement::Next && scheduler.is_here(receiver);
             drop(busy);
             if switch_now {
@@ -363,6 +366,7 @@ impl<T: Send> Channel<T> {
     }
 
     /// Receives a value, blocking until a sender provides one.
+    #[inline]
     pub fn receive(&self) -> Result<T, TaskletError> {
         self.receive_until(None)
     }
@@ -372,6 +376,7 @@ impl<T: Send> Channel<T> {
         self.receive_until(Some(deadline_after(timeout)))
     }
 
+    #[inline]
     fn receive_until(&self, deadline: Option<u64>) -> Result<T, TaskletError> {
         let scheduler = this_cpu();
         let me = scheduler.current();
@@ -391,7 +396,7 @@ impl<T: Send> Channel<T> {
                 unsafe { sender.slot.take::<T>() }.expect("a waiting sender parks a value");
             let (placement, yield_after) = after_match(&state, RECEIVE);
             drop(state);
-            wake(sender, placement);
+            scheduler.wake(sender, placement);
             let switch_now = placement == Placement::Next && scheduler.is_here(sender);
             drop(busy);
             if switch_now {
@@ -525,6 +530,7 @@ fn after_match(state: &ChannelState, direction: i8) -> (Placement, bool) {
 
 /// Switches to a partner just placed right after the current tasklet; the caller stays
 /// runnable (last in the queue).
+#[inline]
 fn switch_to_partner(partner: &Tcb) {
     let scheduler = this_cpu();
     let me = scheduler.current();

@@ -485,11 +485,7 @@ impl Scheduler {
         }
         self.busy.store(true, Ordering::Relaxed);
         self.switch_to(me, next);
-        if !self.overflowed.get().is_null() || !self.reap_head.get().is_null() {
-            self.finish_resume();
-        } else {
-            self.busy.store(false, Ordering::Relaxed);
-        }
+        self.finish_resume();
         Some(match me.pending.take() {
             Some(error) => Err(error),
             None => Ok(()),
@@ -498,8 +494,18 @@ impl Scheduler {
 
     /// Completes a resumption: releases what the switch left behind (dead tasklets' stacks and
     /// references, whose destructors may run arbitrary code), then leaves the scheduler.
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) fn finish_resume(&self) {
+        if self.overflowed.get().is_null() && self.reap_head.get().is_null() {
+            self.busy.store(false, Ordering::Relaxed);
+        } else {
+            self.finish_resume_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn finish_resume_slow(&self) {
         let overflowed = self.overflowed.replace(core::ptr::null());
         // SAFETY: set by switch_to to a live tasklet of this CPU that will never run again.
         if let Some(tcb) = unsafe { overflowed.as_ref() } {
@@ -604,7 +610,17 @@ impl Scheduler {
     /// Picks who runs after the current tasklet left the ring (blocked, removed, died), waiting
     /// for wake-ups when nothing is runnable. `blocking` is the current tasklet if it is
     /// blocking (it is the deadlock victim); otherwise a blocked main tasklet is.
+    #[inline]
     pub(crate) fn find_next(&'static self, blocking: Option<&Tcb>) -> &'static Tcb {
+        match self.ring_head_tcb() {
+            Some(next) => next,
+            None => self.wait_for_next(blocking),
+        }
+    }
+
+    /// The rest of `find_next`: nothing is runnable here yet.
+    #[inline(never)]
+    fn wait_for_next(&'static self, blocking: Option<&Tcb>) -> &'static Tcb {
         loop {
             if let Some(next) = self.ring_head_tcb() {
                 return next;
@@ -967,14 +983,21 @@ impl Drop for BusyGuard<'_> {
 /// ring if it lives here, else through its CPU's inbox. With [`Placement::Next`] the caller then
 /// switches to it (only meaningful on the same CPU).
 pub(crate) fn wake(tcb: &Tcb, placement: Placement) {
-    tcb.direction.store(0, Ordering::Relaxed);
-    // SAFETY: `home` is set at creation to a 'static scheduler.
-    let home = unsafe { &*tcb.home.get() };
-    let here = this_cpu();
-    if core::ptr::eq(home, here) {
-        here.ring_insert(tcb, placement);
-    } else {
-        home.inbox_push(tcb);
+    this_cpu().wake(tcb, placement);
+}
+
+impl Scheduler {
+    /// [`wake`] from this scheduler's CPU.
+    #[inline]
+    pub(crate) fn wake(&self, tcb: &Tcb, placement: Placement) {
+        tcb.direction.store(0, Ordering::Relaxed);
+        // SAFETY: `home` is set at creation to a 'static scheduler.
+        let home = unsafe { &*tcb.home.get() };
+        if core::ptr::eq(home, self) {
+            self.ring_insert(tcb, placement);
+        } else {
+            home.inbox_push(tcb);
+        }
     }
 }
 

@@ -1080,8 +1080,8 @@ mod per_cpu {
         }
     }
 
-    /// Most CPUs a bare-metal kernel schedules on.
-    pub(crate) const MAX_CPUS: usize = 64;
+    /// Most CPUs a bare-metal kernel schedules on (each costs a scheduler in `.data`).
+    pub(crate) const MAX_CPUS: usize = 16;
 
     struct Slots([Scheduler; MAX_CPUS]);
 
@@ -1093,11 +1093,20 @@ mod per_cpu {
     #[inline]
     pub(super) fn this_cpu() -> &'static Scheduler {
         let index = crate::platform::platform().cpu_index();
-        let scheduler = &SCHEDULERS.0[index.min(MAX_CPUS - 1)];
+        let Some(scheduler) = SCHEDULERS.0.get(index) else {
+            too_many_cpus(index)
+        };
         if !scheduler.initialized.get() {
             initialize(scheduler, index);
         }
         scheduler
+    }
+
+    /// A board that starts more CPUs than the kernel has schedulers for is misconfigured.
+    #[cold]
+    #[inline(never)]
+    fn too_many_cpus(index: usize) -> ! {
+        panic!("spindle: CPU index {index} is beyond the kernel's {MAX_CPUS} per-CPU schedulers")
     }
 
     #[cold]

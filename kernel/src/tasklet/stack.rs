@@ -22,8 +22,14 @@ pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 /// a shallow body.
 pub const MIN_STACK_BYTES: usize = GUARD_BYTES + context::INITIAL_FRAME_BYTES + 3072;
 
-/// Stack size used when a spawn names none.
-pub const DEFAULT_STACK_BYTES: usize = 16 * 1024;
+/// Stack size used when a spawn names none: small on bare metal (fixed memory is the point),
+/// roomy in hosted builds, where the standard library's panic machinery (message, backtrace)
+/// runs on the panicking tasklet's stack and needs far more than 16 KiB.
+pub const DEFAULT_STACK_BYTES: usize = if cfg!(any(test, feature = "std")) {
+    256 * 1024
+} else {
+    16 * 1024
+};
 
 /// Watermark of [`spill`](super::spill): below this much remaining stack, continue on a fresh
 /// segment (the PS3 build of Stackless used 16 KiB; our frames are native, so smaller).

@@ -274,6 +274,26 @@ fn profiles_are_what_they_say() {
     );
     assert_eq!(odd.to_builder().build(), Ok(odd));
     assert!(std::mem::size_of::<DictConfig>() <= 16);
+    // A dict keeps its configuration, whether in the struct (no table) or in its table's tail
+    // (packed for anything but a named profile), across growth, clearing and shrinking.
+    let sparse_odd = odd.to_builder().layout(Layout::Sparse).build().unwrap();
+    let profiles = DictConfig::PROFILES.map(|(_, c)| c);
+    for config in profiles.into_iter().chain([odd, sparse_odd]) {
+        let mut d: Dict<u32, u32> = Dict::with_config(config);
+        assert_eq!(d.config(), config);
+        for j in 0..100 {
+            d.insert(j, j);
+            assert_eq!(d.config(), config, "after {j} inserts");
+        }
+        for j in 0..90 {
+            d.remove(&j);
+        }
+        d.shrink_to_fit();
+        assert_eq!(d.config(), config);
+        assert!((90..100).all(|j| d.get(&j) == Some(&j)));
+        d.clear();
+        assert_eq!((d.config(), d.slots()), (config, 0));
+    }
     let tuned = DictConfig::cpython27()
         .to_builder()
         .small_table(4)
@@ -310,18 +330,23 @@ fn compact_indices_are_narrow() {
     let packed = build(DictConfig::exact_compact());
     let bytes = build(DictConfig::compact());
     let entries = |d: &Dict<u64, u64>| d.footprint() - std::mem::size_of::<Dict<u64, u64>>();
-    // compact: 2048 index slots of 2 bytes, plus 7 bytes of padding, plus 1365 entries.
-    assert_eq!(entries(&bytes), 2048 * 2 + 7 + 1365 * 16);
+    // compact: 2048 index slots of 2 bytes, the 2-byte tail (profile number and index width),
+    // and 1365 entries.
+    assert_eq!(entries(&bytes), 2048 * 2 + 2 + 1365 * 16);
     let slots = packed.slots();
     let capacity = (slots * 7 - 1) / 8;
     assert_eq!(
         entries(&packed),
-        (slots * 11).div_ceil(8) + 7 + capacity * 16
+        (slots * 11).div_ceil(8) + 2 + capacity * 16
     );
 }
 
 #[test]
 fn footprint_counts_struct_and_table() {
+    // The struct: a 40-byte table enum and two 32-bit counts, whatever the entry types.
+    assert_eq!(std::mem::size_of::<Dict<u64, u64>>(), 48);
+    assert_eq!(std::mem::size_of::<Dict<u8, ()>>(), 48);
+    assert_eq!(std::mem::size_of::<Dict<String, [u64; 4]>>(), 48);
     let mut d: Dict<u64, u64> = Dict::new();
     assert_eq!(d.footprint(), std::mem::size_of::<Dict<u64, u64>>());
     d.insert(1, 1);

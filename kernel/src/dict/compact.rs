@@ -5,96 +5,87 @@ use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::mem;
 
+use super::config::{tail_bits, tail_exact};
 use super::probe::{Probe, Reduce};
 use super::{Pos, TryReserveError, Vacancy};
 
-/// Fixed-width unsigned integers packed into bytes, little-endian: entry numbers, with the two
-/// largest values of the width meaning "empty" and "dummy".
+/// The width of a table's index slots: entry numbers of `bits` bits, packed into bytes
+/// little-endian, with the two largest values of the width meaning "empty" and "dummy".
 ///
 /// Every access moves one 8-byte window, so any width up to 56 bits (or exactly 64) costs the same
-/// code; 7 bytes of padding keep the last window inside the buffer.
-#[derive(Clone)]
-pub(crate) struct Index {
-    bytes: Box<[u8]>,
-    slots: usize,
+/// code. The bytes after the index (the configuration's tail) usually complete the last window;
+/// a window that would pass the end of the array is read and written short.
+#[derive(Clone, Copy)]
+pub(crate) struct Width {
     bits: u32,
+    mask: u64,
 }
 
-const PADDING: usize = 7;
-
-impl Index {
-    fn none() -> Self {
+impl Width {
+    #[inline]
+    pub(crate) fn new(bits: u32) -> Self {
         Self {
-            bytes: Box::default(),
-            slots: 0,
-            bits: 0,
+            bits,
+            mask: u64::MAX >> (64 - bits),
         }
     }
 
-    /// `slots` empty slots of `bits` bits.
-    fn try_new(slots: usize, bits: u32) -> Result<Self, TryReserveError> {
-        let len = slots
-            .checked_mul(bits as usize)
-            .map(|b| b.div_ceil(8))
-            .and_then(|b| b.checked_add(PADDING))
-            .ok_or(TryReserveError::CapacityOverflow)?;
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(len)
-            .map_err(|_| TryReserveError::refused::<u8>(len))?;
-        // All ones: every slot starts empty.
-        bytes.resize(len, 0xff);
-        Ok(Self {
-            bytes: bytes.into_boxed_slice(),
-            slots,
-            bits,
-        })
+    #[inline]
+    fn empty(self) -> u64 {
+        self.mask
     }
 
     #[inline]
-    fn mask(&self) -> u64 {
-        u64::MAX >> (64 - self.bits)
+    fn dummy(self) -> u64 {
+        self.mask - 1
+    }
+
+    /// Bytes of `slots` index slots.
+    pub(crate) fn bytes_for(self, slots: usize) -> Option<usize> {
+        Some(slots.checked_mul(self.bits as usize)?.div_ceil(8))
     }
 
     #[inline]
-    fn empty(&self) -> u64 {
-        self.mask()
-    }
-
-    #[inline]
-    fn dummy(&self) -> u64 {
-        self.mask() - 1
-    }
-
-    #[inline]
-    fn window(&self, slot: usize) -> (usize, u32, u64) {
+    fn window(self, slot: usize) -> (usize, u32) {
         let bit = slot * self.bits as usize;
-        let at = bit / 8;
+        (bit / 8, (bit % 8) as u32)
+    }
+
+    #[inline]
+    fn get(self, bytes: &[u8], slot: usize) -> u64 {
+        let (at, shift) = self.window(slot);
+        let word = match bytes.get(at..at + 8) {
+            Some(window) => u64::from_le_bytes(window.try_into().unwrap_or_default()),
+            None => {
+                let mut word = [0; 8];
+                let rest = &bytes[at..];
+                word[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(word)
+            }
+        };
+        (word >> shift) & self.mask
+    }
+
+    #[inline]
+    fn set(self, bytes: &mut [u8], slot: usize, value: u64) {
+        let (at, shift) = self.window(slot);
+        let end = bytes.len().min(at + 8);
+        let window = &mut bytes[at..end];
         let mut word = [0; 8];
-        word.copy_from_slice(&self.bytes[at..at + 8]);
-        (at, (bit % 8) as u32, u64::from_le_bytes(word))
-    }
-
-    #[inline]
-    fn get(&self, slot: usize) -> u64 {
-        let (_, shift, word) = self.window(slot);
-        (word >> shift) & self.mask()
-    }
-
-    #[inline]
-    fn set(&mut self, slot: usize, value: u64) {
-        let (at, shift, word) = self.window(slot);
-        let word = (word & !(self.mask() << shift)) | (value << shift);
-        self.bytes[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        word[..window.len()].copy_from_slice(window);
+        let word = u64::from_le_bytes(word);
+        let word = (word & !(self.mask << shift)) | (value << shift);
+        let len = window.len();
+        window.copy_from_slice(&word.to_le_bytes()[..len]);
     }
 }
 
-/// The index, the entries (their capacity always covers the index's max load, so a push never
-/// reallocates), and the live-or-dummy count of index slots.
+/// The index (its slots, then the configuration's tail, whose last byte is the index width) and
+/// the entries, whose capacity always covers the index's max load so a push never reallocates.
+/// The slot count and the live-or-dummy count of index slots are the dict's.
 pub(crate) struct Compact<K, V> {
-    index: Index,
+    index: Box<[u8]>,
     entries: Vec<(K, V)>,
-    fill: usize,
 }
 
 impl<K: Clone, V: Clone> Clone for Compact<K, V> {
@@ -105,49 +96,55 @@ impl<K: Clone, V: Clone> Clone for Compact<K, V> {
         Self {
             index: self.index.clone(),
             entries,
-            fill: self.fill,
         }
     }
 }
 
 impl<K, V> Compact<K, V> {
+    /// No table: what [`rebuild`](Self::rebuild) starts a dict's first table from.
     pub(crate) fn new() -> Self {
         Self {
-            index: Index::none(),
+            index: Box::default(),
             entries: Vec::new(),
-            fill: 0,
         }
-    }
-
-    pub(crate) fn slots(&self) -> usize {
-        self.index.slots
     }
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub(crate) fn fill(&self) -> usize {
-        self.fill
+    #[inline]
+    pub(crate) fn width(&self) -> Width {
+        Width::new(tail_bits(&self.index))
+    }
+
+    /// Whether the table has exact sizes (else powers of two).
+    #[inline]
+    pub(crate) fn exact(&self) -> bool {
+        tail_exact(&self.index)
+    }
+
+    /// The configuration's tail, for a table of `slots` index slots.
+    pub(crate) fn tail(&self, slots: usize) -> &[u8] {
+        let data = self.width().bytes_for(slots).unwrap_or(0);
+        &self.index[data..]
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.index.bytes.len() + self.entries.capacity() * mem::size_of::<(K, V)>()
+        self.index.len() + self.entries.capacity() * mem::size_of::<(K, V)>()
     }
 
     #[inline]
-    pub(crate) fn find<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Option<Pos>
+    pub(crate) fn find<R: Reduce, Q>(&self, slots: usize, hash: u64, key: &Q) -> Option<Pos>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let (empty, dummy) = (self.index.empty(), self.index.dummy());
-        let mut probe = Probe::new(R::for_slots(self.index.slots), hash);
+        let width = self.width();
+        let (empty, dummy) = (width.empty(), width.dummy());
+        let mut probe = Probe::<R>::new(slots, hash);
         loop {
-            let entry = self.index.get(probe.slot);
+            let entry = width.get(&self.index, probe.slot);
             if entry == empty {
                 return None;
             }
@@ -163,19 +160,22 @@ impl<K, V> Compact<K, V> {
 
     /// The key's position, or the index slot inserting it would take (first dummy, else the
     /// empty slot ending the probe).
-    pub(crate) fn find_or_vacant<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Result<Pos, Vacancy>
+    pub(crate) fn find_or_vacant<R: Reduce, Q>(
+        &self,
+        slots: usize,
+        hash: u64,
+        key: &Q,
+    ) -> Result<Pos, Vacancy>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if self.index.slots == 0 {
-            return Err(Vacancy::UNALLOCATED);
-        }
-        let (empty, dummy) = (self.index.empty(), self.index.dummy());
-        let mut probe = Probe::new(R::for_slots(self.index.slots), hash);
+        let width = self.width();
+        let (empty, dummy) = (width.empty(), width.dummy());
+        let mut probe = Probe::<R>::new(slots, hash);
         let mut first_dummy = None;
         loop {
-            let entry = self.index.get(probe.slot);
+            let entry = width.get(&self.index, probe.slot);
             if entry == empty {
                 return Err(match first_dummy {
                     Some(slot) => Vacancy { slot, empty: false },
@@ -198,32 +198,30 @@ impl<K, V> Compact<K, V> {
     }
 
     /// The first slot on `hash`'s probe path holding `value`.
-    fn slot_holding<R: Reduce>(&self, hash: u64, value: u64) -> usize {
-        let mut probe = Probe::new(R::for_slots(self.index.slots), hash);
-        while self.index.get(probe.slot) != value {
+    fn slot_holding<R: Reduce>(&self, slots: usize, hash: u64, value: u64) -> usize {
+        let width = self.width();
+        let mut probe = Probe::<R>::new(slots, hash);
+        while width.get(&self.index, probe.slot) != value {
             probe.advance();
         }
         probe.slot
     }
 
     /// Vacancy for an absent key straight after a rebuild (no dummies).
-    pub(crate) fn fresh_vacancy<R: Reduce>(&self, hash: u64) -> Vacancy {
+    pub(crate) fn fresh_vacancy<R: Reduce>(&self, slots: usize, hash: u64) -> Vacancy {
         Vacancy {
-            slot: self.slot_holding::<R>(hash, self.index.empty()),
+            slot: self.slot_holding::<R>(slots, hash, self.width().empty()),
             empty: true,
         }
     }
 
-    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, _hash: u64, key: K, value: V) -> Pos {
+    pub(crate) fn insert_at(&mut self, slot: usize, key: K, value: V) -> (&K, &mut V) {
         let entry = self.entries.len();
         debug_assert!(entry < self.entries.capacity(), "entries were not reserved");
-        self.index.set(vacancy.slot, entry as u64);
+        self.width().set(&mut self.index, slot, entry as u64);
         self.entries.push((key, value));
-        self.fill += usize::from(vacancy.empty);
-        Pos {
-            slot: vacancy.slot,
-            entry,
-        }
+        let (k, v) = &mut self.entries[entry];
+        (k, v)
     }
 
     pub(crate) fn entry(&self, pos: Pos) -> (&K, &V) {
@@ -238,37 +236,51 @@ impl<K, V> Compact<K, V> {
 
     /// Removes the entry at `pos`; the newest entry moves into its place (so entries stay dense
     /// without a tag a slot) and its index slot is repointed.
-    pub(crate) fn remove_at<R: Reduce>(&mut self, pos: Pos, hash: impl Fn(&K) -> u64) -> (K, V) {
-        let dummy = self.index.dummy();
-        self.index.set(pos.slot, dummy);
+    pub(crate) fn remove_at<R: Reduce>(
+        &mut self,
+        slots: usize,
+        pos: Pos,
+        hash: impl Fn(&K) -> u64,
+    ) -> (K, V) {
+        let width = self.width();
+        width.set(&mut self.index, pos.slot, width.dummy());
         let removed = self.entries.swap_remove(pos.entry);
         if let Some((moved, _)) = self.entries.get(pos.entry) {
             let from = self.entries.len() as u64;
-            let slot = self.slot_holding::<R>(hash(moved), from);
-            self.index.set(slot, pos.entry as u64);
+            let slot = self.slot_holding::<R>(slots, hash(moved), from);
+            width.set(&mut self.index, slot, pos.entry as u64);
         }
         removed
     }
 
-    /// Rebuilds the index at `slots` slots of `bits` bits and sizes the entries for `capacity`
-    /// (at least the live count); on failure nothing changes.
+    /// Rebuilds the index at `slots` (non-zero) slots of `bits` bits followed by `tail` (which
+    /// ends with `bits`), and sizes the entries for `capacity` (at least the live count); on
+    /// failure nothing changes.
     pub(crate) fn rebuild<R: Reduce>(
         &mut self,
         slots: usize,
         capacity: usize,
-        bits: u32,
+        tail: &[u8],
         hash: impl Fn(&K) -> u64,
     ) -> Result<(), TryReserveError> {
-        let mut index = if slots == 0 {
-            Index::none()
-        } else {
-            Index::try_new(slots, bits)?
-        };
-        let len = self.entries.len();
+        let width = Width::new(tail_bits(tail));
+        let len = width
+            .bytes_for(slots)
+            .and_then(|b| b.checked_add(tail.len()))
+            .ok_or(TryReserveError::CapacityOverflow)?;
+        let mut index = Vec::new();
+        index
+            .try_reserve_exact(len)
+            .map_err(|_| TryReserveError::refused::<u8>(len))?;
+        // All ones: every slot starts empty.
+        index.resize(len - tail.len(), 0xff);
+        index.extend_from_slice(tail);
+        let mut index = index.into_boxed_slice();
+        let live = self.entries.len();
         if self.entries.capacity() < capacity {
             // Grows in place when the allocator can; a refusal leaves the entries as they were.
             self.entries
-                .try_reserve_exact(capacity - len)
+                .try_reserve_exact(capacity - live)
                 .map_err(|_| TryReserveError::refused::<(K, V)>(capacity))?;
         } else if self.entries.capacity() > capacity {
             let mut entries = Vec::new();
@@ -278,19 +290,15 @@ impl<K, V> Compact<K, V> {
             entries.append(&mut self.entries);
             self.entries = entries;
         }
-        if slots > 0 {
-            let reduce = R::for_slots(slots);
-            let empty = index.empty();
-            for (i, (k, _)) in self.entries.iter().enumerate() {
-                let mut probe = Probe::new(reduce, hash(k));
-                while index.get(probe.slot) != empty {
-                    probe.advance();
-                }
-                index.set(probe.slot, i as u64);
+        let empty = width.empty();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            let mut probe = Probe::<R>::new(slots, hash(k));
+            while width.get(&index, probe.slot) != empty {
+                probe.advance();
             }
+            width.set(&mut index, probe.slot, i as u64);
         }
         self.index = index;
-        self.fill = len;
         Ok(())
     }
 
@@ -314,19 +322,20 @@ mod tests {
     #[test]
     fn packed_indices_round_trip_at_every_width() {
         for bits in (1..=56).chain([64]) {
-            let mut index = Index::try_new(37, bits).unwrap();
-            let mask = index.mask();
-            assert!((0..37).all(|s| index.get(s) == index.empty()));
+            let width = Width::new(bits);
+            // No padding after the last slot: its window is read and written short.
+            let mut bytes = alloc::vec![0xff; width.bytes_for(37).unwrap()];
+            let mask = width.mask;
+            assert!((0..37).all(|s| width.get(&bytes, s) == width.empty()));
+            let value = |slot: usize| (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask;
             for slot in 0..37 {
-                index.set(
-                    slot,
-                    (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask,
-                );
+                width.set(&mut bytes, slot, value(slot));
             }
             for slot in 0..37 {
                 assert_eq!(
-                    index.get(slot),
-                    (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask
+                    width.get(&bytes, slot),
+                    value(slot),
+                    "{bits} bits, slot {slot}"
                 );
             }
         }

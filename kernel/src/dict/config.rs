@@ -520,6 +520,97 @@ impl DictConfig {
     }
 }
 
+/// The tag byte of a tail whose configuration is not a named profile (its packed bytes precede
+/// the tag); otherwise the tag's low bits are the profile's place in [`DictConfig::PROFILES`].
+const CUSTOM: u8 = 0x80;
+/// Where the tag byte keeps the configuration's flags.
+const FLAGS_SHIFT: u32 = 4;
+/// Bytes a configuration that is not a profile packs into.
+const PACKED: usize = 15;
+/// The most bytes a tail takes: a packed configuration, the tag, and the index bits.
+const MAX_TAIL: usize = PACKED + 2;
+
+/// A configuration as a table stores it after its slots (see the dict module's "Footprint"): the
+/// packed configuration unless it is a named profile, a tag byte (profile number or [`CUSTOM`],
+/// and the flags), and the compact layout's index bits (0 for the sparse layout).
+pub(crate) struct Tail {
+    bytes: [u8; MAX_TAIL],
+    len: usize,
+}
+
+impl Tail {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Whether `tail` (a whole tail) says exact sizing.
+#[inline]
+pub(crate) fn tail_exact(tail: &[u8]) -> bool {
+    tail[tail.len() - 2] & (EXACT << FLAGS_SHIFT) != 0
+}
+
+/// The index bits that end a table's byte array.
+#[inline]
+pub(crate) fn tail_bits(bytes: &[u8]) -> u32 {
+    u32::from(bytes[bytes.len() - 1])
+}
+
+impl DictConfig {
+    /// This configuration's place in [`PROFILES`](Self::PROFILES), if it is a named profile.
+    fn profile_number(&self) -> Option<usize> {
+        Self::PROFILES.iter().position(|(_, p)| p == self)
+    }
+
+    /// The tail a table of this configuration ends with, for compact indices of `bits` bits.
+    pub(crate) fn tail(&self, bits: u32) -> Tail {
+        let mut bytes = [0; MAX_TAIL];
+        let flags = self.flags << FLAGS_SHIFT;
+        let len = match self.profile_number() {
+            Some(number) => {
+                bytes[0] = flags | number as u8;
+                0
+            }
+            None => {
+                bytes[..4].copy_from_slice(&self.large_above.to_le_bytes());
+                bytes[4..6].copy_from_slice(&self.small.to_le_bytes());
+                let fractions = [self.max_load, self.growth, self.large_growth, self.shrink];
+                for (i, f) in fractions.iter().enumerate() {
+                    bytes[6 + 2 * i] = f.num;
+                    bytes[7 + 2 * i] = f.den;
+                }
+                bytes[14] = self.flags;
+                bytes[PACKED] = flags | CUSTOM;
+                PACKED
+            }
+        };
+        bytes[len + 1] = bits as u8;
+        Tail {
+            bytes,
+            len: len + 2,
+        }
+    }
+
+    /// The configuration of a tail (exactly the bytes [`tail`](Self::tail) made).
+    pub(crate) fn from_tail(tail: &[u8]) -> Self {
+        let tag = tail[tail.len() - 2];
+        if tag & CUSTOM == 0 {
+            return Self::PROFILES[usize::from(tag & 0xf)].1;
+        }
+        let b = tail;
+        let fraction = |i: usize| Fraction::new(b[6 + 2 * i], b[7 + 2 * i]);
+        DictConfig {
+            large_above: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            small: u16::from_le_bytes([b[4], b[5]]),
+            max_load: fraction(0),
+            growth: fraction(1),
+            large_growth: fraction(2),
+            shrink: fraction(3),
+            flags: b[14],
+        }
+    }
+}
+
 impl fmt::Debug for DictConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DictConfig")

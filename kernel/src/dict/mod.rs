@@ -101,7 +101,7 @@ pub mod hash;
 mod probe;
 mod sparse;
 
-use alloc::vec;
+use alloc::vec::{self, Vec};
 use core::borrow::Borrow;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
@@ -134,6 +134,7 @@ pub(crate) struct Pos {
 }
 
 impl Pos {
+    #[inline]
     fn at(slot: usize) -> Self {
         Self { slot, entry: slot }
     }
@@ -154,33 +155,30 @@ impl Vacancy {
     };
 }
 
+/// A dict's storage. The configuration lives in the first variant until a table exists, then in
+/// the table's tail (see "Footprint" in the module docs), so the enum is no larger than the
+/// compact variant: 40 bytes, its discriminant in a niche of the entries' `Vec`.
 #[derive(Clone)]
 enum Table<K, V> {
+    /// No table yet, or cleared.
+    Unallocated(DictConfig),
+    /// Sparse layout, power-of-two sizes: the fast path every lookup tries first.
     Sparse(Sparse<K, V>),
+    /// Sparse layout, exact sizes.
+    SparseExact(Sparse<K, V>),
+    /// Compact layout, either sizing (its tail says which).
     Compact(Compact<K, V>),
 }
 
-/// Runs `$body` with `$t` bound to the table and `$R` to the reduction its sizing uses, so each
-/// of the four combinations compiles to its own probe loop.
-macro_rules! with_table {
-    ($table:expr, $sizing:expr, |$t:ident, $R:ident| $body:expr) => {
-        match ($table, $sizing) {
-            (Table::Sparse($t), Sizing::PowerOfTwo) => {
-                type $R = Mask;
-                $body
-            }
-            (Table::Sparse($t), Sizing::Exact) => {
-                type $R = Lemire;
-                $body
-            }
-            (Table::Compact($t), Sizing::PowerOfTwo) => {
-                type $R = Mask;
-                $body
-            }
-            (Table::Compact($t), Sizing::Exact) => {
-                type $R = Lemire;
-                $body
-            }
+/// Runs `$body` with `$R` bound to the reduction a compact table's sizing uses.
+macro_rules! compact_sized {
+    ($t:expr, |$R:ident| $body:expr) => {
+        if $t.exact() {
+            type $R = Lemire;
+            $body
+        } else {
+            type $R = Mask;
+            $body
         }
     };
 }
@@ -197,6 +195,9 @@ fn index_bits(width: IndexWidth, capacity: usize) -> u32 {
 
 /// A hash table from `K` to `V` with CPython's probing and tunable memory use.
 ///
+/// 48 bytes (with the default hasher) whatever `K`, `V` and the configuration: the [`Table`]
+/// enum and two counts. Tables hold fewer than 2^32 slots.
+///
 /// ```
 /// use spindle::dict::{Dict, DictConfig};
 ///
@@ -209,7 +210,11 @@ fn index_bits(width: IndexWidth, capacity: usize) -> u32 {
 #[derive(Clone)]
 pub struct Dict<K, V, S = DefaultHashBuilder> {
     table: Table<K, V>,
-    config: DictConfig,
+    /// Live plus dummy slots (index slots for the compact layout).
+    fill: u32,
+    /// Sparse layout: live entries (compact keeps them in its `Vec`'s length). Compact layout:
+    /// index slots (sparse has its slice's length).
+    count: u32,
     hasher: S,
 }
 
@@ -233,20 +238,22 @@ impl<K, V, S> Dict<K, V, S> {
 
     /// An empty dict with `config`, hashing with `hasher`; allocates nothing.
     pub fn with_config_and_hasher(config: DictConfig, hasher: S) -> Self {
-        let table = match config.layout() {
-            Layout::Sparse => Table::Sparse(Sparse::new()),
-            Layout::Compact => Table::Compact(Compact::new()),
-        };
         Self {
-            table,
-            config,
+            table: Table::Unallocated(config),
+            fill: 0,
+            count: 0,
             hasher,
         }
     }
 
-    /// The configuration this dict was built with.
-    pub fn config(&self) -> &DictConfig {
-        &self.config
+    /// The configuration this dict was built with (kept in the table's tail once there is a
+    /// table, hence by value).
+    pub fn config(&self) -> DictConfig {
+        match &self.table {
+            Table::Unallocated(config) => *config,
+            Table::Sparse(t) | Table::SparseExact(t) => DictConfig::from_tail(t.tail()),
+            Table::Compact(t) => DictConfig::from_tail(t.tail(self.count as usize)),
+        }
     }
 
     /// The hasher builder.
@@ -255,14 +262,16 @@ impl<K, V, S> Dict<K, V, S> {
     }
 
     /// Number of entries.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.table {
-            Table::Sparse(t) => t.len(),
             Table::Compact(t) => t.len(),
+            _ => self.count as usize,
         }
     }
 
     /// Whether the dict has no entries.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -270,24 +279,23 @@ impl<K, V, S> Dict<K, V, S> {
     /// Slots of the table (index slots for the compact layout); 0 before the first insert.
     pub fn slots(&self) -> usize {
         match &self.table {
-            Table::Sparse(t) => t.slots(),
-            Table::Compact(t) => t.slots(),
+            Table::Unallocated(_) => 0,
+            Table::Sparse(t) | Table::SparseExact(t) => t.slots(),
+            Table::Compact(_) => self.count as usize,
         }
     }
 
     /// Live plus dummy slots: what the max load is checked against.
     fn fill(&self) -> usize {
-        match &self.table {
-            Table::Sparse(t) => t.fill(),
-            Table::Compact(t) => t.fill(),
-        }
+        self.fill as usize
     }
 
     /// Bytes used: the struct plus every heap allocation it owns (not what `K` or `V` own).
     pub fn footprint(&self) -> usize {
         mem::size_of::<Self>()
             + match &self.table {
-                Table::Sparse(t) => t.heap_bytes(),
+                Table::Unallocated(_) => 0,
+                Table::Sparse(t) | Table::SparseExact(t) => t.heap_bytes(),
                 Table::Compact(t) => t.heap_bytes(),
             }
     }
@@ -297,10 +305,11 @@ impl<K, V, S> Dict<K, V, S> {
     /// larger, the table, at [`CPYTHON32_SLOT`] bytes a slot. `None` for the compact layout,
     /// which 2.7 does not have.
     pub fn cpython32_size(&self) -> Option<usize> {
-        if self.config.layout() != Layout::Sparse {
+        let config = self.config();
+        if config.layout() != Layout::Sparse {
             return None;
         }
-        let small = self.config.small_table();
+        let small = config.small_table();
         let separate = if self.slots() > small {
             self.slots()
         } else {
@@ -311,16 +320,16 @@ impl<K, V, S> Dict<K, V, S> {
 
     /// Removes every entry and frees the table.
     pub fn clear(&mut self) {
-        self.table = match self.config.layout() {
-            Layout::Sparse => Table::Sparse(Sparse::new()),
-            Layout::Compact => Table::Compact(Compact::new()),
-        };
+        self.table = Table::Unallocated(self.config());
+        self.fill = 0;
+        self.count = 0;
     }
 
     /// The entries, in slot order (sparse) or insertion order (compact, until a removal).
     pub fn iter(&self) -> Iter<'_, K, V> {
         let inner = match &self.table {
-            Table::Sparse(t) => IterInner::Sparse(t.raw().iter()),
+            Table::Unallocated(_) => IterInner::Compact([].iter()),
+            Table::Sparse(t) | Table::SparseExact(t) => IterInner::Sparse(t.raw().iter()),
             Table::Compact(t) => IterInner::Compact(t.raw().iter()),
         };
         Iter {
@@ -333,7 +342,10 @@ impl<K, V, S> Dict<K, V, S> {
     pub fn iter_mut(&mut self) -> IterMut<'_, K, V> {
         let left = self.len();
         let inner = match &mut self.table {
-            Table::Sparse(t) => IterMutInner::Sparse(t.raw_mut().iter_mut()),
+            Table::Unallocated(_) => IterMutInner::Compact([].iter_mut()),
+            Table::Sparse(t) | Table::SparseExact(t) => {
+                IterMutInner::Sparse(t.raw_mut().iter_mut())
+            }
             Table::Compact(t) => IterMutInner::Compact(t.raw_mut().iter_mut()),
         };
         IterMut { inner, left }
@@ -356,15 +368,17 @@ impl<K, V, S> Dict<K, V, S> {
 
     fn entry_at(&self, pos: Pos) -> (&K, &V) {
         match &self.table {
-            Table::Sparse(t) => t.entry(pos),
+            Table::Sparse(t) | Table::SparseExact(t) => t.entry(pos.slot),
             Table::Compact(t) => t.entry(pos),
+            Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         }
     }
 
     fn entry_at_mut(&mut self, pos: Pos) -> (&K, &mut V) {
         match &mut self.table {
-            Table::Sparse(t) => t.entry_mut(pos),
+            Table::Sparse(t) | Table::SparseExact(t) => t.entry_mut(pos.slot),
             Table::Compact(t) => t.entry_mut(pos),
+            Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         }
     }
 }
@@ -379,43 +393,146 @@ where
         self.hasher.hash_one(key)
     }
 
-    #[inline(always)]
+    /// Where `key` is. The tight profile's layout (sparse, power-of-two) is probed inline; the
+    /// others out of line, so that lookups stay small enough to inline into their callers.
+    #[inline]
     fn find<Q>(&self, key: &Q) -> Option<Pos>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        with_table!(&self.table, self.config.sizing(), |t, R| t
-            .find::<R, Q>(hash, key))
+        match &self.table {
+            Table::Sparse(t) => t.find::<Mask, Q>(hash, key).map(|(slot, ..)| Pos::at(slot)),
+            _ => self.find_other(hash, key),
+        }
     }
 
-    /// [`find`](Self::find) and the entry's key and value, in one dispatch.
-    #[inline(always)]
+    /// [`find`](Self::find) for every table.
+    #[inline(never)]
+    fn find_other<Q>(&self, hash: u64, key: &Q) -> Option<Pos>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match &self.table {
+            Table::Unallocated(_) => None,
+            Table::Sparse(t) => t.find::<Mask, Q>(hash, key).map(|(slot, ..)| Pos::at(slot)),
+            Table::SparseExact(t) => t
+                .find::<Lemire, Q>(hash, key)
+                .map(|(slot, ..)| Pos::at(slot)),
+            Table::Compact(t) => {
+                let slots = self.count as usize;
+                compact_sized!(t, |R| t.find::<R, Q>(slots, hash, key))
+            }
+        }
+    }
+
+    /// [`find`](Self::find) and the entry's key and value.
+    #[inline]
     fn find_entry<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        with_table!(&self.table, self.config.sizing(), |t, R| t
-            .find::<R, Q>(hash, key)
-            .map(|pos| t.entry(pos)))
+        match &self.table {
+            Table::Sparse(t) => t.find::<Mask, Q>(hash, key).map(|(_, k, v)| (k, v)),
+            _ => self.find_entry_other(hash, key),
+        }
+    }
+
+    /// [`find_entry`](Self::find_entry) for every table.
+    #[inline(never)]
+    fn find_entry_other<Q>(&self, hash: u64, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let pos = self.find_other(hash, key)?;
+        Some(self.entry_at(pos))
     }
 
     fn find_or_vacant(&self, hash: u64, key: &K) -> Result<Pos, Vacancy> {
-        with_table!(&self.table, self.config.sizing(), |t, R| t
-            .find_or_vacant::<R, K>(hash, key))
+        match &self.table {
+            Table::Unallocated(_) => Err(Vacancy::UNALLOCATED),
+            Table::Sparse(t) => t.find_or_vacant::<Mask, K>(hash, key).map(Pos::at),
+            Table::SparseExact(t) => t.find_or_vacant::<Lemire, K>(hash, key).map(Pos::at),
+            Table::Compact(t) => {
+                let slots = self.count as usize;
+                compact_sized!(t, |R| t.find_or_vacant::<R, K>(slots, hash, key))
+            }
+        }
     }
 
-    /// Rebuilds the table at `slots` slots (which must hold every entry); on failure nothing
-    /// changes.
-    fn rebuild(&mut self, slots: usize) -> Result<(), TryReserveError> {
-        let capacity = self.config.capacity_of(slots);
-        let bits = index_bits(self.config.index_width(), capacity);
+    /// Where an absent key with `hash` goes straight after a rebuild.
+    fn fresh_vacancy(&self, hash: u64) -> Vacancy {
+        match &self.table {
+            Table::Unallocated(_) => unreachable!("a rebuild leaves a table"),
+            Table::Sparse(t) => t.fresh_vacancy::<Mask>(hash),
+            Table::SparseExact(t) => t.fresh_vacancy::<Lemire>(hash),
+            Table::Compact(t) => {
+                let slots = self.count as usize;
+                compact_sized!(t, |R| t.fresh_vacancy::<R>(slots, hash))
+            }
+        }
+    }
+
+    /// Rebuilds the table at `slots` slots (which must hold every entry; 0 frees an empty dict's
+    /// table); on failure nothing changes.
+    fn rebuild(&mut self, config: DictConfig, slots: usize) -> Result<(), TryReserveError> {
+        if slots == 0 {
+            debug_assert!(self.is_empty());
+            self.clear();
+            return Ok(());
+        }
+        let count = u32::try_from(slots).map_err(|_| TryReserveError::CapacityOverflow)?;
         let hasher = &self.hasher;
-        with_table!(&mut self.table, self.config.sizing(), |t, R| t
-            .rebuild::<R>(slots, capacity, bits, |k| hasher.hash_one(k)))
+        let hash = |k: &K| hasher.hash_one(k);
+        match config.layout() {
+            Layout::Sparse => {
+                let mut fresh = Sparse::try_new(slots, config.tail(0).as_slice())?;
+                let exact = config.sizing() == Sizing::Exact;
+                match mem::replace(&mut self.table, Table::Unallocated(config)) {
+                    Table::Sparse(old) | Table::SparseExact(old) if exact => {
+                        old.move_into::<Lemire>(&mut fresh, hash)
+                    }
+                    Table::Sparse(old) | Table::SparseExact(old) => {
+                        old.move_into::<Mask>(&mut fresh, hash)
+                    }
+                    _ => {}
+                }
+                self.table = if exact {
+                    Table::SparseExact(fresh)
+                } else {
+                    Table::Sparse(fresh)
+                };
+            }
+            Layout::Compact => {
+                let capacity = config.capacity_of(slots);
+                let tail = config.tail(index_bits(config.index_width(), capacity));
+                let tail = tail.as_slice();
+                let exact = config.sizing() == Sizing::Exact;
+                let build = |t: &mut Compact<K, V>| {
+                    if exact {
+                        t.rebuild::<Lemire>(slots, capacity, tail, hash)
+                    } else {
+                        t.rebuild::<Mask>(slots, capacity, tail, hash)
+                    }
+                };
+                match &mut self.table {
+                    Table::Compact(t) => build(t)?,
+                    _ => {
+                        let mut t = Compact::new();
+                        build(&mut t)?;
+                        self.table = Table::Compact(t);
+                    }
+                }
+                self.count = count;
+            }
+        }
+        self.fill = self.len() as u32;
+        Ok(())
     }
 
     /// Inserts a key known to be absent at `vacancy`, growing first if the insert would reach the
@@ -426,45 +543,61 @@ where
         mut vacancy: Vacancy,
         key: K,
         value: V,
-    ) -> Result<Pos, InsertError<K, V>> {
+    ) -> Result<&mut V, InsertError<K, V>> {
         let slots = self.slots();
+        let config = self.config();
         let (base, fill) = if slots == 0 {
-            (self.config.small_table(), 1)
+            (config.small_table(), 1)
         } else {
             (slots, self.fill() + usize::from(vacancy.empty))
         };
-        if slots == 0 || self.config.at_max_load(base, fill) {
-            let size = if self.config.at_max_load(base, fill) {
-                self.config.grown_size(self.len() + 1)
+        let full = config.at_max_load(base, fill);
+        if slots == 0 || full {
+            let size = if full {
+                config.grown_size(self.len() + 1)
             } else {
                 Some(base)
             };
             let grown = match size {
-                Some(size) => self.rebuild(size),
+                Some(size) => self.rebuild(config, size),
                 None => Err(TryReserveError::CapacityOverflow),
             };
             if let Err(error) = grown {
                 return Err(InsertError { error, key, value });
             }
-            vacancy = with_table!(&self.table, self.config.sizing(), |t, R| t
-                .fresh_vacancy::<R>(hash));
+            vacancy = self.fresh_vacancy(hash);
         }
+        self.fill += u32::from(vacancy.empty);
         Ok(match &mut self.table {
-            Table::Sparse(t) => t.insert_at(vacancy, hash, key, value),
-            Table::Compact(t) => t.insert_at(vacancy, hash, key, value),
+            Table::Sparse(t) | Table::SparseExact(t) => {
+                self.count += 1;
+                t.insert_at(vacancy.slot, hash, key, value).1
+            }
+            Table::Compact(t) => t.insert_at(vacancy.slot, key, value).1,
+            Table::Unallocated(_) => unreachable!("an insert allocates first"),
         })
     }
 
     /// Removes the entry at `pos`, then shrinks if the policy asks (best effort).
     fn remove_at(&mut self, pos: Pos) -> (K, V) {
         let hasher = &self.hasher;
-        let removed = with_table!(&mut self.table, self.config.sizing(), |t, R| t
-            .remove_at::<R>(pos, |k| hasher.hash_one(k)));
-        if self.config.wants_shrink(self.slots(), self.len()) {
-            if let Some(size) = self.config.grown_size(self.len()) {
+        let removed = match &mut self.table {
+            Table::Sparse(t) | Table::SparseExact(t) => {
+                self.count -= 1;
+                t.remove_at(pos.slot)
+            }
+            Table::Compact(t) => {
+                let slots = self.count as usize;
+                compact_sized!(t, |R| t.remove_at::<R>(slots, pos, |k| hasher.hash_one(k)))
+            }
+            Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
+        };
+        let config = self.config();
+        if config.wants_shrink(self.slots(), self.len()) {
+            if let Some(size) = config.grown_size(self.len()) {
                 if size < self.slots() {
                     // A refusal keeps the larger table; the removal has happened either way.
-                    let _ = self.rebuild(size);
+                    let _ = self.rebuild(config, size);
                 }
             }
         }
@@ -482,6 +615,7 @@ where
     }
 
     /// The stored key and value for `key`.
+    #[inline]
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
@@ -491,6 +625,7 @@ where
     }
 
     /// The value for `key`, mutable.
+    #[inline]
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
@@ -501,6 +636,7 @@ where
     }
 
     /// Whether `key` is present.
+    #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -566,20 +702,20 @@ where
     /// Makes room so that the next `additional` inserts of new keys allocate nothing. On failure
     /// the dict is unchanged.
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+        let config = self.config();
         let slots = self.slots();
         let fill = self
             .fill()
             .checked_add(additional)
             .ok_or(TryReserveError::CapacityOverflow)?;
-        if additional == 0 || (slots > 0 && !self.config.at_max_load(slots, fill)) {
+        if additional == 0 || (slots > 0 && !config.at_max_load(slots, fill)) {
             return Ok(());
         }
         let wanted = self.len() + additional;
-        let size = self
-            .config
+        let size = config
             .size_for(wanted)
             .ok_or(TryReserveError::CapacityOverflow)?;
-        self.rebuild(size)
+        self.rebuild(config, size)
     }
 
     /// [`try_reserve`](Self::try_reserve), aborting as `Vec` does if out of memory.
@@ -590,17 +726,18 @@ where
     /// Rebuilds at the smallest size holding the entries (freeing everything when empty) and
     /// drops dummies. On failure the dict is unchanged.
     pub fn try_shrink_to_fit(&mut self) -> Result<(), TryReserveError> {
+        let config = self.config();
         let size = if self.is_empty() {
             0
         } else {
-            self.config
+            config
                 .size_for(self.len())
                 .ok_or(TryReserveError::CapacityOverflow)?
         };
         if size == self.slots() && self.fill() == self.len() {
             return Ok(());
         }
-        self.rebuild(size)
+        self.rebuild(config, size)
     }
 
     /// [`try_shrink_to_fit`](Self::try_shrink_to_fit); keeps the old table if out of memory.
@@ -796,10 +933,8 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> VacantEntry<'a, K, V, S> {
     /// Inserts `value`; if the table cannot grow, the dict is unchanged and the key and value
     /// come back.
     pub fn try_insert(self, value: V) -> Result<&'a mut V, InsertError<K, V>> {
-        let pos = self
-            .dict
-            .insert_vacant(self.hash, self.vacancy, self.key, value)?;
-        Ok(self.dict.entry_at_mut(pos).1)
+        self.dict
+            .insert_vacant(self.hash, self.vacancy, self.key, value)
     }
 }
 
@@ -896,7 +1031,10 @@ impl<K, V, S> IntoIterator for Dict<K, V, S> {
     fn into_iter(self) -> IntoIter<K, V> {
         let left = self.len();
         let inner = match self.table {
-            Table::Sparse(t) => IntoIterInner::Sparse(t.into_raw().into_vec().into_iter()),
+            Table::Unallocated(_) => IntoIterInner::Compact(Vec::new().into_iter()),
+            Table::Sparse(t) | Table::SparseExact(t) => {
+                IntoIterInner::Sparse(t.into_raw().into_vec().into_iter())
+            }
             Table::Compact(t) => IntoIterInner::Compact(t.into_raw().into_iter()),
         };
         IntoIter { inner, left }

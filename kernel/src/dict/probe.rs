@@ -8,8 +8,8 @@ pub(crate) trait Reduce: Copy {
     fn for_slots(slots: usize) -> Self;
     /// Slot of a cursor during the perturbed phase.
     fn slot(self, cursor: u64) -> usize;
-    /// Slot after `slot` once the perturbation is spent.
-    fn after(self, slot: usize, cursor: u64) -> usize;
+    /// Moves `probe` to its next slot.
+    fn advance(self, probe: &mut Probe<Self>);
 }
 
 /// Power-of-two tables: `i & mask`.
@@ -17,23 +17,25 @@ pub(crate) trait Reduce: Copy {
 pub(crate) struct Mask(u64);
 
 impl Reduce for Mask {
-    #[inline]
+    #[inline(always)]
     fn for_slots(slots: usize) -> Self {
         Mask(slots as u64 - 1)
     }
 
-    #[inline]
+    #[inline(always)]
     fn slot(self, cursor: u64) -> usize {
         (cursor & self.0) as usize
     }
 
-    #[inline]
-    fn after(self, _slot: usize, cursor: u64) -> usize {
-        self.slot(cursor)
+    /// CPython's step as it is: once `perturb` is spent, `5*i + 1 + perturb` is `5*i + 1`, so no
+    /// phase test is needed.
+    #[inline(always)]
+    fn advance(self, probe: &mut Probe<Self>) {
+        probe.perturbed_step();
     }
 }
 
-/// Any table size: Lemire's multiply-shift.
+/// Any table size: Lemire's multiply-shift while the perturbation lasts, then linear.
 #[derive(Clone, Copy)]
 pub(crate) struct Lemire(u64);
 
@@ -49,11 +51,13 @@ impl Reduce for Lemire {
     }
 
     #[inline]
-    fn after(self, slot: usize, _cursor: u64) -> usize {
-        if slot as u64 + 1 == self.0 {
-            0
+    fn advance(self, probe: &mut Probe<Self>) {
+        if probe.perturb != 0 {
+            probe.perturbed_step();
+        } else if probe.slot as u64 + 1 == self.0 {
+            probe.slot = 0;
         } else {
-            slot + 1
+            probe.slot += 1;
         }
     }
 }
@@ -67,8 +71,10 @@ pub(crate) struct Probe<R> {
 }
 
 impl<R: Reduce> Probe<R> {
-    #[inline]
-    pub(crate) fn new(reduce: R, hash: u64) -> Self {
+    /// The probe for `hash` in a table of `slots` (non-zero) slots.
+    #[inline(always)]
+    pub(crate) fn new(slots: usize, hash: u64) -> Self {
+        let reduce = R::for_slots(slots);
         Self {
             reduce,
             cursor: hash,
@@ -77,20 +83,21 @@ impl<R: Reduce> Probe<R> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn advance(&mut self) {
-        if self.perturb != 0 {
-            self.cursor = self
-                .cursor
-                .wrapping_mul(5)
-                .wrapping_add(1)
-                .wrapping_add(self.perturb);
-            self.perturb >>= 5;
-            self.slot = self.reduce.slot(self.cursor);
-        } else {
-            self.cursor = self.cursor.wrapping_mul(5).wrapping_add(1);
-            self.slot = self.reduce.after(self.slot, self.cursor);
-        }
+        self.reduce.advance(self);
+    }
+
+    /// CPython's step: `i = 5*i + 1 + perturb; perturb >>= 5`.
+    #[inline(always)]
+    fn perturbed_step(&mut self) {
+        self.cursor = self
+            .cursor
+            .wrapping_mul(5)
+            .wrapping_add(1)
+            .wrapping_add(self.perturb);
+        self.perturb >>= 5;
+        self.slot = self.reduce.slot(self.cursor);
     }
 }
 
@@ -102,7 +109,7 @@ mod tests {
     fn covers<R: Reduce>(slots: usize) {
         for hash in [0u64, 1, 0xdead_beef, u64::MAX, 0x8000_0000_0000_0000] {
             let mut seen = alloc::vec![false; slots];
-            let mut probe = Probe::new(R::for_slots(slots), hash);
+            let mut probe = Probe::<R>::new(slots, hash);
             for _ in 0..64 + 4 * slots {
                 seen[probe.slot] = true;
                 probe.advance();
@@ -137,7 +144,7 @@ mod tests {
     fn masked_probe_follows_cpython() {
         // CPython 2.7, mask 7, hash 10: i = 10 -> slot 2; i = 5*10 + 1 + 10 = 61 -> slot 5;
         // perturb = 0 then: i = 5*61 + 1 = 306 -> slot 2.
-        let mut probe = Probe::new(Mask::for_slots(8), 10);
+        let mut probe = Probe::<Mask>::new(8, 10);
         let mut slots = alloc::vec![probe.slot];
         for _ in 0..2 {
             probe.advance();

@@ -6,7 +6,7 @@ use core::borrow::Borrow;
 use core::mem;
 
 use super::probe::{Probe, Reduce};
-use super::{Pos, TryReserveError, Vacancy};
+use super::{TryReserveError, Vacancy};
 
 /// A slot's control byte: empty, dummy, or (below 0x80) full with these 7 bits of the key's hash.
 ///
@@ -19,7 +19,7 @@ const DUMMY: u8 = 0xfe;
 
 /// The control byte of a full slot holding a key with `hash`: bits that neither a mask (low
 /// bits) nor Lemire's reduction (high bits) has used to pick the slot.
-#[inline]
+#[inline(always)]
 fn tag(hash: u64) -> u8 {
     (hash >> 32) as u8 & 0x7f
 }
@@ -28,61 +28,74 @@ fn tag(hash: u64) -> u8 {
 /// it would cost a word a slot, and a resize can rehash the key instead.
 pub(crate) type Slot<K, V> = Option<(K, V)>;
 
-/// Control bytes, slots, and the live (`len`) and live-or-dummy (`fill`) counts.
+/// Control bytes (followed by the configuration's tail) and slots. The live and filled counts
+/// are the dict's.
 #[derive(Clone)]
 pub(crate) struct Sparse<K, V> {
     ctrl: Box<[u8]>,
     slots: Box<[Slot<K, V>]>,
-    len: usize,
-    fill: usize,
 }
 
 impl<K, V> Sparse<K, V> {
-    pub(crate) fn new() -> Self {
-        Self {
-            ctrl: Box::default(),
-            slots: Box::default(),
-            len: 0,
-            fill: 0,
-        }
+    /// An empty table of `slots` (non-zero) slots ending with `tail`; on failure nothing is
+    /// allocated.
+    pub(crate) fn try_new(slots: usize, tail: &[u8]) -> Result<Self, TryReserveError> {
+        let len = slots
+            .checked_add(tail.len())
+            .ok_or(TryReserveError::CapacityOverflow)?;
+        let mut ctrl = Vec::new();
+        ctrl.try_reserve_exact(len)
+            .map_err(|_| TryReserveError::refused::<u8>(len))?;
+        let mut fresh = Vec::new();
+        fresh
+            .try_reserve_exact(slots)
+            .map_err(|_| TryReserveError::refused::<Slot<K, V>>(slots))?;
+        ctrl.resize(slots, EMPTY);
+        ctrl.extend_from_slice(tail);
+        fresh.resize_with(slots, || None);
+        Ok(Self {
+            ctrl: ctrl.into_boxed_slice(),
+            slots: fresh.into_boxed_slice(),
+        })
     }
 
     pub(crate) fn slots(&self) -> usize {
         self.slots.len()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn fill(&self) -> usize {
-        self.fill
+    /// The configuration's tail.
+    pub(crate) fn tail(&self) -> &[u8] {
+        &self.ctrl[self.slots.len()..]
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.ctrl.len() + mem::size_of_val::<[Slot<K, V>]>(&self.slots)
     }
 
+    /// The entry for `key`, if present: its slot, and its key and value. The table always keeps
+    /// an empty slot, which ends the probe.
+    ///
+    /// The control bytes and slots are taken as slices of one length, the slot count, so that
+    /// with a mask the compiler proves every index in bounds and checks only once.
     #[inline(always)]
-    pub(crate) fn find<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Option<Pos>
+    pub(crate) fn find<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Option<(usize, &K, &V)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if self.len == 0 {
-            return None;
-        }
+        let n = self.slots.len();
+        let (ctrl, slots) = (&self.ctrl[..n], &self.slots[..n]);
         let tag = tag(hash);
-        let mut probe = Probe::new(R::for_slots(self.slots.len()), hash);
+        let mut probe = Probe::<R>::new(n, hash);
         loop {
-            let ctrl = self.ctrl[probe.slot];
-            if ctrl == tag {
-                if let Some((k, _)) = &self.slots[probe.slot] {
+            let byte = ctrl[probe.slot];
+            if byte == tag {
+                if let Some((k, v)) = &slots[probe.slot] {
                     if k.borrow() == key {
-                        return Some(Pos::at(probe.slot));
+                        return Some((probe.slot, k, v));
                     }
                 }
-            } else if ctrl == EMPTY {
+            } else if byte == EMPTY {
                 return None;
             }
             probe.advance();
@@ -91,19 +104,19 @@ impl<K, V> Sparse<K, V> {
 
     /// The key's slot, or where inserting it would go: the first dummy on its probe path, else
     /// the empty slot that ends the path (as CPython's `lookdict` `freeslot`).
-    pub(crate) fn find_or_vacant<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Result<Pos, Vacancy>
+    #[inline]
+    pub(crate) fn find_or_vacant<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Result<usize, Vacancy>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if self.slots.is_empty() {
-            return Err(Vacancy::UNALLOCATED);
-        }
+        let n = self.slots.len();
+        let (ctrl, slots) = (&self.ctrl[..n], &self.slots[..n]);
         let tag = tag(hash);
-        let mut probe = Probe::new(R::for_slots(self.slots.len()), hash);
+        let mut probe = Probe::<R>::new(n, hash);
         let mut dummy = None;
         loop {
-            match self.ctrl[probe.slot] {
+            match ctrl[probe.slot] {
                 EMPTY => {
                     return Err(match dummy {
                         Some(slot) => Vacancy { slot, empty: false },
@@ -114,10 +127,10 @@ impl<K, V> Sparse<K, V> {
                     })
                 }
                 DUMMY => dummy = dummy.or(Some(probe.slot)),
-                ctrl if ctrl == tag => {
-                    if let Some((k, _)) = &self.slots[probe.slot] {
+                byte if byte == tag => {
+                    if let Some((k, _)) = &slots[probe.slot] {
                         if k.borrow() == key {
-                            return Ok(Pos::at(probe.slot));
+                            return Ok(probe.slot);
                         }
                     }
                 }
@@ -128,8 +141,11 @@ impl<K, V> Sparse<K, V> {
     }
 
     /// The empty slot ending `hash`'s probe path.
-    fn vacant<R: Reduce>(ctrl: &[u8], hash: u64) -> usize {
-        let mut probe = Probe::new(R::for_slots(ctrl.len()), hash);
+    #[inline]
+    fn vacant<R: Reduce>(&self, hash: u64) -> usize {
+        let n = self.slots.len();
+        let ctrl = &self.ctrl[..n];
+        let mut probe = Probe::<R>::new(n, hash);
         while ctrl[probe.slot] != EMPTY {
             probe.advance();
         }
@@ -139,73 +155,51 @@ impl<K, V> Sparse<K, V> {
     /// Vacancy for an absent key straight after a rebuild.
     pub(crate) fn fresh_vacancy<R: Reduce>(&self, hash: u64) -> Vacancy {
         Vacancy {
-            slot: Self::vacant::<R>(&self.ctrl, hash),
+            slot: self.vacant::<R>(hash),
             empty: true,
         }
     }
 
-    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, hash: u64, key: K, value: V) -> Pos {
-        self.ctrl[vacancy.slot] = tag(hash);
-        self.slots[vacancy.slot] = Some((key, value));
-        self.len += 1;
-        self.fill += usize::from(vacancy.empty);
-        Pos::at(vacancy.slot)
+    #[inline]
+    pub(crate) fn insert_at(&mut self, slot: usize, hash: u64, key: K, value: V) -> (&K, &mut V) {
+        self.ctrl[slot] = tag(hash);
+        let (k, v) = self.slots[slot].insert((key, value));
+        (k, v)
     }
 
-    pub(crate) fn entry(&self, pos: Pos) -> (&K, &V) {
-        match &self.slots[pos.slot] {
+    pub(crate) fn entry(&self, slot: usize) -> (&K, &V) {
+        match &self.slots[slot] {
             Some((k, v)) => (k, v),
             None => unreachable!("dict position names no entry"),
         }
     }
 
-    pub(crate) fn entry_mut(&mut self, pos: Pos) -> (&K, &mut V) {
-        match &mut self.slots[pos.slot] {
+    pub(crate) fn entry_mut(&mut self, slot: usize) -> (&K, &mut V) {
+        match &mut self.slots[slot] {
             Some((k, v)) => (k, v),
             None => unreachable!("dict position names no entry"),
         }
     }
 
-    pub(crate) fn remove_at<R: Reduce>(&mut self, pos: Pos, _hash: impl Fn(&K) -> u64) -> (K, V) {
-        match self.slots[pos.slot].take() {
+    /// Takes the entry out of `slot`, leaving a dummy.
+    pub(crate) fn remove_at(&mut self, slot: usize) -> (K, V) {
+        match self.slots[slot].take() {
             Some(entry) => {
-                self.ctrl[pos.slot] = DUMMY;
-                self.len -= 1;
+                self.ctrl[slot] = DUMMY;
                 entry
             }
             None => unreachable!("dict position names no entry"),
         }
     }
 
-    /// Moves every entry into a new table of `slots` slots (which must hold them all); on failure
-    /// nothing changes.
-    pub(crate) fn rebuild<R: Reduce>(
-        &mut self,
-        slots: usize,
-        _capacity: usize,
-        _index_bits: u32,
-        hash: impl Fn(&K) -> u64,
-    ) -> Result<(), TryReserveError> {
-        let mut ctrl = Vec::new();
-        ctrl.try_reserve_exact(slots)
-            .map_err(|_| TryReserveError::refused::<u8>(slots))?;
-        let mut fresh = Vec::new();
-        fresh
-            .try_reserve_exact(slots)
-            .map_err(|_| TryReserveError::refused::<Slot<K, V>>(slots))?;
-        ctrl.resize(slots, EMPTY);
-        fresh.resize_with(slots, || None);
-        let (mut ctrl, mut fresh) = (ctrl.into_boxed_slice(), fresh.into_boxed_slice());
-        for (k, v) in mem::take(&mut self.slots).into_vec().into_iter().flatten() {
+    /// Moves every entry of `self` into `into` (empty, large enough, same reduction).
+    pub(crate) fn move_into<R: Reduce>(self, into: &mut Self, hash: impl Fn(&K) -> u64) {
+        for (k, v) in self.slots.into_vec().into_iter().flatten() {
             let h = hash(&k);
-            let at = Self::vacant::<R>(&ctrl, h);
-            ctrl[at] = tag(h);
-            fresh[at] = Some((k, v));
+            let at = into.vacant::<R>(h);
+            into.ctrl[at] = tag(h);
+            into.slots[at] = Some((k, v));
         }
-        self.ctrl = ctrl;
-        self.slots = fresh;
-        self.fill = self.len;
-        Ok(())
     }
 
     pub(crate) fn raw(&self) -> &[Slot<K, V>] {

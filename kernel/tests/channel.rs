@@ -491,6 +491,9 @@ fn seed_bug_across_cpus_loses_nothing() {
             ran
         })
     };
+    // This thread now waits outside the scheduler: leave the group, or a failure on the other
+    // threads would leave them waiting on a member that can never run (a hang, not an error).
+    tasklet::leave_group();
     assert!(sender_thread.join().unwrap(), "the traps ran");
     let (received, side_total) = receiver_thread.join().unwrap();
     // Each value arrives exactly once and intact. (Order across senders may vary: a sender can
@@ -524,6 +527,7 @@ fn threads_rendezvous_and_an_idle_cpu_waits_instead_of_deadlocking() {
         ping.send(value).unwrap();
         assert_eq!(pong.receive().unwrap(), value + 1);
     }
+    tasklet::leave_group();
     echo.join().unwrap();
 }
 

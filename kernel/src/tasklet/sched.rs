@@ -299,20 +299,13 @@ impl Scheduler {
     }
 
     pub(crate) fn join(&self, group: &'static CpuGroup) {
-        if let Some(old) = self.group() {
-            old.leave();
-        }
-        group.state.lock().members += 1;
-        self.group.set(group);
+        self.move_to_group(Some(group), true);
     }
 
     /// Moves into `group`, whose member count already includes this CPU (a reservation made
     /// before the thread started, so no other member ever saw the group without it).
     pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
-        if let Some(old) = self.group() {
-            old.leave();
-        }
-        self.group.set(group);
+        self.move_to_group(Some(group), false);
     }
 
     #[cfg_attr(
@@ -320,10 +313,7 @@ impl Scheduler {
         allow(dead_code, reason = "hosted threads and embedders")
     )]
     pub(crate) fn leave_group(&self) {
-        if let Some(old) = self.group() {
-            self.group.set(core::ptr::null());
-            old.leave();
-        }
+        self.move_to_group(None, false);
     }
 
     pub(crate) fn group(&self) -> Option<&'static CpuGroup> {
@@ -753,12 +743,14 @@ impl Scheduler {
     // ---- cross-CPU wake-ups ---------------------------------------------------------------
 
     fn inbox_push(&self, tcb: &Tcb) {
-        if let Some(group) = self.group() {
-            group.in_flight.fetch_add(1, Ordering::AcqRel);
-        }
         tcb.set_state(State::Waking);
         {
             let mut inbox = self.inbox.lock();
+            // Counted in the group the home belongs to now; group changes happen under the
+            // same lock and carry the count along (see `move_to_group`).
+            if let Some(group) = self.group() {
+                group.in_flight.fetch_add(1, Ordering::AcqRel);
+            }
             tcb.inbox_next.set(core::ptr::null());
             if inbox.tail.is_null() {
                 inbox.head = tcb;
@@ -776,23 +768,49 @@ impl Scheduler {
         if self.inbox_count.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut cursor = {
+        // This CPU is running (not counted stuck), so the wake-ups stop being "in flight" as
+        // soon as they are detached.
+        let (mut cursor, detached) = {
             let mut inbox = self.inbox.lock();
             let head = inbox.head;
             inbox.head = core::ptr::null();
             inbox.tail = core::ptr::null();
-            head
+            let detached = self.inbox_count.load(Ordering::Acquire);
+            if let Some(group) = self.group() {
+                group.in_flight.fetch_sub(detached, Ordering::AcqRel);
+            }
+            (head, detached)
         };
-        let mut drained = 0;
         // SAFETY: the list was detached under the lock; its members are ours and alive.
         while let Some(tcb) = unsafe { cursor.as_ref() } {
             cursor = tcb.inbox_next.get();
-            drained += 1;
-            self.inbox_count.fetch_sub(1, Ordering::AcqRel);
             self.ring_insert(tcb, Placement::Tail);
         }
-        if let Some(group) = self.group() {
-            group.in_flight.fetch_sub(drained, Ordering::AcqRel);
+        self.inbox_count.fetch_sub(detached, Ordering::AcqRel);
+    }
+
+    /// Moves this CPU from its group to `group` (or none), under the inbox lock so that
+    /// wake-ups already queued here move their in-flight count along.
+    fn move_to_group(&self, group: Option<&'static CpuGroup>, count_member: bool) {
+        let old = {
+            let _inbox = self.inbox.lock();
+            let pending = self.inbox_count.load(Ordering::Acquire);
+            let old = self.group();
+            if let Some(old) = old {
+                old.in_flight.fetch_sub(pending, Ordering::AcqRel);
+            }
+            if let Some(new) = group {
+                new.in_flight.fetch_add(pending, Ordering::AcqRel);
+                if count_member {
+                    new.state.lock().members += 1;
+                }
+            }
+            self.group
+                .set(group.map_or(core::ptr::null(), |new| new as *const CpuGroup));
+            old
+        };
+        if let Some(old) = old {
+            old.leave();
         }
     }
 

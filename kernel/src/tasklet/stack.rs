@@ -19,7 +19,8 @@ pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 
 /// Smallest stack a tasklet may be given: the guard, the initial frame, and room for a switch
 /// frame plus an interrupt frame (interrupts run on the interrupted tasklet's stack) on top of
-/// a shallow body.
+/// a shallow body in an optimised build. Unoptimised builds have frames several times larger:
+/// there, give tasklets that block (sleep, channels) a few KiB more.
 pub const MIN_STACK_BYTES: usize = GUARD_BYTES + context::INITIAL_FRAME_BYTES + 3072;
 
 /// Stack size used when a spawn names none: small on bare metal (fixed memory is the point),

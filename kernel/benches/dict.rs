@@ -203,8 +203,13 @@ fn footprints() {
         let worst = (1..=MAX_N)
             .map(|n| s.bytes[n] as f64 / series[hashbrown].bytes[n] as f64)
             .fold(0.0, f64::max);
+        let (closest, margin) = (1..=MAX_N)
+            .map(|n| (n, series[hashbrown].bytes[n] as isize - s.bytes[n] as isize))
+            .min_by_key(|&(_, margin)| margin)
+            .unwrap_or((0, 0));
         println!(
-            "  {:>14}: {} of 100000 sizes ({}); worst {:.2}x hashbrown",
+            "  {:>14}: {} of 100000 sizes ({}); worst {:.2}x hashbrown; closest at n = {closest}, \
+             {margin} bytes below",
             s.name,
             above.len(),
             ranges(&above),

@@ -51,17 +51,17 @@ impl Width {
         (bit / 8, (bit % 8) as u32)
     }
 
+    /// The value in `slot`. Cannot panic (past the end reads as zero bits), so a lookup built on
+    /// it reads memory only, which lets a caller's loop keep the dict's fields in registers
+    /// across the out-of-line call.
     #[inline]
     fn get(self, bytes: &[u8], slot: usize) -> u64 {
         let (at, shift) = self.window(slot);
-        let word = match bytes.get(at..at + 8) {
-            Some(window) => u64::from_le_bytes(window.try_into().unwrap_or_default()),
-            None => {
-                let mut word = [0; 8];
-                let rest = &bytes[at..];
-                word[..rest.len()].copy_from_slice(rest);
-                u64::from_le_bytes(word)
+        let word = match bytes.get(at..at.wrapping_add(8)) {
+            Some(&[b0, b1, b2, b3, b4, b5, b6, b7]) => {
+                u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
             }
+            _ => short_window(bytes, at),
         };
         (word >> shift) & self.mask
     }
@@ -69,14 +69,102 @@ impl Width {
     #[inline]
     fn set(self, bytes: &mut [u8], slot: usize, value: u64) {
         let (at, shift) = self.window(slot);
-        let end = bytes.len().min(at + 8);
-        let window = &mut bytes[at..end];
-        let mut word = [0; 8];
-        word[..window.len()].copy_from_slice(window);
-        let word = u64::from_le_bytes(word);
-        let word = (word & !(self.mask << shift)) | (value << shift);
-        let len = window.len();
-        window.copy_from_slice(&word.to_le_bytes()[..len]);
+        let put = |word: u64| (word & !(self.mask << shift)) | (value << shift);
+        match bytes.get_mut(at..at + 8) {
+            Some(window) => {
+                let mut word = [0; 8];
+                word.copy_from_slice(window);
+                window.copy_from_slice(&put(u64::from_le_bytes(word)).to_le_bytes());
+            }
+            None => {
+                let word = put(short_window(bytes, at)).to_le_bytes();
+                for (to, from) in bytes[at..].iter_mut().zip(word) {
+                    *to = from;
+                }
+            }
+        }
+    }
+}
+
+/// The window at `at` where fewer than 8 bytes are left, zero-filled.
+#[inline]
+fn short_window(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    for (to, from) in word.iter_mut().zip(bytes.get(at..).unwrap_or_default()) {
+        *to = *from;
+    }
+    u64::from_le_bytes(word)
+}
+
+/// A compact table's index and entries and its slot count: what a lookup reads (see the sparse
+/// layout's `View` for why lookups take this rather than the dict).
+pub(crate) struct View<'a, K, V> {
+    index: &'a [u8],
+    entries: &'a [(K, V)],
+    slots: usize,
+}
+
+impl<K, V> Clone for View<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for View<'_, K, V> {}
+
+impl<'a, K, V> View<'a, K, V> {
+    /// The view of a table of `slots` index slots from its [`parts`](Self::parts).
+    #[inline(always)]
+    pub(crate) fn new(index: &'a [u8], entries: &'a [(K, V)], slots: usize) -> Self {
+        Self {
+            index,
+            entries,
+            slots,
+        }
+    }
+
+    /// The index bytes and the entries.
+    #[inline(always)]
+    pub(crate) fn parts(self) -> (&'a [u8], &'a [(K, V)]) {
+        (self.index, self.entries)
+    }
+
+    /// Whether the table has exact sizes (else powers of two).
+    #[inline]
+    pub(crate) fn exact(self) -> bool {
+        tail_exact(self.index)
+    }
+
+    /// The entry for `key`, if present: where it is, and its key and value.
+    #[inline]
+    pub(crate) fn find<R: Reduce, Q>(self, hash: u64, key: &Q) -> Option<(Pos, &'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let width = Width::new(tail_bits(self.index));
+        let (empty, dummy) = (width.empty(), width.dummy());
+        let mut probe = Probe::<R>::new(self.slots, hash);
+        loop {
+            let entry = width.get(self.index, probe.slot);
+            if entry == empty {
+                return None;
+            }
+            if entry == dummy {
+                probe.advance();
+                continue;
+            }
+            if let Some((k, v)) = self.entries.get(entry as usize) {
+                if k.borrow() == key {
+                    let pos = Pos {
+                        slot: probe.slot,
+                        entry: entry as usize,
+                    };
+                    return Some((pos, k, v));
+                }
+            }
+            probe.advance();
+        }
     }
 }
 
@@ -134,27 +222,13 @@ impl<K, V> Compact<K, V> {
         self.index.len() + self.entries.capacity() * mem::size_of::<(K, V)>()
     }
 
-    #[inline]
-    pub(crate) fn find<R: Reduce, Q>(&self, slots: usize, hash: u64, key: &Q) -> Option<Pos>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let width = self.width();
-        let (empty, dummy) = (width.empty(), width.dummy());
-        let mut probe = Probe::<R>::new(slots, hash);
-        loop {
-            let entry = width.get(&self.index, probe.slot);
-            if entry == empty {
-                return None;
-            }
-            if entry != dummy && self.entries[entry as usize].0.borrow() == key {
-                return Some(Pos {
-                    slot: probe.slot,
-                    entry: entry as usize,
-                });
-            }
-            probe.advance();
+    /// The index and entries, for lookups, in a table of `slots` index slots.
+    #[inline(always)]
+    pub(crate) fn view(&self, slots: usize) -> View<'_, K, V> {
+        View {
+            index: &self.index,
+            entries: &self.entries,
+            slots,
         }
     }
 

@@ -544,16 +544,40 @@ impl Tail {
     }
 }
 
-/// Whether `tail` (a whole tail) says exact sizing.
+/// Whether the tail that ends `bytes` says exact sizing. (Neither this nor [`tail_bits`] can
+/// panic: lookups that use them stay free of side effects.)
 #[inline]
-pub(crate) fn tail_exact(tail: &[u8]) -> bool {
-    tail[tail.len() - 2] & (EXACT << FLAGS_SHIFT) != 0
+pub(crate) fn tail_exact(bytes: &[u8]) -> bool {
+    let tag = bytes.get(bytes.len().wrapping_sub(2)).copied().unwrap_or(0);
+    tag & (EXACT << FLAGS_SHIFT) != 0
 }
 
 /// The index bits that end a table's byte array.
 #[inline]
 pub(crate) fn tail_bits(bytes: &[u8]) -> u32 {
-    u32::from(bytes[bytes.len() - 1])
+    bytes.last().map_or(64, |&bits| u32::from(bits))
+}
+
+/// Whether the configuration of `tail` (a whole tail) has a shrink policy.
+#[inline]
+pub(crate) fn tail_shrinks(tail: &[u8]) -> bool {
+    let tag = tail[tail.len() - 2];
+    if tag & CUSTOM == 0 {
+        // Named profiles: known at compile time.
+        const SHRINKS: [bool; DictConfig::PROFILES.len()] = {
+            let mut shrinks = [false; DictConfig::PROFILES.len()];
+            let mut i = 0;
+            while i < shrinks.len() {
+                shrinks[i] = DictConfig::PROFILES[i].1.shrink.den != 0;
+                i += 1;
+            }
+            shrinks
+        };
+        SHRINKS[usize::from(tag & 0xf)]
+    } else {
+        // The packed shrink fraction's denominator: zero means never.
+        tail[13] != 0
+    }
 }
 
 impl DictConfig {
@@ -595,7 +619,17 @@ impl DictConfig {
     pub(crate) fn from_tail(tail: &[u8]) -> Self {
         let tag = tail[tail.len() - 2];
         if tag & CUSTOM == 0 {
-            return Self::PROFILES[usize::from(tag & 0xf)].1;
+            /// The named profiles' configurations, for indexing at run time.
+            static CONFIGS: [DictConfig; DictConfig::PROFILES.len()] = {
+                let mut configs = [DictConfig::tight(); DictConfig::PROFILES.len()];
+                let mut i = 0;
+                while i < configs.len() {
+                    configs[i] = DictConfig::PROFILES[i].1;
+                    i += 1;
+                }
+                configs
+            };
+            return CONFIGS[usize::from(tag & 0xf)];
         }
         let b = tail;
         let fraction = |i: usize| Fraction::new(b[6 + 2 * i], b[7 + 2 * i]);

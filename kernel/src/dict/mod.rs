@@ -193,6 +193,41 @@ fn index_bits(width: IndexWidth, capacity: usize) -> u32 {
     }
 }
 
+/// [`Dict::find_entry`] in a sparse table with exact sizes: out of line, given the table's slices
+/// (in registers) rather than the dict (see [`Dict::find_entry`]).
+#[inline(never)]
+fn find_sparse_exact<'a, K, V, Q>(
+    ctrl: &'a [u8],
+    slots: &'a [sparse::Slot<K, V>],
+    hash: u64,
+    key: &Q,
+) -> Option<(&'a K, &'a V)>
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    let (_, k, v) = sparse::View::new(ctrl, slots).find::<Lemire, Q>(hash, key)?;
+    Some((k, v))
+}
+
+/// [`Dict::find_entry`] in a compact table of `slots` index slots, likewise.
+#[inline(never)]
+fn find_compact<'a, K, V, Q>(
+    index: &'a [u8],
+    entries: &'a [(K, V)],
+    slots: usize,
+    hash: u64,
+    key: &Q,
+) -> Option<(&'a K, &'a V)>
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    let view = compact::View::new(index, entries, slots);
+    let (_, k, v) = compact_sized!(view, |R| view.find::<R, Q>(hash, key))?;
+    Some((k, v))
+}
+
 /// A hash table from `K` to `V` with CPython's probing and tunable memory use.
 ///
 /// 48 bytes (with the default hasher) whatever `K`, `V` and the configuration: the [`Table`]
@@ -210,8 +245,10 @@ fn index_bits(width: IndexWidth, capacity: usize) -> u32 {
 #[derive(Clone)]
 pub struct Dict<K, V, S = DefaultHashBuilder> {
     table: Table<K, V>,
-    /// Live plus dummy slots (index slots for the compact layout).
-    fill: u32,
+    /// Inserts into empty slots left before the table reaches its max load (hashbrown's
+    /// `growth_left`): the table's capacity less its filled (live or dummy) slots. Kept instead
+    /// of the fill so that an insert checks it without the configuration.
+    growth_left: u32,
     /// Sparse layout: live entries (compact keeps them in its `Vec`'s length). Compact layout:
     /// index slots (sparse has its slice's length).
     count: u32,
@@ -240,7 +277,7 @@ impl<K, V, S> Dict<K, V, S> {
     pub fn with_config_and_hasher(config: DictConfig, hasher: S) -> Self {
         Self {
             table: Table::Unallocated(config),
-            fill: 0,
+            growth_left: 0,
             count: 0,
             hasher,
         }
@@ -286,8 +323,21 @@ impl<K, V, S> Dict<K, V, S> {
     }
 
     /// Live plus dummy slots: what the max load is checked against.
-    fn fill(&self) -> usize {
-        self.fill as usize
+    fn fill(&self, config: &DictConfig) -> usize {
+        match self.slots() {
+            0 => 0,
+            slots => config.capacity_of(slots) - self.growth_left as usize,
+        }
+    }
+
+    /// Whether the configuration has a shrink policy, without decoding it all (a removal asks).
+    #[inline]
+    fn may_shrink(&self) -> bool {
+        match &self.table {
+            Table::Unallocated(_) => false,
+            Table::Sparse(t) | Table::SparseExact(t) => config::tail_shrinks(t.tail()),
+            Table::Compact(t) => config::tail_shrinks(t.tail(self.count as usize)),
+        }
     }
 
     /// Bytes used: the struct plus every heap allocation it owns (not what `K` or `V` own).
@@ -321,7 +371,7 @@ impl<K, V, S> Dict<K, V, S> {
     /// Removes every entry and frees the table.
     pub fn clear(&mut self) {
         self.table = Table::Unallocated(self.config());
-        self.fill = 0;
+        self.growth_left = 0;
         self.count = 0;
     }
 
@@ -393,64 +443,81 @@ where
         self.hasher.hash_one(key)
     }
 
-    /// Where `key` is. The tight profile's layout (sparse, power-of-two) is probed inline; the
-    /// others out of line, so that lookups stay small enough to inline into their callers.
+    /// Where `key` is, and its key and value: the tight layout inline, the others out of line.
     #[inline]
-    fn find<Q>(&self, key: &Q) -> Option<Pos>
+    fn find<Q>(&self, key: &Q) -> Option<(Pos, &K, &V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        match &self.table {
-            Table::Sparse(t) => t.find::<Mask, Q>(hash, key).map(|(slot, ..)| Pos::at(slot)),
-            _ => self.find_other(hash, key),
+        if let Table::Sparse(t) = &self.table {
+            t.view()
+                .find::<Mask, Q>(hash, key)
+                .map(|(slot, k, v)| (Pos::at(slot), k, v))
+        } else {
+            core::hint::cold_path();
+            self.find_other(hash, key)
         }
     }
 
-    /// [`find`](Self::find) for every table.
+    /// [`find`](Self::find) in every layout.
     #[inline(never)]
-    fn find_other<Q>(&self, hash: u64, key: &Q) -> Option<Pos>
+    fn find_other<Q>(&self, hash: u64, key: &Q) -> Option<(Pos, &K, &V)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         match &self.table {
-            Table::Unallocated(_) => None,
-            Table::Sparse(t) => t.find::<Mask, Q>(hash, key).map(|(slot, ..)| Pos::at(slot)),
+            Table::Sparse(t) => t
+                .view()
+                .find::<Mask, Q>(hash, key)
+                .map(|(slot, k, v)| (Pos::at(slot), k, v)),
             Table::SparseExact(t) => t
+                .view()
                 .find::<Lemire, Q>(hash, key)
-                .map(|(slot, ..)| Pos::at(slot)),
+                .map(|(slot, k, v)| (Pos::at(slot), k, v)),
             Table::Compact(t) => {
-                let slots = self.count as usize;
-                compact_sized!(t, |R| t.find::<R, Q>(slots, hash, key))
+                let view = t.view(self.count as usize);
+                compact_sized!(view, |R| view.find::<R, Q>(hash, key))
             }
+            Table::Unallocated(_) => None,
         }
     }
 
-    /// [`find`](Self::find) and the entry's key and value.
-    #[inline]
+    /// `key`'s stored key and value: what `get` needs, returned in two registers. The tight
+    /// profile's layout (sparse, power-of-two) is probed inline; the others out of line, so that
+    /// lookups stay small enough to inline into their callers.
+    ///
+    /// The out-of-line lookup gets the table's slices, not the dict, and cannot panic or write
+    /// memory: the compiler then knows that the call leaves the dict as it was, and a caller's
+    /// loop keeps the dict's fields in registers instead of reloading them after every lookup
+    /// (which costs about a fifth of a lookup's time on a large table).
+    #[inline(always)]
     fn find_entry<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        match &self.table {
-            Table::Sparse(t) => t.find::<Mask, Q>(hash, key).map(|(_, k, v)| (k, v)),
-            _ => self.find_entry_other(hash, key),
+        if let Table::Sparse(t) = &self.table {
+            t.view().find::<Mask, Q>(hash, key).map(|(_, k, v)| (k, v))
+        } else {
+            // Tells the compiler to test for the tight layout alone first rather than jump
+            // through a table of the four.
+            core::hint::cold_path();
+            match &self.table {
+                Table::SparseExact(t) => {
+                    let (ctrl, slots) = t.view().parts();
+                    find_sparse_exact(ctrl, slots, hash, key)
+                }
+                Table::Compact(t) => {
+                    let (index, entries) = t.view(0).parts();
+                    find_compact(index, entries, self.count as usize, hash, key)
+                }
+                Table::Sparse(_) | Table::Unallocated(_) => None,
+            }
         }
-    }
-
-    /// [`find_entry`](Self::find_entry) for every table.
-    #[inline(never)]
-    fn find_entry_other<Q>(&self, hash: u64, key: &Q) -> Option<(&K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let pos = self.find_other(hash, key)?;
-        Some(self.entry_at(pos))
     }
 
     fn find_or_vacant(&self, hash: u64, key: &K) -> Result<Pos, Vacancy> {
@@ -531,7 +598,8 @@ where
                 self.count = count;
             }
         }
-        self.fill = self.len() as u32;
+        // No dummies are left; the capacity fits 32 bits as the slots do.
+        self.growth_left = (config.capacity_of(slots) - self.len()) as u32;
         Ok(())
     }
 
@@ -544,19 +612,14 @@ where
         key: K,
         value: V,
     ) -> Result<&mut V, InsertError<K, V>> {
-        let slots = self.slots();
-        let config = self.config();
-        let (base, fill) = if slots == 0 {
-            (config.small_table(), 1)
-        } else {
-            (slots, self.fill() + usize::from(vacancy.empty))
-        };
-        let full = config.at_max_load(base, fill);
-        if slots == 0 || full {
-            let size = if full {
-                config.grown_size(self.len() + 1)
+        // Reusing a dummy never grows; filling an empty slot grows when none is left to fill.
+        if vacancy.empty && self.growth_left == 0 {
+            let config = self.config();
+            let small = config.small_table();
+            let size = if self.slots() == 0 && !config.at_max_load(small, 1) {
+                Some(small)
             } else {
-                Some(base)
+                config.grown_size(self.len() + 1)
             };
             let grown = match size {
                 Some(size) => self.rebuild(config, size),
@@ -567,7 +630,7 @@ where
             }
             vacancy = self.fresh_vacancy(hash);
         }
-        self.fill += u32::from(vacancy.empty);
+        self.growth_left -= u32::from(vacancy.empty);
         Ok(match &mut self.table {
             Table::Sparse(t) | Table::SparseExact(t) => {
                 self.count += 1;
@@ -592,6 +655,9 @@ where
             }
             Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         };
+        if !self.may_shrink() {
+            return removed;
+        }
         let config = self.config();
         if config.wants_shrink(self.slots(), self.len()) {
             if let Some(size) = config.grown_size(self.len()) {
@@ -631,7 +697,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let pos = self.find(key)?;
+        let (pos, ..) = self.find(key)?;
         Some(self.entry_at_mut(pos).1)
     }
 
@@ -642,7 +708,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(key).is_some()
+        self.find_entry(key).is_some()
     }
 
     /// Inserts or replaces; returns the replaced value. If the table cannot grow, the key and
@@ -681,7 +747,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let pos = self.find(key)?;
+        let (pos, ..) = self.find(key)?;
         Some(self.remove_at(pos))
     }
 
@@ -705,7 +771,7 @@ where
         let config = self.config();
         let slots = self.slots();
         let fill = self
-            .fill()
+            .fill(&config)
             .checked_add(additional)
             .ok_or(TryReserveError::CapacityOverflow)?;
         if additional == 0 || (slots > 0 && !config.at_max_load(slots, fill)) {
@@ -734,7 +800,7 @@ where
                 .size_for(self.len())
                 .ok_or(TryReserveError::CapacityOverflow)?
         };
-        if size == self.slots() && self.fill() == self.len() {
+        if size == self.slots() && self.fill(&config) == self.len() {
             return Ok(());
         }
         self.rebuild(config, size)

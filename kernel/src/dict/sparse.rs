@@ -36,6 +36,85 @@ pub(crate) struct Sparse<K, V> {
     slots: Box<[Slot<K, V>]>,
 }
 
+/// A sparse table's control bytes and slots, one slice each of the same length: what a lookup
+/// reads. Handed by value to out-of-line lookups so that the dict itself is never passed to a
+/// call (which would make a caller's loop reload the dict's fields after each lookup).
+pub(crate) struct View<'a, K, V> {
+    ctrl: &'a [u8],
+    slots: &'a [Slot<K, V>],
+}
+
+impl<K, V> Clone for View<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for View<'_, K, V> {}
+
+impl<'a, K, V> View<'a, K, V> {
+    /// The view of `ctrl` and `slots` as [`parts`](Self::parts) gave them.
+    #[inline(always)]
+    pub(crate) fn new(ctrl: &'a [u8], slots: &'a [Slot<K, V>]) -> Self {
+        Self { ctrl, slots }
+    }
+
+    /// The control bytes and slots.
+    #[inline(always)]
+    pub(crate) fn parts(self) -> (&'a [u8], &'a [Slot<K, V>]) {
+        (self.ctrl, self.slots)
+    }
+
+    /// The entry for `key`, if present: its slot, and its key and value. The table always keeps
+    /// an empty slot, which ends the probe.
+    ///
+    /// With a mask the compiler proves every index in bounds (both slices have the slot count's
+    /// length), so a probe step is a load, a compare and the CPython step.
+    ///
+    /// It cannot panic (an index out of bounds, which cannot happen, would end the probe), so an
+    /// out-of-line call of it reads memory only and a caller's loop keeps the dict's fields in
+    /// registers across it.
+    #[inline(always)]
+    pub(crate) fn find<R: Reduce, Q>(self, hash: u64, key: &Q) -> Option<(usize, &'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let n = self.ctrl.len();
+        let slots = self.slots.get(..n)?;
+        let tag = tag(hash);
+        let mut probe = Probe::<R>::new(n, hash);
+        // The first probe, then one branch for "absent within two probes" (most misses) instead
+        // of one a probe, which the CPU could not predict.
+        let first = *self.ctrl.get(probe.slot)?;
+        if first == tag {
+            if let Some(Some((k, v))) = slots.get(probe.slot) {
+                if k.borrow() == key {
+                    return Some((probe.slot, k, v));
+                }
+            }
+        }
+        probe.advance();
+        let second = *self.ctrl.get(probe.slot)?;
+        if (first == EMPTY) | (second == EMPTY) {
+            return None;
+        }
+        loop {
+            let byte = *self.ctrl.get(probe.slot)?;
+            if byte == tag {
+                if let Some(Some((k, v))) = slots.get(probe.slot) {
+                    if k.borrow() == key {
+                        return Some((probe.slot, k, v));
+                    }
+                }
+            } else if byte == EMPTY {
+                return None;
+            }
+            probe.advance();
+        }
+    }
+}
+
 impl<K, V> Sparse<K, V> {
     /// An empty table of `slots` (non-zero) slots ending with `tail`; on failure nothing is
     /// allocated.
@@ -72,33 +151,12 @@ impl<K, V> Sparse<K, V> {
         self.ctrl.len() + mem::size_of_val::<[Slot<K, V>]>(&self.slots)
     }
 
-    /// The entry for `key`, if present: its slot, and its key and value. The table always keeps
-    /// an empty slot, which ends the probe.
-    ///
-    /// The control bytes and slots are taken as slices of one length, the slot count, so that
-    /// with a mask the compiler proves every index in bounds and checks only once.
+    /// The control bytes (without the tail) and slots, for lookups. (Not panicking either.)
     #[inline(always)]
-    pub(crate) fn find<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Option<(usize, &K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let n = self.slots.len();
-        let (ctrl, slots) = (&self.ctrl[..n], &self.slots[..n]);
-        let tag = tag(hash);
-        let mut probe = Probe::<R>::new(n, hash);
-        loop {
-            let byte = ctrl[probe.slot];
-            if byte == tag {
-                if let Some((k, v)) = &slots[probe.slot] {
-                    if k.borrow() == key {
-                        return Some((probe.slot, k, v));
-                    }
-                }
-            } else if byte == EMPTY {
-                return None;
-            }
-            probe.advance();
+    pub(crate) fn view(&self) -> View<'_, K, V> {
+        View {
+            ctrl: self.ctrl.get(..self.slots.len()).unwrap_or_default(),
+            slots: &self.slots,
         }
     }
 

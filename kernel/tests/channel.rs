@@ -8,6 +8,14 @@ use std::time::Duration;
 
 type Trace = Arc<Mutex<Vec<String>>>;
 
+/// A small stack, so that receiving inside deep recursion spills (never below the minimum,
+/// which unoptimised builds raise).
+const SMALL_STACK: usize = if tasklet::MIN_STACK_BYTES > 8 * 1024 {
+    tasklet::MIN_STACK_BYTES
+} else {
+    8 * 1024
+};
+
 fn trace() -> Trace {
     Arc::new(Mutex::new(Vec::new()))
 }
@@ -367,7 +375,11 @@ fn seed_round(round: usize, preference: Preference, receiver_spills: bool) {
         let data = data.clone();
         Builder::new()
             .name("receiver")
-            .stack_size(if receiver_spills { 8 * 1024 } else { 64 * 1024 })
+            .stack_size(if receiver_spills {
+                SMALL_STACK
+            } else {
+                64 * 1024
+            })
             .spawn(move || {
                 fn receive_deep(
                     data: &Channel<String>,
@@ -452,7 +464,7 @@ fn seed_bug_across_cpus_loses_nothing() {
                 tasklet::spawn(move || (0..ROUNDS).map(|_| side.receive().unwrap()).sum::<u64>())
                     .unwrap();
             let receiver = Builder::new()
-                .stack_size(8 * 1024)
+                .stack_size(SMALL_STACK)
                 .spawn(move || {
                     (0..ROUNDS)
                         .map(|_| {

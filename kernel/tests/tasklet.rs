@@ -6,6 +6,13 @@ use std::time::Duration;
 
 type Log = Arc<Mutex<Vec<String>>>;
 
+/// A small stack (never below the minimum, which unoptimised builds raise).
+const SMALL_STACK: usize = if tasklet::MIN_STACK_BYTES > 8 * 1024 {
+    tasklet::MIN_STACK_BYTES
+} else {
+    8 * 1024
+};
+
 fn log() -> Log {
     Arc::new(Mutex::new(Vec::new()))
 }
@@ -221,11 +228,11 @@ fn sleep_orders_wakeups_by_deadline() {
 #[test]
 fn spawn_fails_cleanly_when_the_stack_budget_is_exhausted() {
     let (limit, in_use) = tasklet::stack_budget();
-    tasklet::set_stack_budget(in_use + 3 * 8192);
+    tasklet::set_stack_budget(in_use + 3 * SMALL_STACK);
     let mut spawned = Vec::new();
     let failure = loop {
         match Builder::new()
-            .stack_size(8192)
+            .stack_size(SMALL_STACK)
             .spawn(|| tasklet::schedule().is_ok())
         {
             Ok(handle) => spawned.push(handle),
@@ -253,7 +260,7 @@ fn ten_thousand_tasklets_alive_at_once() {
     for index in 0..10_000u64 {
         let total = total.clone();
         Builder::new()
-            .stack_size(8 * 1024)
+            .stack_size(SMALL_STACK)
             .spawn(move || {
                 tasklet::schedule().unwrap();
                 *total.lock().unwrap() += index;
@@ -400,4 +407,25 @@ fn high_water_mark_grows_with_use() {
     assert!(deep_use <= deep.stack_size());
     tasklet::run().unwrap();
     assert_eq!(deep.result(), Some(Ok(7)));
+}
+
+#[test]
+fn min_stack_holds_a_tasklet_that_sleeps_yields_and_receives() {
+    let channel = Arc::new(spindle::channel::Channel::<u32>::new());
+    let receiving = {
+        let channel = channel.clone();
+        Builder::new()
+            .stack_size(tasklet::MIN_STACK_BYTES)
+            .spawn(move || channel.receive().is_ok())
+            .unwrap()
+    };
+    let sleeper = Builder::new()
+        .stack_size(tasklet::MIN_STACK_BYTES)
+        .spawn(|| tasklet::sleep(Duration::from_millis(1)).is_ok() && tasklet::schedule().is_ok())
+        .unwrap();
+    tasklet::schedule().unwrap();
+    channel.send(1).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(sleeper.result(), Some(Ok(true)));
+    assert_eq!(receiving.result(), Some(Ok(true)));
 }

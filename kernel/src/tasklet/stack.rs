@@ -19,9 +19,17 @@ pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 
 /// Smallest stack a tasklet may be given: the guard, the initial frame, and room for a switch
 /// frame plus an interrupt frame (interrupts run on the interrupted tasklet's stack) on top of
-/// a shallow body in an optimised build. Unoptimised builds have frames several times larger:
-/// there, give tasklets that block (sleep, channels) a few KiB more.
-pub const MIN_STACK_BYTES: usize = GUARD_BYTES + context::INITIAL_FRAME_BYTES + 3072;
+/// a shallow body that blocks (a `sleep` or a channel operation). Unoptimised builds get a
+/// lot more body room (their frames are several times larger: a `sleep` plus a `receive` needs
+/// over 4 KiB on PowerPC64 there); deeper bodies need a larger stack, or [`spill`](super::spill).
+pub const MIN_STACK_BYTES: usize = (GUARD_BYTES
+    + context::INITIAL_FRAME_BYTES
+    + if cfg!(debug_assertions) {
+        6 * 1024
+    } else {
+        3072
+    })
+.next_multiple_of(16);
 
 /// Stack size used when a spawn names none: small on bare metal (fixed memory is the point),
 /// roomy in hosted builds, where the standard library's panic machinery (message, backtrace)

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::mem;
 
-use super::config::{tail_bits, tail_exact};
+use super::config::{tail_bits, tail_exact, tail_of};
 use super::probe::{Probe, Reduce};
 use super::{Pos, TryReserveError, Vacancy};
 
@@ -143,17 +143,14 @@ impl<'a, K, V> View<'a, K, V> {
         Q: Eq + ?Sized,
     {
         let width = Width::new(tail_bits(self.index));
-        let (empty, dummy) = (width.empty(), width.dummy());
+        let empty = width.empty();
         let mut probe = Probe::<R>::new(self.slots, hash);
         loop {
             let entry = width.get(self.index, probe.slot);
             if entry == empty {
                 return None;
             }
-            if entry == dummy {
-                probe.advance();
-                continue;
-            }
+            // A dummy names no entry (it is at least the capacity), so it falls through too.
             if let Some((k, v)) = self.entries.get(entry as usize) {
                 if k.borrow() == key {
                     let pos = Pos {
@@ -212,10 +209,9 @@ impl<K, V> Compact<K, V> {
         tail_exact(&self.index)
     }
 
-    /// The configuration's tail, for a table of `slots` index slots.
-    pub(crate) fn tail(&self, slots: usize) -> &[u8] {
-        let data = self.width().bytes_for(slots).unwrap_or(0);
-        &self.index[data..]
+    /// The configuration's tail.
+    pub(crate) fn tail(&self) -> &[u8] {
+        tail_of(&self.index)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -272,8 +268,7 @@ impl<K, V> Compact<K, V> {
     }
 
     /// The first slot on `hash`'s probe path holding `value`.
-    fn slot_holding<R: Reduce>(&self, slots: usize, hash: u64, value: u64) -> usize {
-        let width = self.width();
+    fn slot_holding<R: Reduce>(&self, width: Width, slots: usize, hash: u64, value: u64) -> usize {
         let mut probe = Probe::<R>::new(slots, hash);
         while width.get(&self.index, probe.slot) != value {
             probe.advance();
@@ -284,7 +279,7 @@ impl<K, V> Compact<K, V> {
     /// Vacancy for an absent key straight after a rebuild (no dummies).
     pub(crate) fn fresh_vacancy<R: Reduce>(&self, slots: usize, hash: u64) -> Vacancy {
         Vacancy {
-            slot: self.slot_holding::<R>(slots, hash, self.width().empty()),
+            slot: self.slot_holding::<R>(self.width(), slots, hash, self.width().empty()),
             empty: true,
         }
     }
@@ -321,7 +316,7 @@ impl<K, V> Compact<K, V> {
         let removed = self.entries.swap_remove(pos.entry);
         if let Some((moved, _)) = self.entries.get(pos.entry) {
             let from = self.entries.len() as u64;
-            let slot = self.slot_holding::<R>(slots, hash(moved), from);
+            let slot = self.slot_holding::<R>(width, slots, hash(moved), from);
             width.set(&mut self.index, slot, pos.entry as u64);
         }
         removed

@@ -558,6 +558,17 @@ pub(crate) fn tail_bits(bytes: &[u8]) -> u32 {
     bytes.last().map_or(64, |&bits| u32::from(bits))
 }
 
+/// The tail that ends `bytes` (a table's control or index bytes), found from its tag.
+#[inline]
+pub(crate) fn tail_of(bytes: &[u8]) -> &[u8] {
+    let len = if bytes[bytes.len() - 2] & CUSTOM == 0 {
+        2
+    } else {
+        MAX_TAIL
+    };
+    &bytes[bytes.len() - len..]
+}
+
 /// Whether the configuration of `tail` (a whole tail) has a shrink policy.
 #[inline]
 pub(crate) fn tail_shrinks(tail: &[u8]) -> bool {

@@ -289,7 +289,7 @@ impl<K, V, S> Dict<K, V, S> {
         match &self.table {
             Table::Unallocated(config) => *config,
             Table::Sparse(t) | Table::SparseExact(t) => DictConfig::from_tail(t.tail()),
-            Table::Compact(t) => DictConfig::from_tail(t.tail(self.count as usize)),
+            Table::Compact(t) => DictConfig::from_tail(t.tail()),
         }
     }
 
@@ -336,7 +336,7 @@ impl<K, V, S> Dict<K, V, S> {
         match &self.table {
             Table::Unallocated(_) => false,
             Table::Sparse(t) | Table::SparseExact(t) => config::tail_shrinks(t.tail()),
-            Table::Compact(t) => config::tail_shrinks(t.tail(self.count as usize)),
+            Table::Compact(t) => config::tail_shrinks(t.tail()),
         }
     }
 
@@ -443,7 +443,8 @@ where
         self.hasher.hash_one(key)
     }
 
-    /// Where `key` is, and its key and value: the tight layout inline, the others out of line.
+    /// Where `key` is, and its key and value, every layout inline (for removals and mutable
+    /// access, which are not inlined into their callers anyway).
     #[inline]
     fn find<Q>(&self, key: &Q) -> Option<(Pos, &K, &V)>
     where
@@ -451,23 +452,6 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        if let Table::Sparse(t) = &self.table {
-            t.view()
-                .find::<Mask, Q>(hash, key)
-                .map(|(slot, k, v)| (Pos::at(slot), k, v))
-        } else {
-            core::hint::cold_path();
-            self.find_other(hash, key)
-        }
-    }
-
-    /// [`find`](Self::find) in every layout.
-    #[inline(never)]
-    fn find_other<Q>(&self, hash: u64, key: &Q) -> Option<(Pos, &K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
         match &self.table {
             Table::Sparse(t) => t
                 .view()

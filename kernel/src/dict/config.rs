@@ -145,9 +145,10 @@ impl fmt::Display for ConfigError {
 ///   `max(floor(growth * used), used + 1)` entries fit, so `growth - 1` more of the live entries
 ///   can be added before the next resize.
 ///
-/// Packed into 16 bytes (every dict carries one): the small table is at most 2^15 slots, the
-/// shrink threshold's zero denominator means [`ShrinkPolicy::Never`], and the three enums share a
-/// byte.
+/// Packed into 16 bytes: the small table is at most 2^15 slots, the shrink threshold's zero
+/// denominator means [`ShrinkPolicy::Never`], and the three enums share a byte. A dict without a
+/// table holds one; a dict with a table keeps it in the table's tail instead, as the profile's
+/// number (one byte) or these 15 bytes (see the dict module's "Footprint").
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DictConfig {
     large_above: u32,

@@ -481,7 +481,16 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
+        self.find_hashed(self.hash(key), key)
+    }
+
+    /// [`find`](Self::find) for a key whose hash is `hash`.
+    #[inline]
+    fn find_hashed<Q>(&self, hash: u64, key: &Q) -> Option<(Pos, &K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         match &self.table {
             Table::Sparse(t) => t
                 .view()
@@ -669,19 +678,25 @@ where
             }
             Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         };
+        self.shrink_after_removal();
+        removed
+    }
+
+    /// Shrinks the table after a removal if the policy asks (best effort: a refusal keeps the
+    /// larger table, and the removal has happened either way).
+    #[inline]
+    fn shrink_after_removal(&mut self) {
         if !self.may_shrink() {
-            return removed;
+            return;
         }
         let config = self.config();
         if config.wants_shrink(self.slots(), self.len()) {
             if let Some(size) = config.grown_size(self.len()) {
                 if size < self.slots() {
-                    // A refusal keeps the larger table; the removal has happened either way.
                     let _ = self.rebuild(config, size);
                 }
             }
         }
-        removed
     }
 
     /// The value for `key`.
@@ -761,7 +776,27 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (pos, ..) = self.find(key)?;
+        let hash = self.hash(key);
+        // The tight layout inline, as lookups; the others out of line.
+        if let Table::Sparse(t) = &mut self.table {
+            let (slot, ..) = t.view().find::<Mask, Q>(hash, key)?;
+            self.count -= 1;
+            let removed = t.remove_at(slot);
+            self.shrink_after_removal();
+            Some(removed)
+        } else {
+            self.remove_entry_other(hash, key)
+        }
+    }
+
+    /// [`remove_entry`](Self::remove_entry) in the other layouts.
+    #[inline]
+    fn remove_entry_other<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (pos, ..) = self.find_hashed(hash, key)?;
         Some(self.remove_at(pos))
     }
 

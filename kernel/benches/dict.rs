@@ -200,16 +200,16 @@ fn footprints() {
         let above: Vec<usize> = (1..=MAX_N)
             .filter(|&n| s.bytes[n] > series[hashbrown].bytes[n])
             .collect();
-        let worst = (1..=MAX_N)
-            .map(|n| s.bytes[n] as f64 / series[hashbrown].bytes[n] as f64)
-            .fold(0.0, f64::max);
+        let (worst_at, worst) = (1..=MAX_N)
+            .map(|n| (n, s.bytes[n] as f64 / series[hashbrown].bytes[n] as f64))
+            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
         let (closest, margin) = (1..=MAX_N)
             .map(|n| (n, series[hashbrown].bytes[n] as isize - s.bytes[n] as isize))
             .min_by_key(|&(_, margin)| margin)
             .unwrap_or((0, 0));
         println!(
-            "  {:>14}: {} of 100000 sizes ({}); worst {:.2}x hashbrown; closest at n = {closest}, \
-             {margin} bytes below",
+            "  {:>14}: {} of 100000 sizes ({}); worst {:.3}x hashbrown (n = {worst_at}); \
+             closest in bytes at n = {closest}, {margin} below",
             s.name,
             above.len(),
             ranges(&above),

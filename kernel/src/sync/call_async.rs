@@ -25,9 +25,10 @@
 //! `ThreadCpus` and `WorkerPool::start_threads` (feature `std`; one OS thread per worker). A
 //! board uses [`PlatformCpus`] (the platform's `idle` and `wake_cpu`) and runs `worker_loop` on
 //! secondary CPUs, started with `tasklet::start_cpu`; the CPUs that call into the pool join its
-//! group first (as the on-target `sync` suite does):
+//! group first. Bare metal only, so not a doc-test here; the on-target `sync` suite
+//! (`tests/src/sync.rs`, `call_async_on_a_worker_cpu`) runs this pattern:
 //!
-//! ```ignore
+//! ```text
 //! static GROUP: CpuGroup = CpuGroup::new();
 //! static POOL: WorkerPool<PlatformCpus, 1, 8> = WorkerPool::new(PlatformCpus, &GROUP);
 //! fn worker_cpu(_cpu: usize) -> ! {

@@ -19,3 +19,50 @@ pub use powerpc64::context;
 /// The running CPU's context switch: `switch`, `init_stack`, `call_on_stack`, `stack_pointer`.
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::context;
+
+/// Runs the register-preservation probe of the running CPU's `context::selftest` `rounds` times:
+/// every non-volatile register is filled with sentinels, the CPU switches to a scrambler context
+/// (on `scratch_stack`) that overwrites them all and switches back, and the sentinels are
+/// compared. Returns the round and the mismatch mask (per `spindle_probe_preservation`) of the
+/// first failure.
+pub fn check_register_preservation(
+    scratch_stack: &mut [u8],
+    rounds: usize,
+) -> Result<(), (usize, u64)> {
+    #[repr(C)]
+    struct Pair {
+        probe_sp: usize,
+        scrambler_sp: usize,
+    }
+
+    extern "C" fn scrambler(_arg: usize, data: usize) -> ! {
+        let pair = data as *mut Pair;
+        // SAFETY: `pair` outlives every switch into this context (the probe below owns it until
+        // it returns, and never resumes the scrambler afterwards).
+        unsafe {
+            context::selftest::spindle_scramble_and_switch(
+                core::ptr::addr_of_mut!((*pair).scrambler_sp),
+                core::ptr::addr_of!((*pair).probe_sp),
+            )
+        }
+    }
+
+    let top = (scratch_stack.as_mut_ptr() as usize + scratch_stack.len()) & !15;
+    let mut pair = Pair {
+        probe_sp: 0,
+        scrambler_sp: 0,
+    };
+    let data = &mut pair as *mut Pair as usize;
+    // SAFETY: the scratch stack is borrowed exclusively for this call and outlives the context.
+    pair.scrambler_sp = unsafe { context::init_stack(top, scrambler, data) };
+    for round in 0..rounds {
+        let resume = pair.scrambler_sp;
+        // SAFETY: `resume` is the scrambler's fresh or suspended stack pointer.
+        let mask =
+            unsafe { context::selftest::spindle_probe_preservation(&mut pair.probe_sp, resume) };
+        if mask != 0 {
+            return Err((round, mask));
+        }
+    }
+    Ok(())
+}

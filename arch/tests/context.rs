@@ -1,25 +1,6 @@
 //! Context-switch tests: fresh contexts start, arguments flow, non-volatile registers survive.
 
-use spindle_arch::context::{self, selftest};
-
-/// Saved stack pointers of the probe (main) side and the scrambler side.
-#[repr(C)]
-struct Pair {
-    probe_sp: usize,
-    scrambler_sp: usize,
-}
-
-extern "C" fn scrambler_entry(_arg: usize, data: usize) -> ! {
-    let pair = data as *mut Pair;
-    // SAFETY: `pair` outlives every switch into this context (the test owns it until the end);
-    // the scrambler saves its own SP in `scrambler_sp` and resumes `probe_sp`.
-    unsafe {
-        selftest::spindle_scramble_and_switch(
-            core::ptr::addr_of_mut!((*pair).scrambler_sp),
-            core::ptr::addr_of!((*pair).probe_sp),
-        )
-    }
-}
+use spindle_arch::context;
 
 fn aligned_top(stack: &mut [u8]) -> usize {
     (stack.as_mut_ptr() as usize + stack.len()) & !15
@@ -28,23 +9,10 @@ fn aligned_top(stack: &mut [u8]) -> usize {
 #[test]
 fn callee_saved_registers_survive_a_switch_through_a_scrambler() {
     let mut stack = vec![0u8; 64 * 1024];
-    let mut pair = Box::new(Pair {
-        probe_sp: 0,
-        scrambler_sp: 0,
-    });
-    let data = &mut *pair as *mut Pair as usize;
-    // SAFETY: the stack is ours and outlives the scrambler context.
-    pair.scrambler_sp =
-        unsafe { context::init_stack(aligned_top(&mut stack), scrambler_entry, data) };
-    for round in 0..3 {
-        let resume = pair.scrambler_sp;
-        // SAFETY: `resume` is the scrambler's suspended (or fresh) stack pointer.
-        let mask = unsafe { selftest::spindle_probe_preservation(&mut pair.probe_sp, resume) };
-        assert_eq!(
-            mask, 0,
-            "round {round}: registers clobbered across the switch, mask {mask:#x}"
-        );
-    }
+    assert_eq!(
+        spindle_arch::check_register_preservation(&mut stack, 3),
+        Ok(())
+    );
 }
 
 struct Ping {

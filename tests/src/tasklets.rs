@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use core::time::Duration;
 use spindle::tasklet::{self, Builder, TaskletError, Thrown};
-use spindle_arch::context::{self, selftest};
 
 /// The tasklet suite.
 pub const SUITE: Suite = Suite::new(
@@ -42,41 +41,10 @@ pub const SUITE: Suite = Suite::new(
     ],
 );
 
-#[repr(C)]
-struct Pair {
-    probe_sp: usize,
-    scrambler_sp: usize,
-}
-
-extern "C" fn scrambler(_arg: usize, data: usize) -> ! {
-    let pair = data as *mut Pair;
-    // SAFETY: the pair outlives every switch into this context.
-    unsafe {
-        selftest::spindle_scramble_and_switch(
-            core::ptr::addr_of_mut!((*pair).scrambler_sp),
-            core::ptr::addr_of!((*pair).probe_sp),
-        )
-    }
-}
-
 fn registers_survive_a_switch() {
     let mut stack = alloc::vec![0u8; 64 * 1024];
-    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    let mut pair = alloc::boxed::Box::new(Pair {
-        probe_sp: 0,
-        scrambler_sp: 0,
-    });
-    let data = &mut *pair as *mut Pair as usize;
-    // SAFETY: the stack is ours and outlives the context.
-    pair.scrambler_sp = unsafe { context::init_stack(top, scrambler, data) };
-    for round in 0..3 {
-        let resume = pair.scrambler_sp;
-        // SAFETY: resume is the scrambler's suspended stack pointer.
-        let mask = unsafe { selftest::spindle_probe_preservation(&mut pair.probe_sp, resume) };
-        assert_eq!(
-            mask, 0,
-            "round {round}: clobbered registers, mask {mask:#x}"
-        );
+    if let Err((round, mask)) = spindle_arch::check_register_preservation(&mut stack, 3) {
+        panic!("round {round}: clobbered registers, mask {mask:#x}");
     }
 }
 

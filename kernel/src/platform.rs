@@ -169,22 +169,43 @@ pub mod host {
     extern crate std;
 
     use super::Platform;
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::io::Write;
-    use std::sync::{Condvar, Mutex};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     /// Platform for hosted builds: each OS thread is a "CPU".
     #[derive(Debug, Default, Clone, Copy)]
     pub struct HostPlatform;
 
+    /// One host "CPU": its thread and its sticky wake-up flag.
+    struct HostCpu {
+        thread: std::thread::Thread,
+        woken: AtomicBool,
+    }
+
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    static NEXT_CPU: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    /// Wake-ups posted to each host CPU, keyed by CPU index.
-    static WAKEUPS: Mutex<std::vec::Vec<bool>> = Mutex::new(std::vec::Vec::new());
-    static WAKE_SIGNAL: Condvar = Condvar::new();
+    static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
+    /// Every thread that has been a CPU, by CPU index (threads that ended stay: unparking them
+    /// is harmless).
+    static CPUS: Mutex<std::vec::Vec<Option<Arc<HostCpu>>>> = Mutex::new(std::vec::Vec::new());
 
     std::thread_local! {
-        static CPU_INDEX: usize = NEXT_CPU.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        static THIS_CPU: (usize, Arc<HostCpu>) = register();
+    }
+
+    fn register() -> (usize, Arc<HostCpu>) {
+        let index = NEXT_CPU.fetch_add(1, Ordering::Relaxed);
+        let cpu = Arc::new(HostCpu {
+            thread: std::thread::current(),
+            woken: AtomicBool::new(false),
+        });
+        let mut cpus = CPUS.lock().unwrap_or_else(|poison| poison.into_inner());
+        if cpus.len() <= index {
+            cpus.resize(index + 1, None);
+        }
+        cpus[index] = Some(cpu.clone());
+        (index, cpu)
     }
 
     /// Upper bound on host "CPUs" reported by [`Platform::cpu_count`].
@@ -201,51 +222,46 @@ pub mod host {
         }
 
         fn cpu_index(&self) -> usize {
-            CPU_INDEX.with(|index| *index)
+            THIS_CPU.with(|(index, _)| *index)
         }
 
         fn cpu_count(&self) -> usize {
             HOST_MAX_CPUS
         }
 
+        /// Parks the thread; a `wake_cpu` that came first makes it return at once (the flag,
+        /// and park's own token, are sticky). Bounded to 50 ms without a deadline, so a lost
+        /// wake-up could only cost latency.
         fn idle(&self, deadline_ns: Option<u64>) {
-            let me = self.cpu_index();
-            let mut wakeups = WAKEUPS.lock().unwrap_or_else(|poison| poison.into_inner());
-            if wakeups.len() <= me {
-                wakeups.resize(me + 1, false);
-            }
-            while !wakeups[me] {
+            THIS_CPU.with(|(_, me)| {
+                if me.woken.swap(false, Ordering::AcqRel) {
+                    return;
+                }
                 let timeout = match deadline_ns {
                     Some(deadline) => {
                         let now = self.now_ns();
                         if now >= deadline {
-                            break;
+                            return;
                         }
                         Duration::from_nanos(deadline - now)
                     }
-                    // Bounded so a lost wake-up costs latency, never liveness.
                     None => Duration::from_millis(50),
                 };
-                let (guard, result) = WAKE_SIGNAL
-                    .wait_timeout(wakeups, timeout)
-                    .unwrap_or_else(|poison| poison.into_inner());
-                wakeups = guard;
-                if result.timed_out() && deadline_ns.is_none() {
-                    break;
-                }
-            }
-            if let Some(flag) = wakeups.get_mut(me) {
-                *flag = false;
-            }
+                std::thread::park_timeout(timeout);
+                me.woken.store(false, Ordering::Release);
+            });
         }
 
         fn wake_cpu(&self, cpu: usize) {
-            let mut wakeups = WAKEUPS.lock().unwrap_or_else(|poison| poison.into_inner());
-            if wakeups.len() <= cpu {
-                wakeups.resize(cpu + 1, false);
+            let target = CPUS
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .get(cpu)
+                .and_then(Clone::clone);
+            if let Some(target) = target {
+                target.woken.store(true, Ordering::Release);
+                target.thread.unpark();
             }
-            wakeups[cpu] = true;
-            WAKE_SIGNAL.notify_all();
         }
 
         fn exit(&self, success: bool) -> ! {

@@ -93,29 +93,43 @@
 //! # Speed
 //!
 //! Lookups in the tight profile's layout (sparse, powers of two) are probed inline in the
-//! caller: a hash (one folded multiply for an integer key), a control byte, and the slot on a
-//! tag match. The control bytes and slots are taken as slices of one length, so with a mask the
-//! compiler checks bounds once a lookup, not once a probe, and the first probe is peeled so
-//! that most misses are decided by one branch for the first two probes. The other layouts are
-//! probed out of line, given the table's slices rather than the dict and unable to panic or
-//! write memory: the compiler then knows the call leaves the dict as it was, and a caller's loop
-//! keeps the dict's fields in registers instead of reloading them after every lookup.
+//! caller: a hash (one folded multiply for an integer key), the first two control bytes, and the
+//! first slot. The control bytes and slots are taken as slices of one length, so with a mask the
+//! compiler checks bounds once a lookup, not once a probe. The first probe is peeled so that no
+//! common case waits on a branch that is often wrong: an empty first control byte, or a second
+//! one that is empty behind a tag mismatch, ends most misses; otherwise the first slot is read
+//! without waiting for its tag, since for a hit those tests never succeed and its slot's load
+//! can start at once (see `sparse::View::find`). The other layouts are probed out of line, given
+//! the table's slices rather than the dict and unable to panic or write memory: the compiler
+//! then knows the call leaves the dict as it was, and a caller's loop keeps the dict's fields in
+//! registers instead of reloading them after every lookup.
 //!
 //! Measured with the benchmark on the development machine (two shared cores of an AMD EPYC,
-//! Zen 4, in a VM), tight lookups at n = 1000 run at about `hashbrown`'s speed (0.9-1.1x, hits
-//! and misses). At n = 100000 hits run at about 0.6x and misses at about 0.7x, and they stay
-//! there for reasons the layout cannot remove without `unsafe` or other parameters: the seed's
-//! rule (3/4 max load, 3/2 growth, powers of two) gives 100000 entries 262144 slots, and a safe
-//! slot is an `Option<(K, V)>`, 24 bytes for `(u64, u64)`, so the slots take 6.3 MB where
-//! `hashbrown`'s buckets take 2 MB; and about one hit in five needs a second probe along
-//! CPython's scattered sequence, a branch the CPU cannot predict, where `hashbrown` compares 16
-//! control bytes at once. A hand-written loop with no dispatch, bounds check or count at all
-//! reaches about 0.7x on hits on the same machine; 16-byte slots (possible only with
-//! uninitialised memory) 0.7-0.8x; entries kept densely and named from a 32-bit index (the
-//! compact idea applied to the tight sizes) only 0.55x, because a hit then waits for two
-//! dependent loads; and deciding the first two probes without branches is slower still. The
-//! compact layouts trade speed for memory: a probe that meets an entry must read it to compare
-//! keys.
+//! Zen 4, in a VM, noisy), tight lookups at n = 1000 run at 0.9-1.1x `hashbrown`'s speed. At
+//! n = 100000 hits run at about 0.65x and misses at about 0.7x (tag-first probing: 0.52-0.56x
+//! and 0.72x). What keeps them there, measured with variants of the loop in isolation:
+//!
+//! - Most of a hit's cost at that size is the hits whose key a later probe holds, about one in
+//!   five at the load the seed's rule gives (3/4 max load, 3/2 growth, powers of two: 262144
+//!   slots for 100000 entries, load 0.38). Their probe position is a branch the CPU cannot
+//!   predict, taken after a slot's load from L3: timed alone, hits that end at the first probe
+//!   take 2.5-3 ns (faster than `hashbrown`), those ending at the second 4 ns, mixed 6-7 ns, where
+//!   `hashbrown` decides among 16 control bytes from one load. No placement helps: with 100000
+//!   keys in 262144 slots, only 83% of keys can have a first slot of their own.
+//! - Removing that branch costs memory traffic instead, which is worse: reading the second
+//!   probe's slot unconditionally (both slots, then a select) takes 12 ns a hit; touching it as a
+//!   prefetch 7.5 ns; choosing the slot from the control bytes without a branch 10 ns.
+//! - The slot size matters less than expected: 16-byte slots (possible only with uninitialised
+//!   memory) measured the same, as did a slot enum holding its own tag with no control array
+//!   (and that made misses half as slow again); a 32-bit index over dense entries (the compact idea
+//!   at the tight sizes) measured 0.48x.
+//!
+//! The exact and compact designs trade speed for memory by their parameters, not by defects:
+//! at a 7/8 max load CPython's probing averages 2.2 probes a hit and 6.7 a miss (measured, as
+//! random probing predicts), and growth of 9/8 ([`exact`](DictConfig::exact)) or 17/16
+//! ([`exact_compact`](DictConfig::exact_compact)) moves each entry 8 or 17 times over a dict's
+//! growth to 100000 (1.2 to 2 times for the others), each move a random write into a fresh
+//! table; a compact probe that meets an entry must read it to compare keys.
 //!
 //! # Hashing
 //!

@@ -84,20 +84,28 @@ impl<'a, K, V> View<'a, K, V> {
         let slots = self.slots.get(..n)?;
         let tag = tag(hash);
         let mut probe = Probe::<R>::new(n, hash);
-        // The first probe is peeled (most hits end there; on its own it measured faster), and
-        // "absent within the first two probes" (most misses) is one branch rather than two.
+        // The first probe is peeled (most hits end there) so that neither a hit nor a miss
+        // waits on a branch that is often wrong. Its slot is read once its control byte is not
+        // empty and a miss is not already certain from the first two control bytes, without
+        // waiting for its tag to match: for a hit neither test ever succeeds, so its slot's
+        // load starts at once, where a branch on the tag is wrong for every hit that a later
+        // probe holds (about one in five at the tight profile's loads). Most misses end at the
+        // control bytes. Measured on a large table: hits about a fifth faster than tag-first,
+        // misses a few percent slower (a non-empty first slot is now read).
         let first = *self.ctrl.get(probe.slot)?;
-        if first == tag {
-            if let Some(Some((k, v))) = slots.get(probe.slot) {
-                if k.borrow() == key {
-                    return Some((probe.slot, k, v));
-                }
-            }
+        if first == EMPTY {
+            return None;
         }
+        let at = probe.slot;
         probe.advance();
         let second = *self.ctrl.get(probe.slot)?;
-        if (first == EMPTY) | (second == EMPTY) {
+        if (first != tag) & (second == EMPTY) {
             return None;
+        }
+        if let Some(Some((k, v))) = slots.get(at) {
+            if k.borrow() == key {
+                return Some((at, k, v));
+            }
         }
         loop {
             let byte = *self.ctrl.get(probe.slot)?;

@@ -32,6 +32,9 @@ pub struct PerCpu {
     pub wake_pending: AtomicBool,
     /// Timer state of this CPU (see [`super::timer`]).
     pub timer: super::timer::CpuTimer,
+    /// A word the kernel keeps per CPU (its scheduler's address), so that finding it on every
+    /// switch is one r13-relative load instead of a call through the platform.
+    pub kernel_slot: AtomicUsize,
 }
 
 /// Byte offsets into [`PerCpu`] used by the boot assembly.
@@ -55,6 +58,7 @@ impl PerCpu {
             started: AtomicBool::new(index == 0),
             wake_pending: AtomicBool::new(false),
             timer: super::timer::CpuTimer::new(),
+            kernel_slot: AtomicUsize::new(0),
         }
     }
 

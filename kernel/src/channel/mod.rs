@@ -228,7 +228,7 @@ impl<T: Send> Channel<T> {
     }
 
     /// Sends `value`, blocking until a receiver takes it.
-    #[inline]
+    #[inline(always)]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.send_until(value, None)
     }
@@ -267,7 +267,7 @@ impl<T: Send> Channel<T> {
         Ok(sent)
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_until(&self, value: T, deadline: Option<u64>) -> Result<(), SendError<T>> {
         let staged = match Staged::new(value) {
             Ok(staged) => staged,
@@ -292,7 +292,7 @@ impl<T: Send> Channel<T> {
     /// The send half of a rendezvous. On failure the parcel comes back (None once it was
     /// parked and then taken back out of the slot as a bomb, which cannot happen for values).
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     fn transfer_send(
         &self,
         parcel: Parcel<T>,
@@ -322,7 +322,7 @@ impl<T: Send> Channel<T> {
             if switch_now {
                 switch_to_partner(receiver);
             } else if yield_after {
-                let _ = crate::tasklet::schedule();
+                let _ = crate::tasklet::schedule_out_of_line();
             }
             return Ok(());
         }
@@ -366,7 +366,7 @@ impl<T: Send> Channel<T> {
     }
 
     /// Receives a value, blocking until a sender provides one.
-    #[inline]
+    #[inline(always)]
     pub fn receive(&self) -> Result<T, TaskletError> {
         self.receive_until(None)
     }
@@ -376,7 +376,7 @@ impl<T: Send> Channel<T> {
         self.receive_until(Some(deadline_after(timeout)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn receive_until(&self, deadline: Option<u64>) -> Result<T, TaskletError> {
         let scheduler = this_cpu();
         let me = scheduler.current();
@@ -402,7 +402,7 @@ impl<T: Send> Channel<T> {
             if switch_now {
                 switch_to_partner(sender);
             } else if yield_after {
-                let _ = crate::tasklet::schedule();
+                let _ = crate::tasklet::schedule_out_of_line();
             }
             return received;
         }
@@ -530,16 +530,9 @@ fn after_match(state: &ChannelState, direction: i8) -> (Placement, bool) {
 
 /// Switches to a partner just placed right after the current tasklet; the caller stays
 /// runnable (last in the queue).
-#[inline]
+#[inline(always)]
 fn switch_to_partner(partner: &Tcb) {
-    let scheduler = this_cpu();
-    let me = scheduler.current();
-    let busy = scheduler.enter();
-    if partner.state() == State::Runnable && !core::ptr::eq(partner, me) {
-        scheduler.switch_to(me, partner);
-    }
-    drop(busy);
-    scheduler.finish_resume();
+    this_cpu().switch_to_partner(partner);
 }
 
 fn deadline_after(timeout: Duration) -> u64 {

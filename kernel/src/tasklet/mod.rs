@@ -427,11 +427,19 @@ unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
 }
 
 /// Returns (and clears) an error raised into `tcb` by kill/throw/deadlock.
+#[inline(always)]
 pub(crate) fn take_pending(tcb: &Tcb) -> Result<(), TaskletError> {
-    match tcb.pending.take() {
-        Some(error) => Err(error),
+    // Tested before taking, so that the common case is one load and no store.
+    match tcb.pending.get() {
         None => Ok(()),
+        Some(_) => take_raised(tcb),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn take_raised(tcb: &Tcb) -> Result<(), TaskletError> {
+    tcb.pending.take().map_or(Ok(()), Err)
 }
 
 /// Options for spawning a tasklet.
@@ -537,13 +545,24 @@ where
 
 /// Yields to the next runnable tasklet (Stackless's `schedule()`). Returns an error raised into
 /// the current tasklet (kill, throw) instead of continuing normally.
-#[inline]
+///
+/// The common case is inlined into the caller on purpose: the switch declares every
+/// non-volatile register clobbered, so the caller saves only what is live at the call, once per
+/// enclosing function — an out-of-line `schedule` would save all of them on every call.
+#[inline(always)]
 pub fn schedule() -> Result<(), TaskletError> {
     let scheduler = this_cpu();
-    if let Some(done) = scheduler.try_fast_yield() {
-        return done;
+    if let Some(me) = scheduler.try_fast_yield() {
+        return take_pending(me);
     }
     schedule_slow(scheduler)
+}
+
+/// [`schedule`] for callers that are themselves out-of-line kernel code: inlining the switch
+/// there would make every call of theirs save all non-volatile registers.
+#[inline(never)]
+pub(crate) fn schedule_out_of_line() -> Result<(), TaskletError> {
+    schedule()
 }
 
 #[inline(never)]

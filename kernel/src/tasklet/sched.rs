@@ -11,7 +11,7 @@ use super::tcb::{self, Blocker, State, Tcb, TcbRef};
 use super::TaskletError;
 use crate::platform::platform;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use spindle_arch::context;
 
 /// Stack budget of a CPU until the board or the application sets one.
@@ -47,6 +47,7 @@ impl WaitQueue {
         count
     }
 
+    #[inline]
     pub(crate) fn push_back(&mut self, tcb: &Tcb) {
         debug_assert!(!tcb.queued.get(), "tasklet queued twice");
         tcb.wait_next.set(core::ptr::null());
@@ -66,6 +67,7 @@ impl WaitQueue {
         unsafe { self.head.as_ref() }
     }
 
+    #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<&'static Tcb> {
         // SAFETY: as in push_back; the 'static is the scheduler's reference, valid while the
         // caller holds the lock and until the tasklet is woken and finishes.
@@ -212,6 +214,18 @@ pub(crate) enum Placement {
     Next,
 }
 
+/// Bits of [`Scheduler::attention`]: why a yield cannot take the fast path.
+mod attention {
+    /// The timer queue is not empty.
+    pub(super) const TIMERS: u32 = 1 << 0;
+    /// A `run` watchdog budget is armed.
+    pub(super) const WATCHDOG: u32 = 1 << 1;
+    /// The watchdog fired while the running tasklet could not be interrupted.
+    pub(super) const PREEMPT: u32 = 1 << 2;
+    /// Other CPUs queued wake-ups in the inbox.
+    pub(super) const INBOX: u32 = 1 << 3;
+}
+
 /// One CPU's scheduler.
 pub(crate) struct Scheduler {
     pub(crate) main_tcb: Tcb,
@@ -222,7 +236,11 @@ pub(crate) struct Scheduler {
     initialized: Cell<bool>,
     /// Set while scheduler state is being changed: an interrupt must not preempt then.
     busy: AtomicBool,
-    preempt_pending: AtomicBool,
+    /// One word the fast yield tests instead of each condition it stands for (see the
+    /// [`attention`] bits). Other CPUs set [`attention::INBOX`]; the rest is this CPU's.
+    attention: AtomicU32,
+    /// Whether a switch left work for whoever resumes (an overflowed tasklet or dead stacks).
+    deferred: Cell<bool>,
     watchdog_deadline: Cell<u64>,
     interrupted: Cell<*const Tcb>,
     /// A tasklet found overrunning its stack at the last switch, to be retired after it.
@@ -253,7 +271,8 @@ impl Scheduler {
             ring_len: Cell::new(0),
             initialized: Cell::new(false),
             busy: AtomicBool::new(false),
-            preempt_pending: AtomicBool::new(false),
+            attention: AtomicU32::new(0),
+            deferred: Cell::new(false),
             watchdog_deadline: Cell::new(0),
             interrupted: Cell::new(core::ptr::null()),
             overflowed: Cell::new(core::ptr::null()),
@@ -321,6 +340,7 @@ impl Scheduler {
         unsafe { self.group.get().as_ref() }
     }
 
+    #[inline]
     pub(crate) fn current(&self) -> &'static Tcb {
         // SAFETY: current is always a live control block once initialised (this scheduler holds
         // a reference to every live tasklet).
@@ -343,10 +363,12 @@ impl Scheduler {
         self.live.set(self.live.get() + count);
     }
 
+    #[inline]
     pub(crate) fn is_here(&self, tcb: &Tcb) -> bool {
         core::ptr::eq(tcb.home.get(), self)
     }
 
+    #[inline]
     pub(crate) fn enter(&self) -> BusyGuard<'_> {
         // Only this CPU writes its busy flag (its interrupts included), so a plain load and
         // store suffice; a locked swap would cost more than the rest of a switch.
@@ -367,6 +389,7 @@ impl Scheduler {
     // ---- the ring -------------------------------------------------------------------------
 
     /// Links `tcb` into the ring (it must not be in it).
+    #[inline]
     pub(crate) fn ring_insert(&self, tcb: &Tcb, placement: Placement) {
         tcb.set_state(State::Runnable);
         let head = self.ring_head.get();
@@ -413,6 +436,7 @@ impl Scheduler {
         self.ring_len.set(self.ring_len.get() - 1);
     }
 
+    #[inline]
     pub(crate) fn set_ring_head(&self, tcb: &Tcb) {
         self.ring_head.set(tcb);
     }
@@ -424,11 +448,28 @@ impl Scheduler {
     /// [`Scheduler::finish_resume`].
     #[inline(always)]
     pub(crate) fn switch_to(&self, from: &Tcb, to: &Tcb) {
-        debug_assert!(!core::ptr::eq(from, to));
-        let mut save_sp = from.saved_sp.as_ptr();
         let low = from.stack_low.get();
         // SAFETY: a non-zero stack_low is the usable low of the live segment `from` runs on.
-        if low != 0 && !unsafe { stack::guard_intact(low, context::stack_pointer()) } {
+        let intact = low == 0 || unsafe { stack::guard_intact(low, context::stack_pointer()) };
+        self.switch_checked(from, to, intact);
+    }
+
+    /// [`Scheduler::switch_to`] for the fast yield: checks only the stack pointer and the guard
+    /// word an overrun reaches first (the slower paths check every guard word).
+    #[inline(always)]
+    pub(crate) fn switch_to_quick(&self, from: &Tcb, to: &Tcb) {
+        let low = from.stack_low.get();
+        // SAFETY: as in switch_to.
+        let intact =
+            low == 0 || unsafe { stack::first_guard_intact(low, context::stack_pointer()) };
+        self.switch_checked(from, to, intact);
+    }
+
+    #[inline(always)]
+    fn switch_checked(&self, from: &Tcb, to: &Tcb, stack_intact: bool) {
+        debug_assert!(!core::ptr::eq(from, to));
+        let mut save_sp = from.saved_sp.as_ptr();
+        if !stack_intact {
             save_sp = self.unlink_overflowed(from);
         }
         self.set_ring_head(to);
@@ -449,6 +490,7 @@ impl Scheduler {
         }
         from.set_state(State::Paused);
         self.overflowed.set(from);
+        self.deferred.set(true);
         self.scratch_sp.as_ptr()
     }
 
@@ -456,16 +498,12 @@ impl Scheduler {
     /// switch jumps between call sites without unbalancing the return predictor: nothing
     /// pending, no sleepers, no watchdog, no cross-CPU wake-ups waiting, another tasklet next
     /// in the ring.
-    /// `None` when the full path is needed.
+    /// Returns the resumed tasklet (whose raised error the caller takes), or `None` when the
+    /// full path is needed.
     #[inline(always)]
-    pub(crate) fn try_fast_yield(&self) -> Option<Result<(), TaskletError>> {
+    pub(crate) fn try_fast_yield(&self) -> Option<&'static Tcb> {
         let me = self.current();
-        if me.pending.get().is_some()
-            || !self.timers.get().is_null()
-            || self.watchdog_deadline.get() != 0
-            || self.preempt_pending.load(Ordering::Relaxed)
-            || self.inbox_count.load(Ordering::Relaxed) != 0
-        {
+        if me.pending.get().is_some() || self.attention.load(Ordering::Relaxed) != 0 {
             return None;
         }
         // SAFETY: the current tasklet is in the ring, so its successor is a live ring member.
@@ -474,28 +512,27 @@ impl Scheduler {
             return None;
         }
         self.busy.store(true, Ordering::Relaxed);
-        self.switch_to(me, next);
+        self.switch_to_quick(me, next);
         self.finish_resume();
-        Some(match me.pending.take() {
-            Some(error) => Err(error),
-            None => Ok(()),
-        })
+        Some(me)
     }
 
     /// Completes a resumption: releases what the switch left behind (dead tasklets' stacks and
     /// references, whose destructors may run arbitrary code), then leaves the scheduler.
     #[inline(always)]
     pub(crate) fn finish_resume(&self) {
-        if self.overflowed.get().is_null() && self.reap_head.get().is_null() {
-            self.busy.store(false, Ordering::Relaxed);
-        } else {
+        if self.deferred.get() {
             self.finish_resume_slow();
+        } else {
+            self.busy.store(false, Ordering::Relaxed);
         }
     }
 
     #[cold]
     #[inline(never)]
     fn finish_resume_slow(&self) {
+        // Set again by anything below that defers more work (reap keeps going until empty).
+        self.deferred.set(false);
         let overflowed = self.overflowed.replace(core::ptr::null());
         // SAFETY: set by switch_to to a live tasklet of this CPU that will never run again.
         if let Some(tcb) = unsafe { overflowed.as_ref() } {
@@ -547,6 +584,7 @@ impl Scheduler {
     fn push_reap(&self, tcb: &Tcb) {
         tcb.wait_next.set(self.reap_head.get());
         self.reap_head.set(tcb);
+        self.deferred.set(true);
     }
 
     /// Marks `tcb` dead (it is not running any more, or is about to switch away for good), fails
@@ -707,7 +745,24 @@ impl Scheduler {
     /// queue's lock, now released) with state [`State::Blocked`], until a waker, a kill, a
     /// timeout (`deadline`, on the platform clock) or deadlock detection makes it runnable.
     /// Returns with the scheduler still entered: claim the slot, then `finish_resume`.
+    ///
+    /// Only the switch is inlined (see [`crate::tasklet::schedule`] for why); the bookkeeping
+    /// around it is out of line.
+    #[inline(always)]
     pub(crate) fn block_current(&'static self, blocker: Option<Blocker>, deadline: Option<u64>) {
+        let next = self.block_prepare(blocker, deadline);
+        self.block_switch(next);
+    }
+
+    /// The first half of [`Scheduler::block_current`]: takes the running tasklet out of the ring
+    /// and picks who runs instead (`None` if it was woken meanwhile and runs on). No switch in
+    /// here, so it may be inlined into out-of-line callers.
+    #[inline]
+    pub(crate) fn block_prepare(
+        &'static self,
+        blocker: Option<Blocker>,
+        deadline: Option<u64>,
+    ) -> Option<&'static Tcb> {
         let me = self.current();
         me.blocker.set(blocker);
         if let Some(deadline) = deadline {
@@ -715,13 +770,44 @@ impl Scheduler {
         }
         self.ring_remove(me);
         let next = self.find_next(Some(me));
-        if !core::ptr::eq(next, me) {
-            self.switch_to(me, next);
-        } else {
+        if core::ptr::eq(next, me) {
             self.set_ring_head(me);
+            None
+        } else {
+            Some(next)
         }
+    }
+
+    /// The second half of [`Scheduler::block_current`]: switches to `next` (if any) and, once
+    /// resumed, drops what the wait installed.
+    #[inline(always)]
+    pub(crate) fn block_switch(&self, next: Option<&'static Tcb>) {
+        let me = self.current();
+        if let Some(next) = next {
+            self.switch_to_quick(me, next);
+        }
+        if me.blocker.get().is_some() || me.has_flag(tcb::FLAG_TIMER_ARMED) {
+            self.end_wait(me);
+        }
+    }
+
+    #[inline(never)]
+    fn end_wait(&self, me: &Tcb) {
         me.blocker.set(None);
         self.disarm_timer(me);
+    }
+
+    /// Switches to `partner`, just placed right after the running tasklet by a rendezvous (if
+    /// it is still runnable); the running tasklet stays runnable, last in the queue.
+    #[inline(always)]
+    pub(crate) fn switch_to_partner(&self, partner: &Tcb) {
+        let me = self.current();
+        let busy = self.enter();
+        if partner.state() == State::Runnable && !core::ptr::eq(partner, me) {
+            self.switch_to_quick(me, partner);
+        }
+        drop(busy);
+        self.finish_resume();
     }
 
     /// Yields to the next runnable tasklet; the caller stays in the ring. Wake-ups from other
@@ -760,6 +846,7 @@ impl Scheduler {
             }
             inbox.tail = tcb;
             self.inbox_count.fetch_add(1, Ordering::AcqRel);
+            self.attention.fetch_or(attention::INBOX, Ordering::Release);
         }
         platform().wake_cpu(self.cpu.get());
     }
@@ -775,6 +862,8 @@ impl Scheduler {
             let head = inbox.head;
             inbox.head = core::ptr::null();
             inbox.tail = core::ptr::null();
+            self.attention
+                .fetch_and(!attention::INBOX, Ordering::Relaxed);
             let detached = self.inbox_count.load(Ordering::Acquire);
             if let Some(group) = self.group() {
                 group.in_flight.fetch_sub(detached, Ordering::AcqRel);
@@ -832,7 +921,7 @@ impl Scheduler {
         tcb.timer_prev.set(prev);
         tcb.timer_next.set(cursor);
         if prev.is_null() {
-            self.timers.set(tcb);
+            self.set_timer_queue_head(tcb);
         } else {
             // SAFETY: as above.
             unsafe { (*prev).timer_next.set(tcb) };
@@ -850,7 +939,7 @@ impl Scheduler {
         }
         let (prev, next) = (tcb.timer_prev.get(), tcb.timer_next.get());
         if prev.is_null() {
-            self.timers.set(next);
+            self.set_timer_queue_head(next);
         } else {
             // SAFETY: timer-list members are live control blocks of this CPU.
             unsafe { (*prev).timer_next.set(next) };
@@ -862,6 +951,30 @@ impl Scheduler {
         tcb.timer_next.set(core::ptr::null());
         tcb.timer_prev.set(core::ptr::null());
         tcb.set_flag(tcb::FLAG_TIMER_ARMED, false);
+    }
+
+    fn set_timer_queue_head(&self, head: *const Tcb) {
+        self.timers.set(head);
+        self.set_attention(attention::TIMERS, !head.is_null());
+    }
+
+    fn set_attention(&self, bit: u32, on: bool) {
+        // Read-modify-write although only this CPU changes these bits: another CPU may be
+        // setting the inbox bit at the same time.
+        if on {
+            self.attention.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.attention.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    fn preempt_pending(&self) -> bool {
+        self.attention.load(Ordering::Relaxed) & attention::PREEMPT != 0
+    }
+
+    fn set_watchdog_deadline(&self, deadline: u64) {
+        self.watchdog_deadline.set(deadline);
+        self.set_attention(attention::WATCHDOG, deadline != 0);
     }
 
     /// Waits (idling the CPU) until the earliest timer expires or a wake-up arrives, then makes
@@ -906,8 +1019,8 @@ impl Scheduler {
     // ---- preemption -----------------------------------------------------------------------
 
     pub(crate) fn arm_watchdog(&self, deadline: Option<u64>) {
-        self.watchdog_deadline.set(deadline.unwrap_or(0));
-        self.preempt_pending.store(false, Ordering::Relaxed);
+        self.set_watchdog_deadline(deadline.unwrap_or(0));
+        self.set_attention(attention::PREEMPT, false);
         platform().set_preempt_deadline(deadline);
     }
 
@@ -924,9 +1037,17 @@ impl Scheduler {
 
     /// A cooperative check point: if the watchdog budget of `run` is spent and the running
     /// tasklet may be interrupted, hand it back to the main tasklet.
+    #[inline(always)]
     pub(crate) fn checkpoint(&'static self) {
-        if (self.watchdog_deadline.get() != 0 || self.preempt_pending.load(Ordering::Relaxed))
-            && self.watchdog_expired()
+        if self.attention.load(Ordering::Relaxed) & (attention::WATCHDOG | attention::PREEMPT) != 0
+        {
+            self.checkpoint_armed();
+        }
+    }
+
+    #[inline(never)]
+    fn checkpoint_armed(&'static self) {
+        if (self.watchdog_deadline.get() != 0 || self.preempt_pending()) && self.watchdog_expired()
         {
             let _busy = self.enter();
             self.interrupt_current();
@@ -940,12 +1061,12 @@ impl Scheduler {
         let me = self.current();
         if me.is_main() || me.atomic.get() > 0 || self.main_tcb.state() != State::Runnable {
             if !me.is_main() {
-                self.preempt_pending.store(true, Ordering::Relaxed);
+                self.set_attention(attention::PREEMPT, true);
             }
             return;
         }
-        self.preempt_pending.store(false, Ordering::Relaxed);
-        self.watchdog_deadline.set(0);
+        self.set_attention(attention::PREEMPT, false);
+        self.set_watchdog_deadline(0);
         platform().set_preempt_deadline(None);
         self.ring_remove(me);
         me.set_state(State::Paused);
@@ -963,7 +1084,7 @@ impl Scheduler {
             return;
         }
         if self.busy.load(Ordering::Relaxed) {
-            self.preempt_pending.store(true, Ordering::Relaxed);
+            self.set_attention(attention::PREEMPT, true);
             return;
         }
         self.busy.store(true, Ordering::Relaxed);
@@ -979,7 +1100,7 @@ impl Scheduler {
 
     /// After leaving an atomic section: honour a watchdog that fired meanwhile.
     pub(crate) fn after_atomic(&'static self) {
-        if self.preempt_pending.load(Ordering::Relaxed) {
+        if self.preempt_pending() {
             self.checkpoint();
         }
     }
@@ -992,6 +1113,7 @@ pub(crate) struct BusyGuard<'a> {
 }
 
 impl Drop for BusyGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.scheduler.busy.store(self.was_busy, Ordering::Relaxed);
     }
@@ -1108,8 +1230,38 @@ mod per_cpu {
     // SAFETY: each CPU touches only its own slot's non-atomic state (see Scheduler's Sync).
     unsafe impl Sync for Slots {}
 
+    /// On PowerPC64 the scheduler's address is cached in the CPU's r13 block (see
+    /// `spindle_arch::powerpc64::percpu`), which the boot code of every CPU sets up: the common
+    /// case is one load, with no call through the platform.
+    #[cfg(target_arch = "powerpc64")]
+    #[inline(always)]
+    pub(super) fn this_cpu() -> &'static Scheduler {
+        let slot = &spindle_arch::powerpc64::percpu::current().kernel_slot;
+        let cached = slot.load(Ordering::Relaxed) as *const Scheduler;
+        // SAFETY: only `lookup` below stores here: the address of this CPU's static scheduler.
+        match unsafe { cached.as_ref() } {
+            Some(scheduler) => scheduler,
+            None => cache_lookup(slot),
+        }
+    }
+
+    #[cfg(target_arch = "powerpc64")]
+    #[cold]
+    #[inline(never)]
+    fn cache_lookup(slot: &core::sync::atomic::AtomicUsize) -> &'static Scheduler {
+        let scheduler = lookup();
+        slot.store(scheduler as *const Scheduler as usize, Ordering::Relaxed);
+        scheduler
+    }
+
+    #[cfg(not(target_arch = "powerpc64"))]
     #[inline]
     pub(super) fn this_cpu() -> &'static Scheduler {
+        lookup()
+    }
+
+    #[inline]
+    fn lookup() -> &'static Scheduler {
         let index = crate::platform::platform().cpu_index();
         let Some(scheduler) = SCHEDULERS.0.get(index) else {
             too_many_cpus(index)
@@ -1141,7 +1293,7 @@ mod per_cpu {
 pub(crate) use per_cpu::{reserve_cpu, unreserve_cpu};
 
 /// The calling CPU's scheduler (initialised on first use).
-#[inline]
+#[inline(always)]
 pub(crate) fn this_cpu() -> &'static Scheduler {
     per_cpu::this_cpu()
 }

@@ -210,3 +210,15 @@ pub(crate) unsafe fn guard_intact(usable_low: usize, stack_pointer: usize) -> bo
     // SAFETY: the canary words are inside the live region's guard zone.
     (0..CANARY_WORDS).all(|index| unsafe { canaries.add(index).read_volatile() } == CANARY)
 }
+
+/// The cheap part of [`guard_intact`]: the stack pointer and the guard word just below
+/// `usable_low`, the first one a stack growing down overruns.
+///
+/// # Safety
+/// As for [`guard_intact`].
+#[inline(always)]
+pub(crate) unsafe fn first_guard_intact(usable_low: usize, stack_pointer: usize) -> bool {
+    // SAFETY: the word below usable_low is the top of the live region's guard zone.
+    stack_pointer >= usable_low
+        && unsafe { ((usable_low - 8) as *const u64).read_volatile() } == CANARY
+}

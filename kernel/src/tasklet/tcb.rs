@@ -149,24 +149,29 @@ impl Tcb {
         }
     }
 
+    #[inline]
     pub(crate) fn state(&self) -> State {
         State::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    #[inline]
     pub(crate) fn set_state(&self, state: State) {
         self.state.store(state as u8, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn has_flag(&self, flag: u8) -> bool {
         self.flags.get() & flag != 0
     }
 
+    #[inline]
     pub(crate) fn set_flag(&self, flag: u8, on: bool) {
         let flags = self.flags.get();
         self.flags
             .set(if on { flags | flag } else { flags & !flag });
     }
 
+    #[inline]
     pub(crate) fn is_main(&self) -> bool {
         self.has_flag(FLAG_MAIN)
     }

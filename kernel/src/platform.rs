@@ -18,6 +18,10 @@ pub trait Platform: Sync {
     fn now_ns(&self) -> u64;
 
     /// Index of the calling CPU, in `0..cpu_count()`.
+    ///
+    /// Asked once per CPU on bare-metal PowerPC64: the kernel then caches the CPU's scheduler
+    /// in the `spindle_arch` per-CPU block that r13 points to (`percpu::PerCpu::kernel_slot`),
+    /// so a board must run the kernel with r13 set up as `spindle_arch`'s boot code does.
     fn cpu_index(&self) -> usize;
 
     /// Number of CPUs the kernel may schedule tasklets on.

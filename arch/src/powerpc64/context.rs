@@ -5,65 +5,70 @@
 //! exactly the live ones around it (once per enclosing function, not per switch, in a loop). The
 //! assembly itself saves what the compiler cannot be told about: r29-r31 (reserved by LLVM), r2,
 //! FPSCR, VRSAVE and, on bare metal, MSR[EE] — so a tasklet preempted from the decrementer
-//! handler resumes inside it with interrupts off and everyone else with them on. Resuming is a
+//! handler resumes inside it with interrupts off and everyone else with them on. It keeps them
+//! in the protected zone below r1, so it allocates no frame. Resuming is a
 //! `bctr` to the saved resume address. A fresh stack is laid out so that its first resumption
 //! lands in a trampoline that calls the entry function through r12 (ELFv2 global entry).
 
 use core::arch::{asm, global_asm};
 
-/// Bytes of the frame the switch itself keeps on a suspended stack (16-byte multiple).
-pub const SWITCH_FRAME_BYTES: usize = 96;
+/// Bytes the switch itself keeps below a suspended stack pointer: the ELFv2 protected zone
+/// (288 bytes below r1, which interrupt handlers skip) holds them, so the switch needs no frame
+/// of its own and the suspended r1 is the caller's.
+pub const SWITCH_FRAME_BYTES: usize = 64;
 
-/// Bytes [`init_stack`] uses at the top of a fresh stack: the switch frame plus a minimal caller
-/// frame (back chain, CR, LR and TOC save words) for the entry function to write its LR into.
+/// Bytes [`init_stack`] uses at the top of a fresh stack: a minimal caller frame (back chain, CR,
+/// LR and TOC save words) for the entry function to write its LR into, and the switch frame
+/// below it.
 pub const INITIAL_FRAME_BYTES: usize = SWITCH_FRAME_BYTES + 32;
 
 /// Entry of a fresh context: `arg` is what the first switch into it passed, `data` what
 /// [`init_stack`] was given. It must never return.
 pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
 
-// Frame layout (offsets from the suspended r1):
-//   0 back chain | 32 r29 | 40 r30 | 48 r31 | 56 r2 | 64 FPSCR | 72 VRSAVE | 80 MSR | 88 resume
-const OFFSET_R29: usize = 32;
-const OFFSET_R30: usize = 40;
-const OFFSET_TOC: usize = 56;
-const OFFSET_FPSCR: usize = 64;
-const OFFSET_VRSAVE: usize = 72;
-const OFFSET_MSR: usize = 80;
-const OFFSET_RESUME: usize = 88;
+// Frame layout (offsets below the suspended r1):
+//   -8 r29 | -16 r30 | -24 r31 | -32 r2 | -40 FPSCR | -48 VRSAVE | -56 MSR | -64 resume
+const OFFSET_R29: usize = 8;
+const OFFSET_R30: usize = 16;
+const OFFSET_TOC: usize = 32;
+const OFFSET_FPSCR: usize = 40;
+const OFFSET_VRSAVE: usize = 48;
+const OFFSET_MSR: usize = 56;
+const OFFSET_RESUME: usize = 64;
+const _: () = assert!(SWITCH_FRAME_BYTES <= 288 && OFFSET_RESUME == SWITCH_FRAME_BYTES);
 
 macro_rules! switch_body {
     ($save_msr:literal, $restore_msr:literal, $save_sp:ident, $resume_sp:ident, $arg:ident, $resumed_with:ident) => {
+        // Without `nostack`, the assembly may use the stack below r1: the compiler keeps nothing
+        // there across it.
         asm!(
-            "stdu 1, -96(1)",
-            "std 29, 32(1)",
-            "std 30, 40(1)",
-            "std 31, 48(1)",
-            "std 2, 56(1)",
+            "std 29, -8(1)",
+            "std 30, -16(1)",
+            "std 31, -24(1)",
+            "std 2, -32(1)",
             "mffs 0",
-            "stfd 0, 64(1)",
+            "stfd 0, -40(1)",
             "mfvrsave 0",
-            "std 0, 72(1)",
+            "std 0, -48(1)",
             $save_msr,
             "bcl 20, 31, 3f",
             // r0 as a base reads as zero in addi, so compute the resume address in r12.
             "3: mflr 12",
             "addi 12, 12, 2f - 3b",
-            "std 12, 88(1)",
+            "std 12, -64(1)",
             "std 1, 0(3)",
             "mr 1, 4",
-            "ld 0, 88(1)",
+            "ld 0, -64(1)",
             "mtctr 0",
-            "ld 29, 32(1)",
-            "ld 30, 40(1)",
-            "ld 31, 48(1)",
-            "ld 2, 56(1)",
-            "lfd 0, 64(1)",
+            "ld 29, -8(1)",
+            "ld 30, -16(1)",
+            "ld 31, -24(1)",
+            "ld 2, -32(1)",
+            "lfd 0, -40(1)",
             "mtfsf 0xff, 0",
-            "ld 0, 72(1)",
+            "ld 0, -48(1)",
             "mtvrsave 0",
             $restore_msr,
-            "addi 1, 1, 96",
             "bctr",
             "2:",
             inout("r3") $save_sp => _,
@@ -102,8 +107,8 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
     unsafe {
         // Bare metal: carry MSR[EE] (mtmsrd with L=1 changes only EE and RI).
         switch_body!(
-            "mfmsr 0\nstd 0, 80(1)",
-            "ld 0, 80(1)\nmtmsrd 0, 1",
+            "mfmsr 0\nstd 0, -56(1)",
+            "ld 0, -56(1)\nmtmsrd 0, 1",
             save_sp,
             resume_sp,
             arg,
@@ -163,17 +168,21 @@ unsafe extern "C" {
 /// [`INITIAL_FRAME_BYTES`] bytes (plus whatever `entry` uses) that nothing else uses.
 pub unsafe fn init_stack(stack_top: usize, entry: EntryFn, data: usize) -> usize {
     debug_assert_eq!(stack_top % 16, 0, "stack top must be 16-byte aligned");
-    let caller_frame = stack_top - 32;
-    let sp = caller_frame - SWITCH_FRAME_BYTES;
+    // The suspended r1 is the caller frame; the switch frame lies below it.
+    let sp = stack_top - 32;
     let toc: u64;
     // SAFETY: reads r2; no memory access.
     unsafe { core::arch::asm!("mr {}, 2", out(reg) toc, options(nomem, nostack, preserves_flags)) };
-    let word = |offset: usize| (sp + offset) as *mut u64;
+    let word = |offset: usize| (sp - offset) as *mut u64;
     // SAFETY: the caller guarantees INITIAL_FRAME_BYTES writable bytes below stack_top, which
-    // covers the caller frame and the switch frame written here.
+    // covers the caller frame (its back chain left zero: the end of the chain) and the switch
+    // frame written here.
     unsafe {
-        core::ptr::write_bytes(sp as *mut u8, 0, INITIAL_FRAME_BYTES);
-        word(0).write(caller_frame as u64);
+        core::ptr::write_bytes(
+            (stack_top - INITIAL_FRAME_BYTES) as *mut u8,
+            0,
+            INITIAL_FRAME_BYTES,
+        );
         word(OFFSET_R29).write(entry as *const () as u64);
         word(OFFSET_R30).write(data as u64);
         word(OFFSET_TOC).write(toc);

@@ -511,7 +511,9 @@ impl Scheduler {
         if core::ptr::eq(next, me) {
             return None;
         }
-        self.busy.store(true, Ordering::Relaxed);
+        // No busy flag on the way out: the timer interrupt preempts only when a watchdog is
+        // armed, which sends every yield down the full path. It is cleared on the way back in
+        // all the same, since whoever switched here may have left it set.
         self.switch_to_quick(me, next);
         self.finish_resume();
         Some(me)
@@ -786,14 +788,14 @@ impl Scheduler {
         if let Some(next) = next {
             self.switch_to_quick(me, next);
         }
-        if me.blocker.get().is_some() || me.has_flag(tcb::FLAG_TIMER_ARMED) {
-            self.end_wait(me);
+        me.blocker.set(None);
+        if me.has_flag(tcb::FLAG_TIMER_ARMED) {
+            self.disarm_timer_out_of_line(me);
         }
     }
 
     #[inline(never)]
-    fn end_wait(&self, me: &Tcb) {
-        me.blocker.set(None);
+    fn disarm_timer_out_of_line(&self, me: &Tcb) {
         self.disarm_timer(me);
     }
 

@@ -2,7 +2,7 @@
 //!
 //! The kernel never touches hardware directly: console bytes, time, CPU identity, idling and exit
 //! all come through one [`Platform`] installed at boot with [`install`]. Hosted builds (feature
-//! `std`) fall back to [`host::HostPlatform`] when nothing was installed.
+//! `std`) fall back to `host::HostPlatform` when nothing was installed.
 
 use core::fmt;
 

@@ -320,7 +320,7 @@ impl<T: Send> Channel<T> {
             let switch_now = placement == Placement::Next && scheduler.is_here(receiver);
             drop(busy);
             if switch_now {
-                switch_to_partner(receiver);
+                scheduler.switch_to_partner(receiver);
             } else if yield_after {
                 let _ = crate::tasklet::schedule_out_of_line();
             }
@@ -400,7 +400,7 @@ impl<T: Send> Channel<T> {
             let switch_now = placement == Placement::Next && scheduler.is_here(sender);
             drop(busy);
             if switch_now {
-                switch_to_partner(sender);
+                scheduler.switch_to_partner(sender);
             } else if yield_after {
                 let _ = crate::tasklet::schedule_out_of_line();
             }
@@ -526,13 +526,6 @@ fn after_match(state: &ChannelState, direction: i8) -> (Placement, bool) {
     } else {
         (Placement::Tail, false)
     }
-}
-
-/// Switches to a partner just placed right after the current tasklet; the caller stays
-/// runnable (last in the queue).
-#[inline(always)]
-fn switch_to_partner(partner: &Tcb) {
-    this_cpu().switch_to_partner(partner);
 }
 
 fn deadline_after(timeout: Duration) -> u64 {

@@ -804,10 +804,15 @@ impl Scheduler {
     #[inline(always)]
     pub(crate) fn switch_to_partner(&self, partner: &Tcb) {
         let me = self.current();
+        // The partner was made runnable here a moment ago, and nothing in between can take it
+        // out of the ring again (a watchdog interrupts only the running tasklet).
+        debug_assert!(partner.state() == State::Runnable && self.is_here(partner));
+        debug_assert!(
+            !core::ptr::eq(partner, me),
+            "a tasklet met itself on a channel"
+        );
         let busy = self.enter();
-        if partner.state() == State::Runnable && !core::ptr::eq(partner, me) {
-            self.switch_to_quick(me, partner);
-        }
+        self.switch_to_quick(me, partner);
         drop(busy);
         self.finish_resume();
     }

@@ -15,5 +15,7 @@ mod hooks;
 pub mod net;
 pub mod platform;
 pub mod record;
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
 pub mod sync;
 pub mod tasklet;

@@ -2,7 +2,9 @@
 //! that post-switch cleanup must never lose (the seed's bug class), on one CPU and across CPUs.
 
 use spindle::channel::{Channel, Preference};
+use spindle::scenarios::{self, SeedDepths, Trap};
 use spindle::tasklet::{self, Builder, CpuGroup, TaskletError, Thrown};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -330,124 +332,34 @@ fn large_values_travel_out_of_line() {
 
 // ---- the seed's bug class: post-switch cleanup must never lose a value in flight -------------
 
-/// Returned by a finishing sender; its drop runs after the switch away from the dead sender,
-/// in whatever tasklet resumes — and it sends, schedules and spills there.
-struct Trap {
-    side: Arc<Channel<u64>>,
-    ran: Arc<Mutex<bool>>,
-}
-
-fn deep(depth: u64) -> u64 {
-    if depth == 0 {
-        return 0;
-    }
-    let pad = std::hint::black_box([depth; 8]);
-    pad[0] + tasklet::spill(|| deep(depth - 1)).unwrap()
-}
-
-impl Drop for Trap {
-    fn drop(&mut self) {
-        // Send on another channel (blocking until the side receiver takes it), schedule, spill.
-        self.side.send(deep(400)).expect("side send");
-        tasklet::schedule().expect("schedule in drop");
-        assert_eq!(deep(600), 600 * 601 / 2);
-        *self.ran.lock().unwrap() = true;
-    }
-}
-
 fn payload(round: usize) -> String {
     format!("chunk #{round} of a long download")
 }
 
-/// One round of the seed scenario on this CPU; `receiver_stack` small means the receiver
-/// receives from inside spilled recursion.
-fn seed_round(round: usize, preference: Preference, receiver_spills: bool) {
-    let data = Arc::new(Channel::<String>::new());
-    data.set_preference(preference);
-    let side = Arc::new(Channel::<u64>::new());
-    let ran = Arc::new(Mutex::new(false));
-
-    let side_receiver = {
-        let side = side.clone();
-        tasklet::spawn(move || side.receive()).unwrap()
-    };
-    let receiver = {
-        let data = data.clone();
-        Builder::new()
-            .name("receiver")
-            .stack_size(if receiver_spills {
-                SMALL_STACK
-            } else {
-                64 * 1024
-            })
-            .spawn(move || {
-                fn receive_deep(
-                    data: &Channel<String>,
-                    depth: u32,
-                ) -> Result<String, TaskletError> {
-                    if depth == 0 {
-                        return data.receive();
-                    }
-                    let pad = std::hint::black_box([depth; 16]);
-                    let got = tasklet::spill(|| receive_deep(data, depth - 1)).unwrap();
-                    std::hint::black_box(pad);
-                    got
-                }
-                receive_deep(&data, if receiver_spills { 400 } else { 0 })
-            })
-            .unwrap()
-    };
-    tasklet::schedule().unwrap(); // receiver and side receiver now wait
-    {
-        let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
-        // Detached: the scheduler holds the last reference, released after the switch away from
-        // the dead sender.
-        drop(
-            Builder::new()
-                .name("sender")
-                .spawn(move || {
-                    data.send(payload(round)).unwrap();
-                    Trap { side, ran }
-                })
-                .unwrap(),
-        );
-    }
-    tasklet::run().unwrap();
-    assert!(*ran.lock().unwrap(), "round {round}: the trap's drop ran");
-    assert_eq!(
-        receiver.result(),
-        Some(Ok(Ok(payload(round)))),
-        "round {round}: value lost or clobbered"
-    );
-    assert_eq!(side_receiver.result(), Some(Ok(Ok(400 * 401 / 2))));
-}
+/// What a trap's drop does on the host: sends the sum of a 400-frame spilled recursion, then
+/// runs a 600-frame one.
+const TRAP_DEPTHS: SeedDepths = SeedDepths {
+    receiver_stack: 64 * 1024,
+    receive_depth: 0,
+    side_depth: 400,
+    drop_depth: 600,
+};
 
 #[test]
 fn seed_bug_dying_sender_whose_drop_sends_schedules_and_spills_loses_nothing() {
-    for (round, preference) in [
-        Preference::Receiver,
-        Preference::Neither,
-        Preference::Sender,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        seed_round(round, preference, false);
-    }
+    scenarios::seed_rounds(payload, TRAP_DEPTHS);
 }
 
 #[test]
 fn seed_bug_receiver_spilling_while_receiving_loses_nothing() {
-    for (round, preference) in [
-        Preference::Receiver,
-        Preference::Neither,
-        Preference::Sender,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        seed_round(round, preference, true);
-    }
+    scenarios::seed_rounds(
+        payload,
+        SeedDepths {
+            receiver_stack: SMALL_STACK,
+            receive_depth: 400,
+            ..TRAP_DEPTHS
+        },
+    );
 }
 
 #[test]
@@ -481,7 +393,7 @@ fn seed_bug_across_cpus_loses_nothing() {
     let sender_thread = {
         let (data, side) = (data.clone(), side.clone());
         tasklet::spawn_cpu_thread(&GROUP, move || {
-            let ran = Arc::new(Mutex::new(false));
+            let ran = Arc::new(AtomicBool::new(false));
             for round in 0..ROUNDS {
                 let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
                 // Detached, so each trap drops in post-switch cleanup on this CPU.
@@ -491,7 +403,7 @@ fn seed_bug_across_cpus_loses_nothing() {
                         .stack_size(64 * 1024)
                         .spawn(move || {
                             data.send(payload(round)).unwrap();
-                            Trap { side, ran }
+                            Trap::new(side, ran, TRAP_DEPTHS)
                         })
                         .unwrap(),
                 );
@@ -499,8 +411,7 @@ fn seed_bug_across_cpus_loses_nothing() {
             while tasklet::live_count() > 1 {
                 tasklet::sleep(Duration::from_millis(1)).unwrap();
             }
-            let ran = *ran.lock().unwrap();
-            ran
+            ran.load(Ordering::Acquire)
         })
     };
     // This thread now waits outside the scheduler: leave the group, or a failure on the other
@@ -515,7 +426,10 @@ fn seed_bug_across_cpus_loses_nothing() {
     let mut expected: Vec<String> = (0..ROUNDS).map(payload).collect();
     expected.sort();
     assert_eq!(received, expected);
-    assert_eq!(side_total, Ok(ROUNDS as u64 * 400 * 401 / 2));
+    assert_eq!(
+        side_total,
+        Ok(ROUNDS as u64 * scenarios::triangle(TRAP_DEPTHS.side_depth))
+    );
 }
 
 #[test]

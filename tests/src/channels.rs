@@ -5,10 +5,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicU64, Ordering::*};
 use core::time::Duration;
 use spindle::channel::{Channel, Preference};
 use spindle::platform::platform;
+use spindle::scenarios::{self, SeedDepths};
 use spindle::tasklet::{self, Builder, TaskletError};
 use spindle_arch::powerpc64::irq;
 
@@ -125,96 +126,31 @@ fn killed_sender_gets_its_value_back() {
     assert_eq!(sender.result(), Some(Ok(Err(String::from("kept")))));
 }
 
-struct Trap {
-    side: Arc<Channel<u64>>,
-    ran: Arc<AtomicBool>,
-}
+/// The trap's drop on target: sends the sum of a 300-frame spilled recursion, then runs a
+/// 500-frame one.
+const TRAP_DEPTHS: SeedDepths = SeedDepths {
+    receiver_stack: 8 * 1024,
+    receive_depth: 0,
+    side_depth: 300,
+    drop_depth: 500,
+};
 
-fn deep(depth: u64) -> u64 {
-    if depth == 0 {
-        return 0;
-    }
-    let pad = core::hint::black_box([depth; 8]);
-    pad[1] + tasklet::spill(|| deep(depth - 1)).unwrap()
-}
-
-impl Drop for Trap {
-    fn drop(&mut self) {
-        self.side.send(deep(300)).expect("side send");
-        tasklet::schedule().expect("schedule in drop");
-        assert_eq!(deep(500), 500 * 501 / 2);
-        self.ran.store(true, Release);
-    }
-}
-
-fn seed_round(preference: Preference, receiver_spills: bool) {
-    let data = Arc::new(Channel::<String>::new());
-    data.set_preference(preference);
-    let side = Arc::new(Channel::<u64>::new());
-    let ran = Arc::new(AtomicBool::new(false));
-    let side_receiver = {
-        let side = side.clone();
-        tasklet::spawn(move || side.receive()).unwrap()
-    };
-    let receiver = {
-        let data = data.clone();
-        Builder::new()
-            .stack_size(8 * 1024)
-            .spawn(move || {
-                fn receive_deep(
-                    data: &Channel<String>,
-                    depth: u32,
-                ) -> Result<String, TaskletError> {
-                    if depth == 0 {
-                        return data.receive();
-                    }
-                    let pad = core::hint::black_box([depth; 16]);
-                    let got = tasklet::spill(|| receive_deep(data, depth - 1)).unwrap();
-                    core::hint::black_box(pad);
-                    got
-                }
-                receive_deep(&data, if receiver_spills { 300 } else { 0 })
-            })
-            .unwrap()
-    };
-    tasklet::schedule().unwrap();
-    {
-        let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
-        drop(
-            tasklet::spawn(move || {
-                data.send(String::from("payload in flight")).unwrap();
-                Trap { side, ran }
-            })
-            .unwrap(),
-        );
-    }
-    tasklet::run().unwrap();
-    assert!(ran.load(Acquire), "the trap's drop ran");
-    assert_eq!(
-        receiver.result(),
-        Some(Ok(Ok(String::from("payload in flight"))))
-    );
-    assert_eq!(side_receiver.result(), Some(Ok(Ok(300 * 301 / 2))));
+fn payload(round: usize) -> String {
+    format!("payload #{round} in flight")
 }
 
 fn seed_bug_dying_sender() {
-    for preference in [
-        Preference::Receiver,
-        Preference::Neither,
-        Preference::Sender,
-    ] {
-        seed_round(preference, false);
-    }
+    scenarios::seed_rounds(payload, TRAP_DEPTHS);
 }
 
 fn seed_bug_spilling_receiver() {
-    for preference in [
-        Preference::Receiver,
-        Preference::Neither,
-        Preference::Sender,
-    ] {
-        seed_round(preference, true);
-    }
+    scenarios::seed_rounds(
+        payload,
+        SeedDepths {
+            receive_depth: 300,
+            ..TRAP_DEPTHS
+        },
+    );
 }
 
 fn receive_timeout_on_the_decrementer() {
@@ -287,7 +223,8 @@ struct RemoteTrap;
 
 impl Drop for RemoteTrap {
     fn drop(&mut self) {
-        SIDE.send(deep(200)).expect("side send across CPUs");
+        SIDE.send(scenarios::deep(200))
+            .expect("side send across CPUs");
         tasklet::schedule().expect("schedule in drop");
         TRAPS_RAN.fetch_add(1, AcqRel);
     }

@@ -19,9 +19,11 @@ pub trait Platform: Sync {
 
     /// Index of the calling CPU, in `0..cpu_count()`.
     ///
-    /// Asked once per CPU on bare-metal PowerPC64: the kernel then caches the CPU's scheduler
-    /// in the `spindle_arch` per-CPU block that r13 points to (`percpu::PerCpu::kernel_slot`),
-    /// so a board must run the kernel with r13 set up as `spindle_arch`'s boot code does.
+    /// Asked once per CPU on bare-metal PowerPC64 with the kernel's default `percpu-r13`
+    /// feature: the kernel then caches the CPU's scheduler in the `spindle_arch` per-CPU block
+    /// that r13 points to (`percpu::PerCpu::kernel_slot`). A board that sets r13 up otherwise
+    /// than `spindle_arch`'s boot code builds the kernel with `default-features = false`, and
+    /// the kernel asks on every scheduler lookup instead.
     fn cpu_index(&self) -> usize;
 
     /// Number of CPUs the kernel may schedule tasklets on.

@@ -318,11 +318,13 @@ impl<T: Send> Channel<T> {
             drop(state);
             scheduler.wake(receiver, placement);
             let switch_now = placement == Placement::Next && scheduler.is_here(receiver);
-            drop(busy);
             if switch_now {
-                scheduler.switch_to_partner(receiver);
-            } else if yield_after {
-                let _ = crate::tasklet::schedule_out_of_line();
+                scheduler.switch_to_partner(receiver, busy);
+            } else {
+                drop(busy);
+                if yield_after {
+                    let _ = crate::tasklet::schedule_out_of_line();
+                }
             }
             return Ok(());
         }
@@ -398,11 +400,13 @@ impl<T: Send> Channel<T> {
             drop(state);
             scheduler.wake(sender, placement);
             let switch_now = placement == Placement::Next && scheduler.is_here(sender);
-            drop(busy);
             if switch_now {
-                scheduler.switch_to_partner(sender);
-            } else if yield_after {
-                let _ = crate::tasklet::schedule_out_of_line();
+                scheduler.switch_to_partner(sender, busy);
+            } else {
+                drop(busy);
+                if yield_after {
+                    let _ = crate::tasklet::schedule_out_of_line();
+                }
             }
             return received;
         }

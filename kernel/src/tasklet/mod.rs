@@ -22,8 +22,10 @@
 //! # Stacks
 //! Stacks come from a per-CPU byte budget ([`set_stack_budget`]); exhausting it fails the spawn
 //! with [`TaskletError::StackBudgetExhausted`]. Every switch away from a tasklet checks its stack
-//! pointer against its stack and the guard word an overrun reaches first; the slower switches
-//! and [`check_stack`] check every guard word. An overflowed tasklet is reported on the console
+//! pointer against its stack and at least the guard word nearest the stack: the switches of
+//! [`schedule`], of blocking and of a rendezvous check only that word; the others (yields that
+//! take the full path, [`Tasklet::run`], [`Tasklet::switch`], watchdog interruptions) and
+//! [`check_stack`] check every guard word. An overflowed tasklet is reported on the console
 //! with its name and abandoned, and the kernel stays up. [`spill`] continues deep recursion on a
 //! fresh segment when the remaining stack runs low.
 //!

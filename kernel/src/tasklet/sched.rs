@@ -239,7 +239,8 @@ pub(crate) struct Scheduler {
     /// One word the fast yield tests instead of each condition it stands for (see the
     /// [`attention`] bits). Other CPUs set [`attention::INBOX`]; the rest is this CPU's.
     attention: AtomicU32,
-    /// Whether a switch left work for whoever resumes (an overflowed tasklet or dead stacks).
+    /// Whether work awaits whoever resumes next: a tasklet found overflowed at a switch, or
+    /// dead tasklets' stacks (queued by `retire`, from an exit, a kill or an overflow).
     deferred: Cell<bool>,
     watchdog_deadline: Cell<u64>,
     interrupted: Cell<*const Tcb>,
@@ -533,15 +534,17 @@ impl Scheduler {
     #[cold]
     #[inline(never)]
     fn finish_resume_slow(&self) {
-        // Set again by anything below that defers more work (reap keeps going until empty).
-        self.deferred.set(false);
         let overflowed = self.overflowed.replace(core::ptr::null());
-        // SAFETY: set by switch_to to a live tasklet of this CPU that will never run again.
+        // SAFETY: set by switch_checked to a live tasklet of this CPU that will never run again.
         if let Some(tcb) = unsafe { overflowed.as_ref() } {
             self.abandon_overflowed(tcb);
         }
         self.busy.store(false, Ordering::Relaxed);
+        // `deferred` stays set while reaping: a destructor that switches away leaves the rest
+        // of the list to whoever resumes next.
         self.reap();
+        self.deferred
+            .set(!self.overflowed.get().is_null() || !self.reap_head.get().is_null());
     }
 
     fn reap(&self) {
@@ -799,19 +802,19 @@ impl Scheduler {
         self.disarm_timer(me);
     }
 
-    /// Switches to `partner`, just placed right after the running tasklet by a rendezvous (if
-    /// it is still runnable); the running tasklet stays runnable, last in the queue.
+    /// Switches to `partner`, just placed right after the running tasklet by a rendezvous; the
+    /// running tasklet stays runnable, last in the queue. `busy` is the guard the rendezvous
+    /// took before matching: held until the switch, so that no watchdog can interrupt the
+    /// running tasklet between the match and the switch (and let the partner run, block or die
+    /// meanwhile). The partner is therefore still runnable here.
     #[inline(always)]
-    pub(crate) fn switch_to_partner(&self, partner: &Tcb) {
+    pub(crate) fn switch_to_partner(&self, partner: &Tcb, busy: BusyGuard<'_>) {
         let me = self.current();
-        // The partner was made runnable here a moment ago, and nothing in between can take it
-        // out of the ring again (a watchdog interrupts only the running tasklet).
         debug_assert!(partner.state() == State::Runnable && self.is_here(partner));
         debug_assert!(
             !core::ptr::eq(partner, me),
             "a tasklet met itself on a channel"
         );
-        let busy = self.enter();
         self.switch_to_quick(me, partner);
         drop(busy);
         self.finish_resume();
@@ -1239,8 +1242,9 @@ mod per_cpu {
 
     /// On PowerPC64 the scheduler's address is cached in the CPU's r13 block (see
     /// `spindle_arch::powerpc64::percpu`), which the boot code of every CPU sets up: the common
-    /// case is one load, with no call through the platform.
-    #[cfg(target_arch = "powerpc64")]
+    /// case is one load, with no call through the platform. Boards whose r13 is not a
+    /// `spindle_arch` block build without the `percpu-r13` feature.
+    #[cfg(all(target_arch = "powerpc64", target_os = "none", feature = "percpu-r13"))]
     #[inline(always)]
     pub(super) fn this_cpu() -> &'static Scheduler {
         let slot = &spindle_arch::powerpc64::percpu::current().kernel_slot;
@@ -1252,7 +1256,7 @@ mod per_cpu {
         }
     }
 
-    #[cfg(target_arch = "powerpc64")]
+    #[cfg(all(target_arch = "powerpc64", target_os = "none", feature = "percpu-r13"))]
     #[cold]
     #[inline(never)]
     fn cache_lookup(slot: &core::sync::atomic::AtomicUsize) -> &'static Scheduler {
@@ -1261,7 +1265,7 @@ mod per_cpu {
         scheduler
     }
 
-    #[cfg(not(target_arch = "powerpc64"))]
+    #[cfg(not(all(target_arch = "powerpc64", target_os = "none", feature = "percpu-r13")))]
     #[inline]
     pub(super) fn this_cpu() -> &'static Scheduler {
         lookup()

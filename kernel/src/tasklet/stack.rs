@@ -211,8 +211,9 @@ pub(crate) unsafe fn guard_intact(usable_low: usize, stack_pointer: usize) -> bo
     (0..CANARY_WORDS).all(|index| unsafe { canaries.add(index).read_volatile() } == CANARY)
 }
 
-/// The cheap part of [`guard_intact`]: the stack pointer and the guard word just below
-/// `usable_low`, the first one a stack growing down overruns.
+/// The cheap part of [`guard_intact`]: the stack pointer, and the guard word just below
+/// `usable_low` (the one a frame reaching just past the stack's end overwrites; a frame that
+/// reaches further may skip it, which the stack pointer check or the full check catches).
 ///
 /// # Safety
 /// As for [`guard_intact`].

@@ -13,6 +13,10 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+// Every function here is `#[inline]`, so that its code is generated only in the suites that
+// call it. As ordinary functions they were compiled into the kernel's own object, and the
+// linker kept them in every image (23 KB in the demo) although only the test image calls them.
+
 /// How deep a [`SeedRound`] recurses, and on what stacks.
 #[derive(Debug, Clone, Copy)]
 pub struct SeedDepths {
@@ -46,12 +50,14 @@ pub struct Trap {
 
 impl Trap {
     /// A trap that sends `deep(side_depth)` on `side` and sets `ran` when dropped.
+    #[inline]
     pub fn new(side: Arc<Channel<u64>>, ran: Arc<AtomicBool>, depths: SeedDepths) -> Self {
         Self { side, ran, depths }
     }
 }
 
 impl Drop for Trap {
+    #[inline]
     fn drop(&mut self) {
         self.side
             .send(deep(self.depths.side_depth))
@@ -66,6 +72,7 @@ impl Drop for Trap {
 }
 
 /// 1 + 2 + ... + `depth`, one spilled frame per term.
+#[inline]
 pub fn deep(depth: u64) -> u64 {
     if depth == 0 {
         return 0;
@@ -80,6 +87,7 @@ pub const fn triangle(depth: u64) -> u64 {
 }
 
 /// Receives on `data` from inside `depth` spilled frames.
+#[inline]
 pub fn receive_deep(data: &Channel<String>, depth: u32) -> Result<String, TaskletError> {
     if depth == 0 {
         return data.receive();
@@ -92,6 +100,7 @@ pub fn receive_deep(data: &Channel<String>, depth: u32) -> Result<String, Taskle
 
 /// Runs one round on the calling CPU and checks that the payload arrived exactly, that the trap
 /// ran, and that the side channel delivered its value. Panics (naming the round) otherwise.
+#[inline]
 pub fn seed_round(round: &SeedRound) {
     let depths = round.depths;
     let data = Arc::new(Channel::<String>::new());
@@ -144,6 +153,7 @@ pub fn seed_round(round: &SeedRound) {
 }
 
 /// The round under each preference, receiving at once or from deep spilled recursion.
+#[inline]
 pub fn seed_rounds(payload: impl Fn(usize) -> String, depths: SeedDepths) {
     for (index, preference) in [
         Preference::Receiver,

@@ -503,6 +503,7 @@ impl Scheduler {
     /// full path is needed.
     #[inline(always)]
     pub(crate) fn try_fast_yield(&self) -> Option<&'static Tcb> {
+        self.debug_check_attention();
         let me = self.current();
         if me.pending.get().is_some() || self.attention.load(Ordering::Relaxed) != 0 {
             return None;
@@ -773,6 +774,7 @@ impl Scheduler {
         if let Some(deadline) = deadline {
             self.arm_timer(me, deadline);
         }
+        self.debug_check_attention();
         self.ring_remove(me);
         let next = self.find_next(Some(me));
         if core::ptr::eq(next, me) {
@@ -966,6 +968,27 @@ impl Scheduler {
     fn set_timer_queue_head(&self, head: *const Tcb) {
         self.timers.set(head);
         self.set_attention(attention::TIMERS, !head.is_null());
+    }
+
+    /// Debug builds: the bits this CPU owns match what they stand for. (The inbox bit is set by
+    /// other CPUs a moment after their count changes, so it is not compared here.)
+    #[inline(always)]
+    fn debug_check_attention(&self) {
+        if cfg!(debug_assertions) {
+            let owned =
+                self.attention.load(Ordering::Relaxed) & (attention::TIMERS | attention::WATCHDOG);
+            let mut expected = 0;
+            if !self.timers.get().is_null() {
+                expected |= attention::TIMERS;
+            }
+            if self.watchdog_deadline.get() != 0 {
+                expected |= attention::WATCHDOG;
+            }
+            assert_eq!(
+                owned, expected,
+                "attention bits out of step with timers/watchdog"
+            );
+        }
     }
 
     fn set_attention(&self, bit: u32, on: bool) {

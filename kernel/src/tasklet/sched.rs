@@ -455,8 +455,9 @@ impl Scheduler {
         self.switch_checked(from, to, intact);
     }
 
-    /// [`Scheduler::switch_to`] for the fast yield: checks only the stack pointer and the guard
-    /// word an overrun reaches first (the slower paths check every guard word).
+    /// [`Scheduler::switch_to`] for the hot switches (fast yield, blocking, rendezvous): checks
+    /// only the stack pointer and the guard word nearest the stack (see
+    /// [`stack::first_guard_intact`]); the other switches check every guard word.
     #[inline(always)]
     pub(crate) fn switch_to_quick(&self, from: &Tcb, to: &Tcb) {
         let low = from.stack_low.get();
@@ -795,13 +796,8 @@ impl Scheduler {
         }
         me.blocker.set(None);
         if me.has_flag(tcb::FLAG_TIMER_ARMED) {
-            self.disarm_timer_out_of_line(me);
+            self.disarm_timer(me);
         }
-    }
-
-    #[inline(never)]
-    fn disarm_timer_out_of_line(&self, me: &Tcb) {
-        self.disarm_timer(me);
     }
 
     /// Switches to `partner`, just placed right after the running tasklet by a rendezvous; the
@@ -945,6 +941,8 @@ impl Scheduler {
         tcb.set_flag(tcb::FLAG_TIMER_ARMED, true);
     }
 
+    /// Out of line: inlined blocking paths call it only when a timer is armed.
+    #[inline(never)]
     pub(crate) fn disarm_timer(&self, tcb: &Tcb) {
         if !tcb.has_flag(tcb::FLAG_TIMER_ARMED) {
             return;
@@ -1080,8 +1078,7 @@ impl Scheduler {
 
     #[inline(never)]
     fn checkpoint_armed(&'static self) {
-        if (self.watchdog_deadline.get() != 0 || self.preempt_pending()) && self.watchdog_expired()
-        {
+        if self.watchdog_expired() {
             let _busy = self.enter();
             self.interrupt_current();
             self.finish_resume();

@@ -203,12 +203,14 @@ pub(crate) unsafe fn arm_guard(low: usize) -> usize {
 /// `usable_low` is the usable low of a live stack region.
 #[inline(always)]
 pub(crate) unsafe fn guard_intact(usable_low: usize, stack_pointer: usize) -> bool {
-    if stack_pointer < usable_low {
-        return false;
-    }
+    // SAFETY: forwarded contract.
+    let nearest_intact = unsafe { first_guard_intact(usable_low, stack_pointer) };
     let canaries = (usable_low - CANARY_WORDS * 8) as *const u64;
+    // The word nearest the stack is the last one, checked above.
     // SAFETY: the canary words are inside the live region's guard zone.
-    (0..CANARY_WORDS).all(|index| unsafe { canaries.add(index).read_volatile() } == CANARY)
+    nearest_intact
+        && (0..CANARY_WORDS - 1)
+            .all(|index| unsafe { canaries.add(index).read_volatile() } == CANARY)
 }
 
 /// The cheap part of [`guard_intact`]: the stack pointer, and the guard word just below

@@ -32,7 +32,7 @@ use super::reactor::{Interest, Reactor, WaitId, Wakeup};
 use super::select::PollFd;
 use super::sets::{FdSet, PollFlags};
 use super::socket::{Fd, Sockets};
-use super::NetError;
+use super::{reserved, NetError};
 use crate::channel::Channel;
 use crate::tasklet::{self, Builder, TaskletError};
 
@@ -176,23 +176,11 @@ impl<D: NetDriver + Send + 'static> Net<D> {
     pub fn new(driver: D, config: NetConfig) -> Result<Net<D>, NetError> {
         let sockets = Sockets::new(driver, config.descriptors)?;
         let reactor = Reactor::new(config.max_parked, config.max_waits)?;
-        let mut slots = Vec::new();
-        slots
-            .try_reserve_exact(config.max_parked)
-            .map_err(|_| NetError::NoBuffers)?;
+        let mut slots = reserved(config.max_parked)?;
         slots.resize_with(config.max_parked, WakeSlot::default);
-        let mut woken = Vec::new();
-        woken
-            .try_reserve_exact(config.max_parked)
-            .map_err(|_| NetError::NoBuffers)?;
-        let mut interests = Vec::new();
-        interests
-            .try_reserve_exact(config.max_waits)
-            .map_err(|_| NetError::NoBuffers)?;
-        let mut channels = Vec::new();
-        channels
-            .try_reserve_exact(config.max_parked)
-            .map_err(|_| NetError::NoBuffers)?;
+        let woken = reserved(config.max_parked)?;
+        let interests = reserved(config.max_waits)?;
+        let mut channels = reserved(config.max_parked)?;
         channels.resize_with(config.max_parked, Channel::new);
         Ok(Net {
             shared: Arc::new(Shared {

@@ -10,6 +10,8 @@
 //!   `WriteReady`): a blocking call parks only its tasklet, one poller tasklet wakes it.
 #![forbid(unsafe_code)]
 
+use alloc::vec::Vec;
+
 pub mod blocking;
 pub mod driver;
 mod error;
@@ -25,3 +27,12 @@ pub use reactor::{Interest, Reactor, WaitId, Wakeup};
 pub use select::PollFd;
 pub use sets::{FdSet, PollFlags, RawFdSet, FD_SETSIZE};
 pub use socket::{Fd, Sockets};
+
+/// An empty vector with room for `capacity` items, or [`NetError::NoBuffers`].
+fn reserved<T>(capacity: usize) -> Result<Vec<T>, NetError> {
+    let mut items = Vec::new();
+    items
+        .try_reserve_exact(capacity)
+        .map_err(|_| NetError::NoBuffers)?;
+    Ok(items)
+}

@@ -16,7 +16,7 @@ use super::driver::NetDriver;
 use super::select::PollFd;
 use super::sets::PollFlags;
 use super::socket::{Fd, Sockets};
-use super::NetError;
+use super::{reserved, NetError};
 
 /// What a parked call waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -85,14 +85,6 @@ struct Wait {
     fd: Fd,
     interest: Interest,
     waiter: u16,
-}
-
-fn reserved<T>(capacity: usize) -> Result<Vec<T>, NetError> {
-    let mut items = Vec::new();
-    items
-        .try_reserve_exact(capacity)
-        .map_err(|_| NetError::NoBuffers)?;
-    Ok(items)
 }
 
 /// Waiters and their descriptors in fixed storage, with a poll pass that finds whom to wake.

@@ -5,7 +5,7 @@ use core::net::SocketAddrV4;
 
 use super::driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
 use super::sets::FD_SETSIZE;
-use super::NetError;
+use super::{reserved, NetError};
 
 /// A socket descriptor: a table index plus the generation of the socket that held it.
 ///
@@ -75,10 +75,7 @@ impl<D: NetDriver> Sockets<D> {
         if capacity == 0 || capacity > FD_SETSIZE {
             return Err(NetError::InvalidInput);
         }
-        let mut slots = Vec::new();
-        slots
-            .try_reserve_exact(capacity)
-            .map_err(|_| NetError::NoBuffers)?;
+        let mut slots = reserved(capacity)?;
         slots.resize(
             capacity,
             Slot {
@@ -86,10 +83,7 @@ impl<D: NetDriver> Sockets<D> {
                 open: None,
             },
         );
-        let mut poll_scratch = Vec::new();
-        poll_scratch
-            .try_reserve_exact(capacity)
-            .map_err(|_| NetError::NoBuffers)?;
+        let poll_scratch = reserved(capacity)?;
         Ok(Sockets {
             driver,
             slots,

@@ -73,6 +73,15 @@ fn is_connection_failure(error: NetError) -> bool {
     error.is_pending_socket_error() || error == NetError::BrokenPipe
 }
 
+/// The timeout of a select/poll op: a short wait, or zero (a check that returns at once).
+fn wait_timeout(wait: bool) -> Option<Duration> {
+    Some(if wait {
+        Duration::from_millis(1)
+    } else {
+        Duration::ZERO
+    })
+}
+
 struct World {
     hosts: TwoHosts,
     conns: Vec<Conn>,
@@ -155,11 +164,7 @@ impl World {
             .into_iter()
             .map(|fd| PollFd::new(fd, PollFlags::IN | PollFlags::OUT))
             .collect();
-        let timeout = Some(if wait {
-            Duration::from_millis(1)
-        } else {
-            Duration::ZERO
-        });
+        let timeout = wait_timeout(wait);
         let count = self
             .table(at_client)
             .poll(&mut entries, timeout)
@@ -175,11 +180,7 @@ impl World {
         let mut read = FdSet::new();
         fds.iter().for_each(|&fd| read.insert(fd));
         let mut write = read;
-        let timeout = Some(if wait {
-            Duration::from_millis(1)
-        } else {
-            Duration::ZERO
-        });
+        let timeout = wait_timeout(wait);
         let count = self
             .table(at_client)
             .select(Some(&mut read), Some(&mut write), None, timeout)

@@ -3,7 +3,7 @@
 
 use spindle::channel::{Channel, Preference};
 use spindle::scenarios::{self, SeedDepths, Trap};
-use spindle::tasklet::{self, Builder, CpuGroup, TaskletError, Thrown};
+use spindle::tasklet::{self, Builder, CpuGroup, JoinHandle, TaskletError, Thrown};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,13 +30,31 @@ fn entries(trace: &Trace) -> Vec<String> {
     trace.lock().unwrap().clone()
 }
 
+/// A tasklet that receives once on `channel`.
+fn spawn_receiver<T: Send + 'static>(
+    channel: &Arc<Channel<T>>,
+) -> JoinHandle<Result<T, TaskletError>> {
+    let channel = channel.clone();
+    tasklet::spawn(move || channel.receive()).unwrap()
+}
+
+/// `count` tasklets, spawned in order, each sending its number (0, 1, ...) on `channel`.
+fn spawn_senders(
+    channel: &Arc<Channel<u32>>,
+    count: u32,
+) -> Vec<JoinHandle<Result<(), TaskletError>>> {
+    (0..count)
+        .map(|value| {
+            let channel = channel.clone();
+            tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn send_and_receive_meet_and_balance_counts_waiters() {
     let channel = Arc::new(Channel::<u32>::new());
-    let receiver = {
-        let channel = channel.clone();
-        tasklet::spawn(move || channel.receive()).unwrap()
-    };
+    let receiver = spawn_receiver(&channel);
     tasklet::schedule().unwrap();
     assert_eq!(channel.balance(), -1);
     assert_eq!(receiver.blocked(), tasklet::Blocked::Receiving);
@@ -46,12 +64,7 @@ fn send_and_receive_meet_and_balance_counts_waiters() {
     assert_eq!(receiver.result(), Some(Ok(Ok(7))));
     assert_eq!(channel.balance(), 0);
 
-    let senders: Vec<_> = (0..3)
-        .map(|value| {
-            let channel = channel.clone();
-            tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
-        })
-        .collect();
+    let senders = spawn_senders(&channel, 3);
     tasklet::schedule().unwrap();
     assert_eq!(channel.balance(), 3);
     assert_eq!(channel.waiting().len(), 3);
@@ -106,33 +119,26 @@ fn rendezvous_order(main_sends: bool, preference: Preference, schedule_all: bool
 #[test]
 fn every_preference_and_direction_decides_who_runs_next() {
     use Preference::*;
-    // main sends (dir +1) to a waiting receiver. When the partner's side is preferred it runs at
-    // once and the caller ends up last in the queue, behind the bystander.
-    assert_eq!(
-        rendezvous_order(true, Receiver, false),
-        ["partner received 5", "bystander", "main sent"]
-    );
-    assert_eq!(
-        rendezvous_order(true, Neither, false),
-        ["main sent", "bystander", "partner received 5"]
-    );
-    assert_eq!(
-        rendezvous_order(true, Sender, false),
-        ["main sent", "bystander", "partner received 5"]
-    );
-    // main receives (dir -1) from a waiting sender.
-    assert_eq!(
-        rendezvous_order(false, Receiver, false),
-        ["main received 5", "bystander", "partner sent"]
-    );
-    assert_eq!(
-        rendezvous_order(false, Neither, false),
-        ["main received 5", "bystander", "partner sent"]
-    );
-    assert_eq!(
-        rendezvous_order(false, Sender, false),
-        ["partner sent", "bystander", "main received 5"]
-    );
+    // Columns: whether main sends, the preference, the order of events.
+    #[rustfmt::skip]
+    let cases = [
+        // main sends (dir +1) to a waiting receiver. When the partner's side is preferred it runs
+        // at once and the caller ends up last in the queue, behind the bystander.
+        (true,  Receiver, ["partner received 5", "bystander", "main sent"]),
+        (true,  Neither,  ["main sent", "bystander", "partner received 5"]),
+        (true,  Sender,   ["main sent", "bystander", "partner received 5"]),
+        // main receives (dir -1) from a waiting sender.
+        (false, Receiver, ["main received 5", "bystander", "partner sent"]),
+        (false, Neither,  ["main received 5", "bystander", "partner sent"]),
+        (false, Sender,   ["partner sent", "bystander", "main received 5"]),
+    ];
+    for (main_sends, preference, order) in cases {
+        assert_eq!(
+            rendezvous_order(main_sends, preference, false),
+            order,
+            "main sends: {main_sends}, {preference:?}"
+        );
+    }
     // schedule_all: the partner queues last and the caller yields to the run queue.
     for preference in [Receiver, Neither, Sender] {
         assert_eq!(
@@ -157,12 +163,7 @@ fn preference_is_clamped_to_its_sign() {
 #[test]
 fn close_refuses_new_waits_but_lets_waiting_partners_meet() {
     let channel = Arc::new(Channel::<u32>::new());
-    let senders: Vec<_> = (0..2)
-        .map(|value| {
-            let channel = channel.clone();
-            tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
-        })
-        .collect();
+    let senders = spawn_senders(&channel, 2);
     tasklet::schedule().unwrap();
     channel.close();
     assert!(channel.is_closing() && !channel.is_closed());
@@ -180,10 +181,7 @@ fn close_refuses_new_waits_but_lets_waiting_partners_meet() {
     assert!(!channel.is_closing());
 
     // Receivers waiting when the channel closes can still be met by senders.
-    let receiver = {
-        let channel = channel.clone();
-        tasklet::spawn(move || channel.receive()).unwrap()
-    };
+    let receiver = spawn_receiver(&channel);
     tasklet::schedule().unwrap();
     channel.close();
     channel.send(3).unwrap();
@@ -221,12 +219,7 @@ fn killing_a_blocked_sender_returns_its_value_and_fixes_the_balance() {
 #[test]
 fn killing_a_blocked_receiver_fixes_the_balance() {
     let channel = Arc::new(Channel::<u8>::new());
-    let receivers: Vec<_> = (0..3)
-        .map(|_| {
-            let channel = channel.clone();
-            tasklet::spawn(move || channel.receive()).unwrap()
-        })
-        .collect();
+    let receivers: Vec<_> = (0..3).map(|_| spawn_receiver(&channel)).collect();
     tasklet::schedule().unwrap();
     assert_eq!(channel.balance(), -3);
     receivers[1].kill().unwrap();
@@ -243,10 +236,7 @@ fn killing_a_blocked_receiver_fixes_the_balance() {
 fn send_error_raises_in_the_receiver_and_bombs_wait_like_values() {
     let channel = Arc::new(Channel::<u32>::new());
     let failure = Thrown::new(104, "connection reset");
-    let receiver = {
-        let channel = channel.clone();
-        tasklet::spawn(move || channel.receive()).unwrap()
-    };
+    let receiver = spawn_receiver(&channel);
     tasklet::schedule().unwrap();
     channel.send_error(failure).unwrap();
     tasklet::run().unwrap();

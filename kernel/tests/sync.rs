@@ -81,6 +81,47 @@ fn spawn_each<S: Send + Sync + 'static>(
         .collect()
 }
 
+/// Whether every tasklet has finished and returned `Ok(())`.
+fn all_succeeded(tasklets: &[JoinHandle<Result<(), TaskletError>>]) -> bool {
+    tasklets
+        .iter()
+        .all(|tasklet| tasklet.result() == Some(Ok(Ok(()))))
+}
+
+/// A CPU thread of [`tasklets_on_threads`]: its tasklets' results once they have all finished.
+type TaskletThread = std::thread::JoinHandle<Vec<Result<(), TaskletError>>>;
+
+/// Starts `threads` CPU threads in `group`, each running `per_thread` tasklets of `body`.
+fn tasklets_on_threads(
+    group: &'static CpuGroup,
+    threads: usize,
+    per_thread: usize,
+    body: fn() -> Result<(), TaskletError>,
+) -> Vec<TaskletThread> {
+    (0..threads)
+        .map(|_| {
+            tasklet::spawn_cpu_thread(group, move || {
+                let tasklets: Vec<_> = (0..per_thread).map(|_| spawn(body)).collect();
+                tasklets
+                    .iter()
+                    .map(|tasklet| tasklet.join().and_then(|result| result))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// Joins the threads and checks that every tasklet on them succeeded.
+fn assert_all_threads_succeeded(threads: Vec<TaskletThread>) {
+    for thread in threads {
+        let results = thread.join().unwrap();
+        assert!(
+            results.iter().all(|result| *result == Ok(())),
+            "{results:?}"
+        );
+    }
+}
+
 // ---- Lock ---------------------------------------------------------------------------------
 
 #[test]
@@ -103,9 +144,7 @@ fn lock_waiters_are_served_in_fifo_order_and_a_newcomer_cannot_overtake() {
     assert!(lock.try_acquire().is_none());
     tasklet::run().unwrap();
     assert_eq!(entries(&order), [0, 1, 2]);
-    assert!(waiters
-        .iter()
-        .all(|waiter| waiter.result() == Some(Ok(Ok(())))));
+    assert!(all_succeeded(&waiters));
     assert!(!lock.is_locked());
     assert_eq!(lock.waiting(), 0);
     assert!(lock.try_acquire().is_some());
@@ -243,9 +282,7 @@ fn event_set_wakes_every_waiter_and_clear_makes_waits_block_again() {
     assert!(event.is_set());
     tasklet::run().unwrap();
     assert_eq!(entries(&woken), [0, 1, 2]);
-    assert!(waiters
-        .iter()
-        .all(|waiter| waiter.result() == Some(Ok(Ok(())))));
+    assert!(all_succeeded(&waiters));
     // Set: waits return at once. Cleared: they block (and here time out).
     assert_eq!(event.wait(), Ok(()));
     event.clear();
@@ -305,9 +342,7 @@ fn semaphore_counts_permits_and_serves_waiters_in_order() {
     semaphore.release();
     tasklet::run().unwrap();
     assert_eq!(entries(&order), [0, 1, 2]);
-    assert!(waiters
-        .iter()
-        .all(|waiter| waiter.result() == Some(Ok(Ok(())))));
+    assert!(all_succeeded(&waiters));
     semaphore.release();
     semaphore.release();
     assert_eq!(semaphore.available(), 2);
@@ -377,9 +412,7 @@ fn condition_notify_wakes_one_and_notify_all_wakes_the_rest() {
     }
     tasklet::run().unwrap();
     assert_eq!(entries(&woken), [0, 1, 2]);
-    assert!(waiters
-        .iter()
-        .all(|waiter| waiter.result() == Some(Ok(Ok(())))));
+    assert!(all_succeeded(&waiters));
     assert!(!condition.notify());
     assert!(!lock.is_locked());
 }
@@ -584,29 +617,13 @@ fn lock_excludes_tasklets_on_several_threads() {
         Ok(())
     }
     tasklet::join_group(&GROUP);
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            tasklet::spawn_cpu_thread(&GROUP, || {
-                let tasklets: Vec<_> = (0..2).map(|_| spawn(worker)).collect();
-                tasklets
-                    .iter()
-                    .map(|tasklet| tasklet.join().and_then(|result| result))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
+    let threads = tasklets_on_threads(&GROUP, 2, 2, worker);
     let local: Vec<_> = (0..2).map(|_| spawn(worker)).collect();
     for tasklet in &local {
         assert_eq!(tasklet.join(), Ok(Ok(())));
     }
     tasklet::leave_group();
-    for thread in threads {
-        assert!(thread
-            .join()
-            .unwrap()
-            .iter()
-            .all(|result| *result == Ok(())));
-    }
+    assert_all_threads_succeeded(threads);
     assert_eq!(ENTRIES.load(Ordering::SeqCst), 6 * ROUNDS);
     assert!(!LOCK.is_locked());
     assert_eq!(LOCK.waiting(), 0);
@@ -689,24 +706,10 @@ fn event_set_on_one_thread_wakes_waiters_on_others() {
     static EVENT: Event = Event::new();
     static READY: Semaphore = Semaphore::new(0);
     tasklet::join_group(&GROUP);
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            tasklet::spawn_cpu_thread(&GROUP, || {
-                let waiters: Vec<_> = (0..3)
-                    .map(|_| {
-                        spawn(|| {
-                            READY.release();
-                            EVENT.wait()
-                        })
-                    })
-                    .collect();
-                waiters
-                    .iter()
-                    .map(|waiter| waiter.join().and_then(|result| result))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
+    let threads = tasklets_on_threads(&GROUP, 2, 3, || {
+        READY.release();
+        EVENT.wait()
+    });
     for _ in 0..6 {
         READY.acquire().unwrap();
     }
@@ -714,13 +717,7 @@ fn event_set_on_one_thread_wakes_waiters_on_others() {
     // set() wakes the registered ones and the rest find the flag set.
     EVENT.set();
     tasklet::leave_group();
-    for thread in threads {
-        assert!(thread
-            .join()
-            .unwrap()
-            .iter()
-            .all(|result| *result == Ok(())));
-    }
+    assert_all_threads_succeeded(threads);
     assert_eq!(EVENT.waiting(), 0);
 }
 
@@ -742,20 +739,11 @@ fn semaphore_bounds_concurrency_across_threads() {
         Ok(())
     }
     tasklet::join_group(&GROUP);
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            tasklet::spawn_cpu_thread(&GROUP, || {
-                let tasklets: Vec<_> = (0..3).map(|_| spawn(worker)).collect();
-                tasklets.iter().all(|tasklet| tasklet.join() == Ok(Ok(())))
-            })
-        })
-        .collect();
+    let threads = tasklets_on_threads(&GROUP, 2, 3, worker);
     let local: Vec<_> = (0..3).map(|_| spawn(worker)).collect();
     assert!(local.iter().all(|tasklet| tasklet.join() == Ok(Ok(()))));
     tasklet::leave_group();
-    for thread in threads {
-        assert!(thread.join().unwrap());
-    }
+    assert_all_threads_succeeded(threads);
     let most = MOST.load(Ordering::SeqCst);
     assert!(
         (1..=2).contains(&most),

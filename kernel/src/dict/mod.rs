@@ -18,12 +18,16 @@
 //! | [`compact`](DictConfig::compact) | compact, 1/2/4/8-byte indices | 2^k | 8 | 2/3 | 3x |
 //! | [`exact_compact`](DictConfig::exact_compact) | compact, bit-packed indices | any | 1 | 7/8 | 17/16 |
 //!
-//! - **Sparse** (CPython 2.7) stores each entry in its slot. Without `unsafe` an empty slot must
-//!   still be a value, so a slot is an `Option<(K, V)>`, a tag beyond the key and value (24 bytes
-//!   for `(u64, u64)`). Beside the slots, one control byte a slot (a separate array, so probes stay
-//!   in a dense, mostly cached array) says empty, dummy, or full with 7 bits of the key's hash;
-//!   probes read those bytes and open a slot only on a match, so a miss rarely reads a slot. No
-//!   hash is stored: a resize rehashes.
+//! - **Sparse** (CPython 2.7) stores each entry in its slot, 16 bytes for `(u64, u64)`. Beside
+//!   the slots, one control byte a slot (a separate array, so probes stay in a dense, mostly
+//!   cached array) says empty, dummy, or full with 7 bits of the key's hash; probes read those
+//!   bytes and open a slot only on a match, so a miss rarely reads a slot. No hash is stored: a
+//!   resize rehashes. A slot holds an entry exactly when its control byte says full, so an empty
+//!   slot is uninitialised memory rather than a `None`: an `Option` would add a tag word (24 bytes
+//!   for `(u64, u64)`, a half more memory for every sparse table). That is the dict's one use of
+//!   `unsafe`, kept in `sparse.rs`; the rest of the dict denies it. The `dict_drops` tests check
+//!   that every key and value is dropped exactly once, through clones, owned iteration and
+//!   panics in `clone` and `hash`.
 //! - **Compact** (CPython 3.6+) stores entries densely in insertion order in a `Vec<(K, V)>`
 //!   (16 bytes for `(u64, u64)`, no tag) and probes an array of small integers naming them. A
 //!   removal moves the newest entry into the hole (as `indexmap`'s `swap_remove`): CPython instead
@@ -105,9 +109,10 @@
 //! registers instead of reloading them after every lookup.
 //!
 //! Measured with the benchmark on the development machine (two shared cores of an AMD EPYC,
-//! Zen 4, in a VM, noisy), tight lookups at n = 1000 run at 0.9-1.1x `hashbrown`'s speed. At
-//! n = 100000 hits run at about 0.65x and misses at about 0.7x (tag-first probing: 0.52-0.56x
-//! and 0.72x). What keeps them there, measured with variants of the loop in isolation:
+//! Zen 4, in a VM, noisy), tight lookups at n = 1000 run at 0.93-0.95x `hashbrown`'s speed for
+//! hits and 1.08-1.15x for misses. At n = 100000 hits run at 0.68-0.69x and misses at 0.68-0.71x
+//! (tag-first probing with `Option` slots: 0.52-0.56x and 0.72x). What keeps them there,
+//! measured with variants of the loop in isolation:
 //!
 //! - Most of a hit's cost at that size is the hits whose key a later probe holds, about one in
 //!   five at the load the seed's rule gives (3/4 max load, 3/2 growth, powers of two: 262144
@@ -116,13 +121,14 @@
 //!   take 2.5-3 ns (faster than `hashbrown`), those ending at the second 4 ns, mixed 6-7 ns, where
 //!   `hashbrown` decides among 16 control bytes from one load. No placement helps: with 100000
 //!   keys in 262144 slots, only 83% of keys can have a first slot of their own.
-//! - Removing that branch costs memory traffic instead, which is worse: reading the second
-//!   probe's slot unconditionally (both slots, then a select) takes 12 ns a hit; touching it as a
-//!   prefetch 7.5 ns; choosing the slot from the control bytes without a branch 10 ns.
-//! - The slot size matters less than expected: 16-byte slots (possible only with uninitialised
-//!   memory) measured the same, as did a slot enum holding its own tag with no control array
-//!   (and that made misses half as slow again); a 32-bit index over dense entries (the compact idea
-//!   at the tight sizes) measured 0.48x.
+//! - Removing that branch costs memory traffic or latency instead, which is worse: reading the
+//!   second probe's slot unconditionally (both slots, then a select) takes 12 ns a hit; reading
+//!   it only when its control byte matches, then selecting without a branch, 8.5 ns (0.54x);
+//!   touching it as a prefetch 7.5 ns; choosing the slot from the control bytes without a
+//!   branch 8 ns. Folding the first two control-byte tests of a miss into one branch made misses
+//!   0.75x but hits 0.55x.
+//! - 16-byte slots instead of `Option`'s 24 gained a few hundredths at n = 100000 (0.60-0.66x
+//!   before) and a tenth at n = 1000 (0.87x before), as well as a third of the memory.
 //!
 //! The exact and compact designs trade speed for memory by their parameters, not by defects:
 //! at a 7/8 max load CPython's probing averages 2.2 probes a hit and 6.7 a miss (measured, as
@@ -135,7 +141,7 @@
 //!
 //! [`DefaultHashBuilder`] is a fast unkeyed folded-multiply hash, not resistant to chosen keys;
 //! [`hash::Keyed`] is keyed SipHash-1-3 for keys an adversary picks (see [`hash`]).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod compact;
 mod config;
@@ -154,7 +160,7 @@ use core::slice;
 
 use compact::Compact;
 use probe::{Lemire, Mask};
-use sparse::{Slot, Sparse};
+use sparse::Sparse;
 
 pub use config::{
     ConfigError, DictConfig, DictConfigBuilder, Fraction, IndexWidth, Layout, ShrinkPolicy, Sizing,
@@ -236,24 +242,8 @@ fn index_bits(width: IndexWidth, capacity: usize) -> u32 {
     }
 }
 
-/// [`Dict::find_entry`] in a sparse table with exact sizes: out of line, given the table's slices
-/// (in registers) rather than the dict (see [`Dict::find_entry`]).
-#[inline(never)]
-fn find_sparse_exact<'a, K, V, Q>(
-    ctrl: &'a [u8],
-    slots: &'a [sparse::Slot<K, V>],
-    hash: u64,
-    key: &Q,
-) -> Option<(&'a K, &'a V)>
-where
-    K: Borrow<Q>,
-    Q: Eq + ?Sized,
-{
-    let (_, k, v) = sparse::View::new(ctrl, slots).find::<Lemire, Q>(hash, key)?;
-    Some((k, v))
-}
-
-/// [`Dict::find_entry`] in a compact table of `slots` index slots, likewise.
+/// [`Dict::find_entry`] in a compact table of `slots` index slots: out of line, given the
+/// table's slices (in registers) rather than the dict (see [`Dict::find_entry`]).
 #[inline(never)]
 fn find_compact<'a, K, V, Q>(
     index: &'a [u8],
@@ -423,7 +413,7 @@ impl<K, V, S> Dict<K, V, S> {
     pub fn iter(&self) -> Iter<'_, K, V> {
         let inner = match &self.table {
             Table::Unallocated(_) => IterInner::Compact([].iter()),
-            Table::Sparse(t) | Table::SparseExact(t) => IterInner::Sparse(t.raw().iter()),
+            Table::Sparse(t) | Table::SparseExact(t) => IterInner::Sparse(t.iter()),
             Table::Compact(t) => IterInner::Compact(t.raw().iter()),
         };
         Iter {
@@ -437,9 +427,7 @@ impl<K, V, S> Dict<K, V, S> {
         let left = self.len();
         let inner = match &mut self.table {
             Table::Unallocated(_) => IterMutInner::Compact([].iter_mut()),
-            Table::Sparse(t) | Table::SparseExact(t) => {
-                IterMutInner::Sparse(t.raw_mut().iter_mut())
-            }
+            Table::Sparse(t) | Table::SparseExact(t) => IterMutInner::Sparse(t.iter_mut()),
             Table::Compact(t) => IterMutInner::Compact(t.raw_mut().iter_mut()),
         };
         IterMut { inner, left }
@@ -544,10 +532,7 @@ where
             // through a table of the four.
             core::hint::cold_path();
             match &self.table {
-                Table::SparseExact(t) => {
-                    let (ctrl, slots) = t.view().parts();
-                    find_sparse_exact(ctrl, slots, hash, key)
-                }
+                Table::SparseExact(t) => t.view().find_out_of_line::<Lemire, Q>(hash, key),
                 Table::Compact(t) => {
                     let (index, entries) = t.view(0).parts();
                     find_compact(index, entries, self.count as usize, hash, key)
@@ -597,6 +582,10 @@ where
             Layout::Sparse => {
                 let mut fresh = Sparse::try_new(slots, config.tail(0).as_slice())?;
                 let exact = config.sizing() == Sizing::Exact;
+                // While the entries move the dict counts none: should the hasher panic, it is
+                // left empty and consistent, each entry dropped once.
+                let live = mem::take(&mut self.count);
+                self.growth_left = 0;
                 match mem::replace(&mut self.table, Table::Unallocated(config)) {
                     Table::Sparse(old) | Table::SparseExact(old) if exact => {
                         old.move_into::<Lemire>(&mut fresh, hash)
@@ -611,6 +600,7 @@ where
                 } else {
                     Table::Sparse(fresh)
                 };
+                self.count = live;
             }
             Layout::Compact => {
                 let capacity = config.capacity_of(slots);
@@ -1112,12 +1102,12 @@ impl<K, V> Clone for Iter<'_, K, V> {
 }
 
 enum IterInner<'a, K, V> {
-    Sparse(slice::Iter<'a, Slot<K, V>>),
+    Sparse(sparse::Iter<'a, K, V>),
     Compact(slice::Iter<'a, (K, V)>),
 }
 
 counted_iterator!(Iter<'a>, (&'a K, &'a V), |inner| match inner {
-    IterInner::Sparse(slots) => slots.find_map(|slot| slot.as_ref().map(|(k, v)| (k, v))),
+    IterInner::Sparse(slots) => slots.next(),
     IterInner::Compact(entries) => entries.next().map(|(k, v)| (k, v)),
 });
 
@@ -1128,12 +1118,12 @@ pub struct IterMut<'a, K, V> {
 }
 
 enum IterMutInner<'a, K, V> {
-    Sparse(slice::IterMut<'a, Slot<K, V>>),
+    Sparse(sparse::IterMut<'a, K, V>),
     Compact(slice::IterMut<'a, (K, V)>),
 }
 
 counted_iterator!(IterMut<'a>, (&'a K, &'a mut V), |inner| match inner {
-    IterMutInner::Sparse(slots) => slots.find_map(|slot| slot.as_mut().map(|(k, v)| (&*k, v))),
+    IterMutInner::Sparse(slots) => slots.next(),
     IterMutInner::Compact(entries) => entries.next().map(|(k, v)| (&*k, v)),
 });
 
@@ -1144,12 +1134,12 @@ pub struct IntoIter<K, V> {
 }
 
 enum IntoIterInner<K, V> {
-    Sparse(vec::IntoIter<Slot<K, V>>),
+    Sparse(sparse::IntoIter<K, V>),
     Compact(vec::IntoIter<(K, V)>),
 }
 
 counted_iterator!(IntoIter, (K, V), |inner| match inner {
-    IntoIterInner::Sparse(slots) => slots.find_map(|slot| slot),
+    IntoIterInner::Sparse(entries) => entries.next(),
     IntoIterInner::Compact(entries) => entries.next(),
 });
 
@@ -1161,9 +1151,7 @@ impl<K, V, S> IntoIterator for Dict<K, V, S> {
         let left = self.len();
         let inner = match self.table {
             Table::Unallocated(_) => IntoIterInner::Compact(Vec::new().into_iter()),
-            Table::Sparse(t) | Table::SparseExact(t) => {
-                IntoIterInner::Sparse(t.into_raw().into_vec().into_iter())
-            }
+            Table::Sparse(t) | Table::SparseExact(t) => IntoIterInner::Sparse(t.into_entries()),
             Table::Compact(t) => IntoIterInner::Compact(t.into_raw().into_iter()),
         };
         IntoIter { inner, left }

@@ -346,6 +346,15 @@ enum Find {
     },
 }
 
+impl Find {
+    /// The idle of a group member that counted itself stuck (without timers: a CPU with a
+    /// deadline idles until it and skips the deadlock check).
+    const IDLE_COUNTED_STUCK: Find = Find::IdleCheck {
+        stuck: true,
+        timers: false,
+    };
+}
+
 /// Steps of `Tasklet::raise` (kill, not pending).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Raise {
@@ -395,6 +404,17 @@ enum Pc {
     /// `CpuGroup::leave`: `wake_cpu` each CPU that was stuck.
     WakeStuck(Seq),
     Done,
+}
+
+impl Pc {
+    /// `leave`'s next step: wake the CPUs in `stuck`, if any are left.
+    fn wake_stuck_or_done(stuck: Seq) -> Pc {
+        if stuck.is_empty() {
+            Pc::Done
+        } else {
+            Pc::WakeStuck(stuck)
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -677,21 +697,13 @@ impl Model<'_> {
                 } else {
                     w.group.stuck_cpus
                 };
-                w.cpus[c as usize].pc = if stuck.is_empty() {
-                    Pc::Done
-                } else {
-                    Pc::WakeStuck(stuck)
-                };
+                w.cpus[c as usize].pc = Pc::wake_stuck_or_done(stuck);
                 Ok(true)
             }
             Pc::WakeStuck(mut stuck) => {
                 let cpu = stuck.pop_front().expect("a CPU to wake");
                 self.wake_cpu(w, cpu);
-                w.cpus[c as usize].pc = if stuck.is_empty() {
-                    Pc::Done
-                } else {
-                    Pc::WakeStuck(stuck)
-                };
+                w.cpus[c as usize].pc = Pc::wake_stuck_or_done(stuck);
                 Ok(true)
             }
         }
@@ -725,21 +737,9 @@ impl Model<'_> {
                     return Ok(true);
                 }
                 // Under the channel lock.
-                let chan = &mut w.chans[ch as usize];
-                if chan.balance < 0 {
-                    let receiver = chan
-                        .waiters
-                        .pop_front()
-                        .expect("negative balance means receivers wait");
-                    chan.balance += 1;
+                if w.chans[ch as usize].balance < 0 {
+                    let receiver = dequeue(w, ch, -1)?;
                     let partner = &mut w.tasks[receiver as usize];
-                    partner.queued = false;
-                    partner.woken = true;
-                    if partner.cancelled {
-                        return Err(format!(
-                            "tasklet {receiver} woken by a sender after its wait was cancelled"
-                        ));
-                    }
                     if partner.slot.is_some() {
                         return Err(format!("value slot of receiver {receiver} overwritten"));
                     }
@@ -747,12 +747,7 @@ impl Model<'_> {
                     self.start_wake(w, c, receiver, Outcome::Sent)
                 } else {
                     w.tasks[me as usize].slot = Some(value);
-                    enqueue(w, me, ch, 1);
-                    let timeout = matches!(op, Op::SendTimeout(..));
-                    w.cpus[c as usize].pc = Pc::BlockPrep {
-                        timeout,
-                        blocker: Blocker::Channel(ch),
-                    };
+                    enqueue(w, c, ch, 1, matches!(op, Op::SendTimeout(..)));
                     Ok(true)
                 }
             }
@@ -761,33 +756,15 @@ impl Model<'_> {
                     finish_op(w, c, Outcome::ReceiveFailed(error));
                     return Ok(true);
                 }
-                let chan = &mut w.chans[ch as usize];
-                if chan.balance > 0 {
-                    let sender = chan
-                        .waiters
-                        .pop_front()
-                        .expect("positive balance means senders wait");
-                    chan.balance -= 1;
-                    let partner = &mut w.tasks[sender as usize];
-                    partner.queued = false;
-                    partner.woken = true;
-                    if partner.cancelled {
-                        return Err(format!(
-                            "tasklet {sender} woken by a receiver after its wait was cancelled"
-                        ));
-                    }
-                    let value = partner
+                if w.chans[ch as usize].balance > 0 {
+                    let sender = dequeue(w, ch, 1)?;
+                    let value = w.tasks[sender as usize]
                         .slot
                         .take()
                         .ok_or_else(|| format!("waiting sender {sender} had no value"))?;
                     self.start_wake(w, c, sender, Outcome::Received(value))
                 } else {
-                    enqueue(w, me, ch, -1);
-                    let timeout = matches!(op, Op::ReceiveTimeout(..));
-                    w.cpus[c as usize].pc = Pc::BlockPrep {
-                        timeout,
-                        blocker: Blocker::Channel(ch),
-                    };
+                    enqueue(w, c, ch, -1, matches!(op, Op::ReceiveTimeout(..)));
                     Ok(true)
                 }
             }
@@ -997,13 +974,7 @@ impl Model<'_> {
                     // Not quiet: count itself stuck and idle (the idle will not wait).
                     self.count_stuck(w, c);
                     w.group.lock = NIL;
-                    set(
-                        w,
-                        Find::IdleCheck {
-                            stuck: true,
-                            timers: false,
-                        },
-                    );
+                    set(w, Find::IDLE_COUNTED_STUCK);
                 }
             }
             Find::CheckInFlight { can_be_victim } => {
@@ -1020,13 +991,7 @@ impl Model<'_> {
                 } else {
                     self.count_stuck(w, c);
                     w.group.lock = NIL;
-                    set(
-                        w,
-                        Find::IdleCheck {
-                            stuck: true,
-                            timers: false,
-                        },
-                    );
+                    set(w, Find::IDLE_COUNTED_STUCK);
                 }
             }
             Find::CountStuck => {
@@ -1034,13 +999,7 @@ impl Model<'_> {
                     return Ok(false);
                 }
                 self.count_stuck(w, c);
-                set(
-                    w,
-                    Find::IdleCheck {
-                        stuck: true,
-                        timers: false,
-                    },
-                );
+                set(w, Find::IDLE_COUNTED_STUCK);
             }
             Find::VictimCancel(cancel) => {
                 match self.cancel_step(w, c, victim, Error::Deadlock, cancel)? {
@@ -1282,8 +1241,10 @@ fn finish_op(w: &mut World, c: u8, outcome: Outcome) {
     w.cpus[c as usize].pc = Pc::Op;
 }
 
-/// `enqueue_current` under the channel lock.
-fn enqueue(w: &mut World, me: u8, ch: u8, direction: i8) {
+/// `enqueue_current` under the channel lock (`direction` 1 for a sender, -1 for a receiver);
+/// `block_current` comes next.
+fn enqueue(w: &mut World, c: u8, ch: u8, direction: i8, timeout: bool) {
+    let me = w.cpus[c as usize].current;
     let task = &mut w.tasks[me as usize];
     task.direction = direction;
     task.state = St::Blocked;
@@ -1293,6 +1254,31 @@ fn enqueue(w: &mut World, me: u8, ch: u8, direction: i8) {
     let chan = &mut w.chans[ch as usize];
     chan.waiters.push(me);
     chan.balance += direction;
+    w.cpus[c as usize].pc = Pc::BlockPrep {
+        timeout,
+        blocker: Blocker::Channel(ch),
+    };
+}
+
+/// A rendezvous under the channel lock: takes the first waiter off `ch` (waiting in
+/// `direction`, 1 for senders, -1 for receivers) and marks it woken.
+fn dequeue(w: &mut World, ch: u8, direction: i8) -> Result<u8, String> {
+    let chan = &mut w.chans[ch as usize];
+    let waiter = chan
+        .waiters
+        .pop_front()
+        .expect("a nonzero balance means tasklets wait");
+    chan.balance -= direction;
+    let task = &mut w.tasks[waiter as usize];
+    task.queued = false;
+    task.woken = true;
+    if task.cancelled {
+        let partner = if direction > 0 { "receiver" } else { "sender" };
+        return Err(format!(
+            "tasklet {waiter} woken by a {partner} after its wait was cancelled"
+        ));
+    }
+    Ok(waiter)
 }
 
 /// `Scheduler::ring_insert`: Tail (before the head) or Next (after the head).

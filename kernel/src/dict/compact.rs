@@ -312,11 +312,13 @@ impl<K, V> Compact<K, V> {
         hash: impl Fn(&K) -> u64,
     ) -> (K, V) {
         let width = self.width();
+        let last = self.entries.len() - 1;
+        // Hashed before anything changes: should the hasher panic, the table is as it was.
+        let moved_hash = (pos.entry != last).then(|| hash(&self.entries[last].0));
         width.set(&mut self.index, pos.slot, width.dummy());
         let removed = self.entries.swap_remove(pos.entry);
-        if let Some((moved, _)) = self.entries.get(pos.entry) {
-            let from = self.entries.len() as u64;
-            let slot = self.slot_holding::<R>(width, slots, hash(moved), from);
+        if let Some(moved_hash) = moved_hash {
+            let slot = self.slot_holding::<R>(width, slots, moved_hash, last as u64);
             width.set(&mut self.index, slot, pos.entry as u64);
         }
         removed
@@ -345,6 +347,15 @@ impl<K, V> Compact<K, V> {
         index.resize(len - tail.len(), 0xff);
         index.extend_from_slice(tail);
         let mut index = index.into_boxed_slice();
+        // The index first: should the hasher panic, the table is left as it was.
+        let empty = width.empty();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            let mut probe = Probe::<R>::new(slots, hash(k));
+            while width.get(&index, probe.slot) != empty {
+                probe.advance();
+            }
+            width.set(&mut index, probe.slot, i as u64);
+        }
         let live = self.entries.len();
         if self.entries.capacity() < capacity {
             // Grows in place when the allocator can; a refusal leaves the entries as they were.
@@ -358,14 +369,6 @@ impl<K, V> Compact<K, V> {
                 .map_err(|_| TryReserveError::refused::<(K, V)>(capacity))?;
             entries.append(&mut self.entries);
             self.entries = entries;
-        }
-        let empty = width.empty();
-        for (i, (k, _)) in self.entries.iter().enumerate() {
-            let mut probe = Probe::<R>::new(slots, hash(k));
-            while width.get(&index, probe.slot) != empty {
-                probe.advance();
-            }
-            width.set(&mut index, probe.slot, i as u64);
         }
         self.index = index;
         Ok(())

@@ -27,7 +27,9 @@
 //!   for `(u64, u64)`, a half more memory for every sparse table). That is the dict's one use of
 //!   `unsafe`, kept in `sparse.rs`; the rest of the dict denies it. The `dict_drops` tests check
 //!   that every key and value is dropped exactly once, through clones, owned iteration and
-//!   panics in `clone` and `hash`.
+//!   panics in `clone`, `hash` and `drop`. As with `hashbrown` on stable Rust (`std`'s map uses
+//!   an unstable attribute to avoid it), the table's destructor counts as using its entries: a
+//!   dict of borrowed keys or values must be dropped before what they borrow.
 //! - **Compact** (CPython 3.6+) stores entries densely in insertion order in a `Vec<(K, V)>`
 //!   (16 bytes for `(u64, u64)`, no tag) and probes an array of small integers naming them. A
 //!   removal moves the newest entry into the hole (as `indexmap`'s `swap_remove`): CPython instead
@@ -404,9 +406,12 @@ impl<K, V, S> Dict<K, V, S> {
 
     /// Removes every entry and frees the table.
     pub fn clear(&mut self) {
-        self.table = Table::Unallocated(self.config());
+        let config = self.config();
+        let old = mem::replace(&mut self.table, Table::Unallocated(config));
         self.growth_left = 0;
         self.count = 0;
+        // Dropped last: should a destructor panic, the dict is already empty and consistent.
+        drop(old);
     }
 
     /// The entries, in slot order (sparse) or insertion order (compact, until a removal).
@@ -657,15 +662,17 @@ where
             }
             vacancy = self.fresh_vacancy(hash);
         }
-        self.growth_left -= u32::from(vacancy.empty);
-        Ok(match &mut self.table {
+        // The counts change once the entry is in.
+        let (value, counted) = match &mut self.table {
             Table::Sparse(t) | Table::SparseExact(t) => {
-                self.count += 1;
-                t.insert_at(vacancy.slot, hash, key, value).1
+                (t.insert_at(vacancy.slot, hash, key, value).1, 1)
             }
-            Table::Compact(t) => t.insert_at(vacancy.slot, key, value).1,
+            Table::Compact(t) => (t.insert_at(vacancy.slot, key, value).1, 0),
             Table::Unallocated(_) => unreachable!("an insert allocates first"),
-        })
+        };
+        self.growth_left -= u32::from(vacancy.empty);
+        self.count += counted;
+        Ok(value)
     }
 
     /// Removes the entry at `pos`, then shrinks if the policy asks (best effort).
@@ -749,7 +756,13 @@ where
     pub fn try_insert(&mut self, key: K, value: V) -> Result<Option<V>, InsertError<K, V>> {
         let hash = self.hash(&key);
         match self.find_or_vacant(hash, &key) {
-            Ok(pos) => Ok(Some(mem::replace(self.entry_at_mut(pos).1, value))),
+            Ok(pos) => {
+                let old = mem::replace(self.entry_at_mut(pos).1, value);
+                // The stored key stays (as CPython's); the new one is dropped while `old` is a
+                // local, as in [`Dict::remove`].
+                drop(key);
+                Ok(Some(old))
+            }
             Err(vacancy) => self.insert_vacant(hash, vacancy, key, value).map(|_| None),
         }
     }
@@ -769,7 +782,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.remove_entry(key).map(|(_, v)| v)
+        let (stored, value) = self.remove_entry(key)?;
+        // Dropped while `value` is still a local: were the key's destructor to panic, the
+        // unwinding drops the value too (a value already returned would leak).
+        drop(stored);
+        Some(value)
     }
 
     /// Removes `key`; returns the stored key and its value.
@@ -1021,7 +1038,10 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> OccupiedEntry<'a, K, V, S> {
 
     /// Removes the entry; returns its value.
     pub fn remove(self) -> V {
-        self.dict.remove_at(self.pos).1
+        let (key, value) = self.dict.remove_at(self.pos);
+        // Dropped while `value` is still a local, as in [`Dict::remove`].
+        drop(key);
+        value
     }
 
     /// Removes the entry; returns the key and value.

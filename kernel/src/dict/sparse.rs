@@ -292,12 +292,14 @@ impl<K, V> Sparse<K, V> {
 
     /// Takes the entry out of `slot`, leaving a dummy.
     pub(crate) fn remove_at(&mut self, slot: usize) -> (K, V) {
-        assert!(is_full(self.ctrl[slot]), "dict position names no entry");
+        let entry = &mut self.slots[slot];
+        let byte = &mut self.ctrl[slot];
+        assert!(is_full(*byte), "dict position names no entry");
         // Before the read: the byte no longer claims the entry being moved out.
-        self.ctrl[slot] = DUMMY;
+        *byte = DUMMY;
         // SAFETY: the slot's control byte was full, and is now a dummy, so nothing reads or drops
         // the slot again: the entry is moved out once.
-        unsafe { self.slots[slot].assume_init_read() }
+        unsafe { entry.assume_init_read() }
     }
 
     /// Moves every entry of `self` into `into` (empty, large enough, same reduction).
@@ -345,10 +347,27 @@ impl<K, V> Drop for Sparse<K, V> {
         if !mem::needs_drop::<(K, V)>() {
             return;
         }
+        /// Drops the entries left should a destructor panic, as a slice's drop does.
+        struct DropRest<'a, K, V>(&'a mut Sparse<K, V>);
+
+        impl<K, V> Drop for DropRest<'_, K, V> {
+            fn drop(&mut self) {
+                self.0.drop_entries();
+            }
+        }
+
+        let rest = DropRest(self);
+        rest.0.drop_entries();
+        mem::forget(rest);
+    }
+}
+
+impl<K, V> Sparse<K, V> {
+    /// Drops every entry, emptying each slot's control byte first: an entry whose destructor
+    /// panics is not dropped again.
+    fn drop_entries(&mut self) {
         for (byte, slot) in self.ctrl.iter_mut().zip(self.slots.iter_mut()) {
             if is_full(*byte) {
-                // Before the drop: were a destructor to panic, this table's rest would leak
-                // rather than be dropped twice.
                 *byte = EMPTY;
                 // SAFETY: the slot's control byte was full; it is now empty, so the entry is
                 // dropped once.
@@ -362,7 +381,12 @@ impl<K: Clone, V: Clone> Clone for Sparse<K, V> {
     fn clone(&self) -> Self {
         let n = self.slots.len();
         let mut ctrl = self.ctrl.clone();
-        ctrl[..n].fill(EMPTY);
+        // Dummies stay (a probe must still pass them); full bytes come back with their entries.
+        for byte in &mut ctrl[..n] {
+            if is_full(*byte) {
+                *byte = EMPTY;
+            }
+        }
         let mut slots = Vec::with_capacity(n);
         slots.resize_with(n, MaybeUninit::uninit);
         let mut copy = Self {

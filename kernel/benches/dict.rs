@@ -409,7 +409,8 @@ fn keys(count: usize, mut state: u64) -> Vec<u64> {
         .collect()
 }
 
-/// What the throughput runs need of a map.
+/// What the throughput runs need of a map. Every design's methods are inlined into the timed
+/// loops alike, so that no design's figures depend on the compiler's inlining choice there.
 trait Map {
     fn make() -> Self;
     fn put(&mut self, k: u64, v: u64);
@@ -421,92 +422,90 @@ trait Map {
 struct Ours<const P: usize>(Dict<u64, u64>);
 
 impl<const P: usize> Map for Ours<P> {
-    #[inline]
+    #[inline(always)]
     fn make() -> Self {
         Ours(Dict::with_config(DictConfig::PROFILES[P].1))
     }
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, k: u64, v: u64) {
         self.0.insert(k, v);
     }
-    #[inline]
+    #[inline(always)]
     fn look(&self, k: &u64) -> Option<&u64> {
         self.0.get(k)
     }
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, k: &u64) -> Option<u64> {
         self.0.remove(k)
     }
 }
 
 impl<S: std::hash::BuildHasher + Default + Clone> Map for hashbrown::HashMap<u64, u64, S> {
-    #[inline]
+    #[inline(always)]
     fn make() -> Self {
         Self::default()
     }
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, k: u64, v: u64) {
         self.insert(k, v);
     }
-    #[inline]
+    #[inline(always)]
     fn look(&self, k: &u64) -> Option<&u64> {
         self.get(k)
     }
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, k: &u64) -> Option<u64> {
         self.remove(k)
     }
 }
 
-/// Median ns per insert, hit, miss and remove, `samples` runs over `present` keys.
+/// Ns per insert, hit, miss and remove in one run over `present` keys.
 ///
-/// Each run builds a map (timed as inserts), looks every key up once untimed (so lookups are
+/// The run builds a map (timed as inserts), looks every key up once untimed (so lookups are
 /// measured in steady state, not on the tail of the build), then times hits in `order` (another
-/// permutation, so no branch history carries over), misses, and removals from a map built the
-/// same way.
-fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64], samples: usize) -> [f64; 4] {
+/// permutation), misses in `absent`'s order, and removals from a map built the same way. Out of
+/// line, so that each design's loops are compiled alone and not shaped by the others'.
+#[inline(never)]
+fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64]) -> [f64; 4] {
     let per = present.len() as f64;
-    let mut runs: [Vec<f64>; 4] = Default::default();
-    for _ in 0..samples {
-        let start = Instant::now();
-        let mut m = M::make();
-        for &k in present {
-            m.put(k, k);
-        }
-        runs[0].push(start.elapsed().as_nanos() as f64 / per);
-        let m = keep(m);
-        let mut sum = 0u64;
-        for k in present {
-            sum = sum.wrapping_add(*m.look(k).unwrap_or(&0));
-        }
-
-        let start = Instant::now();
-        for k in order {
-            sum = sum.wrapping_add(*m.look(k).unwrap_or(&0));
-        }
-        runs[1].push(start.elapsed().as_nanos() as f64 / per);
-        black_box(sum);
-
-        let start = Instant::now();
-        let mut found = 0usize;
-        for k in absent {
-            found += usize::from(m.look(k).is_some());
-        }
-        runs[2].push(start.elapsed().as_nanos() as f64 / per);
-        assert_eq!(found, 0);
-
-        drop(m);
-        let mut victim = M::make();
-        for &k in present {
-            victim.put(k, k);
-        }
-        let start = Instant::now();
-        for k in order {
-            black_box(victim.take(k));
-        }
-        runs[3].push(start.elapsed().as_nanos() as f64 / per);
+    let ns_per_key = |start: Instant| start.elapsed().as_nanos() as f64 / per;
+    let start = Instant::now();
+    let mut m = M::make();
+    for &k in present {
+        m.put(k, k);
     }
-    runs.map(|mut r| median(&mut r))
+    let insert = ns_per_key(start);
+    let m = keep(m);
+    let mut sum = 0u64;
+    for k in present {
+        sum = sum.wrapping_add(*m.look(k).unwrap_or(&0));
+    }
+
+    let start = Instant::now();
+    for k in order {
+        sum = sum.wrapping_add(*m.look(k).unwrap_or(&0));
+    }
+    let hit = ns_per_key(start);
+    black_box(sum);
+
+    let start = Instant::now();
+    let mut found = 0usize;
+    for k in absent {
+        found += usize::from(m.look(k).is_some());
+    }
+    let miss = ns_per_key(start);
+    assert_eq!(found, 0);
+
+    drop(m);
+    let mut victim = M::make();
+    for &k in present {
+        victim.put(k, k);
+    }
+    let start = Instant::now();
+    for k in order {
+        black_box(victim.take(k));
+    }
+    [insert, hit, miss, ns_per_key(start)]
 }
 
 /// `keys` in a pseudo-random order (Fisher-Yates with xorshift).
@@ -526,44 +525,52 @@ fn speeds() {
     for n in [1000usize, MAX_N] {
         let all = keys(2 * n, 0x5eed ^ n as u64);
         let (present, absent) = all.split_at(n);
-        let order = shuffled(present, 0xc0ffee);
         println!(
-            "\n== throughput, n = {n} random u64 keys, median ns/op of {samples} runs (speed vs hashbrown) =="
+            "\n== throughput, n = {n} random u64 keys, median ns/op of {samples} rounds (speed vs hashbrown) =="
         );
         println!(
             "{:>26} {:>15} {:>15} {:>15} {:>15}",
             "design", "insert", "hit lookup", "miss lookup", "remove"
         );
-        let base = throughput::<HashBrown>(present, &order, absent, samples);
-        let rows: Vec<(&str, [f64; 4])> = vec![
-            ("hashbrown (foldhash)", base),
-            (
-                "hashbrown (FastState)",
-                throughput::<hashbrown::HashMap<u64, u64, FastState>>(
-                    present, &order, absent, samples,
-                ),
-            ),
-            (
-                "cpython27",
-                throughput::<Ours<0>>(present, &order, absent, samples),
-            ),
-            (
-                "tight",
-                throughput::<Ours<1>>(present, &order, absent, samples),
-            ),
-            (
-                "exact",
-                throughput::<Ours<2>>(present, &order, absent, samples),
-            ),
-            (
-                "compact",
-                throughput::<Ours<3>>(present, &order, absent, samples),
-            ),
-            (
-                "exact_compact",
-                throughput::<Ours<4>>(present, &order, absent, samples),
-            ),
+        // One run of every design per round, so that whatever slows the machine for a while
+        // (it is a shared VM) falls on all of them alike; the medians are over the rounds.
+        let names = [
+            "hashbrown (foldhash)",
+            "hashbrown (FastState)",
+            "cpython27",
+            "tight",
+            "exact",
+            "compact",
+            "exact_compact",
         ];
+        let mut runs: [[Vec<f64>; 4]; 7] = Default::default();
+        for round in 0..samples as u64 {
+            // Fresh orders each round: a branch predictor can learn a sequence of a thousand
+            // lookups that repeats run after run, which made the small table look about twice
+            // as fast as it is for lookups in an order it has not seen.
+            let order = &shuffled(present, 0xc0ffee ^ round);
+            let absent = &shuffled(absent, 0xabad_cafe ^ round);
+            let round = [
+                throughput::<HashBrown>(present, order, absent),
+                throughput::<hashbrown::HashMap<u64, u64, FastState>>(present, order, absent),
+                throughput::<Ours<0>>(present, order, absent),
+                throughput::<Ours<1>>(present, order, absent),
+                throughput::<Ours<2>>(present, order, absent),
+                throughput::<Ours<3>>(present, order, absent),
+                throughput::<Ours<4>>(present, order, absent),
+            ];
+            for (times, all) in round.into_iter().zip(&mut runs) {
+                for (time, of_op) in times.into_iter().zip(all.iter_mut()) {
+                    of_op.push(time);
+                }
+            }
+        }
+        let rows: Vec<(&str, [f64; 4])> = names
+            .into_iter()
+            .zip(runs)
+            .map(|(name, times)| (name, times.map(|mut t| median(&mut t))))
+            .collect();
+        let base = rows[0].1;
         for (name, t) in &rows {
             let mut row = format!("{name:>26}");
             for (ours, theirs) in t.iter().zip(base) {

@@ -99,38 +99,60 @@
 //! # Speed
 //!
 //! Lookups in the tight profile's layout (sparse, powers of two) are probed inline in the
-//! caller: a hash (one folded multiply for an integer key), the first two control bytes, and the
-//! first slot. The control bytes and slots are taken as slices of one length, so with a mask the
-//! compiler checks bounds once a lookup, not once a probe. The first probe is peeled so that no
-//! common case waits on a branch that is often wrong: an empty first control byte, or a second
-//! one that is empty behind a tag mismatch, ends most misses; otherwise the first slot is read
-//! without waiting for its tag, since for a hit those tests never succeed and its slot's load
-//! can start at once (see `sparse::View::find`). The other layouts are probed out of line, given
-//! the table's slices rather than the dict and unable to panic or write memory: the compiler
-//! then knows the call leaves the dict as it was, and a caller's loop keeps the dict's fields in
+//! caller: a hash (one folded multiply for an integer key), the first control bytes, and one
+//! slot. The control bytes and slots are taken as slices of one length, so with a mask the
+//! compiler checks bounds once a lookup, not once a probe. The first probes are peeled and
+//! decided without a branch that is often wrong: the slot opened is the first probe's if its
+//! control byte has the key's tag, else the second's, chosen by arithmetic; a miss ends when
+//! none of the first four control bytes has the tag before an empty one, one test of their
+//! maximum (see `sparse::View::find`). The other layouts are probed out of line, given the
+//! table's slices rather than the dict and unable to panic or write memory: the compiler then
+//! knows the call leaves the dict as it was, and a caller's loop keeps the dict's fields in
 //! registers instead of reloading them after every lookup.
 //!
-//! Measured with the benchmark on the development machine (two shared cores of an AMD EPYC,
-//! Zen 4, in a VM, noisy), tight lookups at n = 1000 run at 0.93-0.95x `hashbrown`'s speed for
-//! hits and 1.08-1.15x for misses. At n = 100000 hits run at 0.68-0.69x and misses at 0.68-0.71x
-//! (tag-first probing with `Option` slots: 0.52-0.56x and 0.72x). What keeps them there,
-//! measured with variants of the loop in isolation:
+//! The benchmark runs every design once a round, 15 rounds, with fresh random key orders each
+//! round, and reports medians. Measured on the development machine (two shared cores of an AMD
+//! EPYC, Zen 4, in a VM), tight lookups run at these speeds against `hashbrown`'s:
 //!
-//! - Most of a hit's cost at that size is the hits whose key a later probe holds, about one in
-//!   five at the load the seed's rule gives (3/4 max load, 3/2 growth, powers of two: 262144
-//!   slots for 100000 entries, load 0.38). Their probe position is a branch the CPU cannot
-//!   predict, taken after a slot's load from L3: timed alone, hits that end at the first probe
-//!   take 2.5-3 ns (faster than `hashbrown`), those ending at the second 4 ns, mixed 6-7 ns, where
-//!   `hashbrown` decides among 16 control bytes from one load. No placement helps: with 100000
-//!   keys in 262144 slots, only 83% of keys can have a first slot of their own.
-//! - Removing that branch costs memory traffic or latency instead, which is worse: reading the
-//!   second probe's slot unconditionally (both slots, then a select) takes 12 ns a hit; reading
-//!   it only when its control byte matches, then selecting without a branch, 8.5 ns (0.54x);
-//!   touching it as a prefetch 7.5 ns; choosing the slot from the control bytes without a
-//!   branch 8 ns. Folding the first two control-byte tests of a miss into one branch made misses
-//!   0.75x but hits 0.55x.
-//! - 16-byte slots instead of `Option`'s 24 gained a few hundredths at n = 100000 (0.60-0.66x
-//!   before) and a tenth at n = 1000 (0.87x before), as well as a third of the memory.
+//! | n | hits | misses |
+//! |---|---|---|
+//! | 1000 | 0.51x | 0.43-0.45x |
+//! | 100000 | 0.72-0.73x | 1.21-1.24x |
+//!
+//! Figures before the fresh orders (0.9x and 1.1x at n = 1000) were an artefact: a branch
+//! predictor learns the outcomes of a thousand lookups repeated in the same order run after
+//! run, which helped this design's data-dependent branches and not `hashbrown`'s, which are
+//! predictable anyway. With fresh orders hits at n = 1000 measured 0.56-0.61x and misses
+//! 0.32x for the loop before the four-byte miss test.
+//!
+//! What holds the small table back is branches: about one hit in twelve (at n = 1000, load
+//! 0.49) and one miss in seventeen lie past the peeled probes, each then a branch that is
+//! mostly wrong, where `hashbrown` decides among 16 control bytes from one load. CPython's
+//! probing, which the design keeps, scatters the probes, so no such group exists. Peeling more
+//! probes costs more than it saves: five or more bytes for the miss test, or choosing the
+//! hit's slot among three probes, measured slower at one size or both.
+//!
+//! At n = 100000 (262144 slots, load 0.38, by the seed's rule: 3/4 max load, 3/2 growth,
+//! powers of two) memory dominates. How the lookup got there, measured with variants of the
+//! loop:
+//!
+//! - About one hit in five lies past the first probe; no placement helps: with 100000 keys in
+//!   262144 slots, only 83% of keys can have a first slot of their own. A branch on where the
+//!   key lies is wrong for those hits, and was the main cost:
+//!   - tag first (branch on the first control byte, then read the slot): hits 0.52-0.56x;
+//!   - the first slot read at once and a branch on its key: 0.68-0.69x, misses 0.7x;
+//!   - the slot chosen from the two control bytes by a `select_unpredictable`: the compiler
+//!     folded it back into a branch, 0.54-0.62x;
+//!   - chosen by arithmetic (the current loop): 0.72-0.78x. Its slot's load waits for a control
+//!     byte, as `hashbrown`'s waits for its group of 16.
+//! - Reading both probes' slots unconditionally and selecting costs more memory traffic, which
+//!   is worse (12 ns a hit); touching the second slot as a prefetch measured 7.5 ns, and
+//!   prefetching the first slot before its control byte made misses slower (0.88x) for a few
+//!   hundredths on hits.
+//! - Misses: testing each control byte in turn branched on the first being empty (38% of
+//!   misses mispredicted, 0.7x); one test of the first two bytes gave 1.0x, of four 1.2x.
+//! - 16-byte slots instead of `Option`'s 24 cut a third of the memory and gained a few
+//!   hundredths.
 //!
 //! The exact and compact designs trade speed for memory by their parameters, not by defects:
 //! at a 7/8 max load CPython's probing averages 2.2 probes a hit and 6.7 a miss (measured, as

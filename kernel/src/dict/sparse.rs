@@ -115,7 +115,6 @@ impl<'a, K, V> View<'a, K, V> {
         let at = probe.slot;
         let first = *self.ctrl.get(at)?;
         probe.advance();
-        let second = *self.ctrl.get(probe.slot)?;
         let in_first = usize::from(first == tag).wrapping_neg();
         let pick = probe.slot ^ ((at ^ probe.slot) & in_first);
         let picked = *self.ctrl.get(pick)?;
@@ -130,10 +129,10 @@ impl<'a, K, V> View<'a, K, V> {
             // A tag without the key (one in 128): the loop starts over from the first probe.
             probe = Probe::<R>::new(n, hash);
         } else {
-            // Neither of the first two bytes has the tag: the key is absent if an empty byte
-            // comes before any tag in the first MISS_PROBES probes. `open` masks the bytes
-            // after a tag, which no longer end the probe.
-            let mut ended = first.max(second);
+            // Neither of the first two bytes has the tag (the second is the one picked): the
+            // key is absent if an empty byte comes before any tag in the first MISS_PROBES
+            // probes. `open` masks the bytes after a tag, which no longer end the probe.
+            let mut ended = first.max(picked);
             let mut open = u8::MAX;
             for _ in 2..MISS_PROBES {
                 probe.advance();

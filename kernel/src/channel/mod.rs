@@ -344,18 +344,16 @@ impl<T: Send> Channel<T> {
         // SAFETY: we are running again and out of every queue: our slot is ours; it holds what
         // we parked (a T or a bomb) if the receiver never took it.
         let leftover = unsafe { me.slot.take::<T>() };
-        let error = me.pending.take();
-        drop(busy);
-        scheduler.finish_resume();
+        // What ended the wait, if the value is still ours; a delivered value leaves an error
+        // raised meanwhile pending for the next operation.
+        let error = if leftover.is_some() {
+            me.pending.take()
+        } else {
+            None
+        };
+        busy.finish_resume();
         match leftover {
-            None => match error {
-                // Delivered; an error raised meanwhile is left for the next operation.
-                Some(error) => {
-                    me.pending.set(Some(error));
-                    Ok(())
-                }
-                None => Ok(()),
-            },
+            None => Ok(()),
             Some(value) => {
                 let error = self.explain(error);
                 let parcel = match value {
@@ -422,16 +420,16 @@ impl<T: Send> Channel<T> {
         // Claim the value first: the cleanup below may run arbitrary destructors.
         // SAFETY: running again and out of every queue; a sender put a T (or a bomb) here.
         let received = unsafe { me.slot.take::<T>() };
-        let error = me.pending.take();
-        drop(busy);
-        scheduler.finish_resume();
+        // What ended the wait, if nothing was received; a received value leaves an error
+        // raised meanwhile pending for the next operation.
+        let error = if received.is_none() {
+            me.pending.take()
+        } else {
+            None
+        };
+        busy.finish_resume();
         match received {
-            Some(result) => {
-                if let Some(error) = error {
-                    me.pending.set(Some(error));
-                }
-                result
-            }
+            Some(result) => result,
             None => Err(self.explain(error)),
         }
     }

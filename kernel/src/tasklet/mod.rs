@@ -303,8 +303,7 @@ impl Tasklet {
                     scheduler.ring_remove(target);
                 }
                 scheduler.retire(target, Some(error));
-                drop(busy);
-                scheduler.finish_resume();
+                busy.finish_resume();
                 return Ok(());
             }
             State::Blocked => {
@@ -349,8 +348,7 @@ impl Tasklet {
         }
         // A value parked by a blocked sender is dropped with the slot when the block goes.
         scheduler.retire(target, Some(TaskletError::Killed));
-        drop(busy);
-        scheduler.finish_resume();
+        busy.finish_resume();
         Ok(())
     }
 }
@@ -423,8 +421,7 @@ impl<R: Send + 'static> JoinHandle<R> {
                 object: target as *const Tcb as *const (),
             };
             scheduler.block_current(Some(blocker), None);
-            drop(busy);
-            scheduler.finish_resume();
+            busy.finish_resume();
         }
     }
 }
@@ -581,8 +578,7 @@ fn schedule_slow(scheduler: &'static sched::Scheduler) -> Result<(), TaskletErro
     scheduler.checkpoint();
     let busy = scheduler.enter();
     scheduler.yield_now();
-    drop(busy);
-    scheduler.finish_resume();
+    busy.finish_resume();
     take_pending(me)
 }
 
@@ -601,8 +597,7 @@ pub fn schedule_remove() -> Result<(), TaskletError> {
     me.set_state(State::Paused);
     let next = scheduler.find_next(None);
     scheduler.switch_to(me, next);
-    drop(busy);
-    scheduler.finish_resume();
+    busy.finish_resume();
     take_pending(me)
 }
 
@@ -798,8 +793,7 @@ pub fn sleep_until(deadline_ns: u64) -> Result<(), TaskletError> {
     let busy = scheduler.enter();
     me.set_state(State::Blocked);
     scheduler.block_current(None, Some(deadline_ns));
-    drop(busy);
-    scheduler.finish_resume();
+    busy.finish_resume();
     take_pending(me)
 }
 

@@ -814,8 +814,7 @@ impl Scheduler {
             "a tasklet met itself on a channel"
         );
         self.switch_to_quick(me, partner);
-        drop(busy);
-        self.finish_resume();
+        busy.finish_resume();
     }
 
     /// Yields to the next runnable tasklet; the caller stays in the ring. Wake-ups from other
@@ -1140,6 +1139,17 @@ impl Scheduler {
 pub(crate) struct BusyGuard<'a> {
     scheduler: &'a Scheduler,
     was_busy: bool,
+}
+
+impl BusyGuard<'_> {
+    /// Leaves the scheduler after a switch back to this tasklet: [`Scheduler::finish_resume`]
+    /// clears the busy flag itself, so the guard's own store would be a second one.
+    #[inline(always)]
+    pub(crate) fn finish_resume(self) {
+        let scheduler = self.scheduler;
+        core::mem::forget(self);
+        scheduler.finish_resume();
+    }
 }
 
 impl Drop for BusyGuard<'_> {

@@ -154,12 +154,24 @@ pub struct TargetBench {
     pub run: fn(iters: u64),
     /// Iterations per sample.
     pub iters: u64,
+    /// CPUs it needs: with fewer the image reports it skipped instead of a count.
+    pub cpus: usize,
 }
 
 impl TargetBench {
-    /// A benchmark of `iters` iterations per sample.
+    /// A benchmark of `iters` iterations per sample, on one CPU.
     pub const fn new(name: &'static str, run: fn(u64), iters: u64) -> Self {
-        Self { name, run, iters }
+        Self {
+            name,
+            run,
+            iters,
+            cpus: 1,
+        }
+    }
+
+    /// The same benchmark, needing `cpus` CPUs.
+    pub const fn needing_cpus(self, cpus: usize) -> Self {
+        Self { cpus, ..self }
     }
 }
 

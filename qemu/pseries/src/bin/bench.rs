@@ -22,6 +22,17 @@ fn main() -> ! {
     );
     for suite in spindle_target_tests::BENCH_SUITES {
         for bench in suite.benches {
+            let cpus = spindle::platform::platform().cpu_count();
+            if cpus < bench.cpus {
+                kprintln!(
+                    "{}::{}: skipped (needs {} CPUs, has {cpus}: cargo run -- bench --cpus {})",
+                    suite.name,
+                    bench.name,
+                    bench.cpus,
+                    bench.cpus
+                );
+                continue;
+            }
             let mut per_iter = [0u64; SAMPLES];
             for sample in 0..=SAMPLES {
                 let start = pmc::instructions();

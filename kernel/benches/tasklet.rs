@@ -52,7 +52,7 @@ fn raw_switch_round_trip_ns() -> f64 {
         let pair = data as *mut Pair;
         loop {
             // SAFETY: the pair outlives the loop below; only one side runs at a time.
-            unsafe { context::spindle_switch_context(&mut (*pair).other_sp, (*pair).main_sp, 0) };
+            unsafe { context::switch(&mut (*pair).other_sp, (*pair).main_sp, 0) };
         }
     }
     let mut stack = vec![0u8; 64 * 1024];
@@ -68,7 +68,7 @@ fn raw_switch_round_trip_ns() -> f64 {
     common::median_ns_per_op(SAMPLES, ITERATIONS, || {
         // SAFETY: other_sp is the bounce context's suspended stack pointer.
         unsafe {
-            context::spindle_switch_context(&mut (*pair_ptr).main_sp, (*pair_ptr).other_sp, 0)
+            context::switch(&mut (*pair_ptr).main_sp, (*pair_ptr).other_sp, 0)
         };
     })
 }

@@ -117,7 +117,7 @@
 //! | n | hits | misses |
 //! |---|---|---|
 //! | 1000 | 0.51-0.55x | 0.42-0.46x |
-//! | 100000 | 0.71-0.74x | 1.17-1.24x |
+//! | 100000 | 0.68-0.74x (0.68-0.70x when the footprint half ran first) | 1.15-1.24x |
 //!
 //! Figures before the fresh orders (0.9x and 1.1x at n = 1000) were an artefact: a branch
 //! predictor learns the outcomes of a thousand lookups repeated in the same order run after

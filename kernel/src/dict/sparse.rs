@@ -2,8 +2,8 @@
 //!
 //! The dict's one use of `unsafe`. A slot is a `MaybeUninit<(K, V)>`, which holds an entry exactly
 //! when the slot's control byte says full: 16 bytes for `(u64, u64)`, where an `Option` would add
-//! a tag word (24 bytes; a third more memory for every sparse table, and a third more cache
-//! misses in a large one). Every write of a control byte keeps that rule, and every read or drop
+//! a tag word (24 bytes: half as much memory again for every sparse table, and more cache misses
+//! in a large one). Every write of a control byte keeps that rule, and every read or drop
 //! of a slot is preceded by a control byte that says full; the rule is the `SAFETY` argument of
 //! every block here, and nothing outside this module sees a slot.
 #![allow(unsafe_code)]

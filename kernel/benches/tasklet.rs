@@ -67,9 +67,7 @@ fn raw_switch_round_trip_ns() -> f64 {
     let pair_ptr = data as *mut Pair;
     common::median_ns_per_op(SAMPLES, ITERATIONS, || {
         // SAFETY: other_sp is the bounce context's suspended stack pointer.
-        unsafe {
-            context::switch(&mut (*pair_ptr).main_sp, (*pair_ptr).other_sp, 0)
-        };
+        unsafe { context::switch(&mut (*pair_ptr).main_sp, (*pair_ptr).other_sp, 0) };
     })
 }
 

@@ -248,7 +248,8 @@ fn profile() -> impl Strategy<Value = DictConfig> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // Under Miri (`cargo +nightly miri test --test dict_drops`) a few cases take minutes.
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 6 } else { 256 }))]
 
     #[test]
     fn every_key_and_value_is_dropped_once(

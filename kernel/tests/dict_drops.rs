@@ -248,7 +248,7 @@ fn profile() -> impl Strategy<Value = DictConfig> {
 }
 
 proptest! {
-    // Under Miri (`cargo +nightly miri test --test dict_drops`) a few cases take minutes.
+    // Under Miri (the command is in the README) a few cases take minutes.
     #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 6 } else { 256 }))]
 
     #[test]

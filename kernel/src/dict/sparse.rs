@@ -359,6 +359,19 @@ impl<K, V> Sparse<K, V> {
             next: 0,
         }
     }
+
+    /// Drops every entry, emptying each slot's control byte first: an entry whose destructor
+    /// panics is not dropped again.
+    fn drop_entries(&mut self) {
+        for (byte, slot) in self.ctrl.iter_mut().zip(self.slots.iter_mut()) {
+            if is_full(*byte) {
+                *byte = EMPTY;
+                // SAFETY: the slot's control byte was full; it is now empty, so the entry is
+                // dropped once.
+                unsafe { slot.assume_init_drop() };
+            }
+        }
+    }
 }
 
 impl<K, V> Drop for Sparse<K, V> {
@@ -381,21 +394,6 @@ impl<K, V> Drop for Sparse<K, V> {
     }
 }
 
-impl<K, V> Sparse<K, V> {
-    /// Drops every entry, emptying each slot's control byte first: an entry whose destructor
-    /// panics is not dropped again.
-    fn drop_entries(&mut self) {
-        for (byte, slot) in self.ctrl.iter_mut().zip(self.slots.iter_mut()) {
-            if is_full(*byte) {
-                *byte = EMPTY;
-                // SAFETY: the slot's control byte was full; it is now empty, so the entry is
-                // dropped once.
-                unsafe { slot.assume_init_drop() };
-            }
-        }
-    }
-}
-
 impl<K: Clone, V: Clone> Clone for Sparse<K, V> {
     fn clone(&self) -> Self {
         let n = self.slots.len();
@@ -412,28 +410,16 @@ impl<K: Clone, V: Clone> Clone for Sparse<K, V> {
             ctrl,
             slots: slots.into_boxed_slice(),
         };
-        for (slot, (&byte, (k, v))) in self.iter_slots() {
-            copy.slots[slot].write((k.clone(), v.clone()));
-            // After the write: should a later `clone` panic, the copy drops what it holds.
-            copy.ctrl[slot] = byte;
+        for slot in 0..n {
+            let byte = self.ctrl[slot];
+            if is_full(byte) {
+                let (k, v) = self.entry(slot);
+                copy.slots[slot].write((k.clone(), v.clone()));
+                // After the write: should a later `clone` panic, the copy drops what it holds.
+                copy.ctrl[slot] = byte;
+            }
         }
         copy
-    }
-}
-
-impl<K, V> Sparse<K, V> {
-    /// Each full slot's number, control byte and entry.
-    fn iter_slots(&self) -> impl Iterator<Item = (usize, (&u8, (&K, &V)))> {
-        self.ctrl
-            .iter()
-            .zip(self.slots.iter())
-            .enumerate()
-            .filter(|(_, (byte, _))| is_full(**byte))
-            .map(|(slot, (byte, entry))| {
-                // SAFETY: the slot's control byte is full.
-                let (k, v) = unsafe { entry.assume_init_ref() };
-                (slot, (byte, (k, v)))
-            })
     }
 }
 

@@ -344,13 +344,7 @@ impl<T: Send> Channel<T> {
         // SAFETY: we are running again and out of every queue: our slot is ours; it holds what
         // we parked (a T or a bomb) if the receiver never took it.
         let leftover = unsafe { me.slot.take::<T>() };
-        // What ended the wait, if the value is still ours; a delivered value leaves an error
-        // raised meanwhile pending for the next operation.
-        let error = if leftover.is_some() {
-            me.pending.take()
-        } else {
-            None
-        };
+        let error = wait_error(me, leftover.is_some());
         busy.finish_resume();
         match leftover {
             None => Ok(()),
@@ -420,13 +414,7 @@ impl<T: Send> Channel<T> {
         // Claim the value first: the cleanup below may run arbitrary destructors.
         // SAFETY: running again and out of every queue; a sender put a T (or a bomb) here.
         let received = unsafe { me.slot.take::<T>() };
-        // What ended the wait, if nothing was received; a received value leaves an error
-        // raised meanwhile pending for the next operation.
-        let error = if received.is_none() {
-            me.pending.take()
-        } else {
-            None
-        };
+        let error = wait_error(me, received.is_none());
         busy.finish_resume();
         match received {
             Some(result) => result,
@@ -516,6 +504,18 @@ impl<T> Parcel<T> {
             // SAFETY: forwarded.
             Self::Bomb(error) => unsafe { tcb.slot.put_bomb(error) },
         }
+    }
+}
+
+/// What ended a blocked send or receive, if it `failed` (the value is still the sender's, or
+/// nothing was received): claimed before the post-switch cleanup runs arbitrary destructors. A
+/// wait that succeeded leaves an error raised meanwhile pending for the next operation.
+#[inline(always)]
+fn wait_error(me: &Tcb, failed: bool) -> Option<TaskletError> {
+    if failed {
+        me.pending.take()
+    } else {
+        None
     }
 }
 

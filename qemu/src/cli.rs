@@ -42,6 +42,9 @@ pub enum Command {
     Size(Image),
     /// Build an image and print the paths of its ELF file and flat binary.
     Build(Image),
+    /// Exact instructions per iteration of the benchmarks matching the filter, from QEMU's
+    /// execution log.
+    Count,
     /// Run clippy on the bare-metal crates with the image flags.
     Clippy,
     /// Print usage.
@@ -119,6 +122,8 @@ commands:
   demo            boot the demo image (the default; what `cargo run` does)
   test [FILTER]   run the on-target tests, one fresh machine per test (tier 3)
   bench           boot the benchmark image (PMC5 instruction counts)
+  count FILTER    exact instructions per iteration of the benchmarks whose name contains
+                  FILTER, from QEMU's execution log (PMC5 misses blocks ending in blr/bctr)
   size [IMAGE]    build an image (default demo) and print its section sizes
   build [IMAGE]   build an image and print the paths of its ELF file and flat binary
   clippy          clippy -D warnings on the bare-metal crates, with the image's flags
@@ -226,6 +231,11 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
             }
             Command::Test
         }
+        ["count", filter] => {
+            options.filter = Some((*filter).to_owned());
+            Command::Count
+        }
+        ["count", ..] => return Err(UsageError("`count` takes one filter".into())),
         ["size", rest @ ..] => Command::Size(image_arg(rest)?),
         ["build", rest @ ..] => Command::Build(image_arg(rest)?),
         ["clippy"] => Command::Clippy,

@@ -89,8 +89,22 @@ pub struct Built {
 
 /// Builds `image` and writes its flat binary next to the ELF file.
 pub fn build(image: Image, heap_bytes: Option<u64>) -> Result<Built, String> {
+    build_with(image, heap_bytes, None)
+}
+
+/// [`build`] with `SPINDLE_BENCH_ONLY` set to `bench_only` (see the bench image), or unset.
+pub fn build_with(
+    image: Image,
+    heap_bytes: Option<u64>,
+    bench_only: Option<&str>,
+) -> Result<Built, String> {
     let root = workspace_root();
-    let status = cargo(&root, "build", heap_bytes)
+    let mut command = cargo(&root, "build", heap_bytes);
+    match bench_only {
+        Some(filter) => command.env("SPINDLE_BENCH_ONLY", filter),
+        None => command.env_remove("SPINDLE_BENCH_ONLY"),
+    };
+    let status = command
         .args(["--bin", image.name()])
         .stdin(Stdio::null())
         .status()

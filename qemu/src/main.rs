@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod count;
 mod elf;
 mod image;
 mod machine;
@@ -69,6 +70,16 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
             })
         }
         Command::Run(which) => boot(which, options),
+        Command::Count => {
+            let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
+            let filter = options.filter.clone().unwrap_or_default();
+            let counted = count::run(&qemu, options, &filter)?;
+            Ok(if counted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 

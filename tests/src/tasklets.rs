@@ -28,6 +28,10 @@ pub const SUITE: Suite = Suite::new(
             "atomic_holds_off_the_watchdog",
             atomic_holds_off_the_watchdog,
         ),
+        TargetTest::new(
+            "preemption_leaves_interrupts_enabled",
+            preemption_leaves_interrupts_enabled,
+        ),
         TargetTest::new("stack_overflow_is_reported", stack_overflow_is_reported),
         TargetTest::new(
             "spilling_recursion_50x_the_stack",
@@ -177,6 +181,36 @@ fn atomic_holds_off_the_watchdog() {
     );
     assert_eq!(interrupted.as_ref(), Some(&*worker));
     worker.kill_forced().unwrap();
+}
+
+/// The switch does not carry MSR[EE]: the preemption path must hand main interrupts enabled,
+/// and the preempted tasklet must get them back when it resumes (through the handler's `rfid`).
+fn preemption_leaves_interrupts_enabled() {
+    use spindle_arch::powerpc64::irq;
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static ENABLED_AFTER_RESUME: AtomicBool = AtomicBool::new(false);
+    let spinner = tasklet::spawn(|| {
+        while !STOP.load(Acquire) {
+            core::hint::spin_loop();
+        }
+        ENABLED_AFTER_RESUME.store(irq::enabled(), Release);
+    })
+    .unwrap();
+    let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(5))).unwrap();
+    assert_eq!(interrupted.as_ref(), Some(&*spinner), "the spinner was preempted");
+    assert!(irq::enabled(), "main resumed from the timer interrupt with interrupts masked");
+    STOP.store(true, Release);
+    spinner.insert().unwrap();
+    tasklet::run().unwrap();
+    assert!(!spinner.is_alive());
+    assert!(
+        ENABLED_AFTER_RESUME.load(Acquire),
+        "the preempted tasklet resumed with interrupts masked"
+    );
+    assert!(irq::enabled());
+    // Ticks still arrive: a sleep ends.
+    tasklet::spawn(|| tasklet::sleep(Duration::from_millis(2)).unwrap()).unwrap();
+    tasklet::run().unwrap();
 }
 
 #[allow(

@@ -4,18 +4,24 @@
 //! compiler may allocate clobbered — r14-r28, f14-f31, v20-v31, CR2-CR4 — so the compiler saves
 //! exactly the live ones around it (once per enclosing function, not per switch, in a loop). The
 //! assembly itself saves what the compiler cannot be told about: r29-r31 (reserved by LLVM), r2,
-//! FPSCR, VRSAVE and, on bare metal, MSR[EE] — so a tasklet preempted from the decrementer
-//! handler resumes inside it with interrupts off and everyone else with them on. It keeps them
-//! in the protected zone below r1, so it allocates no frame. Resuming is a
-//! `bctr` to the saved resume address. A fresh stack is laid out so that its first resumption
-//! lands in a trampoline that calls the entry function through r12 (ELFv2 global entry).
+//! FPSCR and VRSAVE. It keeps them in the protected zone below r1, so it allocates no frame.
+//! Resuming is a `bctr` to the saved resume address. A fresh stack is laid out so that its first
+//! resumption lands in a trampoline that calls the entry function through r12 (ELFv2 global
+//! entry).
+//!
+//! **Interrupt state.** A switch leaves MSR[EE] as it is: the context resumed runs with the
+//! interrupt state of whoever switched to it. Contexts therefore switch with interrupts enabled
+//! (a fresh context enables them before its entry runs), with one exception: an interrupt
+//! handler that switches away (preemption) uses [`switch_from_interrupt`], which enables them
+//! for the context it resumes and masks them again when the handler's own context is resumed,
+//! before it returns through `rfid`.
 
 use core::arch::{asm, global_asm};
 
 /// Bytes the switch itself keeps below a suspended stack pointer: the ELFv2 protected zone
 /// (288 bytes below r1, which interrupt handlers skip) holds them, so the switch needs no frame
 /// of its own and the suspended r1 is the caller's.
-pub const SWITCH_FRAME_BYTES: usize = 64;
+pub const SWITCH_FRAME_BYTES: usize = 56;
 
 /// Bytes [`init_stack`] uses at the top of a fresh stack: a minimal caller frame (back chain, CR,
 /// LR and TOC save words) for the entry function to write its LR into, and the switch frame
@@ -27,18 +33,17 @@ pub const INITIAL_FRAME_BYTES: usize = SWITCH_FRAME_BYTES + 32;
 pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
 
 // Frame layout (offsets below the suspended r1):
-//   -8 r29 | -16 r30 | -24 r31 | -32 r2 | -40 FPSCR | -48 VRSAVE | -56 MSR | -64 resume
+//   -8 r29 | -16 r30 | -24 r31 | -32 r2 | -40 FPSCR | -48 VRSAVE | -56 resume
 const OFFSET_R29: usize = 8;
 const OFFSET_R30: usize = 16;
 const OFFSET_TOC: usize = 32;
 const OFFSET_FPSCR: usize = 40;
 const OFFSET_VRSAVE: usize = 48;
-const OFFSET_MSR: usize = 56;
-const OFFSET_RESUME: usize = 64;
+const OFFSET_RESUME: usize = 56;
 const _: () = assert!(SWITCH_FRAME_BYTES <= 288 && OFFSET_RESUME == SWITCH_FRAME_BYTES);
 
 macro_rules! switch_body {
-    ($save_msr:literal, $restore_msr:literal, $save_sp:ident, $resume_sp:ident, $arg:ident, $resumed_with:ident) => {
+    ($before_resume:literal, $after_resume:literal, $save_sp:ident, $resume_sp:ident, [$($arg_operand:tt)*]) => {
         // Without `nostack`, the assembly may use the stack below r1: the compiler keeps nothing
         // there across it.
         asm!(
@@ -48,32 +53,35 @@ macro_rules! switch_body {
             "std 2, -32(1)",
             "mffs 0",
             "stfd 0, -40(1)",
+            // The resume address, TOC-relative (r2 is this code's TOC pointer).
             "mfvrsave 0",
             "std 0, -48(1)",
-            $save_msr,
+            // The link register gets the resume point, the instruction after this one: the
+            // rest of the switch lies out of line (at the end of the enclosing function, within
+            // reach of bcl's 16-bit displacement), so resuming needs no jump over it.
             "bcl 20, 31, 3f",
-            // r0 as a base reads as zero in addi, so compute the resume address in r12.
+            ".subsection 1",
             "3: mflr 12",
-            "addi 12, 12, 2f - 3b",
-            "std 12, -64(1)",
+            "std 12, -56(1)",
             "std 1, 0(3)",
             "mr 1, 4",
-            "ld 0, -64(1)",
+            "ld 0, -56(1)",
             "mtctr 0",
+            "ld 0, -48(1)",
+            "mtvrsave 0",
             "ld 29, -8(1)",
             "ld 30, -16(1)",
             "ld 31, -24(1)",
             "ld 2, -32(1)",
             "lfd 0, -40(1)",
             "mtfsf 0xff, 0",
-            "ld 0, -48(1)",
-            "mtvrsave 0",
-            $restore_msr,
+            $before_resume,
             "bctr",
-            "2:",
+            ".subsection 0",
+            $after_resume,
             inout("r3") $save_sp => _,
             inout("r4") $resume_sp => _,
-            inout("r5") $arg => $resumed_with,
+            $($arg_operand)*
             out("r14") _, out("r15") _, out("r16") _, out("r17") _, out("r18") _,
             out("r19") _, out("r20") _, out("r21") _, out("r22") _, out("r23") _,
             out("r24") _, out("r25") _, out("r26") _, out("r27") _, out("r28") _,
@@ -93,7 +101,8 @@ macro_rules! switch_body {
 
 /// Suspends the running context, storing its stack pointer in `*save_sp`, and resumes the context
 /// whose stack pointer is `resume_sp`; returns (when something switches back) the `arg` of that
-/// switch. A fresh context receives `arg` as its entry argument.
+/// switch. A fresh context receives `arg` as its entry argument. MSR[EE] is not switched (see
+/// the module docs).
 ///
 /// # Safety
 /// `save_sp` must be valid for a write; `resume_sp` must come from a completed suspension or
@@ -103,23 +112,48 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
     let resumed_with: usize;
     // SAFETY: the caller's contract; every register the other context may change is declared
     // clobbered or saved in the frame by the assembly.
+    unsafe { switch_body!("", "", save_sp, resume_sp, [inout("r5") arg => resumed_with,]) };
+    resumed_with
+}
+
+/// [`switch`] passing no argument: a fresh context's entry receives an unspecified `arg`. One
+/// instruction cheaper, for callers whose contexts ignore it.
+///
+/// # Safety
+/// As for [`switch`].
+#[inline(always)]
+pub unsafe fn switch_without_arg(save_sp: *mut usize, resume_sp: usize) {
+    // SAFETY: as in `switch`; r5 is clobbered (clobber_abi) instead of carrying an argument.
+    unsafe { switch_body!("", "", save_sp, resume_sp, []) };
+}
+
+/// [`switch`] for an interrupt handler (interrupts masked) switching away from the context it
+/// interrupted: the context resumed runs with interrupts enabled, as every context outside a
+/// handler does, and when something switches back here interrupts are masked again at once, so
+/// the handler finishes (and reloads SRR0/SRR1) masked. Outside bare metal it is [`switch`].
+///
+/// # Safety
+/// As for [`switch`]; call it only from an interrupt handler's context.
+#[inline(always)]
+pub unsafe fn switch_from_interrupt(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
+    let resumed_with: usize;
+    // SAFETY: as in `switch`; `mtmsrd r, 1` changes only MSR[EE] and MSR[RI].
     #[cfg(target_os = "none")]
     unsafe {
-        // Bare metal: carry MSR[EE] (mtmsrd with L=1 changes only EE and RI).
         switch_body!(
-            "mfmsr 0\nstd 0, -56(1)",
-            "ld 0, -56(1)\nmtmsrd 0, 1",
+            // mtmsrd with L=1 reads only bits 48 (EE) and 62 (RI): -32766 sets both.
+            "li 0, -32766\nmtmsrd 0, 1",
+            "li 0, 2\nmtmsrd 0, 1",
             save_sp,
             resume_sp,
-            arg,
-            resumed_with
-        );
-    }
-    // SAFETY: as above. User mode (tier 2): the MSR is the operating system's.
+            [inout("r5") arg => resumed_with,]
+        )
+    };
+    // SAFETY: as in `switch`.
     #[cfg(not(target_os = "none"))]
     unsafe {
-        switch_body!("", "", save_sp, resume_sp, arg, resumed_with);
-    }
+        switch_body!("", "", save_sp, resume_sp, [inout("r5") arg => resumed_with,])
+    };
     resumed_with
 }
 
@@ -139,21 +173,34 @@ pub unsafe extern "C" fn spindle_switch_context(
     unsafe { switch(save_sp, resume_sp, arg) }
 }
 
-global_asm!(
-    ".text",
-    ".global spindle_context_trampoline",
-    ".type spindle_context_trampoline,@function",
-    ".p2align 4",
-    "spindle_context_trampoline:",
-    // r29 = entry, r30 = data, r5 = the arg of the switch that resumed us.
-    "    mr 12, 29",
-    "    mtctr 12",
-    "    mr 3, 5",
-    "    mr 4, 30",
-    "    bctrl",
-    "    trap",
-    ".size spindle_context_trampoline, . - spindle_context_trampoline",
-);
+/// Emits the trampoline a fresh context starts in; `$enable_interrupts` runs first.
+macro_rules! trampoline {
+    ($enable_interrupts:literal) => {
+        global_asm!(
+            ".text",
+            ".global spindle_context_trampoline",
+            ".type spindle_context_trampoline,@function",
+            ".p2align 4",
+            "spindle_context_trampoline:",
+            $enable_interrupts,
+            // r29 = entry, r30 = data, r5 = the arg of the switch that resumed us.
+            "    mr 12, 29",
+            "    mtctr 12",
+            "    mr 3, 5",
+            "    mr 4, 30",
+            "    bctrl",
+            "    trap",
+            ".size spindle_context_trampoline, . - spindle_context_trampoline",
+        );
+    };
+}
+
+// Bare metal: a fresh context runs with interrupts enabled whoever started it (the boot code of
+// a secondary CPU may not have enabled them yet). `li 0, -32766` sets EE and RI for mtmsrd L=1.
+#[cfg(target_os = "none")]
+trampoline!("    li 0, -32766\n    mtmsrd 0, 1");
+#[cfg(not(target_os = "none"))]
+trampoline!("");
 
 unsafe extern "C" {
     fn spindle_context_trampoline();
@@ -188,7 +235,6 @@ pub unsafe fn init_stack(stack_top: usize, entry: EntryFn, data: usize) -> usize
         word(OFFSET_TOC).write(toc);
         word(OFFSET_FPSCR).write(0);
         word(OFFSET_VRSAVE).write(0);
-        word(OFFSET_MSR).write(1 << 15); // MSR[EE]
         word(OFFSET_RESUME).write(spindle_context_trampoline as *const () as u64);
     }
     sp

@@ -23,6 +23,34 @@ pub const SWITCH_FRAME_BYTES: usize = 24;
 /// [`init_stack`] was given. It must never return.
 pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
 
+macro_rules! switch_asm {
+    ($save_sp:ident, $resume_sp:ident, $pass_arg:literal, [$($arg_operands:tt)*]) => {
+        asm!(
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "push rbp",
+            "push rbx",
+            "mov [rdi], rsp",
+            "mov rsp, rsi",
+            $pass_arg,
+            "pop rbx",
+            "pop rbp",
+            "pop rcx",
+            "jmp rcx",
+            "2:",
+            in("rdi") $save_sp,
+            in("rsi") $resume_sp,
+            $($arg_operands)*
+            out("rcx") _,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
 /// Suspends the running context, storing its stack pointer in `*save_sp`, and resumes the context
 /// whose stack pointer is `resume_sp`; returns (when something switches back) the `arg` of that
 /// switch. A fresh context receives `arg` as its entry argument.
@@ -36,32 +64,32 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
     // SAFETY: the caller's contract; every register the other context may change is declared
     // (clobber_abi covers the caller-saved set, r12-r15 explicitly, rbx/rbp saved on the stack).
     unsafe {
-        asm!(
-            "lea rax, [rip + 2f]",
-            "push rax",
-            "push rbp",
-            "push rbx",
-            "mov [rdi], rsp",
-            "mov rsp, rsi",
-            "mov rax, rdx",
-            "pop rbx",
-            "pop rbp",
-            "pop rcx",
-            "jmp rcx",
-            "2:",
-            in("rdi") save_sp,
-            in("rsi") resume_sp,
-            in("rdx") arg,
-            out("rax") resumed_with,
-            out("rcx") _,
-            out("r12") _,
-            out("r13") _,
-            out("r14") _,
-            out("r15") _,
-            clobber_abi("C"),
-        );
-    }
+        switch_asm!(save_sp, resume_sp, "mov rax, rdx", [in("rdx") arg, out("rax") resumed_with,])
+    };
     resumed_with
+}
+
+/// [`switch`] passing no argument: a fresh context's entry receives an unspecified `arg`. One
+/// instruction cheaper, for callers whose contexts ignore it.
+///
+/// # Safety
+/// As for [`switch`].
+#[inline(always)]
+pub unsafe fn switch_without_arg(save_sp: *mut usize, resume_sp: usize) {
+    // SAFETY: as in `switch`, without the argument register.
+    unsafe { switch_asm!(save_sp, resume_sp, "", [out("rax") _,]) };
+}
+
+/// [`switch`] for an interrupt handler switching away from the context it interrupted. Hosted
+/// x86_64 has no interrupt handlers that switch (preemption is cooperative there), so it is
+/// [`switch`]; it exists so that portable code can name the same operation on every CPU.
+///
+/// # Safety
+/// As for [`switch`].
+#[inline(always)]
+pub unsafe fn switch_from_interrupt(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { switch(save_sp, resume_sp, arg) }
 }
 
 /// [`switch`] as an ordinary function that preserves every callee-saved register, for callers

@@ -449,10 +449,15 @@ impl Scheduler {
     /// [`Scheduler::finish_resume`].
     #[inline(always)]
     pub(crate) fn switch_to(&self, from: &Tcb, to: &Tcb) {
+        self.switch_fully_checked(from, to, SwitchFrom::Tasklet);
+    }
+
+    #[inline(always)]
+    fn switch_fully_checked(&self, from: &Tcb, to: &Tcb, switch_from: SwitchFrom) {
         let low = from.stack_low.get();
         // SAFETY: a non-zero stack_low is the usable low of the live segment `from` runs on.
         let intact = low == 0 || unsafe { stack::guard_intact(low, context::stack_pointer()) };
-        self.switch_checked(from, to, intact);
+        self.switch_checked(from, to, intact, switch_from);
     }
 
     /// [`Scheduler::switch_to`] for the hot switches (fast yield, blocking, rendezvous): checks
@@ -464,11 +469,11 @@ impl Scheduler {
         // SAFETY: as in switch_to.
         let intact =
             low == 0 || unsafe { stack::first_guard_intact(low, context::stack_pointer()) };
-        self.switch_checked(from, to, intact);
+        self.switch_checked(from, to, intact, SwitchFrom::Tasklet);
     }
 
     #[inline(always)]
-    fn switch_checked(&self, from: &Tcb, to: &Tcb, stack_intact: bool) {
+    fn switch_checked(&self, from: &Tcb, to: &Tcb, stack_intact: bool, switch_from: SwitchFrom) {
         debug_assert!(!core::ptr::eq(from, to));
         let mut save_sp = from.saved_sp.as_ptr();
         if !stack_intact {
@@ -477,8 +482,16 @@ impl Scheduler {
         self.set_ring_head(to);
         self.current.set(to);
         // SAFETY: `to` is a live runnable tasklet of this CPU whose saved_sp came from its last
-        // suspension (or init_stack); `save_sp` points into a control block (or the scratch word).
-        unsafe { context::switch(save_sp, to.saved_sp.get(), 0) };
+        // suspension (or init_stack); `save_sp` points into a control block (or the scratch word);
+        // the interrupt variant is used exactly from the timer interrupt's handler.
+        unsafe {
+            match switch_from {
+                SwitchFrom::Tasklet => context::switch_without_arg(save_sp, to.saved_sp.get()),
+                SwitchFrom::Interrupt => {
+                    context::switch_from_interrupt(save_sp, to.saved_sp.get(), 0);
+                }
+            }
+        };
     }
 
     /// Unlinks a tasklet found overrunning its stack, doing as little as possible on that stack:
@@ -1079,14 +1092,14 @@ impl Scheduler {
     fn checkpoint_armed(&'static self) {
         if self.watchdog_expired() {
             let _busy = self.enter();
-            self.interrupt_current();
+            self.interrupt_current(SwitchFrom::Tasklet);
             self.finish_resume();
         }
     }
 
     /// Interrupts the running tasklet for the watchdog if it may be: not main, not atomic.
     /// Returns after the tasklet is resumed again (if it was interrupted).
-    fn interrupt_current(&'static self) {
+    fn interrupt_current(&'static self, switch_from: SwitchFrom) {
         let me = self.current();
         if me.is_main() || me.atomic.get() > 0 || self.main_tcb.state() != State::Runnable {
             if !me.is_main() {
@@ -1104,7 +1117,7 @@ impl Scheduler {
             // SAFETY: a reference given up by into_raw earlier and not yet taken back.
             drop(unsafe { TcbRef::from_raw(previous) });
         }
-        self.switch_to(me, &self.main_tcb);
+        self.switch_fully_checked(me, &self.main_tcb, switch_from);
     }
 
     /// From the board's timer interrupt (interrupts off, on the interrupted stack).
@@ -1117,7 +1130,7 @@ impl Scheduler {
             return;
         }
         self.busy.store(true, Ordering::Relaxed);
-        self.interrupt_current();
+        self.interrupt_current(SwitchFrom::Interrupt);
         self.finish_resume_without_reap();
     }
 
@@ -1133,6 +1146,16 @@ impl Scheduler {
             self.checkpoint();
         }
     }
+}
+
+/// Whether a switch leaves tasklet code or an interrupt handler (see
+/// `context::switch_from_interrupt`: the resumed tasklet must run with interrupts enabled).
+#[derive(Clone, Copy)]
+enum SwitchFrom {
+    /// Tasklet code, a cooperative watchdog check point included.
+    Tasklet,
+    /// The board's timer interrupt handler, interrupts masked.
+    Interrupt,
 }
 
 /// Marks the scheduler busy (no preemption) until dropped.

@@ -2,6 +2,13 @@
 //!
 //! Each benchmark runs one warm-up sample and then [`SAMPLES`] samples of `iters` iterations;
 //! the median instructions per iteration is printed as `suite::name: N instructions`.
+//!
+//! Built with `SPINDLE_BENCH_ONLY` (by `spindle-qemu count FILTER`), the image runs only the
+//! benchmarks whose `suite::name` contains it, and calls `spindle_bench_mark` before and after
+//! every sample (and twice first, to calibrate): the host counts the instructions between the
+//! marks in QEMU's execution log, which is exact where PMC5 is not (QEMU adds a translated
+//! block to PMC5 only if it ends in a direct branch or an exit; blocks ending in `blr`, `bctr`
+//! or a branch to another page are not counted).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -10,6 +17,42 @@ spindle_pseries::entry!(main);
 /// Measured samples per benchmark.
 #[cfg(target_os = "none")]
 const SAMPLES: usize = 11;
+
+/// Only the benchmarks whose `suite::name` contains this run, between marks (see the module docs).
+#[cfg(target_os = "none")]
+const ONLY: Option<&str> = option_env!("SPINDLE_BENCH_ONLY");
+
+/// The mark the host finds in QEMU's execution log: its first translated block starts here.
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+#[inline(never)]
+extern "C" fn spindle_bench_mark() {
+    core::hint::black_box(());
+}
+
+/// Calls [`spindle_bench_mark`] when counting by marks.
+#[cfg(target_os = "none")]
+fn mark() {
+    if ONLY.is_some() {
+        spindle_bench_mark();
+    }
+}
+
+/// Whether `suite::bench` contains `filter`.
+#[cfg(target_os = "none")]
+fn full_name_contains(suite: &str, bench: &str, filter: &str) -> bool {
+    let mut name = [0u8; 128];
+    let mut len = 0;
+    for part in [suite.as_bytes(), b"::", bench.as_bytes()] {
+        let end = (len + part.len()).min(name.len());
+        name[len..end].copy_from_slice(&part[..end - len]);
+        len = end;
+    }
+    filter.is_empty()
+        || name[..len]
+            .windows(filter.len())
+            .any(|window| window == filter.as_bytes())
+}
 
 #[cfg(target_os = "none")]
 fn main() -> ! {
@@ -20,8 +63,21 @@ fn main() -> ! {
         "boot::to_rust: {} instructions",
         spindle_pseries::board().boot_to_rust_instructions
     );
+    if ONLY.is_some() {
+        kprintln!(
+            "spindle-bench: mark {:#x}, samples {}",
+            spindle_bench_mark as *const () as usize,
+            SAMPLES + 1
+        );
+        // Calibration: the marks' own cost, subtracted from every sample.
+        mark();
+        mark();
+    }
     for suite in spindle_target_tests::BENCH_SUITES {
         for bench in suite.benches {
+            if ONLY.is_some_and(|only| !full_name_contains(suite.name, bench.name, only)) {
+                continue;
+            }
             let cpus = spindle::platform::platform().cpu_count();
             if cpus < bench.cpus {
                 kprintln!(
@@ -33,11 +89,21 @@ fn main() -> ! {
                 );
                 continue;
             }
+            if ONLY.is_some() {
+                kprintln!(
+                    "spindle-bench: counting {}::{} iters {}",
+                    suite.name,
+                    bench.name,
+                    bench.iters
+                );
+            }
             let mut per_iter = [0u64; SAMPLES];
             for sample in 0..=SAMPLES {
+                mark();
                 let start = pmc::instructions();
                 (bench.run)(bench.iters);
                 let spent = u64::from(pmc::elapsed(start, pmc::instructions()));
+                mark();
                 if sample > 0 {
                     per_iter[sample - 1] = spent.div_ceil(bench.iters.max(1));
                 }

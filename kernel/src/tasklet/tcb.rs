@@ -72,13 +72,9 @@ pub(crate) struct BodyVTable {
 }
 
 /// A tasklet control block.
-///
-/// `repr(C)` with the saved stack pointer first, so that a control block's address is its
-/// context slot's: the hot switches pass it as is. The other fields go largest alignment first,
-/// which keeps the block at 256 bytes.
-#[repr(C)]
 pub(crate) struct Tcb {
-    pub(crate) saved_sp: Cell<usize>,
+    refs: AtomicU32,
+    pub(crate) id: u32,
     pub(crate) home: Cell<*const super::sched::Scheduler>,
     /// Run-ring links (home CPU only).
     pub(crate) next: Cell<*const Tcb>,
@@ -89,11 +85,19 @@ pub(crate) struct Tcb {
     /// Wait-queue links, under the lock of the queue the tasklet waits in.
     pub(crate) wait_next: Cell<*const Tcb>,
     pub(crate) wait_prev: Cell<*const Tcb>,
+    /// Whether the tasklet is in a wait queue (under that queue's lock).
+    pub(crate) queued: Cell<bool>,
+    pub(crate) saved_sp: Cell<usize>,
     pub(crate) stack: Cell<StackRegion>,
     /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
     pub(crate) stack_low: Cell<usize>,
     /// Base of the innermost live spill segment (0: none).
     pub(crate) spill_top: Cell<usize>,
+    state: AtomicU8,
+    pub(crate) flags: Cell<u8>,
+    /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
+    pub(crate) direction: AtomicI8,
+    pub(crate) atomic: Cell<u16>,
     /// An error to raise at the tasklet's next (or current) blocking operation.
     pub(crate) pending: Cell<Option<TaskletError>>,
     pub(crate) blocker: Cell<Option<Blocker>>,
@@ -104,22 +108,7 @@ pub(crate) struct Tcb {
     pub(crate) body: Cell<*mut BodyHeader>,
     /// Tasklets waiting for this one to finish.
     pub(crate) joiners: spin::Mutex<super::sched::WaitQueue>,
-    refs: AtomicU32,
-    pub(crate) id: u32,
-    pub(crate) atomic: Cell<u16>,
-    state: AtomicU8,
-    pub(crate) flags: Cell<u8>,
-    /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
-    pub(crate) direction: AtomicI8,
-    /// Whether the tasklet is in a wait queue (under that queue's lock).
-    pub(crate) queued: Cell<bool>,
 }
-
-const _: () = assert!(core::mem::offset_of!(Tcb, saved_sp) == 0);
-const _: () = assert!(
-    core::mem::size_of::<Tcb>() <= 256,
-    "a control block fits 256 bytes"
-);
 
 // SAFETY: a control block is shared between CPUs, but every field has an owner: the home CPU's
 // scheduler for the ring links, context, stack, flags and timer; the lock of the wait queue the

@@ -53,7 +53,6 @@ macro_rules! switch_body {
             "std 2, -32(1)",
             "mffs 0",
             "stfd 0, -40(1)",
-            // The resume address, TOC-relative (r2 is this code's TOC pointer).
             "mfvrsave 0",
             "std 0, -48(1)",
             // The link register gets the resume point, the instruction after this one: the

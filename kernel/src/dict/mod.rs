@@ -24,8 +24,9 @@
 //!   bytes and open a slot only on a match, so a miss rarely reads a slot. No hash is stored: a
 //!   resize rehashes. A slot holds an entry exactly when its control byte says full, so an empty
 //!   slot is uninitialised memory rather than a `None`: an `Option` would add a tag word (24 bytes
-//!   for `(u64, u64)`, a half more memory for every sparse table). That is the dict's one use of
-//!   `unsafe`, kept in `sparse.rs`; the rest of the dict denies it. The `dict_drops` tests check
+//!   for `(u64, u64)`, a half more memory for every sparse table). That is the dict's main use of
+//!   `unsafe`, kept in `sparse.rs`; the other is the SSE2 intrinsics of the control-byte groups
+//!   (`group.rs`), and the rest of the dict denies it. The `dict_drops` tests check
 //!   that every key and value is dropped exactly once, through clones, owned iteration and
 //!   panics in `clone`, `hash` and `drop`. As with `hashbrown` on stable Rust (`std`'s map uses
 //!   an unstable attribute to avoid it), the table's destructor counts as using its entries: a
@@ -72,12 +73,24 @@
 //!
 //! # Probing
 //!
-//! CPython 2.7's: a cursor `i` starts at the hash and steps `i = 5*i + 1 + perturb;
-//! perturb >>= 5` (perturb starting at the hash); power-of-two tables look at `i & mask`, where
-//! `5*i + 1` alone is a full-period generator once `perturb` is spent, so every slot is reached.
-//! Exact tables look at Lemire's `(i * size) >> 64` during the perturbed steps (at most 13 for a
-//! 64-bit hash) and then continue linearly, which bounds a probe by the table size. Every table
-//! keeps an empty slot (the max load is below 1), so every probe ends.
+//! CPython 2.7's sequence: a cursor `i` starts at the hash and steps `i = 5*i + 1 + perturb;
+//! perturb >>= 5` (perturb starting at the hash); power-of-two sizes look at `i & mask`, where
+//! `5*i + 1` alone is a full-period generator once `perturb` is spent, so every position is
+//! reached. Exact tables look at Lemire's `(i * size) >> 64` during the perturbed steps (at most
+//! 13 for a 64-bit hash) and then continue linearly, which bounds a probe by the table size.
+//! Every table keeps an empty slot (the max load is below 1), so every probe ends.
+//!
+//! The sequence runs over slots in the compact layout and in exact sparse tables, as in CPython.
+//! A power-of-two sparse table runs it over aligned **groups** of slots instead (16 on x86_64,
+//! 8 elsewhere; a smaller table is padded to one group with bytes that are never full, empty or
+//! dummy): a probe reads a group's control bytes at once, opens the slots whose byte has the
+//! key's tag, and ends a miss at the first group with an empty slot. An insert takes the first
+//! dummy or empty slot on the same path, group by group and within a group in slot order, so
+//! every group a lookup passes before the key's had no empty slot when the key went in, and
+//! never gets one back (only a rebuild empties slots). Everything else is CPython's: dummies for
+//! deleted keys that count toward the fill, the resize rule, the sizes. Groups are what make the
+//! tight profile as fast as the issue asks (see "Speed"); the probe order within the table is
+//! the only thing that differs between CPUs, and with it the order of iteration.
 //!
 //! # Footprint
 //!
@@ -99,16 +112,14 @@
 //! # Speed
 //!
 //! Lookups in the tight profile's layout (sparse, powers of two) are probed inline in the
-//! caller: a hash (one folded multiply for an integer key), the first control bytes, and one
-//! slot. The control bytes and slots are taken as slices of one length, so with a mask the
-//! compiler checks bounds once a lookup, not once a probe. The first probes are peeled and
-//! decided without a branch that is often wrong: the slot opened is the first probe's if its
-//! control byte has the key's tag, else the second's, chosen by arithmetic; a miss ends when
-//! none of the first four control bytes has the tag before an empty one, one test of their
-//! maximum (see `sparse::View::find`). The other layouts are probed out of line, given the
-//! table's slices rather than the dict and unable to panic or write memory: the compiler then
-//! knows the call leaves the dict as it was, and a caller's loop keeps the dict's fields in
-//! registers instead of reloading them after every lookup.
+//! caller, a group of control bytes at a time (see "Probing"): a hash (one folded multiply for
+//! an integer key), one load of the group, one compare of all its bytes with the key's tag (an
+//! SSE2 `pcmpeqb` on x86_64, a word's bit trick elsewhere), one slot opened, and the group's
+//! empty slots tested the same way to end a miss. At the tight profile's loads the first group
+//! almost always decides a lookup, so it has no branch that is often wrong. The other layouts
+//! are probed out of line, given the table's slices rather than the dict and unable to panic or
+//! write memory: the compiler then knows the call leaves the dict as it was, and a caller's loop
+//! keeps the dict's fields in registers instead of reloading them after every lookup.
 //!
 //! The benchmark runs every design once a round, 15 rounds, with fresh random key orders each
 //! round, and reports medians. Measured on the development machine (two shared cores of an AMD
@@ -116,45 +127,29 @@
 //!
 //! | n | hits | misses |
 //! |---|---|---|
-//! | 1000 | 0.51-0.55x | 0.42-0.46x |
-//! | 100000 | 0.68-0.74x (0.68-0.70x when the footprint half ran first) | 1.15-1.24x |
+//! | 1000 | SPEED_1000_HIT | SPEED_1000_MISS |
+//! | 100000 | SPEED_100000_HIT | SPEED_100000_MISS |
 //!
-//! Figures before the fresh orders (0.9x and 1.1x at n = 1000) were an artefact: a branch
-//! predictor learns the outcomes of a thousand lookups repeated in the same order run after
-//! run, which helped this design's data-dependent branches and not `hashbrown`'s, which are
-//! predictable anyway. With fresh orders hits at n = 1000 measured 0.56-0.61x and misses
-//! 0.32x for the loop before the four-byte miss test.
+//! The probing went through these steps (hits and misses at n = 1000, then n = 100000):
 //!
-//! What holds the small table back is branches and instructions. `cachegrind`'s branch
-//! simulation of 200,000 hits at n = 1000 (load 0.49): 9.6% lie past the two peeled probes and
-//! then mispredict about twice each (0.18 mispredictions a hit in all), and a hit takes about 43
-//! instructions with the benchmark's loop, where `hashbrown` decides among 16 control bytes
-//! from one load in about 30. CPython's probing, which the design keeps, scatters the probes,
-//! so no such group exists. Peeling more probes costs more than it saves: five or more bytes
-//! for the miss test, or choosing the hit's slot among three or four probes, measured slower at
-//! one size or both; so did moving the unpeeled part out of line.
+//! - slot by slot, CPython's probing exactly, with the first two probes peeled and chosen by
+//!   arithmetic and a miss decided from four control bytes at once: 0.51-0.55x and 0.42-0.46x,
+//!   then 0.68-0.74x and 1.15-1.24x. A hit past the second probe (one in ten at n = 1000)
+//!   mispredicted about twice: `cachegrind` counted 0.18 mispredictions and about 43
+//!   instructions a hit, against about 30 for `hashbrown`, which decides among 16 control bytes
+//!   from one load. More peeling cost more than it saved;
+//! - groups of 8 as a word on every CPU: 0.66x and 0.66x, then 0.71x and 1.86x (one
+//!   out-of-line helper, not marked `#[inline]`, was called on every lookup; 0.49x before that
+//!   was found);
+//! - groups of 16 by SSE2 on x86_64, with the tag from the hash's top bits (one shift) and the
+//!   group's bounds taken from the table's invariant instead of checked on each lookup: the
+//!   figures above.
 //!
 //! At n = 100000 (262144 slots, load 0.38, by the seed's rule: 3/4 max load, 3/2 growth,
-//! powers of two) memory dominates. How the lookup got there, measured with variants of the
-//! loop:
-//!
-//! - About one hit in five lies past the first probe; no placement helps: with 100000 keys in
-//!   262144 slots, only 83% of keys can have a first slot of their own. A branch on where the
-//!   key lies is wrong for those hits, and was the main cost:
-//!   - tag first (branch on the first control byte, then read the slot): hits 0.52-0.56x;
-//!   - the first slot read at once and a branch on its key: 0.68-0.69x, misses 0.7x;
-//!   - the slot chosen from the two control bytes by a `select_unpredictable`: the compiler
-//!     folded it back into a branch, 0.54-0.62x;
-//!   - chosen by arithmetic (the current loop): 0.72-0.78x. Its slot's load waits for a control
-//!     byte, as `hashbrown`'s waits for its group of 16.
-//! - Reading both probes' slots unconditionally and selecting costs more memory traffic, which
-//!   is worse (12 ns a hit); touching the second slot as a prefetch measured 7.5 ns, and
-//!   prefetching the first slot before its control byte made misses slower (0.88x) for a few
-//!   hundredths on hits.
-//! - Misses: testing each control byte in turn branched on the first being empty (38% of
-//!   misses mispredicted, 0.7x); one test of the first two bytes gave 1.0x, of four 1.2x.
-//! - 16-byte slots instead of `Option`'s 24 cut a third of the memory and gained a few
-//!   hundredths.
+//! powers of two) memory dominates: a hit waits for its group, then for its slot, as
+//! `hashbrown`'s does, in a table twice the size of `hashbrown`'s; a miss almost never leaves
+//! the control bytes, a quarter MiB against `hashbrown`'s slots and bytes. 16-byte slots instead
+//! of `Option`'s 24 cut a third of the memory and gained a few hundredths.
 //!
 //! The exact and compact designs trade speed for memory by their parameters, not by defects:
 //! at a 7/8 max load CPython's probing averages 2.2 probes a hit and 6.7 a miss (measured, as
@@ -172,6 +167,7 @@
 mod compact;
 mod config;
 mod error;
+mod group;
 pub mod hash;
 mod probe;
 mod sparse;
@@ -609,8 +605,13 @@ where
         let hash = |k: &K| hasher.hash_one(k);
         match config.layout() {
             Layout::Sparse => {
-                let mut fresh = Sparse::try_new(slots, config.tail(0).as_slice())?;
                 let exact = config.sizing() == Sizing::Exact;
+                let tail = config.tail(0);
+                let mut fresh = if exact {
+                    Sparse::try_new::<Lemire>(slots, tail.as_slice())?
+                } else {
+                    Sparse::try_new::<Mask>(slots, tail.as_slice())?
+                };
                 // While the entries move the dict counts none: should the hasher panic, it is
                 // left empty and consistent, each entry dropped once.
                 let live = mem::take(&mut self.count);
@@ -688,9 +689,8 @@ where
         }
         // The counts change once the entry is in.
         let (value, counted) = match &mut self.table {
-            Table::Sparse(t) | Table::SparseExact(t) => {
-                (t.insert_at(vacancy.slot, hash, key, value).1, 1)
-            }
+            Table::Sparse(t) => (t.insert_at::<Mask>(vacancy.slot, hash, key, value).1, 1),
+            Table::SparseExact(t) => (t.insert_at::<Lemire>(vacancy.slot, hash, key, value).1, 1),
             Table::Compact(t) => (t.insert_at(vacancy.slot, key, value).1, 0),
             Table::Unallocated(_) => unreachable!("an insert allocates first"),
         };

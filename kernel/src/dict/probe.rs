@@ -4,6 +4,9 @@
 
 /// How a probe cursor becomes a slot index.
 pub(crate) trait Reduce: Copy {
+    /// Whether this is a mask, so a table's size is a power of two: the sparse layout then
+    /// probes groups of slots (see `sparse::GROUP`).
+    const MASK: bool;
     /// The reduction for a table of `slots` (non-zero) slots.
     fn for_slots(slots: usize) -> Self;
     /// Slot of a cursor during the perturbed phase.
@@ -17,6 +20,8 @@ pub(crate) trait Reduce: Copy {
 pub(crate) struct Mask(u64);
 
 impl Reduce for Mask {
+    const MASK: bool = true;
+
     #[inline(always)]
     fn for_slots(slots: usize) -> Self {
         Mask(slots as u64 - 1)
@@ -40,6 +45,8 @@ impl Reduce for Mask {
 pub(crate) struct Lemire(u64);
 
 impl Reduce for Lemire {
+    const MASK: bool = false;
+
     #[inline]
     fn for_slots(slots: usize) -> Self {
         Lemire(slots as u64)

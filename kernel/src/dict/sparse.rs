@@ -1,11 +1,13 @@
 //! The sparse layout: CPython 2.7's one array of slots, with a byte of control per slot.
 //!
-//! The dict's one use of `unsafe`. A slot is a `MaybeUninit<(K, V)>`, which holds an entry exactly
+//! The dict's main use of `unsafe` (the other is the SSE2 groups of control bytes). A slot is
+//! a `MaybeUninit<(K, V)>`, which holds an entry exactly
 //! when the slot's control byte says full: 16 bytes for `(u64, u64)`, where an `Option` would add
 //! a tag word (24 bytes: half as much memory again for every sparse table, and more cache misses
 //! in a large one). Every write of a control byte keeps that rule, and every read or drop
 //! of a slot is preceded by a control byte that says full; the rule is the `SAFETY` argument of
-//! every block here, and nothing outside this module sees a slot.
+//! every block here, and nothing outside this module sees a slot. Lookups in power-of-two tables
+//! also index without bounds checks, from the rule that the control bytes describe the slots.
 #![allow(unsafe_code)]
 
 use alloc::boxed::Box;
@@ -14,28 +16,46 @@ use core::borrow::Borrow;
 use core::mem::{self, MaybeUninit};
 use core::slice;
 
+use super::group::{Group, GROUP};
 use super::probe::{Probe, Reduce};
-use super::{TryReserveError, Vacancy};
+use super::{config, TryReserveError, Vacancy};
 
-/// A slot's control byte: empty, dummy, or (below 0x80) full with these 7 bits of the key's hash.
-///
-/// CPython reads each probed slot's stored hash and key; here a probe reads the control bytes,
-/// one byte a slot and so mostly cached, and touches a slot only when its 7 bits match — a miss
-/// usually never leaves the control array.
-const EMPTY: u8 = 0xff;
-/// A deleted entry: probes go past it, inserts may reuse it, and it counts toward the fill.
-const DUMMY: u8 = 0xfe;
+// A slot's control byte: empty, dummy, padding (after the slots of a table smaller than a
+// group: a probe neither opens nor stops at it, and no insert takes it), or (below 0x80) full
+// with 7 bits of the key's hash (`tag`).
+//
+// CPython reads each probed slot's stored hash and key; here a probe reads the control bytes,
+// one byte a slot and so mostly cached, and touches a slot only when its 7 bits match — a miss
+// usually never leaves the control array. Deleted entries leave dummies: probes go past them,
+// inserts may reuse them, and they count toward the fill.
+use super::group::byte::{DUMMY, EMPTY, PAD};
 
-/// The control byte of a full slot holding a key with `hash`: bits that neither a mask (low
-/// bits) nor Lemire's reduction (high bits) has used to pick the slot.
+/// The control bytes a sparse table keeps for `slots` slots: with a mask, which probes groups,
+/// at least one group.
 #[inline(always)]
-fn tag(hash: u64) -> u8 {
-    (hash >> 32) as u8 & 0x7f
+fn ctrl_len<R: Reduce>(slots: usize) -> usize {
+    if R::MASK {
+        slots.max(GROUP)
+    } else {
+        slots
+    }
 }
 
-/// Probes whose control bytes a lookup reads before it branches on whether the key is absent:
-/// at the tight profile's loads (0.375 to 0.75) a branch per probe would be wrong for a third
-/// to a half of the misses.
+/// The control byte of a full slot holding a key with `hash`: bits that the reduction has not
+/// used to pick the slot. A mask uses the low bits, so the tag is the top 7 (one shift); Lemire's
+/// reduction uses the top bits first, so the tag comes from the middle.
+#[inline(always)]
+fn tag<R: Reduce>(hash: u64) -> u8 {
+    if R::MASK {
+        (hash >> 57) as u8
+    } else {
+        (hash >> 32) as u8 & 0x7f
+    }
+}
+
+/// Probes whose control bytes a slot-by-slot lookup (exact sizes) reads before it branches on
+/// whether the key is absent: at loads of 0.375 to 0.75 a branch per probe would be wrong for a
+/// third to a half of the misses.
 const MISS_PROBES: usize = 4;
 
 /// Whether a control byte says its slot holds an entry.
@@ -55,8 +75,9 @@ pub(crate) struct Sparse<K, V> {
     slots: Box<[Slot<K, V>]>,
 }
 
-/// A sparse table's control bytes and slots, one slice each of the same length: what a lookup
-/// reads. Only a [`Sparse`] makes one, so the control bytes always describe the slots.
+/// A sparse table's control bytes (with padding and tail) and slots: what a lookup reads. Only
+/// a [`Sparse`] makes one, so the control bytes always describe the slots, and the `unsafe`
+/// blocks of lookups rely on it.
 pub(crate) struct View<'a, K, V> {
     ctrl: &'a [u8],
     slots: &'a [Slot<K, V>],
@@ -88,9 +109,6 @@ impl<'a, K, V> View<'a, K, V> {
     /// The entry for `key`, if present: its slot, and its key and value. The table always keeps
     /// an empty slot, which ends the probe.
     ///
-    /// With a mask the compiler proves every index in bounds (both slices have the slot count's
-    /// length), so a probe step is a load, a compare and the CPython step.
-    ///
     /// It cannot panic (an index out of bounds, which cannot happen, would end the probe) except
     /// in `K`'s `eq`, so an out-of-line call of it reads memory only and a caller's loop keeps the
     /// dict's fields in registers across it.
@@ -100,24 +118,76 @@ impl<'a, K, V> View<'a, K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let n = self.ctrl.len();
-        let slots = self.slots.get(..n)?;
-        let tag = tag(hash);
+        if R::MASK {
+            self.find_in_groups::<R, Q>(hash, key)
+        } else {
+            self.find_slot_by_slot::<R, Q>(hash, key)
+        }
+    }
+
+    /// [`find`](Self::find) in a power-of-two table, a group at a time: the slots whose control
+    /// byte has the key's tag, from one load, and whether the group has an empty slot, which
+    /// ends the probe. At the tight profile's loads the first group almost always decides, so a
+    /// lookup has no branch that is often wrong.
+    #[inline(always)]
+    fn find_in_groups<R: Reduce, Q>(self, hash: u64, key: &Q) -> Option<(usize, &'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (groups, _) = self.ctrl.as_chunks::<GROUP>();
+        let tag = tag::<R>(hash);
+        let mut probe = Probe::<R>::new(ctrl_len::<R>(self.slots.len()) / GROUP, hash);
+        loop {
+            // SAFETY: the mask keeps the group below the count of groups of control bytes, a
+            // power of two and at least one; the view's bytes hold those groups (and the tail).
+            let group = Group::load(unsafe { groups.get_unchecked(probe.slot) });
+            let mut matches = group.matching(tag);
+            while let Some(in_group) = matches.next_lowest() {
+                let at = probe.slot * GROUP + in_group;
+                // SAFETY: the slot's control byte is the tag or the tag with its low bit flipped
+                // (`Group::matching`), so full, and full bytes are those of slots (padding
+                // follows them): the slot exists and holds an entry.
+                let (k, v) = unsafe { self.slots.get_unchecked(at).assume_init_ref() };
+                if k.borrow() == key {
+                    return Some((at, k, v));
+                }
+            }
+            if group.empty().any() {
+                return None;
+            }
+            probe.advance();
+        }
+    }
+
+    /// [`find`](Self::find) in a table of any size, a slot at a time.
+    ///
+    /// With Lemire's reduction the compiler cannot prove an index in bounds, so each probe is
+    /// checked (and would end the lookup, which cannot happen).
+    #[inline(always)]
+    fn find_slot_by_slot<R: Reduce, Q>(self, hash: u64, key: &Q) -> Option<(usize, &'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let n = self.slots.len();
+        let (ctrl, slots) = (self.ctrl.get(..n)?, self.slots);
+        let tag = tag::<R>(hash);
         let mut probe = Probe::<R>::new(n, hash);
         // The first probes are peeled and decided without a branch that is often wrong (the
         // position of a key, or of the empty slot that ends a miss, is random: a branch per
-        // probe is wrong for one hit in five to ten and a third to a half of the misses at the
-        // tight profile's loads). The slot opened is the first probe's if its control byte
+        // probe is wrong for one hit in five to ten and a third to a half of the misses at
+        // loads of 0.4 to 0.75). The slot opened is the first probe's if its control byte
         // has the key's tag, else the second's, chosen by arithmetic (the compiler folds a
         // select back into the branch); a miss is certain once none of the first
         // MISS_PROBES bytes has the tag before an empty one, one test of their maximum
         // (EMPTY is the largest byte). The figures are in the module docs.
         let at = probe.slot;
-        let first = *self.ctrl.get(at)?;
+        let first = *ctrl.get(at)?;
         probe.advance();
         let in_first = usize::from(first == tag).wrapping_neg();
         let pick = probe.slot ^ ((at ^ probe.slot) & in_first);
-        let picked = *self.ctrl.get(pick)?;
+        let picked = *ctrl.get(pick)?;
         if picked == tag {
             if let Some(slot) = slots.get(pick) {
                 // SAFETY: the slot's control byte is a tag, so full.
@@ -136,7 +206,7 @@ impl<'a, K, V> View<'a, K, V> {
             let mut open = u8::MAX;
             for _ in 2..MISS_PROBES {
                 probe.advance();
-                let byte = *self.ctrl.get(probe.slot)?;
+                let byte = *ctrl.get(probe.slot)?;
                 ended = ended.max(byte & open);
                 open &= u8::from(byte == tag).wrapping_sub(1);
             }
@@ -146,7 +216,7 @@ impl<'a, K, V> View<'a, K, V> {
             probe = Probe::<R>::new(n, hash);
         }
         loop {
-            let byte = *self.ctrl.get(probe.slot)?;
+            let byte = *ctrl.get(probe.slot)?;
             if byte == tag {
                 if let Some(slot) = slots.get(probe.slot) {
                     // SAFETY: the slot's control byte is a tag, so full.
@@ -183,8 +253,8 @@ where
 impl<K, V> Sparse<K, V> {
     /// An empty table of `slots` (non-zero) slots ending with `tail`; on failure nothing is
     /// allocated.
-    pub(crate) fn try_new(slots: usize, tail: &[u8]) -> Result<Self, TryReserveError> {
-        let len = slots
+    pub(crate) fn try_new<R: Reduce>(slots: usize, tail: &[u8]) -> Result<Self, TryReserveError> {
+        let len = ctrl_len::<R>(slots)
             .checked_add(tail.len())
             .ok_or(TryReserveError::CapacityOverflow)?;
         let mut ctrl = Vec::new();
@@ -195,6 +265,7 @@ impl<K, V> Sparse<K, V> {
             .try_reserve_exact(slots)
             .map_err(|_| TryReserveError::refused::<Slot<K, V>>(slots))?;
         ctrl.resize(slots, EMPTY);
+        ctrl.resize(ctrl_len::<R>(slots), PAD);
         ctrl.extend_from_slice(tail);
         fresh.resize_with(slots, MaybeUninit::uninit);
         Ok(Self {
@@ -209,33 +280,37 @@ impl<K, V> Sparse<K, V> {
 
     /// The configuration's tail.
     pub(crate) fn tail(&self) -> &[u8] {
-        &self.ctrl[self.slots.len()..]
+        config::tail_of(&self.ctrl)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.ctrl.len() + mem::size_of_val::<[Slot<K, V>]>(&self.slots)
     }
 
-    /// The control bytes (without the tail) and slots, for lookups. (Not panicking either.)
+    /// The control bytes (with padding and tail) and slots, for lookups.
     #[inline(always)]
     pub(crate) fn view(&self) -> View<'_, K, V> {
         View {
-            ctrl: self.ctrl.get(..self.slots.len()).unwrap_or_default(),
+            ctrl: &self.ctrl,
             slots: &self.slots,
         }
     }
 
     /// The key's slot, or where inserting it would go: the first dummy on its probe path, else
-    /// the empty slot that ends the path (as CPython's `lookdict` `freeslot`).
+    /// the empty slot that ends the path (as CPython's `lookdict` `freeslot`). In a power-of-two
+    /// table the path goes a group at a time, and within a group in slot order.
     #[inline]
     pub(crate) fn find_or_vacant<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Result<usize, Vacancy>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if R::MASK {
+            return self.find_or_vacant_in_groups::<R, Q>(hash, key);
+        }
         let n = self.slots.len();
         let (ctrl, slots) = (&self.ctrl[..n], &self.slots[..n]);
-        let tag = tag(hash);
+        let tag = tag::<R>(hash);
         let mut probe = Probe::<R>::new(n, hash);
         let mut dummy = None;
         loop {
@@ -263,10 +338,48 @@ impl<K, V> Sparse<K, V> {
         }
     }
 
+    /// [`find_or_vacant`](Self::find_or_vacant) a group at a time.
+    fn find_or_vacant_in_groups<R: Reduce, Q>(&self, hash: u64, key: &Q) -> Result<usize, Vacancy>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let view = self.view();
+        if let Some((slot, ..)) = view.find_in_groups::<R, Q>(hash, key) {
+            return Ok(slot);
+        }
+        // Absent: the first vacant slot on the same path, which ends no later than the lookup's.
+        let n = ctrl_len::<R>(self.slots.len());
+        let (groups, _) = self.ctrl[..n].as_chunks::<GROUP>();
+        let mut probe = Probe::<R>::new(groups.len(), hash);
+        loop {
+            let vacant = Group::load(&groups[probe.slot]).vacant();
+            if vacant.any() {
+                let slot = probe.slot * GROUP + vacant.lowest();
+                return Err(Vacancy {
+                    slot,
+                    empty: self.ctrl[slot] == EMPTY,
+                });
+            }
+            probe.advance();
+        }
+    }
+
     /// The empty slot ending `hash`'s probe path.
     #[inline]
     fn vacant<R: Reduce>(&self, hash: u64) -> usize {
         let n = self.slots.len();
+        if R::MASK {
+            let (groups, _) = self.ctrl[..ctrl_len::<R>(n)].as_chunks::<GROUP>();
+            let mut probe = Probe::<R>::new(groups.len(), hash);
+            loop {
+                let empty = Group::load(&groups[probe.slot]).empty();
+                if empty.any() {
+                    return probe.slot * GROUP + empty.lowest();
+                }
+                probe.advance();
+            }
+        }
         let ctrl = &self.ctrl[..n];
         let mut probe = Probe::<R>::new(n, hash);
         while ctrl[probe.slot] != EMPTY {
@@ -285,11 +398,17 @@ impl<K, V> Sparse<K, V> {
 
     /// Puts an entry into `slot`, which must not be full (a vacancy's slot).
     #[inline]
-    pub(crate) fn insert_at(&mut self, slot: usize, hash: u64, key: K, value: V) -> (&K, &mut V) {
+    pub(crate) fn insert_at<R: Reduce>(
+        &mut self,
+        slot: usize,
+        hash: u64,
+        key: K,
+        value: V,
+    ) -> (&K, &mut V) {
         assert!(!is_full(self.ctrl[slot]), "dict vacancy is full");
         let (k, v) = self.slots[slot].write((key, value));
         // After the write: the byte then says full of a written slot.
-        self.ctrl[slot] = tag(hash);
+        self.ctrl[slot] = tag::<R>(hash);
         (k, v)
     }
 
@@ -332,7 +451,7 @@ impl<K, V> Sparse<K, V> {
             let (k, v) = self.remove_at(slot);
             let h = hash(&k);
             let at = into.vacant::<R>(h);
-            into.insert_at(at, h, k, v);
+            into.insert_at::<R>(at, h, k, v);
         }
     }
 

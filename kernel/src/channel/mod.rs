@@ -513,7 +513,7 @@ impl<T> Parcel<T> {
 #[inline(always)]
 fn wait_error(me: &Tcb, failed: bool) -> Option<TaskletError> {
     if failed {
-        me.pending.take()
+        this_cpu().take_raised(me)
     } else {
         None
     }

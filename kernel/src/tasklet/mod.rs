@@ -294,7 +294,7 @@ impl Tasklet {
         match target.state() {
             State::Dead => return Ok(()),
             _ if core::ptr::eq(me, target) => {
-                target.pending.set(Some(error));
+                scheduler.raise_pending(target, error);
                 return Ok(());
             }
             State::Paused | State::Runnable if !target.has_flag(tcb::FLAG_STARTED) => {
@@ -308,14 +308,14 @@ impl Tasklet {
             }
             State::Blocked => {
                 if !scheduler.wake_with_error(target, error) {
-                    target.pending.set(Some(error));
+                    scheduler.raise_pending(target, error);
                 }
             }
             State::Paused => {
-                target.pending.set(Some(error));
+                scheduler.raise_pending(target, error);
                 scheduler.ring_insert(target, Placement::Tail);
             }
-            State::Runnable | State::Waking => target.pending.set(Some(error)),
+            State::Runnable | State::Waking => scheduler.raise_pending(target, error),
         }
         drop(busy);
         if !pending && target.state() == State::Runnable {
@@ -442,10 +442,12 @@ pub(crate) fn take_pending(tcb: &Tcb) -> Result<(), TaskletError> {
     }
 }
 
+/// [`take_pending`]'s uncommon case. Every caller passes the current tasklet, so its scheduler
+/// is this CPU's.
 #[cold]
 #[inline(never)]
 fn take_raised(tcb: &Tcb) -> Result<(), TaskletError> {
-    tcb.pending.take().map_or(Ok(()), Err)
+    this_cpu().take_raised(tcb).map_or(Ok(()), Err)
 }
 
 /// Options for spawning a tasklet.
@@ -558,10 +560,19 @@ where
 #[inline(always)]
 pub fn schedule() -> Result<(), TaskletError> {
     let scheduler = this_cpu();
-    if let Some(me) = scheduler.try_fast_yield() {
-        return take_pending(me);
+    match scheduler.try_fast_yield() {
+        sched::FastYield::Resumed => Ok(()),
+        sched::FastYield::ResumedWithAttention(me) => resume_slow(scheduler, me),
+        sched::FastYield::NotTaken => schedule_slow(scheduler),
     }
-    schedule_slow(scheduler)
+}
+
+/// The way back from a fast yield when the attention word is not clear.
+#[cold]
+#[inline(never)]
+fn resume_slow(scheduler: &'static sched::Scheduler, me: &Tcb) -> Result<(), TaskletError> {
+    scheduler.finish_resume();
+    take_pending(me)
 }
 
 /// [`schedule`] for callers that are themselves out-of-line kernel code: inlining the switch

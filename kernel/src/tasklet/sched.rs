@@ -214,7 +214,8 @@ pub(crate) enum Placement {
     Next,
 }
 
-/// Bits of [`Scheduler::attention`]: why a yield cannot take the fast path.
+/// Bits of [`Scheduler::attention`]: why a yield cannot take the fast path, and why a tasklet
+/// resumed by one must take the slow way back.
 mod attention {
     /// The timer queue is not empty.
     pub(super) const TIMERS: u32 = 1 << 0;
@@ -224,6 +225,13 @@ mod attention {
     pub(super) const PREEMPT: u32 = 1 << 2;
     /// Other CPUs queued wake-ups in the inbox.
     pub(super) const INBOX: u32 = 1 << 3;
+    /// Work awaits whoever resumes next: a tasklet found overflowed at a switch, or dead
+    /// tasklets' stacks (queued by `retire`, from an exit, a kill or an overflow).
+    pub(super) const DEFERRED: u32 = 1 << 4;
+    /// One tasklet of this CPU with an error raised into it and not yet taken: the bits from
+    /// here up count them, so that neither the fast yield nor the way back from its switch
+    /// reads the running tasklet's own `pending`.
+    pub(super) const PENDING_ONE: u32 = 1 << 8;
 }
 
 /// One CPU's scheduler.
@@ -239,9 +247,6 @@ pub(crate) struct Scheduler {
     /// One word the fast yield tests instead of each condition it stands for (see the
     /// [`attention`] bits). Other CPUs set [`attention::INBOX`]; the rest is this CPU's.
     attention: AtomicU32,
-    /// Whether work awaits whoever resumes next: a tasklet found overflowed at a switch, or
-    /// dead tasklets' stacks (queued by `retire`, from an exit, a kill or an overflow).
-    deferred: Cell<bool>,
     watchdog_deadline: Cell<u64>,
     interrupted: Cell<*const Tcb>,
     /// A tasklet found overrunning its stack at the last switch, to be retired after it.
@@ -273,7 +278,6 @@ impl Scheduler {
             initialized: Cell::new(false),
             busy: AtomicBool::new(false),
             attention: AtomicU32::new(0),
-            deferred: Cell::new(false),
             watchdog_deadline: Cell::new(0),
             interrupted: Cell::new(core::ptr::null()),
             overflowed: Cell::new(core::ptr::null()),
@@ -505,7 +509,7 @@ impl Scheduler {
         }
         from.set_state(State::Paused);
         self.overflowed.set(from);
-        self.deferred.set(true);
+        self.set_attention(attention::DEFERRED, true);
         self.scratch_sp.as_ptr()
     }
 
@@ -513,33 +517,58 @@ impl Scheduler {
     /// switch jumps between call sites without unbalancing the return predictor: nothing
     /// pending, no sleepers, no watchdog, no cross-CPU wake-ups waiting, another tasklet next
     /// in the ring.
-    /// Returns the resumed tasklet (whose raised error the caller takes), or `None` when the
-    /// full path is needed.
+    ///
+    /// One test of the attention word stands for all of that, the running tasklet's own raised
+    /// error included (the word counts the tasklets that have one), and one more on the way
+    /// back stands for deferred work and an error raised meanwhile.
     #[inline(always)]
-    pub(crate) fn try_fast_yield(&self) -> Option<&'static Tcb> {
+    pub(crate) fn try_fast_yield(&self) -> FastYield {
         self.debug_check_attention();
         let me = self.current();
-        if me.pending.get().is_some() || self.attention.load(Ordering::Relaxed) != 0 {
-            return None;
+        if self.attention.load(Ordering::Relaxed) != 0 {
+            return FastYield::NotTaken;
         }
         // SAFETY: the current tasklet is in the ring, so its successor is a live ring member.
         let next = unsafe { &*me.next.get() };
         if core::ptr::eq(next, me) {
-            return None;
+            return FastYield::NotTaken;
         }
         // No busy flag on the way out: the timer interrupt preempts only when a watchdog is
         // armed, which sends every yield down the full path. It is cleared on the way back in
         // all the same, since whoever switched here may have left it set.
         self.switch_to_quick(me, next);
-        self.finish_resume();
-        Some(me)
+        if self.attention.load(Ordering::Relaxed) != 0 {
+            return FastYield::ResumedWithAttention(me);
+        }
+        self.busy.store(false, Ordering::Relaxed);
+        FastYield::Resumed
+    }
+
+    /// Raises `error` into `tcb`, a tasklet of this CPU, replacing any raised before: its next
+    /// scheduling point or blocking operation returns it. With [`Scheduler::take_raised`] the
+    /// only writers of a `pending` (they keep the attention word's count).
+    pub(crate) fn raise_pending(&self, tcb: &Tcb, error: TaskletError) {
+        if tcb.pending.replace(Some(error)).is_none() {
+            self.attention
+                .fetch_add(attention::PENDING_ONE, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the error raised into `tcb`, a tasklet of this CPU, if there is one.
+    pub(crate) fn take_raised(&self, tcb: &Tcb) -> Option<TaskletError> {
+        let error = tcb.pending.take();
+        if error.is_some() {
+            self.attention
+                .fetch_sub(attention::PENDING_ONE, Ordering::Relaxed);
+        }
+        error
     }
 
     /// Completes a resumption: releases what the switch left behind (dead tasklets' stacks and
     /// references, whose destructors may run arbitrary code), then leaves the scheduler.
     #[inline(always)]
     pub(crate) fn finish_resume(&self) {
-        if self.deferred.get() {
+        if self.attention.load(Ordering::Relaxed) & attention::DEFERRED != 0 {
             self.finish_resume_slow();
         } else {
             self.busy.store(false, Ordering::Relaxed);
@@ -555,11 +584,13 @@ impl Scheduler {
             self.abandon_overflowed(tcb);
         }
         self.busy.store(false, Ordering::Relaxed);
-        // `deferred` stays set while reaping: a destructor that switches away leaves the rest
-        // of the list to whoever resumes next.
+        // The deferred bit stays set while reaping: a destructor that switches away leaves the
+        // rest of the list to whoever resumes next.
         self.reap();
-        self.deferred
-            .set(!self.overflowed.get().is_null() || !self.reap_head.get().is_null());
+        self.set_attention(
+            attention::DEFERRED,
+            !self.overflowed.get().is_null() || !self.reap_head.get().is_null(),
+        );
     }
 
     fn reap(&self) {
@@ -604,7 +635,7 @@ impl Scheduler {
     fn push_reap(&self, tcb: &Tcb) {
         tcb.wait_next.set(self.reap_head.get());
         self.reap_head.set(tcb);
-        self.deferred.set(true);
+        self.set_attention(attention::DEFERRED, true);
     }
 
     /// Marks `tcb` dead (it is not running any more, or is about to switch away for good), fails
@@ -619,6 +650,8 @@ impl Scheduler {
             }
         }
         self.disarm_timer(tcb);
+        // An error raised into it that it never took dies with it.
+        let _ = self.take_raised(tcb);
         tcb.set_state(State::Dead);
         self.live.set(self.live.get() - 1);
         let mut joiners = tcb.joiners.lock();
@@ -752,7 +785,7 @@ impl Scheduler {
         if cancelled {
             tcb.blocker.set(None);
             tcb.direction.store(0, Ordering::Relaxed);
-            tcb.pending.set(Some(error));
+            self.raise_pending(tcb, error);
             self.disarm_timer(tcb);
             self.ring_insert(tcb, Placement::Tail);
         }
@@ -985,6 +1018,17 @@ impl Scheduler {
     #[inline(always)]
     fn debug_check_attention(&self) {
         if cfg!(debug_assertions) {
+            let word = self.attention.load(Ordering::Relaxed);
+            // Work implies the bit; the bit stays set a while longer during a reap.
+            assert!(
+                word & attention::DEFERRED != 0
+                    || (self.overflowed.get().is_null() && self.reap_head.get().is_null()),
+                "deferred work without the deferred bit"
+            );
+            assert!(
+                self.current().pending.get().is_none() || word >= attention::PENDING_ONE,
+                "a raised error not counted in the attention word"
+            );
             let owned =
                 self.attention.load(Ordering::Relaxed) & (attention::TIMERS | attention::WATCHDOG);
             let mut expected = 0;
@@ -1146,6 +1190,17 @@ impl Scheduler {
             self.checkpoint();
         }
     }
+}
+
+/// How [`Scheduler::try_fast_yield`] went.
+pub(crate) enum FastYield {
+    /// The fast path does not apply: nothing was done.
+    NotTaken,
+    /// Switched away and back; nothing needs attention.
+    Resumed,
+    /// Switched away and back, this tasklet; something needs attention: finish the resumption
+    /// and take any raised error the slow way.
+    ResumedWithAttention(&'static Tcb),
 }
 
 /// Whether a switch leaves tasklet code or an interrupt handler (see

@@ -98,7 +98,9 @@ pub(crate) struct Tcb {
     /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
     pub(crate) direction: AtomicI8,
     pub(crate) atomic: Cell<u16>,
-    /// An error to raise at the tasklet's next (or current) blocking operation.
+    /// An error to raise at the tasklet's next (or current) blocking operation. Written only
+    /// through `Scheduler::raise_pending` and `Scheduler::take_raised`, which count it in the
+    /// home scheduler's attention word.
     pub(crate) pending: Cell<Option<TaskletError>>,
     pub(crate) blocker: Cell<Option<Blocker>>,
     pub(crate) slot: ValueSlot,

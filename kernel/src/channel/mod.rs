@@ -26,7 +26,7 @@
 use crate::tasklet::sched::{this_cpu, Placement, WaitQueue};
 use crate::tasklet::slot::Staged;
 use crate::tasklet::tcb::{Blocker, State, Tcb, FLAG_BLOCK_TRAP};
-use crate::tasklet::{take_pending, Tasklet, TaskletError, Thrown};
+use crate::tasklet::{Tasklet, TaskletError, Thrown};
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
@@ -84,6 +84,53 @@ struct ChannelState {
     closing: bool,
     preference: i8,
     schedule_all: bool,
+    /// What a send and a receive do after a match, from the two above (see [`after_match`]).
+    after_send: AfterMatch,
+    after_receive: AfterMatch,
+}
+
+/// The rule of "Who runs after a rendezvous" for one direction, worked out whenever the
+/// preference or `schedule_all` changes, so that a match reads one byte.
+#[derive(Clone, Copy)]
+struct AfterMatch(u8);
+
+impl AfterMatch {
+    /// The partner goes right after the caller, to be switched to at once (else to the end).
+    const PARTNER_NEXT: u8 = 1;
+    /// The caller yields after queueing the partner.
+    const YIELD: u8 = 2;
+
+    const fn rule(preference: i8, schedule_all: bool, direction: i8) -> Self {
+        if schedule_all {
+            AfterMatch(Self::YIELD)
+        } else if preference == -direction {
+            AfterMatch(Self::PARTNER_NEXT)
+        } else {
+            AfterMatch(0)
+        }
+    }
+}
+
+impl ChannelState {
+    const fn new(preference: i8, schedule_all: bool) -> Self {
+        Self {
+            balance: 0,
+            waiters: WaitQueue::new(),
+            closing: false,
+            preference,
+            schedule_all,
+            after_send: AfterMatch::rule(preference, schedule_all, SEND),
+            after_receive: AfterMatch::rule(preference, schedule_all, RECEIVE),
+        }
+    }
+
+    fn set_rules(&mut self, preference: i8, schedule_all: bool) {
+        let fresh = Self::new(preference, schedule_all);
+        self.preference = preference;
+        self.schedule_all = schedule_all;
+        self.after_send = fresh.after_send;
+        self.after_receive = fresh.after_receive;
+    }
 }
 
 /// The type-independent part of a channel: its lock and waiters.
@@ -147,13 +194,7 @@ impl<T: Send> Channel<T> {
     pub const fn new() -> Self {
         Self {
             core: Core {
-                state: spin::Mutex::new(ChannelState {
-                    balance: 0,
-                    waiters: WaitQueue::new(),
-                    closing: false,
-                    preference: -1,
-                    schedule_all: false,
-                }),
+                state: spin::Mutex::new(ChannelState::new(-1, false)),
             },
             values: PhantomData,
         }
@@ -171,7 +212,9 @@ impl<T: Send> Channel<T> {
 
     /// Sets the side favoured after a rendezvous.
     pub fn set_preference(&self, preference: Preference) {
-        self.core.state.lock().preference = preference.as_int();
+        let mut state = self.core.state.lock();
+        let schedule_all = state.schedule_all;
+        state.set_rules(preference.as_int(), schedule_all);
     }
 
     /// Whether a rendezvous makes the caller yield to the whole run queue.
@@ -182,7 +225,9 @@ impl<T: Send> Channel<T> {
     /// Makes every rendezvous queue the partner at the end and yield (Stackless's
     /// `schedule_all`), overriding the preference.
     pub fn set_schedule_all(&self, schedule_all: bool) {
-        self.core.state.lock().schedule_all = schedule_all;
+        let mut state = self.core.state.lock();
+        let preference = state.preference;
+        state.set_rules(preference, schedule_all);
     }
 
     /// Marks the channel closing: operations that would block now fail with
@@ -300,10 +345,9 @@ impl<T: Send> Channel<T> {
     ) -> Result<(), (Option<Parcel<T>>, TaskletError)> {
         let scheduler = this_cpu();
         let me = scheduler.current();
-        if let Err(error) = take_pending(me) {
+        if let Err(error) = scheduler.before_blocking(me) {
             return Err((Some(parcel), error));
         }
-        scheduler.checkpoint();
         let busy = scheduler.enter();
         let mut state = self.core.state.lock();
         if state.balance < 0 {
@@ -316,10 +360,10 @@ impl<T: Send> Channel<T> {
             unsafe { parcel.put_into(receiver) };
             let (placement, yield_after) = after_match(&state, SEND);
             drop(state);
-            scheduler.wake(receiver, placement);
-            let switch_now = placement == Placement::Next && scheduler.is_here(receiver);
+            let here = scheduler.wake(receiver, placement);
+            let switch_now = placement == Placement::Next && here;
             if switch_now {
-                scheduler.switch_to_partner(receiver, busy);
+                scheduler.switch_to_partner(me, receiver, busy);
             } else {
                 drop(busy);
                 if yield_after {
@@ -339,7 +383,7 @@ impl<T: Send> Channel<T> {
         unsafe { parcel.put_into(me) };
         self.enqueue_current(&mut state, me, SEND);
         drop(state);
-        scheduler.block_current(Some(self.blocker()), deadline);
+        scheduler.block_current(me, Some(self.blocker()), deadline);
         // Claim before anything else runs (post-switch cleanup comes after).
         // SAFETY: we are running again and out of every queue: our slot is ours; it holds what
         // we parked (a T or a bomb) if the receiver never took it.
@@ -374,8 +418,7 @@ impl<T: Send> Channel<T> {
     fn receive_until(&self, deadline: Option<u64>) -> Result<T, TaskletError> {
         let scheduler = this_cpu();
         let me = scheduler.current();
-        take_pending(me)?;
-        scheduler.checkpoint();
+        scheduler.before_blocking(me)?;
         let busy = scheduler.enter();
         let mut state = self.core.state.lock();
         if state.balance > 0 {
@@ -390,10 +433,10 @@ impl<T: Send> Channel<T> {
                 unsafe { sender.slot.take::<T>() }.expect("a waiting sender parks a value");
             let (placement, yield_after) = after_match(&state, RECEIVE);
             drop(state);
-            scheduler.wake(sender, placement);
-            let switch_now = placement == Placement::Next && scheduler.is_here(sender);
+            let here = scheduler.wake(sender, placement);
+            let switch_now = placement == Placement::Next && here;
             if switch_now {
-                scheduler.switch_to_partner(sender, busy);
+                scheduler.switch_to_partner(me, sender, busy);
             } else {
                 drop(busy);
                 if yield_after {
@@ -410,7 +453,7 @@ impl<T: Send> Channel<T> {
         }
         self.enqueue_current(&mut state, me, RECEIVE);
         drop(state);
-        scheduler.block_current(Some(self.blocker()), deadline);
+        scheduler.block_current(me, Some(self.blocker()), deadline);
         // Claim the value first: the cleanup below may run arbitrary destructors.
         // SAFETY: running again and out of every queue; a sender put a T (or a bomb) here.
         let received = unsafe { me.slot.take::<T>() };
@@ -521,13 +564,17 @@ fn wait_error(me: &Tcb, failed: bool) -> Option<TaskletError> {
 
 /// Where the woken partner goes, and whether the caller yields afterwards.
 fn after_match(state: &ChannelState, direction: i8) -> (Placement, bool) {
-    if state.schedule_all {
-        (Placement::Tail, true)
-    } else if state.preference == -direction {
-        (Placement::Next, false)
+    let rule = if direction == SEND {
+        state.after_send.0
     } else {
-        (Placement::Tail, false)
-    }
+        state.after_receive.0
+    };
+    let placement = if rule & AfterMatch::PARTNER_NEXT != 0 {
+        Placement::Next
+    } else {
+        Placement::Tail
+    };
+    (placement, rule & AfterMatch::YIELD != 0)
 }
 
 fn deadline_after(timeout: Duration) -> u64 {

@@ -399,8 +399,7 @@ impl<R: Send + 'static> JoinHandle<R> {
             return Err(TaskletError::InvalidTarget);
         }
         loop {
-            take_pending(me)?;
-            scheduler.checkpoint();
+            scheduler.before_blocking(me)?;
             let busy = scheduler.enter();
             let target = &*self.tasklet.tcb;
             {
@@ -420,7 +419,7 @@ impl<R: Send + 'static> JoinHandle<R> {
                 cancel: cancel_join,
                 object: target as *const Tcb as *const (),
             };
-            scheduler.block_current(Some(blocker), None);
+            scheduler.block_current(me, Some(blocker), None);
             busy.finish_resume();
         }
     }
@@ -585,8 +584,7 @@ pub(crate) fn schedule_out_of_line() -> Result<(), TaskletError> {
 #[inline(never)]
 fn schedule_slow(scheduler: &'static sched::Scheduler) -> Result<(), TaskletError> {
     let me = scheduler.current();
-    take_pending(me)?;
-    scheduler.checkpoint();
+    scheduler.before_blocking(me)?;
     let busy = scheduler.enter();
     scheduler.yield_now();
     busy.finish_resume();
@@ -796,14 +794,13 @@ pub fn sleep(duration: Duration) -> Result<(), TaskletError> {
 pub fn sleep_until(deadline_ns: u64) -> Result<(), TaskletError> {
     let scheduler = this_cpu();
     let me = scheduler.current();
-    take_pending(me)?;
-    scheduler.checkpoint();
+    scheduler.before_blocking(me)?;
     if me.has_flag(tcb::FLAG_BLOCK_TRAP) {
         return Err(TaskletError::BlockTrap);
     }
     let busy = scheduler.enter();
     me.set_state(State::Blocked);
-    scheduler.block_current(None, Some(deadline_ns));
+    scheduler.block_current(me, None, Some(deadline_ns));
     busy.finish_resume();
     take_pending(me)
 }

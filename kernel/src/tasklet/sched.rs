@@ -11,7 +11,7 @@ use super::tcb::{self, Blocker, State, Tcb, TcbRef};
 use super::TaskletError;
 use crate::platform::platform;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use spindle_arch::context;
 
 /// Stack budget of a CPU until the board or the application sets one.
@@ -67,12 +67,24 @@ impl WaitQueue {
         unsafe { self.head.as_ref() }
     }
 
+    /// Unlinks the first tasklet. (Not through [`WaitQueue::remove`]: the head is known to be
+    /// queued and to have no predecessor, which saves a rendezvous two tests.)
     #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<&'static Tcb> {
         // SAFETY: as in push_back; the 'static is the scheduler's reference, valid while the
         // caller holds the lock and until the tasklet is woken and finishes.
         let head = unsafe { self.head.as_ref() }?;
-        self.remove(head);
+        debug_assert!(head.queued.get() && head.wait_prev.get().is_null());
+        let next = head.wait_next.get();
+        self.head = next;
+        // SAFETY: a linked neighbour is queued, hence alive.
+        match unsafe { next.as_ref() } {
+            Some(next) => next.wait_prev.set(core::ptr::null()),
+            None => self.tail = core::ptr::null(),
+        }
+        // Its links are left as they are: nothing reads them until `push_back` or the reap
+        // list sets them again (`remove` tests `queued` first).
+        head.queued.set(false);
         Some(head)
     }
 
@@ -242,8 +254,10 @@ pub(crate) struct Scheduler {
     ring_head: Cell<*const Tcb>,
     ring_len: Cell<usize>,
     initialized: Cell<bool>,
-    /// Set while scheduler state is being changed: an interrupt must not preempt then.
-    busy: AtomicBool,
+    /// Non-zero while scheduler state is being changed: an interrupt must not preempt then. A
+    /// byte rather than an `AtomicBool`, so a guard restores what it read without turning it
+    /// into a `bool` and back.
+    busy: AtomicU8,
     /// One word the fast yield tests instead of each condition it stands for (see the
     /// [`attention`] bits). Other CPUs set [`attention::INBOX`]; the rest is this CPU's.
     attention: AtomicU32,
@@ -276,7 +290,7 @@ impl Scheduler {
             ring_head: Cell::new(core::ptr::null()),
             ring_len: Cell::new(0),
             initialized: Cell::new(false),
-            busy: AtomicBool::new(false),
+            busy: AtomicU8::new(0),
             attention: AtomicU32::new(0),
             watchdog_deadline: Cell::new(0),
             interrupted: Cell::new(core::ptr::null()),
@@ -378,7 +392,7 @@ impl Scheduler {
         // Only this CPU writes its busy flag (its interrupts included), so a plain load and
         // store suffice; a locked swap would cost more than the rest of a switch.
         let was_busy = self.busy.load(Ordering::Relaxed);
-        self.busy.store(true, Ordering::Relaxed);
+        self.busy.store(1, Ordering::Relaxed);
         BusyGuard {
             scheduler: self,
             was_busy,
@@ -419,6 +433,35 @@ impl Scheduler {
             }
         }
         self.ring_len.set(self.ring_len.get() + 1);
+    }
+
+    /// Unlinks the running tasklet `me` from the ring, whose head it is (see `ring_head`), and
+    /// returns its successor, if any, which the caller must switch to at once: the switch makes
+    /// it the head (the ring head is left stale until then, saving a store). (Not through
+    /// [`Scheduler::ring_remove`]: blocking knows where `me` is, which saves a test.)
+    #[inline]
+    fn ring_remove_head(&self, me: &Tcb) -> Option<&'static Tcb> {
+        debug_assert!(
+            core::ptr::eq(self.ring_head.get(), me),
+            "blocking off the ring head"
+        );
+        let (prev, next) = (me.prev.get(), me.next.get());
+        let head = if core::ptr::eq(next, me) {
+            self.ring_head.set(core::ptr::null());
+            core::ptr::null()
+        } else {
+            // SAFETY: ring members are live control blocks of this CPU.
+            unsafe {
+                (*prev).next.set(next);
+                (*next).prev.set(prev);
+            }
+            next
+        };
+        me.next.set(core::ptr::null());
+        me.prev.set(core::ptr::null());
+        self.ring_len.set(self.ring_len.get() - 1);
+        // SAFETY: as above.
+        unsafe { head.as_ref() }
     }
 
     /// Unlinks `tcb` from the ring (it must be in it); the head moves to its successor.
@@ -540,8 +583,28 @@ impl Scheduler {
         if self.attention.load(Ordering::Relaxed) != 0 {
             return FastYield::ResumedWithAttention(me);
         }
-        self.busy.store(false, Ordering::Relaxed);
+        self.busy.store(0, Ordering::Relaxed);
         FastYield::Resumed
+    }
+
+    /// Before an operation that may block or yield, for the running tasklet `me`: returns an
+    /// error raised into it, else honours a spent watchdog budget ([`Scheduler::checkpoint`]).
+    /// One test of the attention word when neither applies.
+    #[inline(always)]
+    pub(crate) fn before_blocking(&'static self, me: &Tcb) -> Result<(), TaskletError> {
+        if self.attention.load(Ordering::Relaxed) == 0 {
+            Ok(())
+        } else {
+            self.before_blocking_slow(me)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn before_blocking_slow(&'static self, me: &Tcb) -> Result<(), TaskletError> {
+        super::take_pending(me)?;
+        self.checkpoint();
+        Ok(())
     }
 
     /// Raises `error` into `tcb`, a tasklet of this CPU, replacing any raised before: its next
@@ -571,7 +634,7 @@ impl Scheduler {
         if self.attention.load(Ordering::Relaxed) & attention::DEFERRED != 0 {
             self.finish_resume_slow();
         } else {
-            self.busy.store(false, Ordering::Relaxed);
+            self.busy.store(0, Ordering::Relaxed);
         }
     }
 
@@ -583,7 +646,7 @@ impl Scheduler {
         if let Some(tcb) = unsafe { overflowed.as_ref() } {
             self.abandon_overflowed(tcb);
         }
-        self.busy.store(false, Ordering::Relaxed);
+        self.busy.store(0, Ordering::Relaxed);
         // The deferred bit stays set while reaping: a destructor that switches away leaves the
         // rest of the list to whoever resumes next.
         self.reap();
@@ -802,28 +865,37 @@ impl Scheduler {
     /// Only the switch is inlined (see [`crate::tasklet::schedule`] for why); the bookkeeping
     /// around it is out of line.
     #[inline(always)]
-    pub(crate) fn block_current(&'static self, blocker: Option<Blocker>, deadline: Option<u64>) {
-        let next = self.block_prepare(blocker, deadline);
-        self.block_switch(next);
+    pub(crate) fn block_current(
+        &'static self,
+        me: &'static Tcb,
+        blocker: Option<Blocker>,
+        deadline: Option<u64>,
+    ) {
+        let next = self.block_prepare(me, blocker, deadline);
+        self.block_switch(me, next, deadline.is_some());
     }
 
-    /// The first half of [`Scheduler::block_current`]: takes the running tasklet out of the ring
-    /// and picks who runs instead (`None` if it was woken meanwhile and runs on). No switch in
-    /// here, so it may be inlined into out-of-line callers.
+    /// The first half of [`Scheduler::block_current`]: takes the running tasklet `me` out of
+    /// the ring and picks who runs instead (`None` if it was woken meanwhile and runs on), to
+    /// be switched to at once by [`Scheduler::block_switch`].
     #[inline]
-    pub(crate) fn block_prepare(
+    fn block_prepare(
         &'static self,
+        me: &'static Tcb,
         blocker: Option<Blocker>,
         deadline: Option<u64>,
     ) -> Option<&'static Tcb> {
-        let me = self.current();
         me.blocker.set(blocker);
         if let Some(deadline) = deadline {
             self.arm_timer(me, deadline);
         }
         self.debug_check_attention();
-        self.ring_remove(me);
-        let next = self.find_next(Some(me));
+        // Whoever else is runnable runs next (switched to by `block_switch` straight after);
+        // `me` is not among them any more.
+        if let Some(next) = self.ring_remove_head(me) {
+            return Some(next);
+        }
+        let next = self.wait_for_next(Some(me));
         if core::ptr::eq(next, me) {
             self.set_ring_head(me);
             None
@@ -833,27 +905,30 @@ impl Scheduler {
     }
 
     /// The second half of [`Scheduler::block_current`]: switches to `next` (if any) and, once
-    /// resumed, drops what the wait installed.
+    /// resumed, disarms the wait's timer if it had a deadline (`timed`) that did not expire. (A
+    /// wait without one cannot have a timer armed: only a blocking call with a deadline arms one,
+    /// and its own resumption disarms it.)
+    ///
+    /// The blocker stays: only a tasklet in state `Blocked` has its blocker read, and every
+    /// wait installs its own.
     #[inline(always)]
-    pub(crate) fn block_switch(&self, next: Option<&'static Tcb>) {
-        let me = self.current();
+    fn block_switch(&self, me: &Tcb, next: Option<&'static Tcb>, timed: bool) {
         if let Some(next) = next {
             self.switch_to_quick(me, next);
         }
-        me.blocker.set(None);
-        if me.has_flag(tcb::FLAG_TIMER_ARMED) {
+        if timed && me.has_flag(tcb::FLAG_TIMER_ARMED) {
             self.disarm_timer(me);
         }
     }
 
-    /// Switches to `partner`, just placed right after the running tasklet by a rendezvous; the
-    /// running tasklet stays runnable, last in the queue. `busy` is the guard the rendezvous
+    /// Switches from the running tasklet `me` to `partner`, just placed right after it by a
+    /// rendezvous; `me` stays runnable, last in the queue. `busy` is the guard the rendezvous
     /// took before matching: held until the switch, so that no watchdog can interrupt the
     /// running tasklet between the match and the switch (and let the partner run, block or die
     /// meanwhile). The partner is therefore still runnable here.
     #[inline(always)]
-    pub(crate) fn switch_to_partner(&self, partner: &Tcb, busy: BusyGuard<'_>) {
-        let me = self.current();
+    pub(crate) fn switch_to_partner(&self, me: &Tcb, partner: &Tcb, busy: BusyGuard<'_>) {
+        debug_assert!(core::ptr::eq(me, self.current()));
         debug_assert!(partner.state() == State::Runnable && self.is_here(partner));
         debug_assert!(
             !core::ptr::eq(partner, me),
@@ -1169,11 +1244,11 @@ impl Scheduler {
         if !self.initialized.get() || !self.watchdog_expired() {
             return;
         }
-        if self.busy.load(Ordering::Relaxed) {
+        if self.busy.load(Ordering::Relaxed) != 0 {
             self.set_attention(attention::PREEMPT, true);
             return;
         }
-        self.busy.store(true, Ordering::Relaxed);
+        self.busy.store(1, Ordering::Relaxed);
         self.interrupt_current(SwitchFrom::Interrupt);
         self.finish_resume_without_reap();
     }
@@ -1181,7 +1256,7 @@ impl Scheduler {
     fn finish_resume_without_reap(&self) {
         // Destructors must not run inside an interrupt handler: the next ordinary resumption
         // reaps instead.
-        self.busy.store(false, Ordering::Relaxed);
+        self.busy.store(0, Ordering::Relaxed);
     }
 
     /// After leaving an atomic section: honour a watchdog that fired meanwhile.
@@ -1216,7 +1291,7 @@ enum SwitchFrom {
 /// Marks the scheduler busy (no preemption) until dropped.
 pub(crate) struct BusyGuard<'a> {
     scheduler: &'a Scheduler,
-    was_busy: bool,
+    was_busy: u8,
 }
 
 impl BusyGuard<'_> {
@@ -1241,20 +1316,24 @@ impl Drop for BusyGuard<'_> {
 /// ring if it lives here, else through its CPU's inbox. With [`Placement::Next`] the caller then
 /// switches to it (only meaningful on the same CPU).
 pub(crate) fn wake(tcb: &Tcb, placement: Placement) {
-    this_cpu().wake(tcb, placement);
+    let _ = this_cpu().wake(tcb, placement);
 }
 
 impl Scheduler {
-    /// [`wake`] from this scheduler's CPU.
+    /// [`wake`] from this scheduler's CPU. Returns whether `tcb` lives here (and so is in
+    /// this ring now, where the caller may switch to it).
     #[inline]
-    pub(crate) fn wake(&self, tcb: &Tcb, placement: Placement) {
+    #[must_use]
+    pub(crate) fn wake(&self, tcb: &Tcb, placement: Placement) -> bool {
         tcb.direction.store(0, Ordering::Relaxed);
         // SAFETY: `home` is set at creation to a 'static scheduler.
         let home = unsafe { &*tcb.home.get() };
         if core::ptr::eq(home, self) {
             self.ring_insert(tcb, placement);
+            true
         } else {
             home.inbox_push(tcb);
+            false
         }
     }
 }

@@ -53,6 +53,11 @@ pub const DEFAULT_SPILL_WATERMARK: usize = if cfg!(debug_assertions) {
 pub const DEFAULT_SPILL_SEGMENT: usize = 16 * 1024;
 
 const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
+/// The canary word nearest the stack, which every switch checks: a value both CPUs compare
+/// with an immediate (a sign-extended 16-bit one), so the check needs no constant kept in a
+/// register or reloaded from the stack. As unlikely as the others to be what an overflowing
+/// frame writes there.
+const NEAR_CANARY: u64 = -0x3f22_i64 as u64; // 0xffff_ffff_ffff_c0de
 const CANARY_WORDS: usize = 4;
 const FILL: u8 = 0xa5;
 const ALIGN: usize = 16;
@@ -109,10 +114,7 @@ impl StackRegion {
         unsafe {
             core::ptr::write_bytes(base as *mut u8, 0, GUARD_BYTES);
             core::ptr::write_bytes(region.usable_low() as *mut u8, FILL, size - GUARD_BYTES);
-            let canaries = (region.usable_low() - CANARY_WORDS * 8) as *mut u64;
-            for index in 0..CANARY_WORDS {
-                canaries.add(index).write(CANARY);
-            }
+            arm_guard(base);
         }
         Ok(region)
     }
@@ -182,8 +184,9 @@ impl StackRegion {
     }
 }
 
-/// Writes the canary words at the top of a guard zone starting at `low` (a stack the kernel did
-/// not allocate, such as a CPU's boot stack) and returns the usable low above it.
+/// Writes the canary words at the top of a guard zone starting at `low` (of a stack region, or
+/// of a stack the kernel did not allocate, such as a CPU's boot stack) and returns the usable
+/// low above it.
 ///
 /// # Safety
 /// `[low, low + GUARD_BYTES)` belongs to a stack that nothing uses down there.
@@ -191,8 +194,13 @@ pub(crate) unsafe fn arm_guard(low: usize) -> usize {
     let usable_low = low + GUARD_BYTES;
     let canaries = (usable_low - CANARY_WORDS * 8) as *mut u64;
     for index in 0..CANARY_WORDS {
+        let canary = if index == CANARY_WORDS - 1 {
+            NEAR_CANARY
+        } else {
+            CANARY
+        };
         // SAFETY: inside the guard zone the caller handed over.
-        unsafe { canaries.add(index).write(CANARY) };
+        unsafe { canaries.add(index).write(canary) };
     }
     usable_low
 }
@@ -223,5 +231,5 @@ pub(crate) unsafe fn guard_intact(usable_low: usize, stack_pointer: usize) -> bo
 pub(crate) unsafe fn first_guard_intact(usable_low: usize, stack_pointer: usize) -> bool {
     // SAFETY: the word below usable_low is the top of the live region's guard zone.
     stack_pointer >= usable_low
-        && unsafe { ((usable_low - 8) as *const u64).read_volatile() } == CANARY
+        && unsafe { ((usable_low - 8) as *const u64).read_volatile() } == NEAR_CANARY
 }

@@ -176,6 +176,51 @@ fn pending_kill_is_raised_at_the_next_scheduling_point() {
 }
 
 #[test]
+fn an_error_raised_into_the_running_tasklet_ends_its_next_yield_once() {
+    // The yield's fast path reads no tasklet's raised error, only the scheduler's count of them.
+    let partner = tasklet::spawn(|| {
+        for _ in 0..4 {
+            tasklet::schedule().unwrap();
+        }
+    })
+    .unwrap();
+    tasklet::schedule().unwrap();
+    let error = Thrown::new(3, "to myself");
+    tasklet::current().throw(error, true).unwrap();
+    assert_eq!(tasklet::raised_count(), 1);
+    assert_eq!(tasklet::schedule(), Err(TaskletError::Thrown(error)));
+    assert_eq!(tasklet::raised_count(), 0);
+    assert_eq!(tasklet::schedule(), Ok(()), "the error is taken once");
+    tasklet::run().unwrap();
+    assert_eq!(partner.result(), Some(Ok(())));
+}
+
+#[test]
+fn an_error_raised_into_a_tasklet_that_finishes_without_taking_it_is_dropped() {
+    // Its count goes with it, so yields afterwards can take the fast path again.
+    let careless = tasklet::spawn(|| {
+        tasklet::current()
+            .throw(Thrown::new(4, "never taken"), true)
+            .unwrap();
+        assert_eq!(tasklet::raised_count(), 1);
+    })
+    .unwrap();
+    let partner = tasklet::spawn(|| {
+        for _ in 0..3 {
+            tasklet::schedule().unwrap();
+        }
+    })
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(tasklet::schedule(), Ok(()));
+    }
+    tasklet::run().unwrap();
+    assert_eq!(careless.result(), Some(Ok(())));
+    assert_eq!(tasklet::raised_count(), 0);
+    assert_eq!(partner.result(), Some(Ok(())));
+}
+
+#[test]
 fn throw_delivers_a_caller_error_into_a_sleeping_tasklet() {
     let sleeper = tasklet::spawn(|| tasklet::sleep(Duration::from_secs(3600))).unwrap();
     tasklet::schedule().unwrap();

@@ -678,6 +678,12 @@ pub fn live_count() -> usize {
     this_cpu().live()
 }
 
+/// Number of tasklets on this CPU with an error raised into them (kill, throw, deadlock) that
+/// they have not yet taken.
+pub fn raised_count() -> usize {
+    this_cpu().raised_count()
+}
+
 /// Forbids involuntary switches of the current tasklet until dropped. Nestable.
 #[derive(Debug)]
 pub struct AtomicGuard {

@@ -617,6 +617,11 @@ impl Scheduler {
         }
     }
 
+    /// Tasklets of this CPU with a raised error not yet taken (the attention word's count).
+    pub(crate) fn raised_count(&self) -> usize {
+        (self.attention.load(Ordering::Relaxed) / attention::PENDING_ONE) as usize
+    }
+
     /// Takes the error raised into `tcb`, a tasklet of this CPU, if there is one.
     pub(crate) fn take_raised(&self, tcb: &Tcb) -> Option<TaskletError> {
         let error = tcb.pending.take();

@@ -1,5 +1,6 @@
 //! Tasklet and scheduler behaviour: run order, yielding, kill/throw, deadlock, stacks, watchdog.
 
+use spindle::channel::Channel;
 use spindle::tasklet::{self, Builder, TaskletError, Thrown};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -375,6 +376,39 @@ fn stack_overflow_is_detected_reported_and_the_kernel_stays_up() {
     assert_eq!(after.result(), Some(Ok("still running")));
 }
 
+/// Uses the stack down to `margin` bytes above its usable end, then receives on `channel`
+/// there, so that the receive itself runs past the end.
+fn receive_near_the_end(channel: &Channel<u32>, margin: usize) -> Result<u32, TaskletError> {
+    if tasklet::stack_remaining() > margin {
+        let pad = std::hint::black_box([0u32; 16]);
+        return receive_near_the_end(channel, margin).map(|value| value + pad[3]);
+    }
+    channel.receive()
+}
+
+#[test]
+fn a_tasklet_found_overflowed_as_it_blocks_leaves_its_wait_queue() {
+    let channel: &'static Channel<u32> = Box::leak(Box::new(Channel::new()));
+    let victim = Builder::new()
+        .name("deep receiver")
+        .stack_size(SMALL_STACK)
+        .spawn(move || receive_near_the_end(channel, 128))
+        .unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
+    assert_eq!(
+        channel.balance(),
+        0,
+        "the abandoned receiver is no longer waiting"
+    );
+    // A live receiver gets what is sent next (a send used to hand it to the dead one).
+    let receiver = tasklet::spawn(move || channel.receive()).unwrap();
+    tasklet::schedule().unwrap();
+    channel.send(7).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receiver.result(), Some(Ok(Ok(7))));
+}
+
 #[test]
 fn watchdog_interrupts_a_runaway_tasklet_at_check_points_but_not_inside_atomic() {
     let runaway = Builder::new()
@@ -413,6 +447,24 @@ fn watchdog_interrupts_a_runaway_tasklet_at_check_points_but_not_inside_atomic()
     atomic_worker.insert().unwrap();
     tasklet::run().unwrap();
     assert_eq!(atomic_worker.result(), Some(Ok("finished")));
+}
+
+#[test]
+fn a_kill_while_interrupted_at_the_start_of_a_blocking_call_ends_that_call() {
+    // The watchdog takes the worker at the check point its receive starts with; the kill
+    // raised while it is out must end that receive, not wait for a sender that never comes.
+    let channel: &'static Channel<u32> = Box::leak(Box::new(Channel::new()));
+    let worker = tasklet::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(20) {}
+        channel.receive()
+    })
+    .unwrap();
+    let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(5))).unwrap();
+    assert_eq!(interrupted.as_ref(), Some(&*worker));
+    worker.kill().unwrap();
+    assert_eq!(worker.result(), Some(Ok(Err(TaskletError::Killed))));
+    assert_eq!(tasklet::raised_count(), 0);
 }
 
 #[test]

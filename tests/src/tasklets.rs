@@ -5,6 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use core::time::Duration;
+use spindle::channel::Channel;
 use spindle::tasklet::{self, Builder, TaskletError, Thrown};
 
 /// The tasklet suite.
@@ -33,6 +34,10 @@ pub const SUITE: Suite = Suite::new(
             preemption_leaves_interrupts_enabled,
         ),
         TargetTest::new("stack_overflow_is_reported", stack_overflow_is_reported),
+        TargetTest::new(
+            "overflow_found_while_blocking_leaves_the_wait_queue",
+            overflow_found_while_blocking_leaves_the_wait_queue,
+        ),
         TargetTest::new(
             "spilling_recursion_50x_the_stack",
             spilling_recursion_50x_the_stack,
@@ -234,6 +239,34 @@ fn stack_overflow_is_reported() {
     let after = tasklet::spawn(|| "kernel still up").unwrap();
     tasklet::run().unwrap();
     assert_eq!(after.result(), Some(Ok("kernel still up")));
+}
+
+static DEEP_RECEIVES: Channel<u32> = Channel::new();
+
+/// Uses the stack down to `margin` bytes above its usable end, then receives there, so that
+/// the receive itself runs past the end.
+fn receive_near_the_end(margin: usize) -> Result<u32, TaskletError> {
+    if tasklet::stack_remaining() > margin {
+        let pad = core::hint::black_box([0u32; 16]);
+        return receive_near_the_end(margin).map(|value| value + pad[3]);
+    }
+    DEEP_RECEIVES.receive()
+}
+
+fn overflow_found_while_blocking_leaves_the_wait_queue() {
+    let victim = Builder::new()
+        .name("deep receiver")
+        .stack_size(8 * 1024)
+        .spawn(|| receive_near_the_end(128))
+        .unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
+    assert_eq!(DEEP_RECEIVES.balance(), 0, "the abandoned receiver still waits");
+    let receiver = tasklet::spawn(|| DEEP_RECEIVES.receive()).unwrap();
+    tasklet::schedule().unwrap();
+    DEEP_RECEIVES.send(7).unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(receiver.result(), Some(Ok(Ok(7))));
 }
 
 static PEAK_STACK_BYTES: AtomicU64 = AtomicU64::new(0);

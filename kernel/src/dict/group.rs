@@ -19,8 +19,8 @@ pub(crate) mod byte {
     pub(crate) const PAD: u8 = 0xbf;
 }
 
-/// A set of a group's slots: bit `BITS_PER_SLOT * i` (and maybe others of slot `i`'s
-/// `BITS_PER_SLOT`) for slot `i`.
+/// A set of a group's slots: slot `i` is in it when any of its bits `BITS_PER_SLOT * i` to
+/// `BITS_PER_SLOT * (i + 1) - 1` is set (the word variant sets the highest of them).
 ///
 /// The lowest slot is always exact. With a word's bit trick higher ones may be false positives
 /// (a borrow from a byte that is zero): each method of [`Group`] says which slots those can be.

@@ -5,7 +5,7 @@
 /// How a probe cursor becomes a slot index.
 pub(crate) trait Reduce: Copy {
     /// Whether this is a mask, so a table's size is a power of two: the sparse layout then
-    /// probes groups of slots (see `sparse::GROUP`).
+    /// probes groups of slots (see `group::GROUP`).
     const MASK: bool;
     /// The reduction for a table of `slots` (non-zero) slots.
     fn for_slots(slots: usize) -> Self;

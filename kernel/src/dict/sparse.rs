@@ -68,8 +68,9 @@ fn is_full(byte: u8) -> bool {
 /// one): it would cost a word a slot, and a resize can rehash the key instead.
 type Slot<K, V> = MaybeUninit<(K, V)>;
 
-/// Control bytes (followed by the configuration's tail) and slots; slot `i` holds an entry
-/// exactly when `ctrl[i]` is full. The live and filled counts are the dict's.
+/// Control bytes (then, for a power-of-two table smaller than a group, padding up to one group,
+/// then the configuration's tail) and slots; slot `i` holds an entry exactly when `ctrl[i]` is
+/// full. The live and filled counts are the dict's.
 pub(crate) struct Sparse<K, V> {
     ctrl: Box<[u8]>,
     slots: Box<[Slot<K, V>]>,

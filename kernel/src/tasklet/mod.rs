@@ -678,8 +678,8 @@ pub fn live_count() -> usize {
     this_cpu().live()
 }
 
-/// Number of tasklets on this CPU with an error raised into them (kill, throw, deadlock) that
-/// they have not yet taken.
+/// Number of tasklets on this CPU with an error raised into them (kill, throw, deadlock, a
+/// timeout) that they have not yet taken.
 pub fn raised_count() -> usize {
     this_cpu().raised_count()
 }

@@ -251,6 +251,8 @@ pub(crate) struct Scheduler {
     pub(crate) main_tcb: Tcb,
     current: Cell<*const Tcb>,
     /// The ring position: the running tasklet while it is in the ring, else whoever runs next.
+    /// (Stale for a moment while a tasklet blocks: between `ring_remove_head` and the switch
+    /// that follows, which sets it.)
     ring_head: Cell<*const Tcb>,
     ring_len: Cell<usize>,
     initialized: Cell<bool>,
@@ -547,10 +549,12 @@ impl Scheduler {
     #[cold]
     #[inline(never)]
     fn unlink_overflowed(&self, from: &Tcb) -> *mut usize {
+        // A blocking tasklet stays in its wait (and `Blocked` or `Waking`) until
+        // `abandon_overflowed` takes it out from the healthy stack.
         if from.state() == State::Runnable {
             self.ring_remove(from);
+            from.set_state(State::Paused);
         }
-        from.set_state(State::Paused);
         self.overflowed.set(from);
         self.set_attention(attention::DEFERRED, true);
         self.scratch_sp.as_ptr()
@@ -587,9 +591,10 @@ impl Scheduler {
         FastYield::Resumed
     }
 
-    /// Before an operation that may block or yield, for the running tasklet `me`: returns an
-    /// error raised into it, else honours a spent watchdog budget ([`Scheduler::checkpoint`]).
-    /// One test of the attention word when neither applies.
+    /// Before an operation that may block or yield, for the running tasklet `me`: honours a
+    /// spent watchdog budget ([`Scheduler::checkpoint`]), then returns an error raised into it
+    /// (also one raised while the check point had it interrupted). One test of the attention
+    /// word when neither applies.
     #[inline(always)]
     pub(crate) fn before_blocking(&'static self, me: &Tcb) -> Result<(), TaskletError> {
         if self.attention.load(Ordering::Relaxed) == 0 {
@@ -602,15 +607,17 @@ impl Scheduler {
     #[cold]
     #[inline(never)]
     fn before_blocking_slow(&'static self, me: &Tcb) -> Result<(), TaskletError> {
-        super::take_pending(me)?;
+        // The check point first: a tasklet interrupted there may be killed or thrown into
+        // before it is resumed, and the operation it was starting must return that.
         self.checkpoint();
-        Ok(())
+        super::take_pending(me)
     }
 
     /// Raises `error` into `tcb`, a tasklet of this CPU, replacing any raised before: its next
     /// scheduling point or blocking operation returns it. With [`Scheduler::take_raised`] the
     /// only writers of a `pending` (they keep the attention word's count).
     pub(crate) fn raise_pending(&self, tcb: &Tcb, error: TaskletError) {
+        debug_assert!(self.is_here(tcb), "an error raised from another CPU");
         if tcb.pending.replace(Some(error)).is_none() {
             self.attention
                 .fetch_add(attention::PENDING_ONE, Ordering::Relaxed);
@@ -624,6 +631,7 @@ impl Scheduler {
 
     /// Takes the error raised into `tcb`, a tasklet of this CPU, if there is one.
     pub(crate) fn take_raised(&self, tcb: &Tcb) -> Option<TaskletError> {
+        debug_assert!(self.is_here(tcb), "an error taken on another CPU");
         let error = tcb.pending.take();
         if error.is_some() {
             self.attention
@@ -738,7 +746,30 @@ impl Scheduler {
             tcb.name(),
             stack.size
         );
-        self.retire(tcb, Some(TaskletError::StackOverflow));
+        // Found as it blocked: out of its wait queue first, or a waker would hand it on (and
+        // switch into its ruined stack). If a waker on another CPU has already taken it out, it
+        // is on its way to this CPU's inbox, which retires it when it arrives.
+        let out_of_wait = match tcb.state() {
+            State::Blocked => self.take_out_of_wait(tcb),
+            State::Waking => false,
+            _ => true,
+        };
+        if out_of_wait {
+            self.retire(tcb, Some(TaskletError::StackOverflow));
+        } else {
+            tcb.set_flag(tcb::FLAG_ABANDONED, true);
+        }
+    }
+
+    /// Takes a blocked tasklet of this CPU out of what it waits in, through the blocker its
+    /// wait installed. False if a waker took it out first.
+    fn take_out_of_wait(&self, tcb: &Tcb) -> bool {
+        match tcb.blocker.get() {
+            // SAFETY: the blocker was installed by the blocking operation for this tasklet and
+            // its object outlives the wait (the waiter holds it).
+            Some(blocker) => unsafe { (blocker.cancel)(blocker.object, tcb) },
+            None => true,
+        }
     }
 
     /// The running tasklet finished: retire it and run something else, for good.
@@ -844,12 +875,7 @@ impl Scheduler {
         if tcb.state() != State::Blocked {
             return false;
         }
-        let cancelled = match tcb.blocker.get() {
-            // SAFETY: the blocker was installed by the blocking operation for this tasklet and
-            // its object outlives the wait (the waiter holds it).
-            Some(blocker) => unsafe { (blocker.cancel)(blocker.object, tcb) },
-            None => true,
-        };
+        let cancelled = self.take_out_of_wait(tcb);
         if cancelled {
             tcb.blocker.set(None);
             tcb.direction.store(0, Ordering::Relaxed);
@@ -1006,7 +1032,11 @@ impl Scheduler {
         // SAFETY: the list was detached under the lock; its members are ours and alive.
         while let Some(tcb) = unsafe { cursor.as_ref() } {
             cursor = tcb.inbox_next.get();
-            self.ring_insert(tcb, Placement::Tail);
+            if tcb.has_flag(tcb::FLAG_ABANDONED) {
+                self.retire(tcb, Some(TaskletError::StackOverflow));
+            } else {
+                self.ring_insert(tcb, Placement::Tail);
+            }
         }
         self.inbox_count.fetch_sub(detached, Ordering::AcqRel);
     }

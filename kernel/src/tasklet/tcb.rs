@@ -44,6 +44,8 @@ pub(crate) const FLAG_MAIN: u8 = 1;
 pub(crate) const FLAG_STARTED: u8 = 2;
 pub(crate) const FLAG_BLOCK_TRAP: u8 = 4;
 pub(crate) const FLAG_TIMER_ARMED: u8 = 16;
+/// Found overflowed while a waker on another CPU was handing it back: retired on arrival.
+pub(crate) const FLAG_ABANDONED: u8 = 32;
 
 /// How to take a blocked tasklet out of whatever it waits in (kill, timeout, deadlock).
 #[derive(Clone, Copy)]

@@ -125,11 +125,10 @@ impl ChannelState {
     }
 
     fn set_rules(&mut self, preference: i8, schedule_all: bool) {
-        let fresh = Self::new(preference, schedule_all);
         self.preference = preference;
         self.schedule_all = schedule_all;
-        self.after_send = fresh.after_send;
-        self.after_receive = fresh.after_receive;
+        self.after_send = AfterMatch::rule(preference, schedule_all, SEND);
+        self.after_receive = AfterMatch::rule(preference, schedule_all, RECEIVE);
     }
 }
 

@@ -16,7 +16,7 @@ use core::borrow::Borrow;
 use core::mem::{self, MaybeUninit};
 use core::slice;
 
-use super::group::{Group, GROUP};
+use super::group::{Group, Slots, GROUP};
 use super::probe::{Probe, Reduce};
 use super::{config, TryReserveError, Vacancy};
 
@@ -350,17 +350,23 @@ impl<K, V> Sparse<K, V> {
             return Ok(slot);
         }
         // Absent: the first vacant slot on the same path, which ends no later than the lookup's.
+        let slot = self.first_in_groups::<R>(hash, Group::vacant);
+        Err(Vacancy {
+            slot,
+            empty: self.ctrl[slot] == EMPTY,
+        })
+    }
+
+    /// The first slot on `hash`'s group path that `wanted` picks out of its group (the table
+    /// must have one: every path reaches an empty slot).
+    fn first_in_groups<R: Reduce>(&self, hash: u64, wanted: impl Fn(Group) -> Slots) -> usize {
         let n = ctrl_len::<R>(self.slots.len());
         let (groups, _) = self.ctrl[..n].as_chunks::<GROUP>();
         let mut probe = Probe::<R>::new(groups.len(), hash);
         loop {
-            let vacant = Group::load(&groups[probe.slot]).vacant();
-            if vacant.any() {
-                let slot = probe.slot * GROUP + vacant.lowest();
-                return Err(Vacancy {
-                    slot,
-                    empty: self.ctrl[slot] == EMPTY,
-                });
+            let found = wanted(Group::load(&groups[probe.slot]));
+            if found.any() {
+                return probe.slot * GROUP + found.lowest();
             }
             probe.advance();
         }
@@ -369,18 +375,10 @@ impl<K, V> Sparse<K, V> {
     /// The empty slot ending `hash`'s probe path.
     #[inline]
     fn vacant<R: Reduce>(&self, hash: u64) -> usize {
-        let n = self.slots.len();
         if R::MASK {
-            let (groups, _) = self.ctrl[..ctrl_len::<R>(n)].as_chunks::<GROUP>();
-            let mut probe = Probe::<R>::new(groups.len(), hash);
-            loop {
-                let empty = Group::load(&groups[probe.slot]).empty();
-                if empty.any() {
-                    return probe.slot * GROUP + empty.lowest();
-                }
-                probe.advance();
-            }
+            return self.first_in_groups::<R>(hash, Group::empty);
         }
+        let n = self.slots.len();
         let ctrl = &self.ctrl[..n];
         let mut probe = Probe::<R>::new(n, hash);
         while ctrl[probe.slot] != EMPTY {

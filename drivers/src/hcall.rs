@@ -58,7 +58,7 @@ impl fmt::Display for HcallError {
 /// # Safety
 /// Arguments the hcall treats as guest physical addresses must be valid for the reads and writes
 /// it does there (only [`KVMPPC_H_RTAS`] here: the RTAS buffer and what its call points to).
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 pub unsafe fn hcall(opcode: u64, args: [u64; 8]) -> (i64, [u64; 8]) {
     let mut out = args;
     let status: u64;
@@ -81,14 +81,14 @@ pub unsafe fn hcall(opcode: u64, args: [u64; 8]) -> (i64, [u64; 8]) {
 
 /// Gives up the calling CPU until an interrupt arrives or another CPU prods it. Returns with
 /// MSR[EE] set (the hypervisor sets it): restore the caller's interrupt state afterwards.
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 pub fn cede() {
     // SAFETY: H_CEDE takes no addresses.
     let _ = unsafe { hcall(H_CEDE, [0; 8]) };
 }
 
 /// Wakes CPU `server` (its interrupt server number) from a cede, or makes its next cede return.
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 pub fn prod(server: u32) -> Result<(), HcallError> {
     // SAFETY: H_PROD takes a CPU number, no addresses.
     let (status, _) = unsafe { hcall(H_PROD, [u64::from(server), 0, 0, 0, 0, 0, 0, 0]) };

@@ -133,7 +133,7 @@ impl embedded_io::ErrorType for HvTerm {
     type Error = HvTermError;
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 mod calls {
     use super::*;
     use crate::hcall::{hcall, H_GET_TERM_CHAR, H_PUT_TERM_CHAR};
@@ -200,7 +200,7 @@ mod calls {
     }
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 impl HvTerm {
     /// Writes `bytes` to the default terminal without any lock or error: the crash-report path.
     pub fn write_raw(bytes: &[u8]) {
@@ -213,7 +213,7 @@ impl HvTerm {
     }
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 impl embedded_io::Write for HvTerm {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         if buf.is_empty() {
@@ -227,7 +227,7 @@ impl embedded_io::Write for HvTerm {
     }
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 impl embedded_io::Read for HvTerm {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         if buf.is_empty() {
@@ -243,7 +243,7 @@ impl embedded_io::Read for HvTerm {
     }
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 impl fmt::Write for HvTerm {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         embedded_io::Write::write_all(self, text.as_bytes()).map_err(|_| fmt::Error)

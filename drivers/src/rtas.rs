@@ -110,7 +110,7 @@ impl Call {
     }
 
     /// Runs the call through QEMU's RTAS hcall; returns with the return words filled in.
-    #[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+    #[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
     pub fn run(&mut self) -> Result<(), RtasError> {
         use crate::hcall::{hcall, KVMPPC_H_RTAS};
         let addr = self.words.as_mut_ptr() as u64;
@@ -231,7 +231,7 @@ pub fn decode_time_of_day(call: &Call) -> Result<TimeOfDay, RtasError> {
     })
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 impl Rtas {
     /// Powers the machine off: QEMU exits with status 0. Returns only on failure.
     pub fn power_off(&self) -> RtasError {

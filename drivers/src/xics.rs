@@ -25,7 +25,7 @@ pub fn source(xirr: u32) -> u32 {
     xirr & 0x00ff_ffff
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 mod calls {
     use super::*;
     use crate::hcall::{hcall, HcallError};
@@ -57,7 +57,7 @@ mod calls {
     }
 }
 
-#[cfg(all(target_arch = "powerpc64", target_os = "none"))]
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 pub use calls::{accept, end, send_ipi, set_priority};
 
 #[cfg(test)]

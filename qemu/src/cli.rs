@@ -1,9 +1,10 @@
 //! Command-line parsing for `spindle-qemu`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// A bootable image of the `spindle-pseries` crate.
+/// One of Spindle's own images (the demo is the board crate's, test and bench `tests/`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Image {
     /// `cargo run`: boot banner and platform summary.
@@ -15,12 +16,20 @@ pub enum Image {
 }
 
 impl Image {
-    /// The binary name in `qemu/pseries/src/bin/`.
+    /// The binary's name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Demo => "demo",
             Self::Test => "test",
             Self::Bench => "bench",
+        }
+    }
+
+    /// The package that holds the binary.
+    pub fn package(self) -> &'static str {
+        match self {
+            Self::Demo => "spindle-pseries",
+            Self::Test | Self::Bench => "spindle-target-tests",
         }
     }
 
@@ -34,8 +43,11 @@ impl Image {
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Build and boot an image, streaming its console.
+    /// Build and boot one of Spindle's images, streaming its console.
     Run(Image),
+    /// Boot an image someone else built (the cargo runner): a test harness image runs its tests
+    /// (with the filter, if any), any other image boots and streams its console.
+    RunElf(PathBuf),
     /// Run the on-target tests (tier 3).
     Test,
     /// Build an image and print its section sizes.
@@ -119,6 +131,9 @@ spindle-qemu: build Spindle's PowerPC64 images and boot them in qemu-system-ppc6
 usage: spindle-qemu [COMMAND] [OPTIONS] [-- QEMU-ARGS...]
 
 commands:
+  run ELF [FILTER]  boot an image built for powerpc64-unknown-linux-musl with the board crate
+                  spindle-pseries (as a cargo runner: runner = \"spindle-qemu run\"); an image
+                  made with spindle_pseries::test_main! runs its tests, one machine per test
   demo            boot the demo image (the default; what `cargo run` does)
   test [FILTER]   run the on-target tests, one fresh machine per test (tier 3)
   bench           boot the benchmark image (PMC5 instruction counts)
@@ -131,7 +146,7 @@ commands:
 
 options:
   --mem SIZE            guest memory, a multiple of 256M, e.g. 512M, 1G (default 256M)
-  --cpus N              CPUs (default: 2 for demo, 1 for bench, per test for tests)
+  --cpus N              CPUs (default: 2 for demo, 1 for other images, per test for tests)
   --timeout SECS        fail if the run (or one test) takes longer (default 60)
   --hang-timeout SECS   time given to a test that is expected to hang (default 3)
   --heap SIZE           heap size built into the image, e.g. 4M (default 4M; 96M for tests)
@@ -222,6 +237,19 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
     };
     let command = match positional.as_slice() {
         [] | ["demo"] => Command::Run(Image::Demo),
+        ["run", elf, rest @ ..] => {
+            match rest {
+                [] => {}
+                [filter] => options.filter = Some((*filter).to_owned()),
+                _ => {
+                    return Err(UsageError(
+                        "`run` takes an ELF file and at most one filter".into(),
+                    ))
+                }
+            }
+            Command::RunElf(PathBuf::from(elf))
+        }
+        ["run"] => return Err(UsageError("`run` needs the ELF file to boot".into())),
         ["bench"] => Command::Run(Image::Bench),
         ["test", rest @ ..] => {
             match rest {
@@ -297,6 +325,22 @@ mod tests {
     }
 
     #[test]
+    fn run_takes_an_elf_file_a_filter_and_options_anywhere() {
+        let (command, options) = parse(&args(
+            "run --cpus 2 target/x/app arith:: --exact --timeout 9",
+        ))
+        .unwrap();
+        assert_eq!(command, Command::RunElf(PathBuf::from("target/x/app")));
+        assert_eq!(options.filter.as_deref(), Some("arith::"));
+        assert_eq!(options.cpus, Some(2));
+        assert!(options.exact);
+        assert_eq!(options.timeout, Some(Duration::from_secs(9)));
+        let (command, options) = parse(&args("run app")).unwrap();
+        assert_eq!(command, Command::RunElf(PathBuf::from("app")));
+        assert_eq!(options.filter, None);
+    }
+
+    #[test]
     fn bad_command_lines_are_usage_errors() {
         for line in [
             "--mem",
@@ -310,6 +354,8 @@ mod tests {
             "launch",
             "test a b",
             "size rocket",
+            "run",
+            "run a.elf b c",
         ] {
             assert!(parse(&args(line)).is_err(), "{line:?} was accepted");
         }

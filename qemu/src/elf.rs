@@ -13,6 +13,7 @@ pub const MAX_FLAT_BYTES: u64 = 4 << 20;
 
 const PT_LOAD: u32 = 1;
 const SHT_NOBITS: u32 = 8;
+const ET_EXEC: u16 = 2;
 const SHF_ALLOC: u64 = 2;
 
 /// Why an ELF file cannot become a pseries `-bios` image.
@@ -141,6 +142,11 @@ fn header(elf: &Reader<'_>) -> Result<Header, ElfError> {
 pub fn flat_binary(elf: &[u8]) -> Result<Vec<u8>, ElfError> {
     let reader = Reader(elf);
     let header = header(&reader)?;
+    if reader.u16(16)? != ET_EXEC {
+        return Err(ElfError::WrongKind {
+            what: "not an executable: an object file or a shared library",
+        });
+    }
     if header.entry != ENTRY {
         return Err(ElfError::WrongEntry(header.entry));
     }
@@ -224,6 +230,7 @@ mod tests {
         elf[..4].copy_from_slice(b"\x7fELF");
         elf[4] = 2;
         elf[5] = 2;
+        elf[16..18].copy_from_slice(&ET_EXEC.to_be_bytes());
         elf[18..20].copy_from_slice(&21u16.to_be_bytes());
         elf[24..32].copy_from_slice(&entry.to_be_bytes());
         elf[32..40].copy_from_slice(&0x40u64.to_be_bytes()); // phoff
@@ -290,6 +297,12 @@ mod tests {
             flat_binary(&sample(0x200, 0x108)),
             Err(ElfError::WrongEntry(0x200))
         );
+        let mut object = sample(0x100, 0x108);
+        object[17] = 1; // ET_REL
+        assert!(matches!(
+            flat_binary(&object),
+            Err(ElfError::WrongKind { what }) if what.starts_with("not an executable")
+        ));
         assert_eq!(
             flat_binary(&sample(0x100, MAX_FLAT_BYTES)),
             Err(ElfError::TooLarge(MAX_FLAT_BYTES + 2))

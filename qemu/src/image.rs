@@ -26,8 +26,7 @@ pub fn target_dir(root: &Path) -> PathBuf {
 /// `--cfg target_os="none"` marks the build as bare metal for `#[cfg(target_os = "none")]` code
 /// (the musl target says `linux`; no stable bare-metal PowerPC64 target exists), hence the allow
 /// of the lint that guards built-in cfgs.
-pub fn rustflags(root: &Path) -> Vec<String> {
-    let script = root.join("qemu").join("pseries").join("link.ld");
+pub fn rustflags() -> Vec<String> {
     [
         "-C",
         "linker-flavor=ld.lld",
@@ -39,14 +38,9 @@ pub fn rustflags(root: &Path) -> Vec<String> {
         "panic=abort",
         "-C",
         "target-cpu=pwr8",
-        "--cfg",
-        "target_os=\"none\"",
-        "-A",
-        "explicit_builtin_cfgs_in_flags",
     ]
     .into_iter()
     .map(str::to_owned)
-    .chain([format!("-Clink-arg=-T{}", script.display())])
     .collect()
 }
 
@@ -57,18 +51,11 @@ pub fn cargo(root: &Path, subcommand: &str, heap_bytes: Option<u64>) -> Command 
     command
         .current_dir(root)
         .arg(subcommand)
-        .args([
-            "--release",
-            "-p",
-            "spindle-pseries",
-            "--target",
-            TARGET,
-            "--target-dir",
-        ])
+        .args(["--release", "--target", TARGET, "--target-dir"])
         .arg(target_dir(root))
         // The encoded form wins over every other rustflags source, whatever the caller's
         // environment holds.
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags(root).join("\u{1f}"))
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags().join("\u{1f}"))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS");
     match heap_bytes {
@@ -105,7 +92,7 @@ pub fn build_with(
         None => command.env_remove("SPINDLE_BENCH_ONLY"),
     };
     let status = command
-        .args(["--bin", image.name()])
+        .args(["-p", image.package(), "--bin", image.name()])
         .stdin(Stdio::null())
         .status()
         .map_err(|err| format!("cannot run cargo: {err}"))?;
@@ -119,13 +106,46 @@ pub fn build_with(
         .join(TARGET)
         .join("release")
         .join(image.name());
-    let bytes =
-        std::fs::read(&elf).map_err(|err| format!("cannot read {}: {err}", elf.display()))?;
-    let flat_bytes = elf::flat_binary(&bytes).map_err(|err| format!("{}: {err}", elf.display()))?;
-    let flat = target_dir(&root).join(format!("{}.bin", image.name()));
-    std::fs::write(&flat, flat_bytes)
-        .map_err(|err| format!("cannot write {}: {err}", flat.display()))?;
+    let flat = Prepared::from_elf(&elf)?.flat;
     Ok(Built { elf, flat })
+}
+
+/// An image ready to boot: its flat `-bios` file, and whether it is a test harness.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The flat binary, written beside the ELF file as `<elf>.bin`.
+    pub flat: PathBuf,
+    /// Made with `spindle_pseries::test_main!`: it lists and runs tests.
+    pub is_harness: bool,
+}
+
+/// The ELF section that marks a test harness image (`spindle_pseries::testing`).
+pub const HARNESS_SECTION: &str = ".spindle.harness";
+
+impl Prepared {
+    /// Checks that `elf` is a pseries image and writes its flat binary beside it.
+    pub fn from_elf(elf: &Path) -> Result<Self, String> {
+        let bytes =
+            std::fs::read(elf).map_err(|err| format!("cannot read {}: {err}", elf.display()))?;
+        let explain = |err: elf::ElfError| {
+            format!(
+                "{}: {err}: build it for {TARGET} on the board crate spindle-pseries (see \
+                 qemu/template/ in the Spindle repository)",
+                elf.display()
+            )
+        };
+        let flat_bytes = elf::flat_binary(&bytes).map_err(explain)?;
+        let is_harness = elf::sections(&bytes)
+            .map_err(explain)?
+            .iter()
+            .any(|section| section.name == HARNESS_SECTION);
+        let mut flat = elf.as_os_str().to_owned();
+        flat.push(".bin");
+        let flat = PathBuf::from(flat);
+        std::fs::write(&flat, flat_bytes)
+            .map_err(|err| format!("cannot write {}: {err}", flat.display()))?;
+        Ok(Self { flat, is_harness })
+    }
 }
 
 /// Prints the section sizes of a built image.
@@ -190,6 +210,10 @@ pub fn clippy() -> Result<(), String> {
             "spindle-drivers",
             "-p",
             "spindle-target-tests",
+            "-p",
+            "spindle-pseries",
+            "-p",
+            "spindle-test",
         ])
         .args(["--bins", "--lib", "--", "-D", "warnings"])
         .stdin(Stdio::null())
@@ -209,13 +233,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_flags_link_with_the_pseries_script_and_mark_bare_metal() {
-        let root = Path::new("/repo");
-        let flags = rustflags(root);
-        assert!(flags.contains(&"-Clink-arg=-T/repo/qemu/pseries/link.ld".to_owned()));
-        assert!(flags
-            .windows(2)
-            .any(|w| w == ["--cfg", "target_os=\"none\""]));
+    fn image_flags_link_statically_without_unwinding() {
+        let flags = rustflags();
         assert!(flags
             .windows(2)
             .any(|w| w == ["-C", "relocation-model=static"]));

@@ -1,8 +1,11 @@
-//! `spindle-qemu`: builds Spindle's PowerPC64 images and boots them in `qemu-system-ppc64 -M pseries`.
+//! `spindle-qemu`: boots PowerPC64 images in `qemu-system-ppc64 -M pseries` and runs their tests.
 //!
-//! `cargo run` at the repository root boots the demo image; `cargo run -- test` runs the
-//! on-target tests; `cargo run -- --help` lists the rest. The console streams to stdout and the
-//! exit status is the image's: 0 only if QEMU exited 0 and the image reported success.
+//! As a cargo runner (`runner = "spindle-qemu run"`) it boots any image built on the board crate
+//! `spindle-pseries`: `cargo run` in the image's crate streams its console, `cargo test` runs the
+//! on-target tests of a `spindle_pseries::test_main!` image, one fresh machine per test. At the
+//! repository root `cargo run` builds and boots Spindle's demo image, `cargo run -- test` its
+//! on-target tests, through the same path; `cargo run -- --help` lists the rest. The exit status
+//! is the image's: 0 only if QEMU exited 0 and the image reported success.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -13,6 +16,7 @@ mod machine;
 mod tier3;
 
 use cli::{Command, Image, Options};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,17 +63,28 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
             image::print_sizes(which, &built).map(|()| ExitCode::SUCCESS)
         }
         Command::Test => {
-            let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
             let heap = options.heap_bytes.or(Some(TEST_IMAGE_HEAP_BYTES));
             let built = image::build(Image::Test, heap)?;
-            let all_ok = tier3::run(&qemu, &built.flat, options)?;
-            Ok(if all_ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            run_elf(&built.elf, options, 1)
         }
-        Command::Run(which) => boot(which, options),
+        Command::Run(which) => {
+            let built = image::build(which, options.heap_bytes)?;
+            run_elf(
+                &built.elf,
+                options,
+                if which == Image::Demo { 2 } else { 1 },
+            )
+        }
+        Command::RunElf(elf) => {
+            if options.heap_bytes.is_some() {
+                return Err(
+                    "--heap applies to the images this tool builds; an image built by \
+                            cargo sets its heap with SPINDLE_HEAP_SIZE at build time"
+                        .into(),
+                );
+            }
+            run_elf(&elf, options, 1)
+        }
         Command::Count => {
             let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
             let filter = options.filter.clone().unwrap_or_default();
@@ -83,17 +98,34 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
     }
 }
 
-/// Builds and boots `which`, streaming the console; the exit status is the run's verdict.
-fn boot(which: Image, options: &Options) -> Result<ExitCode, String> {
+/// Boots the image at `elf`: a test harness image runs its tests (one machine each), any other
+/// boots once with its console streamed. The exit status is the verdict.
+fn run_elf(elf: &Path, options: &Options, default_cpus: usize) -> Result<ExitCode, String> {
+    let image = image::Prepared::from_elf(elf)?;
     let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
-    let built = image::build(which, options.heap_bytes)?;
-    let cpus = options
-        .cpus
-        .unwrap_or(if which == Image::Demo { 2 } else { 1 });
+    if image.is_harness {
+        let all_ok = tier3::run(&qemu, &image.flat, options)?;
+        return Ok(if all_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    if options.filter.is_some() || options.list {
+        return Err(format!(
+            "{} is not a test image (made with spindle_pseries::test_main!): it takes no test \
+             filter or --list",
+            elf.display()
+        ));
+    }
+    let name = elf.file_name().map_or_else(
+        || elf.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let boot = machine::Boot {
-        image: &built.flat,
+        image: &image.flat,
         memory_bytes: options.memory_bytes,
-        cpus,
+        cpus: options.cpus.unwrap_or(default_cpus),
         gdb: options.gdb,
         extra: &options.qemu_args,
     };
@@ -107,15 +139,14 @@ fn boot(which: Image, options: &Options) -> Result<ExitCode, String> {
             "spindle-qemu: QEMU waits for a debugger on localhost:1234; in another terminal:\n    \
              gdb-multiarch {} -ex 'target remote localhost:1234'\n  (Debian: apt-get install gdb-multiarch; \
              `break spindle_board_entry`, then `continue`)",
-            built.elf.display()
+            elf.display()
         );
     }
     let outcome = machine::run(&qemu, &boot, None, timeout, true)?;
     if outcome.timed_out {
         eprintln!(
-            "spindle-qemu: timeout: the {} image did not finish within {:.0} s and was killed: it hung \
-             (raise the limit with --timeout SECS)",
-            which.name(),
+            "spindle-qemu: timeout: the image {name} did not finish within {:.0} s and was killed: \
+             it hung (raise the limit with --timeout SECS)",
             outcome.elapsed.as_secs_f64()
         );
         return Ok(ExitCode::from(HUNG));
@@ -125,17 +156,11 @@ fn boot(which: Image, options: &Options) -> Result<ExitCode, String> {
     }
     match outcome.code {
         Some(0) => {
-            eprintln!(
-                "spindle-qemu: QEMU exited 0, but the {} image never reported success",
-                which.name()
-            );
+            eprintln!("spindle-qemu: QEMU exited 0, but the image {name} never reported success");
             Ok(ExitCode::FAILURE)
         }
         Some(code) => {
-            eprintln!(
-                "spindle-qemu: the {} image failed (QEMU exit status {code})",
-                which.name()
-            );
+            eprintln!("spindle-qemu: the image {name} failed (QEMU exit status {code})");
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)))
         }
         None => Err("QEMU was killed by a signal".into()),

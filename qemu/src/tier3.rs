@@ -1,14 +1,14 @@
 //! The on-target test runner: one fresh machine per test, verdicts against expectations.
 //!
 //! Each test boots the `test` image, which is told on its console which test to run (see
-//! `spindle_target_tests::protocol`). A test passes by returning; a panic or crash ends the
+//! `spindle_test::protocol`). A test passes by returning; a panic or crash ends the
 //! machine with a failure status and a report; a hang is cut off by the timeout. Tests may
 //! expect to panic (with a given text in the report) or to hang.
 
 use crate::cli::Options;
 use crate::machine::{self, Boot, Outcome};
-use spindle_target_tests::protocol::{self, RunConfig, RunLine};
-use spindle_target_tests::Expect;
+use spindle_test::protocol::{self, RunConfig, RunLine};
+use spindle_test::Expect;
 use std::path::Path;
 use std::time::Duration;
 

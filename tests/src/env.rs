@@ -3,7 +3,7 @@
 use crate::protocol::RunConfig;
 use spindle_drivers::devtree::Machine;
 
-/// The run's environment, published by the test image before the test body runs.
+/// The run's environment.
 #[derive(Debug)]
 pub struct Environment {
     /// What the host booted QEMU with.
@@ -16,18 +16,20 @@ pub struct Environment {
 
 static ENVIRONMENT: spin::Once<Environment> = spin::Once::new();
 
-/// Publishes the environment (the test image does this once, before running a test).
-pub fn publish(environment: Environment) {
-    ENVIRONMENT.call_once(|| environment);
-}
-
-/// The run's environment.
+/// The run's environment, from the board and the harness.
 ///
 /// # Panics
-/// If the image did not publish one: a harness bug, reported as the test's failure.
+/// Outside a test run of the harness (which knows the host's configuration).
 pub fn get() -> &'static Environment {
-    match ENVIRONMENT.get() {
-        Some(environment) => environment,
-        None => panic!("spindle-target-tests: the test image did not publish the environment"),
-    }
+    ENVIRONMENT.call_once(|| {
+        let board = spindle_pseries::board();
+        let Some(config) = spindle_pseries::testing::run_config() else {
+            panic!("spindle-target-tests: not running under the test harness");
+        };
+        Environment {
+            config,
+            machine: &board.machine,
+            heap_bytes: board.heap_bytes,
+        }
+    })
 }

@@ -76,6 +76,8 @@ core::arch::global_asm!(
     "    nop",
     "    trap", // the board entry never returns: report it as a crash if it does
     // ---- every CPU: 64-bit mode, facilities and TOC (clobbers r5, r6) ----
+    ".global __spindle_cpu_setup",
+    ".hidden __spindle_cpu_setup",
     "__spindle_cpu_setup:",
     "    mfmsr 5",
     "    li 6, 1",

@@ -137,7 +137,7 @@ pub unsafe fn switch_without_arg(save_sp: *mut usize, resume_sp: usize) {
 pub unsafe fn switch_from_interrupt(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize {
     let resumed_with: usize;
     // SAFETY: as in `switch`; `mtmsrd r, 1` changes only MSR[EE] and MSR[RI].
-    #[cfg(target_os = "none")]
+    #[cfg(feature = "bare-metal")]
     unsafe {
         switch_body!(
             // mtmsrd with L=1 reads only bits 48 (EE) and 62 (RI): -32766 sets both.
@@ -149,7 +149,7 @@ pub unsafe fn switch_from_interrupt(save_sp: *mut usize, resume_sp: usize, arg: 
         )
     };
     // SAFETY: as in `switch`.
-    #[cfg(not(target_os = "none"))]
+    #[cfg(not(feature = "bare-metal"))]
     unsafe {
         switch_body!("", "", save_sp, resume_sp, [inout("r5") arg => resumed_with,])
     };
@@ -196,9 +196,9 @@ macro_rules! trampoline {
 
 // Bare metal: a fresh context runs with interrupts enabled whoever started it (the boot code of
 // a secondary CPU may not have enabled them yet). `li 0, -32766` sets EE and RI for mtmsrd L=1.
-#[cfg(target_os = "none")]
+#[cfg(feature = "bare-metal")]
 trampoline!("    li 0, -32766\n    mtmsrd 0, 1");
-#[cfg(not(target_os = "none"))]
+#[cfg(not(feature = "bare-metal"))]
 trampoline!("");
 
 unsafe extern "C" {

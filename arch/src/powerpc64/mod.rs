@@ -1,7 +1,7 @@
 //! PowerPC64 (big-endian, ELFv2): context switch, and bare-metal boot, vectors, timer and counters.
 //!
 //! Everything that needs supervisor state (MSR, SPRGs, the decrementer, PMC5, the vectors) is
-//! compiled only for bare-metal images (`target_os = "none"`), so the same crate still builds and
+//! compiled only with the `bare-metal` feature (which a board crate turns on), so the same crate still builds and
 //! tests under user-mode `qemu-ppc64` (tier 2).
 
 pub mod context;
@@ -10,7 +10,7 @@ pub mod timebase;
 
 /// Declares modules that exist only in bare-metal images.
 macro_rules! bare_metal {
-    ($($item:item)*) => { $( #[cfg(target_os = "none")] $item )* };
+    ($($item:item)*) => { $( #[cfg(feature = "bare-metal")] $item )* };
 }
 
 bare_metal! {

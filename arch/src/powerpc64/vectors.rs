@@ -93,6 +93,8 @@ core::arch::global_asm!(
     ".org spindle_vec",
     ".endr",
     // ---- crash entry: r3 = vector, SPRG2 = r1, SPRG3 = r3 ----
+    ".global __spindle_crash_entry",
+    ".hidden __spindle_crash_entry",
     "__spindle_crash_entry:",
     "    mfspr 1, 273",
     "    addi 1, 1, -{crash_bytes}",
@@ -151,6 +153,8 @@ macro_rules! interrupt_entry {
         core::arch::global_asm!(
             ".section .text.spindle_vectors, \"ax\", @progbits",
             ".machine power8",
+            concat!(".global ", $label),
+            concat!(".hidden ", $label),
             concat!($label, ":"),
             "    stdu 1, -{dec_total}(1)",
             "    std 0, {f}+0(1)",

@@ -1466,7 +1466,11 @@ mod per_cpu {
     /// `spindle_arch::powerpc64::percpu`), which the boot code of every CPU sets up: the common
     /// case is one load, with no call through the platform. Boards whose r13 is not a
     /// `spindle_arch` block build without the `percpu-r13` feature.
-    #[cfg(all(target_arch = "powerpc64", target_os = "none", feature = "percpu-r13"))]
+    #[cfg(all(
+        target_arch = "powerpc64",
+        feature = "bare-metal",
+        feature = "percpu-r13"
+    ))]
     #[inline(always)]
     pub(super) fn this_cpu() -> &'static Scheduler {
         let slot = &spindle_arch::powerpc64::percpu::current().kernel_slot;
@@ -1478,7 +1482,11 @@ mod per_cpu {
         }
     }
 
-    #[cfg(all(target_arch = "powerpc64", target_os = "none", feature = "percpu-r13"))]
+    #[cfg(all(
+        target_arch = "powerpc64",
+        feature = "bare-metal",
+        feature = "percpu-r13"
+    ))]
     #[cold]
     #[inline(never)]
     fn cache_lookup(slot: &core::sync::atomic::AtomicUsize) -> &'static Scheduler {
@@ -1487,7 +1495,11 @@ mod per_cpu {
         scheduler
     }
 
-    #[cfg(not(all(target_arch = "powerpc64", target_os = "none", feature = "percpu-r13")))]
+    #[cfg(not(all(
+        target_arch = "powerpc64",
+        feature = "bare-metal",
+        feature = "percpu-r13"
+    )))]
     #[inline]
     pub(super) fn this_cpu() -> &'static Scheduler {
         lookup()

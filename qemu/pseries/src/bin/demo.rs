@@ -1,11 +1,11 @@
 //! The demo image (`cargo run`): boots, runs tasklets over channels (on two CPUs when there are
 //! two), the mock-network echo demo with one client reset mid-transfer, and powers off.
-#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 spindle_pseries::entry!(main);
 
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 fn main() -> ! {
     use spindle::platform::platform;
     let platform = platform();
@@ -31,7 +31,7 @@ fn main() -> ! {
     spindle_pseries::exit(tasklets_ok && sockets_ok)
 }
 
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 mod demo {
     use core::sync::atomic::{AtomicU64, Ordering};
     use spindle::channel::Channel;
@@ -112,7 +112,7 @@ mod demo {
     }
 }
 
-#[cfg(not(target_os = "none"))]
+#[cfg(not(target_arch = "powerpc64"))]
 fn main() {
     eprintln!("the demo image runs under QEMU: run `cargo run` at the repository root");
     std::process::exit(2);

@@ -9,21 +9,21 @@
 //! marks in QEMU's execution log, which is exact where PMC5 is not (QEMU adds a translated
 //! block to PMC5 only if it ends in a direct branch or an exit; blocks ending in `blr`, `bctr`
 //! or a branch to another page are not counted).
-#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 spindle_pseries::entry!(main);
 
 /// Measured samples per benchmark.
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 const SAMPLES: usize = 11;
 
 /// Only the benchmarks whose `suite::name` contains this run, between marks (see the module docs).
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 const ONLY: Option<&str> = option_env!("SPINDLE_BENCH_ONLY");
 
 /// The mark the host finds in QEMU's execution log: its first translated block starts here.
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 #[unsafe(no_mangle)]
 #[inline(never)]
 extern "C" fn spindle_bench_mark() {
@@ -31,7 +31,7 @@ extern "C" fn spindle_bench_mark() {
 }
 
 /// Calls [`spindle_bench_mark`] when counting by marks.
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 fn mark() {
     if ONLY.is_some() {
         spindle_bench_mark();
@@ -39,7 +39,7 @@ fn mark() {
 }
 
 /// Whether `suite::bench` contains `filter`.
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 fn full_name_contains(suite: &str, bench: &str, filter: &str) -> bool {
     let mut name = [0u8; 128];
     let mut len = 0;
@@ -54,7 +54,7 @@ fn full_name_contains(suite: &str, bench: &str, filter: &str) -> bool {
             .any(|window| window == filter.as_bytes())
 }
 
-#[cfg(target_os = "none")]
+#[cfg(target_arch = "powerpc64")]
 fn main() -> ! {
     use spindle::kprintln;
     use spindle_arch::powerpc64::pmc;
@@ -123,7 +123,7 @@ fn main() -> ! {
     spindle_pseries::exit(true)
 }
 
-#[cfg(not(target_os = "none"))]
+#[cfg(not(target_arch = "powerpc64"))]
 fn main() {
     eprintln!("the bench image runs under QEMU: run `cargo run -- bench` at the repository root");
     std::process::exit(2);

@@ -56,6 +56,8 @@ pub fn cargo(root: &Path, subcommand: &str, heap_bytes: Option<u64>) -> Command 
         // The encoded form wins over every other rustflags source, whatever the caller's
         // environment holds.
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags().join("\u{1f}"))
+        // The template's linker, said here rather than borrowed from the tier-2 config section.
+        .env("CARGO_TARGET_POWERPC64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS");
     match heap_bytes {
@@ -239,6 +241,27 @@ mod tests {
             .windows(2)
             .any(|w| w == ["-C", "relocation-model=static"]));
         assert!(flags.windows(2).any(|w| w == ["-C", "panic=abort"]));
+    }
+
+    /// Users build with the template's `.cargo/config.toml`; Spindle's own images must be built
+    /// the same way.
+    #[test]
+    fn image_flags_are_the_templates() {
+        let config =
+            std::fs::read_to_string(workspace_root().join("qemu/template/.cargo/config.toml"))
+                .expect("reading the template's .cargo/config.toml");
+        let flags = rustflags();
+        for pair in flags.chunks(2) {
+            let quoted = format!("\"{}\", \"{}\"", pair[0], pair[1]);
+            assert!(config.contains(&quoted), "the template lacks {quoted}");
+        }
+        assert_eq!(
+            config.matches("\"-C\", ").count(),
+            flags.len() / 2,
+            "the template has flags the images lack"
+        );
+        assert!(config.contains(&format!("target = \"{TARGET}\"")));
+        assert!(config.contains("linker = \"rust-lld\""));
     }
 
     #[test]

@@ -145,3 +145,104 @@ fn tier3_runner_reports_failures() {
         "wrong summary"
     );
 }
+
+/// Copies the template folder (without any `target/`) to `to`.
+fn copy_template(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creating the template copy");
+    for entry in std::fs::read_dir(from).expect("reading qemu/template") {
+        let entry = entry.expect("reading qemu/template");
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().expect("file type").is_dir() {
+            if entry.file_name() != "target" {
+                copy_template(&source, &target);
+            }
+        } else {
+            std::fs::copy(&source, &target).expect("copying a template file");
+        }
+    }
+}
+
+/// A user's crate, as `qemu/template/` is handed out, outside the repository: its `cargo run`
+/// boots it and its `cargo test` runs its on-target tests through `spindle-qemu run`, in the dev
+/// profile (incremental, 256 codegen units) and in release.
+#[test]
+fn tier3_template_user_crate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    println!("\n=== tier 3: the template crate (qemu/template) as a user's crate ===");
+    let root = root();
+    let copy = std::env::temp_dir().join(format!("spindle-template-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_template(&root.join("qemu").join("template"), &copy);
+    let manifest = copy.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("reading the template manifest");
+    let pointed = text
+        .replace("\"../../kernel\"", &format!("{:?}", root.join("kernel")))
+        .replace(
+            "\"../pseries\"",
+            &format!("{:?}", root.join("qemu").join("pseries")),
+        );
+    assert_ne!(
+        pointed, text,
+        "the template's dependency paths changed: update this test"
+    );
+    std::fs::write(&manifest, pointed).expect("writing the template manifest");
+
+    let runner_dir = Path::new(env!("CARGO_BIN_EXE_spindle-qemu"))
+        .parent()
+        .expect("the runner has a folder")
+        .to_path_buf();
+    let path = std::env::join_paths(std::iter::once(runner_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let user_cargo = |args: &[&str]| {
+        let output = Command::new("cargo")
+            .current_dir(&copy)
+            .args(args)
+            .env("PATH", &path)
+            // Warm builds across runs; the crate itself sits outside the repository.
+            .env("CARGO_TARGET_DIR", root.join("target").join("template"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .expect("cannot run cargo");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        println!(
+            "$ cargo {}\n{stdout}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "cargo {} failed: {}",
+            args.join(" "),
+            output.status
+        );
+        stdout
+    };
+    for profile in [&[][..], &["--release"][..]] {
+        let run = user_cargo(&[&["run"], profile].concat());
+        assert!(
+            run.contains("consumer: 10 squares in a tight dict, sum 385"),
+            "the template image did not report its result"
+        );
+        let test = user_cargo(&[&["test"], profile].concat());
+        for expected in [
+            "test app::channel_hands_values_between_tasklets ... ok",
+            "test app::tight_dict_keeps_every_entry ... ok",
+            "test app::failed_receive_is_reported ... ok, failed as expected",
+        ] {
+            assert!(
+                test.contains(expected),
+                "template test output lacks {expected:?}"
+            );
+        }
+        assert!(
+            test.lines().any(|line| line == "3 passed, 0 failed"),
+            "wrong summary"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&copy);
+}

@@ -66,9 +66,23 @@ pub fn board() -> &'static Board {
     }
 }
 
-unsafe extern "Rust" {
-    /// The image's main function, defined by [`crate::entry!`].
-    fn spindle_image_main() -> !;
+// The image's main function, defined by [`crate::entry!`], is reached through this stub, whose
+// reference to it is weak: an image without `entry!` then fails to link with the link script's
+// message naming the macro, not with a bare "undefined symbol". The stub shares the image's one
+// TOC, so a plain branch reaches the function.
+core::arch::global_asm!(
+    ".weak spindle_image_main",
+    ".section .text.spindle_call_image_main, \"ax\", @progbits",
+    ".global __spindle_call_image_main",
+    ".hidden __spindle_call_image_main",
+    ".p2align 2",
+    "__spindle_call_image_main:",
+    "    b spindle_image_main",
+);
+
+unsafe extern "C" {
+    /// Tail-calls the image's `extern "C" fn spindle_image_main() -> !`.
+    fn __spindle_call_image_main() -> !;
 }
 
 unsafe extern "C" {
@@ -137,8 +151,9 @@ extern "C" fn spindle_board_entry(fdt_addr: usize, pmc5_at_entry: u64) -> ! {
     timer::set_tick_hz(TICK_HZ);
     print_summary();
     irq::enable();
-    // SAFETY: defined by the image through `entry!`, with this exact signature.
-    unsafe { spindle_image_main() }
+    // SAFETY: the stub tail-calls the image's main function, which `entry!` defines with this
+    // signature (the link script refuses an image without it).
+    unsafe { __spindle_call_image_main() }
 }
 
 /// Prints the boot banner and the platform summary.

@@ -78,7 +78,7 @@ macro_rules! entry {
     ($main:path) => {
         /// The image's main function, called by the board after boot.
         #[unsafe(no_mangle)]
-        pub fn spindle_image_main() -> ! {
+        pub extern "C" fn spindle_image_main() -> ! {
             let main: fn() -> ! = $main;
             main()
         }
@@ -121,7 +121,9 @@ macro_rules! test_main {
         $crate::entry!(spindle_test_harness_main);
 
         fn spindle_test_harness_main() -> ! {
-            $crate::testing::run($suites)
+            // A constant, so the suites written in place are promoted to statics.
+            const SUITES: &[$crate::Suite] = $suites;
+            $crate::testing::run(SUITES)
         }
     };
 }

@@ -59,6 +59,8 @@ pub enum Command {
     Count,
     /// Run clippy on the bare-metal crates with the image flags.
     Clippy,
+    /// Install what is missing when root; otherwise say how.
+    Setup,
     /// Print usage.
     Help,
 }
@@ -126,14 +128,18 @@ impl fmt::Display for UsageError {
 
 /// The usage text.
 pub const USAGE: &str = "\
-spindle-qemu: build Spindle's PowerPC64 images and boot them in qemu-system-ppc64 -M pseries
+spindle-qemu: boot PowerPC64 images in qemu-system-ppc64 -M pseries and run their tests
 
 usage: spindle-qemu [COMMAND] [OPTIONS] [-- QEMU-ARGS...]
 
-commands:
-  run ELF [FILTER]  boot an image built for powerpc64-unknown-linux-musl with the board crate
-                  spindle-pseries (as a cargo runner: runner = \"spindle-qemu run\"); an image
-                  made with spindle_pseries::test_main! runs its tests, one machine per test
+commands for any image (built for powerpc64-unknown-linux-musl on the board crate spindle-pseries):
+  run ELF [FILTER]  boot the image; one made with spindle_pseries::test_main! runs its tests
+                  instead, one fresh machine per test. As a cargo runner
+                  (runner = \"spindle-qemu run\"), `cargo run` and `cargo test` come here
+  setup           install what running images needs (the Rust target, qemu-system-ppc,
+                  qemu-user) when run as root, or print the commands that do
+
+commands for Spindle's own images (in a Spindle checkout):
   demo            boot the demo image (the default; what `cargo run` does)
   test [FILTER]   run the on-target tests, one fresh machine per test (tier 3)
   bench           boot the benchmark image (PMC5 instruction counts)
@@ -268,6 +274,7 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
         ["build", rest @ ..] => Command::Build(image_arg(rest)?),
         ["clippy"] => Command::Clippy,
         ["help"] => Command::Help,
+        ["setup"] => Command::Setup,
         [word, ..] => return Err(UsageError(format!("unknown command {word:?}"))),
     };
     Ok((command, options))

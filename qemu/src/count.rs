@@ -9,6 +9,7 @@
 //! (`-d exec,nochain,in_asm`), and adds up the instructions CPU 0 executed between the marks.
 
 use crate::cli::{Image, Options};
+use crate::quiet::outln;
 use crate::{image, machine};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -63,7 +64,7 @@ pub fn run(qemu: &Path, options: &Options, filter: &str) -> Result<bool, String>
     }
     let plan = parse_console(&outcome.console)?;
     if plan.benches.is_empty() {
-        println!("no benchmark matches {filter:?} (or each needs more CPUs: --cpus N)");
+        outln!("no benchmark matches {filter:?} (or each needs more CPUs: --cpus N)");
         return Ok(false);
     }
     let file =
@@ -71,9 +72,9 @@ pub fn run(qemu: &Path, options: &Options, filter: &str) -> Result<bool, String>
     let marks = mark_positions(BufReader::new(file), plan.mark)
         .map_err(|err| format!("reading {}: {err}", log.display()))?;
     for line in report(&plan, &marks)? {
-        println!("{line}");
+        outln!("{line}");
     }
-    println!("(execution log: {})", log.display());
+    outln!("(execution log: {})", log.display());
     Ok(true)
 }
 

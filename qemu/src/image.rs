@@ -2,6 +2,7 @@
 
 use crate::cli::Image;
 use crate::elf;
+use crate::quiet::outln;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -57,7 +58,10 @@ pub fn cargo(root: &Path, subcommand: &str, heap_bytes: Option<u64>) -> Command 
         // environment holds.
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags().join("\u{1f}"))
         // The template's linker, said here rather than borrowed from the tier-2 config section.
-        .env("CARGO_TARGET_POWERPC64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
+        .env(
+            "CARGO_TARGET_POWERPC64_UNKNOWN_LINUX_MUSL_LINKER",
+            "rust-lld",
+        )
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS");
     match heap_bytes {
@@ -159,7 +163,7 @@ pub fn print_sizes(image: Image, built: &Built) -> Result<(), String> {
     let flat = std::fs::metadata(&built.flat)
         .map_err(|err| format!("{}: {err}", built.flat.display()))?
         .len();
-    println!("{} image ({}):", image.name(), built.elf.display());
+    outln!("{} image ({}):", image.name(), built.elf.display());
     let sum = |names: &[&str]| {
         sections
             .iter()
@@ -167,25 +171,25 @@ pub fn print_sizes(image: Image, built: &Built) -> Result<(), String> {
             .map(|s| s.size)
             .sum::<u64>()
     };
-    println!(
+    outln!(
         "  .text   {:>8} bytes  (vectors {} + code {})",
         sum(&[".vectors", ".text"]),
         sum(&[".vectors"]),
         sum(&[".text"])
     );
-    println!("  .rodata {:>8} bytes", sum(&[".rodata"]));
-    println!(
+    outln!("  .rodata {:>8} bytes", sum(&[".rodata"]));
+    outln!(
         "  .data   {:>8} bytes  (data {} + TOC/GOT {})",
         sum(&[".data", ".got"]),
         sum(&[".data"]),
         sum(&[".got"])
     );
-    println!("  .bss    {:>8} bytes", sum(&[".bss"]));
-    println!(
+    outln!("  .bss    {:>8} bytes", sum(&[".bss"]));
+    outln!(
         "  stacks  {:>8} bytes  (not in the file; reserved after .bss)",
         sum(&[".stacks"])
     );
-    println!("  flat -bios file {flat} bytes");
+    outln!("  flat -bios file {flat} bytes");
     let known = [
         ".vectors", ".text", ".rodata", ".data", ".got", ".bss", ".stacks",
     ];
@@ -193,7 +197,7 @@ pub fn print_sizes(image: Image, built: &Built) -> Result<(), String> {
         .iter()
         .filter(|s| !known.contains(&s.name.as_str()) && s.size > 0)
     {
-        println!("  (other section {} {} bytes)", other.name, other.size);
+        outln!("  (other section {} {} bytes)", other.name, other.size);
     }
     Ok(())
 }

@@ -1,87 +1,24 @@
 //! Running `qemu-system-ppc64 -M pseries`: finding (or installing) it, its arguments, and a run
 //! with a timeout that streams and records the console.
 
+use crate::quiet;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The QEMU binary and the Debian package that provides it.
+/// The QEMU binary (`setup::QEMU_SYSTEM` installs it).
 pub const QEMU: &str = "qemu-system-ppc64";
-/// Debian package of [`QEMU`].
-pub const QEMU_PACKAGE: &str = "qemu-system-ppc";
 /// Printed by the image when it leaves with success; without it an exit status 0 is not trusted.
 pub const SUCCESS_LINE: &str = "spindle: exit success";
 
 /// The machine: pseries, with the TCG-unsupported security capabilities switched off so QEMU does
 /// not warn about them on every boot.
 const MACHINE: &str = "pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off";
-
-/// Looks `program` up in `PATH`.
-pub fn find_in_path(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// Whether this process runs as root (real uid 0).
-pub fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|uids| uids.split_whitespace().next())
-            .is_some_and(|uid| uid == "0")
-    })
-}
-
-/// The command that installs `package` (printed when we cannot run it ourselves).
-pub fn install_hint(package: &str) -> String {
-    format!("sudo apt-get update && sudo apt-get install -y {package}")
-}
-
-/// Finds `program`; if it is missing, installs `package` with apt-get when running as root,
-/// otherwise fails with the exact command to run.
-pub fn find_or_install(program: &str, package: &str) -> Result<PathBuf, String> {
-    if let Some(found) = find_in_path(program) {
-        return Ok(found);
-    }
-    if !running_as_root() || find_in_path("apt-get").is_none() {
-        return Err(format!(
-            "{program} is not installed; install it with:\n    {}",
-            install_hint(package)
-        ));
-    }
-    eprintln!("spindle-qemu: {program} is missing; installing {package} with apt-get");
-    for args in [
-        &["update"][..],
-        &["install", "-y", "--no-install-recommends", package][..],
-    ] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|err| format!("cannot run apt-get: {err}"))?;
-        if !status.success() {
-            return Err(format!(
-                "`apt-get {}` failed ({status}); install {package} by hand",
-                args.join(" ")
-            ));
-        }
-    }
-    find_in_path(program)
-        .ok_or_else(|| format!("{package} installed, but {program} is still not in PATH"))
-}
 
 /// How to boot one machine.
 #[derive(Debug, Clone)]
@@ -155,10 +92,20 @@ impl Outcome {
     }
 }
 
+/// Set when our stdout was closed (`spindle-qemu ... | head`): the run is then ended quietly.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Where a child's stream is echoed live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    Stdout,
+    Stderr,
+}
+
 /// Copies a child's stream into a buffer, and to `echo` if given, until it closes.
 fn pump(
     mut from: impl Read + Send + 'static,
-    echo: Option<Box<dyn Write + Send>>,
+    echo: Option<Echo>,
 ) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&buffer);
@@ -169,9 +116,19 @@ fn pump(
             if n == 0 {
                 break;
             }
-            if let Some(out) = echo.as_mut() {
-                let _ = out.write_all(&chunk[..n]);
-                let _ = out.flush();
+            match echo {
+                Some(Echo::Stdout) => {
+                    let written = quiet::write_bytes_flushed(&mut std::io::stdout(), &chunk[..n]);
+                    if written.is_err() {
+                        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+                        echo = None;
+                    }
+                }
+                Some(Echo::Stderr) => {
+                    let mut err = std::io::stderr();
+                    let _ = err.write_all(&chunk[..n]).and_then(|()| err.flush());
+                }
+                None => {}
             }
             sink.lock()
                 .unwrap_or_else(|poison| poison.into_inner())
@@ -189,6 +146,12 @@ fn wait_with_timeout(
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok((Some(status), false));
+        }
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            // Nobody reads the console any more: stop the machine rather than orphan it.
+            child.kill()?;
+            child.wait()?;
+            quiet::Quit.exit();
         }
         if timeout.is_some_and(|limit| start.elapsed() >= limit) {
             child.kill()?;
@@ -228,10 +191,8 @@ pub fn run(
         pipe.flush()
             .map_err(|err| format!("cannot write to QEMU's console: {err}"))?;
     }
-    let stdout_echo: Option<Box<dyn Write + Send>> =
-        echo.then(|| Box::new(std::io::stdout()) as Box<dyn Write + Send>);
-    let stderr_echo: Option<Box<dyn Write + Send>> =
-        echo.then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
+    let stdout_echo = echo.then_some(Echo::Stdout);
+    let stderr_echo = echo.then_some(Echo::Stderr);
     let (console, out_thread) = match child.stdout.take() {
         Some(out) => pump(out, stdout_echo),
         None => return Err("QEMU's stdout was not captured".into()),
@@ -302,16 +263,6 @@ mod tests {
         );
         assert!(!outcome(Some(1), "spindle: exit success\n").succeeded());
         assert!(!outcome(None, "spindle: exit success\n").succeeded());
-    }
-
-    #[test]
-    fn path_lookup_finds_sh_but_not_nonsense() {
-        assert!(find_in_path("sh").is_some());
-        assert!(find_in_path("spindle-no-such-program-xyz").is_none());
-        assert_eq!(
-            install_hint("qemu-user"),
-            "sudo apt-get update && sudo apt-get install -y qemu-user"
-        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod count;
 mod elf;
 mod image;
 mod machine;
+mod quiet;
+mod setup;
 mod tier3;
 
 use cli::{Command, Image, Options};
@@ -47,15 +49,33 @@ fn main() -> ExitCode {
 const TEST_IMAGE_HEAP_BYTES: u64 = 96 << 20;
 
 fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
+    let needs: &[setup::Need] = match command {
+        Command::Help | Command::Setup => &[],
+        Command::Clippy | Command::Build(_) | Command::Size(_) => &[setup::POWERPC64_TARGET],
+        Command::RunElf(_) => &[setup::QEMU_SYSTEM],
+        Command::Test | Command::Run(_) | Command::Count => {
+            &[setup::POWERPC64_TARGET, setup::QEMU_SYSTEM]
+        }
+    };
+    setup::ensure(needs, &image::workspace_root())?;
     match command {
         Command::Help => {
-            println!("{}", cli::USAGE);
+            quiet::outln!("{}", cli::USAGE);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Setup => setup::ensure(
+            &[
+                setup::POWERPC64_TARGET,
+                setup::QEMU_SYSTEM,
+                setup::QEMU_USER,
+            ],
+            &image::workspace_root(),
+        )
+        .map(|()| ExitCode::SUCCESS),
         Command::Clippy => image::clippy().map(|()| ExitCode::SUCCESS),
         Command::Build(which) => {
             let built = image::build(which, options.heap_bytes)?;
-            println!("{}\n{}", built.elf.display(), built.flat.display());
+            quiet::outln!("{}\n{}", built.elf.display(), built.flat.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Size(which) => {
@@ -86,7 +106,7 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
             run_elf(&elf, options, 1)
         }
         Command::Count => {
-            let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
+            let qemu = qemu()?;
             let filter = options.filter.clone().unwrap_or_default();
             let counted = count::run(&qemu, options, &filter)?;
             Ok(if counted {
@@ -102,7 +122,7 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
 /// boots once with its console streamed. The exit status is the verdict.
 fn run_elf(elf: &Path, options: &Options, default_cpus: usize) -> Result<ExitCode, String> {
     let image = image::Prepared::from_elf(elf)?;
-    let qemu = machine::find_or_install(machine::QEMU, machine::QEMU_PACKAGE)?;
+    let qemu = qemu()?;
     if image.is_harness {
         let all_ok = tier3::run(&qemu, &image.flat, options)?;
         return Ok(if all_ok {
@@ -165,4 +185,9 @@ fn run_elf(elf: &Path, options: &Options, default_cpus: usize) -> Result<ExitCod
         }
         None => Err("QEMU was killed by a signal".into()),
     }
+}
+
+/// The pseries emulator, which `setup::ensure` has provided.
+fn qemu() -> Result<std::path::PathBuf, String> {
+    setup::find(machine::QEMU).ok_or_else(|| format!("{} is not in PATH", machine::QEMU))
 }

@@ -7,6 +7,7 @@
 
 use crate::cli::Options;
 use crate::machine::{self, Boot, Outcome};
+use crate::quiet::outln;
 use spindle_test::protocol::{self, RunConfig, RunLine};
 use spindle_test::Expect;
 use std::path::Path;
@@ -246,7 +247,7 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
     }
     if options.list {
         for case in &selected {
-            println!(
+            outln!(
                 "{}: on-target test ({} CPU{})",
                 case.name,
                 case.cpus,
@@ -255,7 +256,7 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
         }
         return Ok(true);
     }
-    println!(
+    outln!(
         "\nrunning {} on-target tests (one qemu-system-ppc64 -M pseries per test)",
         selected.len()
     );
@@ -297,14 +298,14 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
         let verdict = judge(&expect, &observed);
         let seconds = outcome.elapsed.as_secs_f64();
         match &verdict {
-            Verdict::Ok(None) => println!("test {} ... ok ({seconds:.2} s)", case.name),
+            Verdict::Ok(None) => outln!("test {} ... ok ({seconds:.2} s)", case.name),
             Verdict::Ok(Some(note)) => {
-                println!("test {} ... ok, {note} ({seconds:.2} s)", case.name)
+                outln!("test {} ... ok, {note} ({seconds:.2} s)", case.name)
             }
-            Verdict::Failed(_) => println!("test {} ... FAILED ({seconds:.2} s)", case.name),
+            Verdict::Failed(_) => outln!("test {} ... FAILED ({seconds:.2} s)", case.name),
         }
         if options.nocapture {
-            println!(
+            outln!(
                 "---- {} console ----\n{}",
                 case.name,
                 outcome.console.trim_end()
@@ -315,23 +316,23 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
         }
     }
     if !failures.is_empty() {
-        println!("\nfailures:");
+        outln!("\nfailures:");
         for (name, reason, outcome) in &failures {
-            println!("\n---- {name} ----\n{reason}");
+            outln!("\n---- {name} ----\n{reason}");
             if !options.nocapture {
-                println!("-- console --\n{}", outcome.console.trim_end());
+                outln!("-- console --\n{}", outcome.console.trim_end());
             }
             if !outcome.stderr.trim().is_empty() {
-                println!("-- qemu --\n{}", outcome.stderr.trim_end());
+                outln!("-- qemu --\n{}", outcome.stderr.trim_end());
             }
         }
-        println!("\nfailed tests:");
+        outln!("\nfailed tests:");
         for (name, _, _) in &failures {
-            println!("    {name}");
+            outln!("    {name}");
         }
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{} passed, {} failed",
         selected.len() - failures.len(),
         failures.len()

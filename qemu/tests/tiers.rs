@@ -5,7 +5,8 @@
 //! per test. Both run as child processes that inherit stdout and stderr, so their test names and
 //! summaries show in the `cargo test` output, and each uses its own target directory (the outer
 //! `cargo test` holds the lock on `target/`). The tests share one lock so their output does not
-//! interleave. Missing QEMU binaries fail the tests with the command that installs them.
+//! interleave. What the tiers need (the Rust target, QEMU) is installed by `spindle-qemu setup`
+//! when running as root; otherwise the tests fail with the commands that install it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,15 +25,16 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn in_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-fn require(program: &str, package: &str) {
+/// Installs what the PowerPC64 tiers need (the Rust target, qemu-user, qemu-system-ppc) when
+/// running as root, or fails with the commands that do: `spindle-qemu setup`.
+fn setup() {
+    let status = Command::new(env!("CARGO_BIN_EXE_spindle-qemu"))
+        .arg("setup")
+        .status()
+        .expect("cannot run spindle-qemu");
     assert!(
-        in_path(program),
-        "{program} is not installed; install it with:\n    sudo apt-get update && sudo apt-get install -y {package}"
+        status.success(),
+        "setup for the PowerPC64 tiers failed (see above)"
     );
 }
 
@@ -59,7 +61,7 @@ fn tier2_flags_match_the_cargo_config() {
 #[test]
 fn tier2_powerpc64_user_mode() {
     let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
-    require("qemu-ppc64", "qemu-user");
+    setup();
     let root = root();
     println!("\n=== tier 2: cargo test on powerpc64-unknown-linux-musl under qemu-ppc64 ===");
     let status = cargo()
@@ -169,6 +171,7 @@ fn copy_template(from: &Path, to: &Path) {
 fn tier3_template_user_crate() {
     let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
     println!("\n=== tier 3: the template crate (qemu/template) as a user's crate ===");
+    setup();
     let root = root();
     let copy = std::env::temp_dir().join(format!("spindle-template-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);

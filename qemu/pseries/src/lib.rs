@@ -6,10 +6,13 @@
 //! hands it to the linker), the device-tree parse, the global allocator (a `linked_list_allocator`
 //! heap over a fixed region), the panic handler and the crash report of unexpected interrupts,
 //! the [`spindle::platform::Platform`] for pseries, secondary CPUs, and leaving QEMU with an exit
-//! status through RTAS ([`exit`]). [`test_main!`] turns a crate's test target into an on-target
+//! status through RTAS (`exit`). [`test_main!`] turns a crate's test target into an on-target
 //! test harness that `spindle-qemu` runs one fresh machine per test.
 //!
-//! ```no_run
+//! The examples here are not host doc-tests (they are bare-metal images); `qemu/template/` is
+//! the same code, built and booted by Spindle's `cargo test` in the dev and release profiles.
+//!
+//! ```ignore
 //! #![no_std]
 //! #![no_main]
 //!
@@ -59,10 +62,10 @@ pub const DEFAULT_HEAP_BYTES: usize = 4 << 20;
 /// Names the image's main function: the board calls it on CPU 0 once the machine is up, with
 /// the heap, the platform, the console and the timer tick in place.
 ///
-/// The function never returns: it ends the run with [`exit`] (`exit(true)` powers QEMU off with
-/// status 0; a panic ends it with status 1).
+/// The function never returns: it ends the run with `spindle_pseries::exit` (`exit(true)` powers
+/// QEMU off with status 0; a panic ends it with status 1).
 ///
-/// ```no_run
+/// ```ignore
 /// #![no_std]
 /// #![no_main]
 ///
@@ -93,7 +96,7 @@ macro_rules! entry {
 /// otherwise, [`TargetTest::cpus`] boots it with more CPUs. Put it in a test target with
 /// `harness = false`, so `cargo test` builds it and runs it through the runner.
 ///
-/// ```no_run
+/// ```ignore
 /// #![no_std]
 /// #![no_main]
 ///

@@ -10,7 +10,10 @@ use spindle_pseries::{Suite, TargetTest};
 spindle_pseries::test_main!(&[Suite::new(
     "app",
     &[
-        TargetTest::new("channel_hands_values_between_tasklets", channel_hands_values_between_tasklets),
+        TargetTest::new(
+            "channel_hands_values_between_tasklets",
+            channel_hands_values_between_tasklets
+        ),
         TargetTest::new("tight_dict_keeps_every_entry", tight_dict_keeps_every_entry),
         TargetTest::new("failed_receive_is_reported", failed_receive_is_reported)
             .expect_panic("no sender"),
@@ -29,7 +32,10 @@ fn channel_hands_values_between_tasklets() {
         })
         .expect("spawn");
     for value in [1, 2, 3] {
-        VALUES.send(value).map_err(|failure| failure.error).expect("send");
+        VALUES
+            .send(value)
+            .map_err(|failure| failure.error)
+            .expect("send");
     }
     assert_eq!(receiver.join(), Ok(Ok(6)));
 }

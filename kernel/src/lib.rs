@@ -4,6 +4,10 @@
 //! `qemu/pseries`) or an embedder's firmware wires those and installs a [`platform::Platform`].
 //! With the `std` feature the crate runs hosted (tests, benchmarks): one scheduler per thread and a
 //! std-backed platform.
+//!
+//! Each public module's docs open with an example that runs as a doc test. Doc tests are hosted
+//! programs, and the crate's dev-dependency on itself turns on `std` (and `scenarios`) for every
+//! `cargo test` of it, doc tests included: the examples run on the std-backed platform.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -19,3 +23,8 @@ pub mod record;
 pub mod scenarios;
 pub mod sync;
 pub mod tasklet;
+
+/// The README's Rust examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

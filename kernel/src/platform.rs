@@ -1,8 +1,63 @@
 //! The contract a board (or an embedder's firmware) fulfils for the portable kernel.
 //!
+//! ```
+//! use core::time::Duration;
+//! use spindle::platform::{self, host::HostPlatform, AlreadyInstalled, Platform};
+//! use spindle::tasklet;
+//! use std::sync::Mutex;
+//!
+//! /// A platform whose console keeps what the kernel prints; the rest comes from the hosted
+//! /// platform (a board implements every method against its hardware).
+//! struct Recording {
+//!     console: Mutex<Vec<u8>>,
+//! }
+//!
+//! impl Platform for Recording {
+//!     fn console_write(&self, bytes: &[u8]) {
+//!         self.console.lock().unwrap().extend_from_slice(bytes);
+//!     }
+//!     fn now_ns(&self) -> u64 {
+//!         HostPlatform.now_ns()
+//!     }
+//!     fn cpu_index(&self) -> usize {
+//!         HostPlatform.cpu_index()
+//!     }
+//!     fn cpu_count(&self) -> usize {
+//!         HostPlatform.cpu_count()
+//!     }
+//!     fn idle(&self, deadline_ns: Option<u64>) {
+//!         HostPlatform.idle(deadline_ns)
+//!     }
+//!     fn wake_cpu(&self, cpu: usize) {
+//!         HostPlatform.wake_cpu(cpu)
+//!     }
+//!     fn exit(&self, success: bool) -> ! {
+//!         HostPlatform.exit(success)
+//!     }
+//! }
+//!
+//! static BOARD: Recording = Recording {
+//!     console: Mutex::new(Vec::new()),
+//! };
+//!
+//! // At boot, before any other kernel call; there is one platform for the kernel's lifetime.
+//! assert_eq!(platform::install(&BOARD), Ok(()));
+//! assert_eq!(platform::install(&BOARD), Err(AlreadyInstalled));
+//! spindle::kprintln!("booted on CPU {}", platform::platform().cpu_index());
+//! // The scheduler's timers run on the installed clock.
+//! let start = platform::platform().now_ns();
+//! let sleeper = tasklet::spawn(|| tasklet::sleep(Duration::from_millis(2)))?;
+//! tasklet::run()?;
+//! assert_eq!(sleeper.result(), Some(Ok(Ok(()))));
+//! assert!(platform::platform().now_ns() - start >= 2_000_000);
+//! assert_eq!(*BOARD.console.lock().unwrap(), b"booted on CPU 0\n");
+//! # Ok::<(), tasklet::TaskletError>(())
+//! ```
+//!
 //! The kernel never touches hardware directly: console bytes, time, CPU identity, idling and exit
 //! all come through one [`Platform`] installed at boot with [`install`]. Hosted builds (feature
-//! `std`) fall back to `host::HostPlatform` when nothing was installed.
+//! `std`) fall back to `host::HostPlatform` when nothing was installed; the example above is
+//! hosted too (doc tests build with `std`) and borrows all but the console from it.
 
 use core::fmt;
 

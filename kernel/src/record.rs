@@ -1,9 +1,5 @@
 //! Records: named-field tuples generated at compile time (the seed's namedtuple without exec).
 //!
-//! CPython's `collections.namedtuple` builds a class by formatting source text and running
-//! `exec` on it, which broke on the seed's console once the compiler was stripped out. The
-//! [`record!`](crate::record!) macro generates the same things at compile time instead:
-//!
 //! ```
 //! use spindle::record;
 //! use spindle::record::Record;
@@ -24,6 +20,11 @@
 //! assert_eq!(p.with::<0>(5), Point::new(5, 2));            // p._replace(x=5)
 //! assert_eq!(Point { x: 5, ..p }, Point::new(5, 2));       // the same, by name
 //! ```
+//!
+//! CPython's `collections.namedtuple` builds a class by formatting source text and running
+//! `exec` on it, which broke on the seed's console once the compiler was stripped out. The
+//! [`record!`](crate::record!) macro generates the same things at compile time instead (each
+//! line above names its namedtuple counterpart).
 //!
 //! `macro_rules!` cannot paste identifiers together, so the update by name is Rust's struct
 //! update syntax (`Point { x: 5, ..p }`) rather than a generated `with_x`; `with::<I>` is the

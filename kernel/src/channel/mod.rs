@@ -1,5 +1,41 @@
 //! Channels: Stackless's synchronous rendezvous between tasklets, on one CPU or across CPUs.
 //!
+//! ```
+//! use spindle::channel::{Channel, Preference};
+//! use spindle::tasklet::{self, TaskletError};
+//! use std::sync::Mutex;
+//!
+//! static WORDS: Channel<&str> = Channel::new(); // `new` is a const fn: channels can be statics
+//! static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+//!
+//! fn note(line: String) {
+//!     LOG.lock().unwrap().push(line);
+//! }
+//!
+//! let receiver = tasklet::spawn(|| -> Result<(), TaskletError> {
+//!     for _ in 0..2 {
+//!         let word = WORDS.receive()?; // blocks this tasklet until a sender comes
+//!         note(format!("got {word}"));
+//!     }
+//!     Ok(())
+//! })?;
+//! tasklet::schedule()?; // the receiver runs up to its first receive
+//! assert_eq!(WORDS.balance(), -1); // one receiver waits
+//!
+//! // The default preference is the receiver's: it runs at once, before `send` returns.
+//! WORDS.send("hello").map_err(|failure| failure.error)?; // a failed send gives the value back
+//! note("sent hello".into());
+//! // Without a preference the receiver queues at the end of the run ring; the sender goes on.
+//! WORDS.set_preference(Preference::Neither);
+//! WORDS.send("world").map_err(|failure| failure.error)?;
+//! note("sent world".into());
+//! tasklet::run()?;
+//! let expected = ["got hello", "sent hello", "sent world", "got world"];
+//! assert_eq!(*LOG.lock().unwrap(), expected);
+//! assert_eq!(receiver.result(), Some(Ok(Ok(()))));
+//! # Ok::<(), TaskletError>(())
+//! ```
+//!
 //! A send meets a waiting receiver (or blocks until one comes) and vice versa; nothing is
 //! buffered. The value waits in the blocked tasklet's control block ([`crate::tasklet`]'s value
 //! slot), never on a stack, and a tasklet resumed by a rendezvous claims it before any

@@ -1,5 +1,39 @@
 //! Synchronisation for tasklets built on channels: locks, events, semaphores, conditions, queues.
 //!
+//! ```
+//! use spindle::sync::{Event, Queue};
+//! use spindle::tasklet::{self, TaskletError};
+//!
+//! static JOBS: Queue<u32, 2> = Queue::new(); // room for two values, inside the queue itself
+//! static START: Event = Event::new();
+//!
+//! let producer = tasklet::spawn(|| -> Result<(), TaskletError> {
+//!     START.wait()?; // blocks this tasklet until the event is set
+//!     for job in 1..=5 {
+//!         JOBS.send(job).map_err(|failure| failure.error)?; // blocks while the queue is full
+//!     }
+//!     JOBS.close(); // receivers take what is queued, then get `Closed`
+//!     Ok(())
+//! })?;
+//! let consumer = tasklet::spawn(|| {
+//!     let mut total = 0;
+//!     loop {
+//!         match JOBS.receive() {
+//!             Ok(job) => total += job,
+//!             Err(error) => return (total, error),
+//!         }
+//!     }
+//! })?;
+//! tasklet::schedule()?; // both run until they block: one on the event, one on the queue
+//! assert_eq!((START.waiting(), JOBS.waiting_receivers()), (1, 1));
+//! START.set();
+//! tasklet::run()?;
+//! assert_eq!(consumer.result(), Some(Ok((15, TaskletError::Closed))));
+//! assert_eq!(producer.result(), Some(Ok(Ok(()))));
+//! assert!(JOBS.is_closed());
+//! # Ok::<(), TaskletError>(())
+//! ```
+//!
 //! Like stacklesslib's, these primitives block the *tasklet*, not the CPU: a waiter blocks on a
 //! [`Channel`](crate::channel::Channel) and other tasklets run meanwhile. Their state sits behind
 //! a [`spin::Mutex`], so they work across CPUs (threads in hosted builds): a tasklet on one CPU can

@@ -1,5 +1,35 @@
 //! Tasklets: Stackless-style microthreads on a per-CPU round-robin run ring.
 //!
+//! ```
+//! use spindle::tasklet::{self, Builder, TaskletError};
+//! use std::sync::Mutex;
+//!
+//! static TRACE: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+//!
+//! /// Notes its name twice, yielding to the next runnable tasklet after each.
+//! fn steps(name: &'static str) -> Result<usize, TaskletError> {
+//!     for _ in 0..2 {
+//!         TRACE.lock().unwrap().push(name);
+//!         tasklet::schedule()?; // a kill or a throw aimed at this tasklet comes back here
+//!     }
+//!     Ok(name.len())
+//! }
+//!
+//! let first = tasklet::spawn(|| steps("first"))?; // runs when the caller yields or runs
+//! let second = Builder::new()
+//!     .name("second") // named in overflow and crash reports
+//!     .stack_size(16 * 1024) // at least MIN_STACK_BYTES, in every build profile
+//!     .spawn(|| steps("second"))?;
+//! assert_eq!(tasklet::live_count(), 3); // the caller (main) and the two spawned
+//! tasklet::run()?; // round robin until only main is left
+//! let expected = ["first", "second", "first", "second"];
+//! assert_eq!(*TRACE.lock().unwrap(), expected);
+//! assert_eq!(first.result(), Some(Ok(Ok(5))));
+//! assert_eq!(second.result(), Some(Ok(Ok(6))));
+//! assert_eq!(tasklet::live_count(), 1);
+//! # Ok::<(), TaskletError>(())
+//! ```
+//!
 //! A tasklet runs a `'static` closure on its own small stack. The running tasklet yields with
 //! [`schedule`]; [`run`] runs the ring until only the main tasklet (the CPU's original context)
 //! is left, and [`run_with_timeout`] does so under a watchdog that hands back a tasklet that
@@ -21,13 +51,15 @@
 //!
 //! # Stacks
 //! Stacks come from a per-CPU byte budget ([`set_stack_budget`]); exhausting it fails the spawn
-//! with [`TaskletError::StackBudgetExhausted`]. Every switch away from a tasklet checks its stack
-//! pointer against its stack and at least the guard word nearest the stack: the switches of
-//! [`schedule`], of blocking and of a rendezvous check only that word; the others (yields that
-//! take the full path, [`Tasklet::run`], [`Tasklet::switch`], watchdog interruptions) and
-//! [`check_stack`] check every guard word. An overflowed tasklet is reported on the console
-//! with its name and abandoned, and the kernel stays up. [`spill`] continues deep recursion on a
-//! fresh segment when the remaining stack runs low.
+//! with [`TaskletError::StackBudgetExhausted`]. A stack's size counts its guard zone and is at
+//! least [`MIN_STACK_BYTES`], which unoptimised builds raise (their frames are several times
+//! larger), so the example above names 16 KiB, a size every profile accepts. Every switch away
+//! from a tasklet checks its stack pointer against its stack and at least the guard word nearest
+//! the stack: the switches of [`schedule`], of blocking and of a rendezvous check only that
+//! word; the others (yields that take the full path, [`Tasklet::run`], [`Tasklet::switch`],
+//! watchdog interruptions) and [`check_stack`] check every guard word. An overflowed tasklet is
+//! reported on the console with its name and abandoned, and the kernel stays up. [`spill`]
+//! continues deep recursion on a fresh segment when the remaining stack runs low.
 //!
 //! # Cost of a switch
 //! The common paths of [`schedule`] and of channel operations are inlined into the caller, with
@@ -479,7 +511,9 @@ impl Builder {
         self
     }
 
-    /// Stack size in bytes (at least [`MIN_STACK_BYTES`]).
+    /// Stack size in bytes, the guard zone included. Below [`MIN_STACK_BYTES`], which debug
+    /// builds raise to about 10 KiB (4 KiB optimised), the spawn fails with
+    /// [`TaskletError::StackTooSmall`]: 16 KiB or more fits every build profile.
     pub const fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self

@@ -13,8 +13,10 @@ use spindle_arch::context;
 /// Bytes at the bottom of every stack region kept as a guard zone. Large enough that switching
 /// away from a tasklet that just crossed into it (which pushes a switch frame) stays inside the
 /// region.
+///
 /// Debug builds have much larger frames, so the zone an overrun can cross before the next
-/// switch is larger too.
+/// switch is larger too (the path from `schedule` down to the switch alone takes about 2 KiB
+/// of an unoptimised PowerPC64 build's stack).
 pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 
 /// Smallest stack a tasklet may be given: the guard, the initial frame, and room for a switch
@@ -22,6 +24,15 @@ pub const GUARD_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 /// a shallow body that blocks (a `sleep` or a channel operation). Unoptimised builds get a
 /// lot more body room (their frames are several times larger: a `sleep` plus a `receive` needs
 /// over 4 KiB on PowerPC64 there); deeper bodies need a larger stack, or [`spill`](super::spill).
+///
+/// The minimum therefore depends on the build profile: about 4 KiB optimised and 10 KiB
+/// unoptimised (4,128 and 10,272 bytes on x86_64, 4,192 and 10,336 on PowerPC64). A requested
+/// size counts the guard zone, so a size that optimised builds accept (8 KiB, say) fails the
+/// spawn with [`StackTooSmall`](super::TaskletError::StackTooSmall) in a debug build, and
+/// rightly: in an unoptimised PowerPC64 build a body that receives one value from a channel
+/// peaks at 4.2 to 4.4 KiB, more than the 4 KiB such a stack has above its guard. Code built in
+/// both profiles names at least 16 KiB (every profile's minimum is below it, checked at compile
+/// time), or `MIN_STACK_BYTES.max(size)`.
 pub const MIN_STACK_BYTES: usize = (GUARD_BYTES
     + context::INITIAL_FRAME_BYTES
     + if cfg!(debug_assertions) {
@@ -39,6 +50,11 @@ pub const DEFAULT_STACK_BYTES: usize = if cfg!(any(test, feature = "std")) {
 } else {
     16 * 1024
 };
+
+// 16 KiB must stay a valid size in every profile: it is the bare-metal default (a plain
+// `spawn` must never fail with StackTooSmall) and the size the README and the module examples
+// give a tasklet so that they run in debug and release builds alike.
+const _: () = assert!(MIN_STACK_BYTES <= 16 * 1024 && MIN_STACK_BYTES <= DEFAULT_STACK_BYTES);
 
 /// Watermark of [`spill`](super::spill): below this much remaining stack, continue on a fresh
 /// segment (the PS3 build of Stackless used 16 KiB; our frames are native, so smaller).

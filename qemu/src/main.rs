@@ -57,7 +57,15 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
             &[setup::POWERPC64_TARGET, setup::QEMU_SYSTEM]
         }
     };
-    setup::ensure(needs, &image::workspace_root())?;
+    // Spindle's own images build with the checkout's toolchain; `setup` and `run` serve the
+    // crate in the current directory (a user's, with its own rust-toolchain.toml).
+    let for_the_current_crate = matches!(command, Command::Setup | Command::RunElf(_));
+    let workdir = if for_the_current_crate {
+        std::env::current_dir().map_err(|err| format!("no current directory: {err}"))?
+    } else {
+        image::workspace_root()
+    };
+    setup::ensure(needs, &workdir)?;
     match command {
         Command::Help => {
             quiet::outln!("{}", cli::USAGE);

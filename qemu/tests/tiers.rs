@@ -249,3 +249,56 @@ fn tier3_template_user_crate() {
     }
     let _ = std::fs::remove_dir_all(&copy);
 }
+
+/// `spindle-qemu` with `args`: (exit code, stdout, stderr).
+fn runner(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle-qemu"))
+        .args(args)
+        .output()
+        .expect("cannot run spindle-qemu");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+/// Bad input to the cargo runner is a clear message and a non-zero exit, never a panic: a file
+/// that is not an ELF, an ELF for another machine, and an image that never exits (QEMU held
+/// stopped with `-S`), which the timeout names.
+#[test]
+fn tier3_runner_refuses_bad_input() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    setup();
+    let not_elf = std::env::temp_dir().join(format!("spindle-not-elf-{}", std::process::id()));
+    std::fs::write(&not_elf, b"#!/bin/sh\necho hello\n").expect("writing a scratch file");
+    let cases = [
+        (not_elf.to_str().expect("utf-8 path"), "not an ELF file"),
+        (env!("CARGO_BIN_EXE_spindle-qemu"), "not big-endian"),
+        ("/nonexistent/image", "cannot read /nonexistent/image"),
+    ];
+    for (file, message) in cases {
+        let (code, _, stderr) = runner(&["run", file]);
+        assert_eq!(code, Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{file}: lacks {message:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let _ = std::fs::remove_file(&not_elf);
+
+    let (code, built, stderr) = runner(&["build", "demo"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let elf = built.lines().next().expect("build prints the ELF path");
+    let (code, _, stderr) = runner(&["run", elf, "--timeout", "2", "--", "-S"]);
+    assert_eq!(code, Some(124), "a hang exits 124: {stderr}");
+    assert!(
+        stderr.contains("timeout: the image demo did not finish within 2 s"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = runner(&["run", elf, "some::filter"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("is not a test image"), "{stderr}");
+}

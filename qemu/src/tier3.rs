@@ -23,6 +23,8 @@ pub struct Case {
     pub name: String,
     /// CPUs to boot with.
     pub cpus: usize,
+    /// The test's own timeout, if it names one.
+    pub timeout: Option<Duration>,
     /// Expected outcome.
     pub expect: Expectation,
 }
@@ -75,6 +77,8 @@ pub fn parse_list(console: &str) -> Result<Vec<Case>, String> {
             Some(Ok(entry)) => cases.push(Case {
                 name: entry.name.to_owned(),
                 cpus: entry.cpus,
+                timeout: (entry.timeout_secs > 0)
+                    .then(|| Duration::from_secs(u64::from(entry.timeout_secs))),
                 expect: match entry.expect {
                     Expect::Pass => Expectation::Pass,
                     Expect::Hang => Expectation::Hang,
@@ -268,8 +272,11 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
             case.expect.clone()
         };
         let timeout = match expect {
-            Expectation::Hang => options.hang_timeout,
-            _ => options.timeout.unwrap_or(DEFAULT_TEST_TIMEOUT),
+            Expectation::Hang => case.timeout.unwrap_or(options.hang_timeout),
+            _ => options
+                .timeout
+                .or(case.timeout)
+                .unwrap_or(DEFAULT_TEST_TIMEOUT),
         };
         let cpus = options.cpus.unwrap_or(case.cpus);
         let config = RunConfig {
@@ -358,7 +365,7 @@ mod tests {
 
     #[test]
     fn list_output_becomes_cases() {
-        let console = "Spindle booting\nspindle-test: ready\nspindle-test: test\ts::a\t1\tpass\nspindle-test: test\ts::b\t2\tpanic\tboom here\nspindle-test: test\ts::c\t1\thang\nspindle-test: end of list\nspindle: exit success\n";
+        let console = "Spindle booting\nspindle-test: ready\nspindle-test: test\ts::a\t1\t0\tpass\nspindle-test: test\ts::b\t2\t0\tpanic\tboom here\nspindle-test: test\ts::c\t1\t9\thang\nspindle-test: end of list\nspindle: exit success\n";
         let cases = parse_list(console).unwrap();
         assert_eq!(cases.len(), 3);
         assert_eq!(
@@ -366,16 +373,19 @@ mod tests {
             Case {
                 name: "s::b".into(),
                 cpus: 2,
+                timeout: None,
                 expect: Expectation::Panic("boom here".into())
             }
         );
         assert_eq!(cases[2].expect, Expectation::Hang);
+        assert_eq!(cases[2].timeout, Some(Duration::from_secs(9)));
         assert!(
-            parse_list("spindle-test: test\ts::a\t1\tpass\n").is_err(),
+            parse_list("spindle-test: test\ts::a\t1\t0\tpass\n").is_err(),
             "a cut-off list is an error"
         );
         assert!(
-            parse_list("spindle-test: test\ts::a\tx\tpass\nspindle-test: end of list\n").is_err()
+            parse_list("spindle-test: test\ts::a\tx\t0\tpass\nspindle-test: end of list\n")
+                .is_err()
         );
     }
 

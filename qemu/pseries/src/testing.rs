@@ -50,6 +50,7 @@ pub fn run(suites: &'static [Suite]) -> ! {
                         suite: suite.name,
                         test: test.name,
                         cpus: test.cpus,
+                        timeout_secs: test.timeout_secs,
                         expect: test.expect,
                     };
                     kprintln!("{line}");

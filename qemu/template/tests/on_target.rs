@@ -10,10 +10,13 @@ use spindle_pseries::{Suite, TargetTest};
 spindle_pseries::test_main!(&[Suite::new(
     "app",
     &[
+        // Booted with two CPUs, and given 20 s instead of the runner's default.
         TargetTest::new(
             "channel_hands_values_between_tasklets",
-            channel_hands_values_between_tasklets
-        ),
+            channel_hands_values_between_tasklets,
+        )
+        .cpus(2)
+        .timeout_secs(20),
         TargetTest::new("tight_dict_keeps_every_entry", tight_dict_keeps_every_entry),
         TargetTest::new("failed_receive_is_reported", failed_receive_is_reported)
             .expect_panic("no sender"),
@@ -22,6 +25,7 @@ spindle_pseries::test_main!(&[Suite::new(
 
 fn channel_hands_values_between_tasklets() {
     static VALUES: Channel<u32> = Channel::new();
+    assert_eq!(spindle::platform::platform().cpu_count(), 2);
     let receiver = Builder::new()
         .spawn(|| {
             let mut sum = 0;

@@ -54,16 +54,20 @@ pub struct TargetTest {
     pub expect: Expect<'static>,
     /// CPUs the machine is booted with (`-smp`).
     pub cpus: usize,
+    /// Seconds the runner gives the test (to return, to fail, or to show it hangs); 0: the
+    /// runner's default (`--timeout`, `--hang-timeout`).
+    pub timeout_secs: u32,
 }
 
 impl TargetTest {
-    /// A test expected to pass on one CPU.
+    /// A test expected to pass on one CPU, in the runner's default time.
     pub const fn new(name: &'static str, run: fn()) -> Self {
         Self {
             name,
             run,
             expect: Expect::Pass,
             cpus: 1,
+            timeout_secs: 0,
         }
     }
 
@@ -86,6 +90,16 @@ impl TargetTest {
     /// Boots the test's machine with `cpus` CPUs.
     pub const fn cpus(self, cpus: usize) -> Self {
         Self { cpus, ..self }
+    }
+
+    /// Gives the test `seconds` instead of the runner's default: a slow test gets longer, and an
+    /// [`expect_hang`](Self::expect_hang) test is judged hung after this long. A `--timeout` on
+    /// the runner's command line still wins for tests that should finish.
+    pub const fn timeout_secs(self, seconds: u32) -> Self {
+        Self {
+            timeout_secs: seconds,
+            ..self
+        }
     }
 }
 
@@ -273,8 +287,15 @@ mod tests {
 
     #[test]
     fn builders_set_expectations_and_cpus() {
-        let test = TargetTest::new("t", nothing).expect_panic("boom").cpus(2);
-        assert_eq!((test.expect, test.cpus), (Expect::Panic("boom"), 2));
+        let test = TargetTest::new("t", nothing)
+            .expect_panic("boom")
+            .cpus(2)
+            .timeout_secs(7);
+        assert_eq!(
+            (test.expect, test.cpus, test.timeout_secs),
+            (Expect::Panic("boom"), 2, 7)
+        );
+        assert_eq!(TargetTest::new("t", nothing).timeout_secs, 0);
         assert_eq!(
             TargetTest::new("t", nothing).expect_hang().expect,
             Expect::Hang

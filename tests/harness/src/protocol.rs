@@ -180,6 +180,8 @@ pub struct ListLine<'a> {
     pub test: &'a str,
     /// CPUs to boot with.
     pub cpus: usize,
+    /// The test's own timeout in seconds; 0: the runner's default.
+    pub timeout_secs: u32,
     /// Expected outcome.
     pub expect: Expect<'a>,
 }
@@ -188,8 +190,8 @@ impl fmt::Display for ListLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{LIST_ITEM}{}::{}\t{}\t",
-            self.suite, self.test, self.cpus
+            "{LIST_ITEM}{}::{}\t{}\t{}\t",
+            self.suite, self.test, self.cpus, self.timeout_secs
         )?;
         match self.expect {
             Expect::Pass => f.write_str("pass"),
@@ -206,6 +208,8 @@ pub struct ListEntry<'a> {
     pub name: &'a str,
     /// CPUs to boot with.
     pub cpus: usize,
+    /// The test's own timeout in seconds; 0: the runner's default.
+    pub timeout_secs: u32,
     /// Expected outcome.
     pub expect: Expect<'a>,
 }
@@ -213,17 +217,23 @@ pub struct ListEntry<'a> {
 /// Parses a list line; `None` if the line is not one (other console output).
 pub fn parse_list_line(line: &str) -> Option<Result<ListEntry<'_>, ProtocolError<'_>>> {
     let rest = line.strip_prefix(LIST_ITEM)?;
-    let mut fields = rest.splitn(4, '\t');
+    let mut fields = rest.splitn(5, '\t');
     let name = fields.next().filter(|name| !name.is_empty());
-    let cpus = fields.next().map(|cpus| cpus.parse::<usize>());
+    let cpus = fields.next().and_then(|cpus| cpus.parse::<usize>().ok());
+    let timeout_secs = fields.next().and_then(|secs| secs.parse::<u32>().ok());
     let expect = match (fields.next(), fields.next()) {
         (Some("pass"), None) => Some(Expect::Pass),
         (Some("hang"), None) => Some(Expect::Hang),
         (Some("panic"), Some(message)) => Some(Expect::Panic(message)),
         _ => None,
     };
-    Some(match (name, cpus, expect) {
-        (Some(name), Some(Ok(cpus)), Some(expect)) => Ok(ListEntry { name, cpus, expect }),
+    Some(match (name, cpus, timeout_secs, expect) {
+        (Some(name), Some(cpus), Some(timeout_secs), Some(expect)) => Ok(ListEntry {
+            name,
+            cpus,
+            timeout_secs,
+            expect,
+        }),
         _ => Err(ProtocolError::BadField(rest)),
     })
 }
@@ -311,6 +321,7 @@ mod tests {
                     suite: "s",
                     test: "t",
                     cpus: 2,
+                    timeout_secs: 30,
                     expect
                 }
             );
@@ -319,22 +330,20 @@ mod tests {
                 Some(Ok(ListEntry {
                     name: "s::t",
                     cpus: 2,
+                    timeout_secs: 30,
                     expect
                 }))
             );
         }
         assert_eq!(parse_list_line("Spindle 0.1.0 booting"), None);
-        assert!(matches!(
-            parse_list_line("spindle-test: test\ts::t\ttwo\tpass"),
-            Some(Err(_))
-        ));
-        assert!(matches!(
-            parse_list_line("spindle-test: test\ts::t\t1\tpanic"),
-            Some(Err(_))
-        ));
-        assert!(matches!(
-            parse_list_line("spindle-test: test\t\t1\tpass"),
-            Some(Err(_))
-        ));
+        for bad in [
+            "spindle-test: test\ts::t\ttwo\t0\tpass",
+            "spindle-test: test\ts::t\t1\tsoon\tpass",
+            "spindle-test: test\ts::t\t1\tpass",
+            "spindle-test: test\ts::t\t1\t0\tpanic",
+            "spindle-test: test\t\t1\t0\tpass",
+        ] {
+            assert!(matches!(parse_list_line(bad), Some(Err(_))), "{bad:?}");
+        }
     }
 }

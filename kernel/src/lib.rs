@@ -15,7 +15,6 @@ extern crate alloc;
 
 pub mod channel;
 pub mod dict;
-mod hooks;
 pub mod net;
 pub mod platform;
 pub mod record;

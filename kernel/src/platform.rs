@@ -360,18 +360,3 @@ pub mod host {
         }
     }
 }
-
-/// Entry from a board's timer interrupt (the decrementer on PowerPC64).
-///
-/// Call it with interrupts disabled, on the interrupted context's stack, after saving every
-/// volatile register and SRR0/SRR1 in the interrupt frame: the scheduler may switch to another
-/// tasklet from inside this call and return only when the interrupted tasklet is resumed.
-pub fn timer_interrupt() {
-    crate::hooks::timer_interrupt();
-}
-
-/// Writes a short description of the tasklet running on this CPU (for crash reports): its id and
-/// name, or that the boot context is running. Never allocates, never blocks.
-pub fn write_current_tasklet(out: &mut dyn fmt::Write) -> fmt::Result {
-    crate::hooks::write_current_tasklet(out)
-}

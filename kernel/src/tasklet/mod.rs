@@ -978,13 +978,20 @@ fn resume_panic(payload: Option<PanicPayload>) {
 /// Size in bytes of a tasklet control block (for memory budgeting).
 pub const CONTROL_BLOCK_BYTES: usize = core::mem::size_of::<Tcb>();
 
-/// Called from [`crate::hooks`] on a board timer interrupt.
-pub(crate) fn on_timer_interrupt() {
+/// Entry from a board's timer interrupt (the decrementer on PowerPC64): preemption by the
+/// watchdog of [`run_with_timeout`], and the timers of [`sleep`] and timed waits.
+///
+/// Call it with interrupts disabled, on the interrupted context's stack, after saving every
+/// volatile register and the interrupted program counter and machine state in the interrupt
+/// frame: the scheduler may switch to another tasklet from inside this call and return only when
+/// the interrupted tasklet is resumed.
+pub fn timer_interrupt() {
     this_cpu().on_timer_interrupt();
 }
 
-/// Describes the running tasklet for crash reports.
-pub(crate) fn write_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+/// Writes a short description of the tasklet running on this CPU (for crash reports): its id and
+/// name, or that the boot context is running. Never allocates, never blocks.
+pub fn write_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
     let tcb = this_cpu().current();
     if tcb.is_main() {
         write!(out, "main tasklet of cpu {}", this_cpu().cpu.get())

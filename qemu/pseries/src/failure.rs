@@ -21,7 +21,7 @@ fn begin_failure() -> bool {
 
 fn write_context(out: &mut Raw) {
     let _ = out.write_str("spindle: tasklet: ");
-    let _ = spindle::platform::write_current_tasklet(out);
+    let _ = spindle::tasklet::write_current(out);
     let _ = out.write_str("\n");
     match crate::heap::stats() {
         Some(stats) => {

@@ -115,6 +115,6 @@ extern "C" fn spindle_board_external(_frame: &mut InterruptFrame) {
 extern "C" fn spindle_board_timer(_frame: &mut InterruptFrame) {
     if timer::on_interrupt().preempt {
         // May switch tasklets and return much later; the frame waits on this stack.
-        spindle::platform::timer_interrupt();
+        spindle::tasklet::timer_interrupt();
     }
 }

@@ -73,6 +73,8 @@
 //! return [`TaskletError::WrongCpu`] elsewhere.
 
 mod error;
+mod list;
+mod wait_queue;
 pub(crate) mod sched;
 pub(crate) mod slot;
 mod stack;

@@ -6,8 +6,10 @@
 //! post-switch cleanup ([`Scheduler::finish_resume`]), so a destructor run by that cleanup can
 //! never touch a value in flight.
 
+use super::list::{List, Ring};
 use super::stack::{self, StackBudget, StackRegion};
-use super::tcb::{self, Blocker, State, Tcb, TcbRef};
+use super::tcb::{self, Blocker, RingLinks, State, Tcb, TcbRef, TimerLinks, WaitLinks};
+pub(crate) use super::wait_queue::WaitQueue;
 use super::TaskletError;
 use crate::platform::platform;
 use core::cell::Cell;
@@ -20,108 +22,6 @@ pub const DEFAULT_STACK_BUDGET: usize = if cfg!(any(test, feature = "std")) {
 } else {
     8 << 20
 };
-
-/// An intrusive FIFO of blocked tasklets, linked through their control blocks. The owner's lock
-/// protects it and the links of every tasklet in it.
-pub(crate) struct WaitQueue {
-    head: *const Tcb,
-    tail: *const Tcb,
-}
-
-// SAFETY: a wait queue is only used under its owner's lock; the pointers are control blocks kept
-// alive by their home scheduler while queued.
-unsafe impl Send for WaitQueue {}
-
-impl WaitQueue {
-    pub(crate) const fn new() -> Self {
-        Self {
-            head: core::ptr::null(),
-            tail: core::ptr::null(),
-        }
-    }
-
-    /// Number of queued tasklets (walks the queue: for inspection, not hot paths).
-    pub(crate) fn len(&self) -> usize {
-        let mut count = 0;
-        self.for_each(|_| count += 1);
-        count
-    }
-
-    #[inline]
-    pub(crate) fn push_back(&mut self, tcb: &Tcb) {
-        debug_assert!(!tcb.queued.get(), "tasklet queued twice");
-        tcb.wait_next.set(core::ptr::null());
-        tcb.wait_prev.set(self.tail);
-        if self.tail.is_null() {
-            self.head = tcb;
-        } else {
-            // SAFETY: queued control blocks are alive (their scheduler holds a reference).
-            unsafe { (*self.tail).wait_next.set(tcb) };
-        }
-        self.tail = tcb;
-        tcb.queued.set(true);
-    }
-
-    pub(crate) fn front(&self) -> Option<&Tcb> {
-        // SAFETY: as in push_back.
-        unsafe { self.head.as_ref() }
-    }
-
-    /// Unlinks the first tasklet. (Not through [`WaitQueue::remove`]: the head is known to be
-    /// queued and to have no predecessor, which saves a rendezvous two tests.)
-    #[inline]
-    pub(crate) fn pop_front(&mut self) -> Option<&'static Tcb> {
-        // SAFETY: as in push_back; the 'static is the scheduler's reference, valid while the
-        // caller holds the lock and until the tasklet is woken and finishes.
-        let head = unsafe { self.head.as_ref() }?;
-        debug_assert!(head.queued.get() && head.wait_prev.get().is_null());
-        let next = head.wait_next.get();
-        self.head = next;
-        // SAFETY: a linked neighbour is queued, hence alive.
-        match unsafe { next.as_ref() } {
-            Some(next) => next.wait_prev.set(core::ptr::null()),
-            None => self.tail = core::ptr::null(),
-        }
-        // Its links are left as they are: nothing reads them until `push_back` or the reap
-        // list sets them again (`remove` tests `queued` first).
-        head.queued.set(false);
-        Some(head)
-    }
-
-    /// Unlinks `tcb` if it is queued here; false if it was not queued.
-    pub(crate) fn remove(&mut self, tcb: &Tcb) -> bool {
-        if !tcb.queued.get() {
-            return false;
-        }
-        let (prev, next) = (tcb.wait_prev.get(), tcb.wait_next.get());
-        if prev.is_null() {
-            self.head = next;
-        } else {
-            // SAFETY: linked neighbours are queued, hence alive.
-            unsafe { (*prev).wait_next.set(next) };
-        }
-        if next.is_null() {
-            self.tail = prev;
-        } else {
-            // SAFETY: as above.
-            unsafe { (*next).wait_prev.set(prev) };
-        }
-        tcb.wait_next.set(core::ptr::null());
-        tcb.wait_prev.set(core::ptr::null());
-        tcb.queued.set(false);
-        true
-    }
-
-    /// Visits the queued tasklets front to back.
-    pub(crate) fn for_each(&self, mut visit: impl FnMut(&Tcb)) {
-        let mut cursor = self.head;
-        // SAFETY: as in push_back.
-        while let Some(tcb) = unsafe { cursor.as_ref() } {
-            visit(tcb);
-            cursor = tcb.wait_next.get();
-        }
-    }
-}
 
 /// CPUs whose tasklets may wake each other. Deadlock is declared only when every member is
 /// idle with nothing that could wake it: no timers, no wake-ups in flight, no outside work
@@ -209,13 +109,9 @@ impl Default for CpuGroup {
 #[cfg(not(any(test, feature = "std")))]
 static GLOBAL_GROUP: CpuGroup = CpuGroup::new();
 
-struct Inbox {
-    head: *const Tcb,
-    tail: *const Tcb,
-}
-
-// SAFETY: the inbox is only used under its lock; it links live control blocks.
-unsafe impl Send for Inbox {}
+/// Tasklets other CPUs woke for this one, in wake order (through their wait links: a tasklet
+/// on its way home is in no wait queue).
+type Inbox = List<WaitLinks>;
 
 /// Where a woken tasklet goes in its ring.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -268,8 +164,9 @@ pub(crate) struct Scheduler {
     /// A tasklet found overrunning its stack at the last switch, to be retired after it.
     overflowed: Cell<*const Tcb>,
     /// Dead tasklets whose stacks await release after the switch away from them.
-    reap_head: Cell<*const Tcb>,
-    timers: Cell<*const Tcb>,
+    reap: List<WaitLinks>,
+    /// Tasklets with a deadline (sleeping or in a timed wait), earliest first.
+    timers: List<TimerLinks>,
     inbox: spin::Mutex<Inbox>,
     inbox_count: AtomicUsize,
     pub(crate) cpu: Cell<usize>,
@@ -297,12 +194,9 @@ impl Scheduler {
             watchdog_deadline: Cell::new(0),
             interrupted: Cell::new(core::ptr::null()),
             overflowed: Cell::new(core::ptr::null()),
-            reap_head: Cell::new(core::ptr::null()),
-            timers: Cell::new(core::ptr::null()),
-            inbox: spin::Mutex::new(Inbox {
-                head: core::ptr::null(),
-                tail: core::ptr::null(),
-            }),
+            reap: List::new(),
+            timers: List::new(),
+            inbox: spin::Mutex::new(List::new()),
             inbox_count: AtomicUsize::new(0),
             cpu: Cell::new(0),
             group: Cell::new(core::ptr::null()),
@@ -316,8 +210,8 @@ impl Scheduler {
     fn initialize(&'static self, group: &'static CpuGroup, reserved: bool) {
         let main = &self.main_tcb;
         main.home.set(self);
-        main.next.set(main);
-        main.prev.set(main);
+        // SAFETY: the main control block lives in this 'static scheduler, in no ring yet.
+        unsafe { Ring::<RingLinks>::link_alone(main) };
         main.set_state(State::Runnable);
         if let Some((low, high)) = platform().cpu_stack_bounds() {
             if high > low + stack::GUARD_BYTES {
@@ -413,25 +307,19 @@ impl Scheduler {
     #[inline]
     pub(crate) fn ring_insert(&self, tcb: &Tcb, placement: Placement) {
         tcb.set_state(State::Runnable);
-        let head = self.ring_head.get();
-        if head.is_null() {
-            tcb.next.set(tcb);
-            tcb.prev.set(tcb);
-            self.ring_head.set(tcb);
-        } else {
-            // SAFETY: ring members are live control blocks of this CPU.
-            let head = unsafe { &*head };
-            let (before, after) = match placement {
+        // SAFETY: `tcb` is a tasklet of this CPU in no ring (its callers make it runnable from
+        // paused, blocked or waking), kept alive by this scheduler while it lives.
+        unsafe {
+            match self.ring_head_tcb() {
+                None => {
+                    Ring::<RingLinks>::link_alone(tcb);
+                    self.ring_head.set(tcb);
+                }
                 // The tail is just before the head.
-                Placement::Tail => (head.prev.get(), head as *const Tcb),
-                Placement::Next => (head as *const Tcb, head.next.get()),
-            };
-            tcb.prev.set(before);
-            tcb.next.set(after);
-            // SAFETY: as above.
-            unsafe {
-                (*before).next.set(tcb);
-                (*after).prev.set(tcb);
+                Some(head) => match placement {
+                    Placement::Tail => Ring::<RingLinks>::insert_before(head, tcb),
+                    Placement::Next => Ring::<RingLinks>::insert_after(head, tcb),
+                },
             }
         }
         self.ring_len.set(self.ring_len.get() + 1);
@@ -447,42 +335,21 @@ impl Scheduler {
             core::ptr::eq(self.ring_head.get(), me),
             "blocking off the ring head"
         );
-        let (prev, next) = (me.prev.get(), me.next.get());
-        let head = if core::ptr::eq(next, me) {
+        let next = Ring::<RingLinks>::unlink(me);
+        if next.is_none() {
             self.ring_head.set(core::ptr::null());
-            core::ptr::null()
-        } else {
-            // SAFETY: ring members are live control blocks of this CPU.
-            unsafe {
-                (*prev).next.set(next);
-                (*next).prev.set(prev);
-            }
-            next
-        };
-        me.next.set(core::ptr::null());
-        me.prev.set(core::ptr::null());
+        }
         self.ring_len.set(self.ring_len.get() - 1);
-        // SAFETY: as above.
-        unsafe { head.as_ref() }
+        next
     }
 
     /// Unlinks `tcb` from the ring (it must be in it); the head moves to its successor.
     pub(crate) fn ring_remove(&self, tcb: &Tcb) {
-        let (prev, next) = (tcb.prev.get(), tcb.next.get());
-        if core::ptr::eq(next, tcb) {
-            self.ring_head.set(core::ptr::null());
-        } else {
-            // SAFETY: ring members are live control blocks of this CPU.
-            unsafe {
-                (*prev).next.set(next);
-                (*next).prev.set(prev);
-            }
-            if core::ptr::eq(self.ring_head.get(), tcb) {
-                self.ring_head.set(next);
-            }
+        let next = Ring::<RingLinks>::unlink(tcb);
+        if core::ptr::eq(self.ring_head.get(), tcb) {
+            self.ring_head
+                .set(next.map_or(core::ptr::null(), |next| next as *const Tcb));
         }
-        tcb.next.set(core::ptr::null());
-        tcb.prev.set(core::ptr::null());
         self.ring_len.set(self.ring_len.get() - 1);
     }
 
@@ -575,8 +442,8 @@ impl Scheduler {
         if self.attention.load(Ordering::Relaxed) != 0 {
             return FastYield::NotTaken;
         }
-        // SAFETY: the current tasklet is in the ring, so its successor is a live ring member.
-        let next = unsafe { &*me.next.get() };
+        // The current tasklet is in the ring (the fast path is for ring members only).
+        let next = Ring::<RingLinks>::next(me);
         if core::ptr::eq(next, me) {
             return FastYield::NotTaken;
         }
@@ -665,22 +532,16 @@ impl Scheduler {
         self.reap();
         self.set_attention(
             attention::DEFERRED,
-            !self.overflowed.get().is_null() || !self.reap_head.get().is_null(),
+            !self.overflowed.get().is_null() || !self.reap.is_empty(),
         );
     }
 
     fn reap(&self) {
-        loop {
-            let dead = self.reap_head.get();
-            if dead.is_null() {
-                return;
-            }
-            // SAFETY: reap-list entries are dead tasklets this scheduler still holds a reference
-            // to; nothing runs on their stacks any more (we switched away from them).
+        while let Some(dead) = self.reap.pop_front() {
+            // SAFETY: reap-list entries are dead tasklets whose reference this scheduler gave up
+            // to the list; nothing runs on their stacks any more (we switched away from them).
             unsafe {
-                self.reap_head.set((*dead).wait_next.get());
-                (*dead).wait_next.set(core::ptr::null());
-                self.release_stacks(&*dead);
+                self.release_stacks(dead);
                 drop(TcbRef::from_raw(dead));
             }
         }
@@ -709,8 +570,9 @@ impl Scheduler {
     }
 
     fn push_reap(&self, tcb: &Tcb) {
-        tcb.wait_next.set(self.reap_head.get());
-        self.reap_head.set(tcb);
+        // SAFETY: a dead tasklet is in no wait queue, inbox or reap list (it left them to die),
+        // and this scheduler's reference keeps it alive until `reap` drops it. Newest first.
+        unsafe { self.reap.push_front(tcb) };
         self.set_attention(attention::DEFERRED, true);
     }
 
@@ -975,13 +837,15 @@ impl Scheduler {
     pub(crate) fn yield_now(&'static self) {
         let me = self.current();
         self.drain_inbox();
-        if !self.timers.get().is_null() {
+        if !self.timers.is_empty() {
             self.fire_timers(platform().now_ns());
         }
-        let next = me.next.get();
-        if !next.is_null() && !core::ptr::eq(next, me) {
-            // SAFETY: ring member.
-            self.switch_to(me, unsafe { &*next });
+        if !Ring::<RingLinks>::is_linked(me) {
+            return;
+        }
+        let next = Ring::<RingLinks>::next(me);
+        if !core::ptr::eq(next, me) {
+            self.switch_to(me, next);
         }
     }
 
@@ -990,20 +854,15 @@ impl Scheduler {
     fn inbox_push(&self, tcb: &Tcb) {
         tcb.set_state(State::Waking);
         {
-            let mut inbox = self.inbox.lock();
+            let inbox = self.inbox.lock();
             // Counted in the group the home belongs to now; group changes happen under the
             // same lock and carry the count along (see `move_to_group`).
             if let Some(group) = self.group() {
                 group.in_flight.fetch_add(1, Ordering::AcqRel);
             }
-            tcb.inbox_next.set(core::ptr::null());
-            if inbox.tail.is_null() {
-                inbox.head = tcb;
-            } else {
-                // SAFETY: inbox members are live control blocks (their home holds a reference).
-                unsafe { (*inbox.tail).inbox_next.set(tcb) };
-            }
-            inbox.tail = tcb;
+            // SAFETY: a woken tasklet left its wait queue before its waker got here, so its
+            // wait link is free; its home (this scheduler) keeps it alive.
+            unsafe { inbox.push_back(tcb) };
             self.inbox_count.fetch_add(1, Ordering::AcqRel);
             self.attention.fetch_or(attention::INBOX, Ordering::Release);
         }
@@ -1016,22 +875,18 @@ impl Scheduler {
         }
         // This CPU is running (not counted stuck), so the wake-ups stop being "in flight" as
         // soon as they are detached.
-        let (mut cursor, detached) = {
-            let mut inbox = self.inbox.lock();
-            let head = inbox.head;
-            inbox.head = core::ptr::null();
-            inbox.tail = core::ptr::null();
+        let (arrived, detached) = {
+            let inbox = self.inbox.lock();
+            let arrived = inbox.take_all();
             self.attention
                 .fetch_and(!attention::INBOX, Ordering::Relaxed);
             let detached = self.inbox_count.load(Ordering::Acquire);
             if let Some(group) = self.group() {
                 group.in_flight.fetch_sub(detached, Ordering::AcqRel);
             }
-            (head, detached)
+            (arrived, detached)
         };
-        // SAFETY: the list was detached under the lock; its members are ours and alive.
-        while let Some(tcb) = unsafe { cursor.as_ref() } {
-            cursor = tcb.inbox_next.get();
+        while let Some(tcb) = arrived.pop_front() {
             if tcb.has_flag(tcb::FLAG_ABANDONED) {
                 self.retire(tcb, Some(TaskletError::StackOverflow));
             } else {
@@ -1071,28 +926,15 @@ impl Scheduler {
     pub(crate) fn arm_timer(&self, tcb: &Tcb, deadline: u64) {
         self.disarm_timer(tcb);
         tcb.timer_deadline.set(deadline);
-        let mut prev: *const Tcb = core::ptr::null();
-        let mut cursor = self.timers.get();
-        // SAFETY: timer-list members are live control blocks of this CPU.
-        while let Some(entry) = unsafe { cursor.as_ref() } {
-            if entry.timer_deadline.get() > deadline {
-                break;
-            }
-            prev = cursor;
-            cursor = entry.timer_next.get();
-        }
-        tcb.timer_prev.set(prev);
-        tcb.timer_next.set(cursor);
-        if prev.is_null() {
-            self.set_timer_queue_head(tcb);
-        } else {
-            // SAFETY: as above.
-            unsafe { (*prev).timer_next.set(tcb) };
-        }
-        if !cursor.is_null() {
-            // SAFETY: as above.
-            unsafe { (*cursor).timer_prev.set(tcb) };
-        }
+        // After every timer due no later: equal deadlines fire in arming order.
+        let later = self
+            .timers
+            .iter()
+            .find(|entry| entry.timer_deadline.get() > deadline);
+        // SAFETY: disarmed just above, so in no timer queue; a tasklet of this CPU, alive while
+        // it lives (and a dying tasklet disarms its timer in `retire`).
+        unsafe { self.timers.insert_before(later, tcb) };
+        self.set_attention(attention::TIMERS, true);
         tcb.set_flag(tcb::FLAG_TIMER_ARMED, true);
     }
 
@@ -1102,25 +944,10 @@ impl Scheduler {
         if !tcb.has_flag(tcb::FLAG_TIMER_ARMED) {
             return;
         }
-        let (prev, next) = (tcb.timer_prev.get(), tcb.timer_next.get());
-        if prev.is_null() {
-            self.set_timer_queue_head(next);
-        } else {
-            // SAFETY: timer-list members are live control blocks of this CPU.
-            unsafe { (*prev).timer_next.set(next) };
-        }
-        if !next.is_null() {
-            // SAFETY: as above.
-            unsafe { (*next).timer_prev.set(prev) };
-        }
-        tcb.timer_next.set(core::ptr::null());
-        tcb.timer_prev.set(core::ptr::null());
+        // SAFETY: the armed flag is set exactly while the tasklet is in this CPU's timer queue.
+        unsafe { self.timers.remove(tcb) };
+        self.set_attention(attention::TIMERS, !self.timers.is_empty());
         tcb.set_flag(tcb::FLAG_TIMER_ARMED, false);
-    }
-
-    fn set_timer_queue_head(&self, head: *const Tcb) {
-        self.timers.set(head);
-        self.set_attention(attention::TIMERS, !head.is_null());
     }
 
     /// Debug builds: the bits this CPU owns match what they stand for. (The inbox bit is set by
@@ -1132,7 +959,7 @@ impl Scheduler {
             // Work implies the bit; the bit stays set a while longer during a reap.
             assert!(
                 word & attention::DEFERRED != 0
-                    || (self.overflowed.get().is_null() && self.reap_head.get().is_null()),
+                    || (self.overflowed.get().is_null() && self.reap.is_empty()),
                 "deferred work without the deferred bit"
             );
             assert!(
@@ -1142,7 +969,7 @@ impl Scheduler {
             let owned =
                 self.attention.load(Ordering::Relaxed) & (attention::TIMERS | attention::WATCHDOG);
             let mut expected = 0;
-            if !self.timers.get().is_null() {
+            if !self.timers.is_empty() {
                 expected |= attention::TIMERS;
             }
             if self.watchdog_deadline.get() != 0 {
@@ -1189,15 +1016,13 @@ impl Scheduler {
     }
 
     fn next_timer_deadline(&self) -> Option<u64> {
-        // SAFETY: as above.
-        unsafe { self.timers.get().as_ref() }.map(|tcb| tcb.timer_deadline.get())
+        self.timers.front().map(|tcb| tcb.timer_deadline.get())
     }
 
     /// Wakes every tasklet whose timer expired by `now`: a sleeper normally, a tasklet blocked
     /// with a timeout with [`TaskletError::TimedOut`].
     pub(crate) fn fire_timers(&self, now: u64) {
-        // SAFETY: as above.
-        while let Some(tcb) = unsafe { self.timers.get().as_ref() } {
+        while let Some(tcb) = self.timers.front() {
             if tcb.timer_deadline.get() > now {
                 return;
             }

@@ -4,6 +4,7 @@
 //! never on the tasklet's stack — so stacks can later be moved (slicing). Control blocks are
 //! reference counted by [`TcbRef`]; the home scheduler holds one reference while the tasklet lives.
 
+use super::list::{Adapter, Link};
 use super::slot::ValueSlot;
 use super::stack::StackRegion;
 use super::TaskletError;
@@ -78,15 +79,10 @@ pub(crate) struct Tcb {
     refs: AtomicU32,
     pub(crate) id: u32,
     pub(crate) home: Cell<*const super::sched::Scheduler>,
-    /// Run-ring links (home CPU only).
-    pub(crate) next: Cell<*const Tcb>,
-    pub(crate) prev: Cell<*const Tcb>,
-    /// Inbox link, under the home inbox's lock: a waker on another CPU may queue the tasklet
-    /// while its home is still unlinking it from the ring, so the two must not share links.
-    pub(crate) inbox_next: Cell<*const Tcb>,
-    /// Wait-queue links, under the lock of the queue the tasklet waits in.
-    pub(crate) wait_next: Cell<*const Tcb>,
-    pub(crate) wait_prev: Cell<*const Tcb>,
+    /// Run-ring link (home CPU only; see [`RingLinks`]).
+    ring: Link<Tcb>,
+    /// The link of a wait queue, the home CPU's inbox or its reap list (see [`WaitLinks`]).
+    wait: Link<Tcb>,
     /// Whether the tasklet is in a wait queue (under that queue's lock).
     pub(crate) queued: Cell<bool>,
     pub(crate) saved_sp: Cell<usize>,
@@ -107,8 +103,8 @@ pub(crate) struct Tcb {
     pub(crate) blocker: Cell<Option<Blocker>>,
     pub(crate) slot: ValueSlot,
     pub(crate) timer_deadline: Cell<u64>,
-    pub(crate) timer_next: Cell<*const Tcb>,
-    pub(crate) timer_prev: Cell<*const Tcb>,
+    /// Timer-queue link (home CPU only; see [`TimerLinks`]).
+    timer: Link<Tcb>,
     pub(crate) body: Cell<*mut BodyHeader>,
     /// Tasklets waiting for this one to finish.
     pub(crate) joiners: spin::Mutex<super::sched::WaitQueue>,
@@ -128,11 +124,8 @@ impl Tcb {
             refs: AtomicU32::new(1),
             id,
             home: Cell::new(core::ptr::null()),
-            next: Cell::new(core::ptr::null()),
-            prev: Cell::new(core::ptr::null()),
-            inbox_next: Cell::new(core::ptr::null()),
-            wait_next: Cell::new(core::ptr::null()),
-            wait_prev: Cell::new(core::ptr::null()),
+            ring: Link::new(),
+            wait: Link::new(),
             queued: Cell::new(false),
             saved_sp: Cell::new(0),
             stack: Cell::new(StackRegion { base: 0, size: 0 }),
@@ -146,8 +139,7 @@ impl Tcb {
             blocker: Cell::new(None),
             slot: ValueSlot::new(),
             timer_deadline: Cell::new(0),
-            timer_next: Cell::new(core::ptr::null()),
-            timer_prev: Cell::new(core::ptr::null()),
+            timer: Link::new(),
             body: Cell::new(core::ptr::null_mut()),
             joiners: spin::Mutex::new(super::sched::WaitQueue::new()),
         }
@@ -190,6 +182,42 @@ impl Tcb {
             // SAFETY: a non-null body stays valid until the control block is destroyed.
             unsafe { (*body).name }
         }
+    }
+}
+
+/// The run ring: the runnable tasklets of one CPU, the running one included.
+pub(crate) struct RingLinks;
+
+impl Adapter for RingLinks {
+    type Node = Tcb;
+    #[inline(always)]
+    fn link(tcb: &Tcb) -> &Link<Tcb> {
+        &tcb.ring
+    }
+}
+
+/// What a tasklet waits in, or passes through on its way back: a wait queue while `Blocked`
+/// (under the queue's lock), the home CPU's inbox while `Waking` (under the inbox lock), the
+/// reap list once `Dead` (home CPU). The states never overlap, so the three share one link: a
+/// waker takes a tasklet out of its wait queue before it queues it in an inbox.
+pub(crate) struct WaitLinks;
+
+impl Adapter for WaitLinks {
+    type Node = Tcb;
+    #[inline(always)]
+    fn link(tcb: &Tcb) -> &Link<Tcb> {
+        &tcb.wait
+    }
+}
+
+/// The timer queue of the home CPU: sleeping tasklets and timed waits, by deadline.
+pub(crate) struct TimerLinks;
+
+impl Adapter for TimerLinks {
+    type Node = Tcb;
+    #[inline(always)]
+    fn link(tcb: &Tcb) -> &Link<Tcb> {
+        &tcb.timer
     }
 }
 

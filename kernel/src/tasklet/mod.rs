@@ -73,15 +73,22 @@
 //! return [`TaskletError::WrongCpu`] elsewhere.
 
 mod error;
+mod group;
+mod inbox;
+mod lifecycle;
 mod list;
-mod wait_queue;
+mod per_cpu;
+mod ring;
 pub(crate) mod sched;
 pub(crate) mod slot;
 mod stack;
 pub(crate) mod tcb;
+mod timers;
+pub(crate) mod wait_queue;
+mod watchdog;
 
 pub use error::{TaskletError, Thrown};
-pub use sched::CpuGroup;
+pub use group::CpuGroup;
 pub use stack::{
     DEFAULT_SPILL_SEGMENT, DEFAULT_SPILL_WATERMARK, DEFAULT_STACK_BYTES, GUARD_BYTES,
     MIN_STACK_BYTES,
@@ -90,7 +97,8 @@ pub use stack::{
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
-use sched::{this_cpu, Placement};
+use per_cpu::this_cpu;
+use ring::Placement;
 use spindle_arch::context;
 use stack::StackRegion;
 use tcb::{Body, State, Tcb, TcbRef};
@@ -559,7 +567,7 @@ impl Builder {
         // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
         // tasklet's; the control block outlives the context (the scheduler's reference).
         let initial_sp = unsafe {
-            context::init_stack(stack.top(), sched::tasklet_entry, tcb.as_ptr() as usize)
+            context::init_stack(stack.top(), lifecycle::tasklet_entry, tcb.as_ptr() as usize)
         };
         tcb.saved_sp.set(initial_sp);
         // The scheduler's own reference, released when the tasklet is reaped.
@@ -804,10 +812,10 @@ where
 pub fn start_cpu(cpu: usize, entry: fn(usize) -> !) -> Result<(), crate::platform::StartCpuError> {
     // The caller's own CPU must be a group member before the new one can wait on it.
     this_cpu();
-    let reserved = sched::reserve_cpu(cpu);
+    let reserved = per_cpu::reserve_cpu(cpu);
     let started = crate::platform::platform().start_cpu(cpu, entry);
     if started.is_err() && reserved {
-        sched::unreserve_cpu(cpu);
+        per_cpu::unreserve_cpu(cpu);
     }
     started
 }

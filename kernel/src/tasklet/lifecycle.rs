@@ -1,0 +1,132 @@
+//! The end of a tasklet's life: retiring it, and releasing its stack after the switch away.
+//!
+//! A tasklet dies by returning, by a kill taken at a scheduling point, or abandoned after a
+//! stack overflow. `retire` fails or finishes its body, wakes its joiners and queues it on the
+//! reap list; whoever resumes next frees its stack and drops the scheduler's reference there
+//! (`finish_resume`), never on the dead tasklet's own stack.
+
+use super::per_cpu::this_cpu;
+use super::ring::Placement;
+use super::sched::{attention, wake, Scheduler};
+use super::stack::StackRegion;
+use super::tcb::{self, State, Tcb, TcbRef};
+use super::TaskletError;
+use spindle_arch::context;
+
+impl Scheduler {
+    pub(super) fn reap(&self) {
+        while let Some(dead) = self.reap.pop_front() {
+            // SAFETY: reap-list entries are dead tasklets whose reference this scheduler gave up
+            // to the list; nothing runs on their stacks any more (we switched away from them).
+            unsafe {
+                self.release_stacks(dead);
+                drop(TcbRef::from_raw(dead));
+            }
+        }
+    }
+
+    /// Frees a dead tasklet's stack and any spill segments it died on.
+    ///
+    /// # Safety
+    /// Nothing runs on those stacks.
+    unsafe fn release_stacks(&self, tcb: &Tcb) {
+        let mut segment_base = tcb.spill_top.replace(0);
+        while segment_base != 0 {
+            // SAFETY: live spill segments of a dead tasklet; their headers chain them.
+            unsafe {
+                let (segment, previous_base) = StackRegion::read_segment(segment_base);
+                segment.free(&self.budget);
+                segment_base = previous_base;
+            }
+        }
+        let stack = tcb.stack.replace(StackRegion { base: 0, size: 0 });
+        if stack.base != 0 {
+            // SAFETY: the caller guarantees nothing runs on it.
+            unsafe { stack.free(&self.budget) };
+        }
+        tcb.stack_low.set(0);
+    }
+
+    pub(super) fn push_reap(&self, tcb: &Tcb) {
+        // SAFETY: a dead tasklet is in no wait queue, inbox or reap list (it left them to die),
+        // and this scheduler's reference keeps it alive until `reap` drops it. Newest first.
+        unsafe { self.reap.push_front(tcb) };
+        self.set_attention(attention::DEFERRED, true);
+    }
+
+    /// Marks `tcb` dead (it is not running any more, or is about to switch away for good), fails
+    /// its body with `error` unless it finished, wakes its joiners, and queues its stack for
+    /// release.
+    pub(crate) fn retire(&self, tcb: &Tcb, error: Option<TaskletError>) {
+        if let Some(error) = error {
+            let body = tcb.body.get();
+            if !body.is_null() {
+                // SAFETY: the body is live while the control block is; this CPU owns it.
+                unsafe { ((*body).vtable.fail)(body, error) };
+            }
+        }
+        self.disarm_timer(tcb);
+        // An error raised into it that it never took dies with it.
+        let _ = self.take_raised(tcb);
+        tcb.set_state(State::Dead);
+        self.live.set(self.live.get() - 1);
+        let mut joiners = tcb.joiners.lock();
+        while let Some(joiner) = joiners.pop_front() {
+            wake(joiner, Placement::Tail);
+        }
+        drop(joiners);
+        self.push_reap(tcb);
+    }
+
+    pub(super) fn abandon_overflowed(&self, tcb: &Tcb) {
+        let stack = tcb.stack.get();
+        crate::kprintln!(
+            "spindle: stack overflow in tasklet #{} '{}' (stack {} bytes): tasklet abandoned",
+            tcb.id,
+            tcb.name(),
+            stack.size
+        );
+        // Found as it blocked: out of its wait queue first, or a waker would hand it on (and
+        // switch into its ruined stack). If a waker on another CPU has already taken it out, it
+        // is on its way to this CPU's inbox, which retires it when it arrives.
+        let out_of_wait = match tcb.state() {
+            State::Blocked => self.take_out_of_wait(tcb),
+            State::Waking => false,
+            _ => true,
+        };
+        if out_of_wait {
+            self.retire(tcb, Some(TaskletError::StackOverflow));
+        } else {
+            tcb.set_flag(tcb::FLAG_ABANDONED, true);
+        }
+    }
+
+    /// The running tasklet finished: retire it and run something else, for good.
+    pub(crate) fn exit_current(&'static self) -> ! {
+        let _busy = self.enter();
+        let me = self.current();
+        self.ring_remove(me);
+        self.retire(me, None);
+        let next = self.find_next(None);
+        self.set_ring_head(next);
+        self.current.set(next);
+        // SAFETY: `next` is runnable; the dead tasklet's context is never resumed, so its save
+        // goes to the scratch word. Its stack stays allocated until `next` reaps it.
+        unsafe { context::switch(self.scratch_sp.as_ptr(), next.saved_sp.get(), 0) };
+        unreachable!("a dead tasklet was resumed");
+    }
+}
+
+/// Entry of every spawned tasklet's context.
+pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
+    let scheduler = this_cpu();
+    scheduler.finish_resume();
+    // SAFETY: `data` is the control block pointer given to init_stack at spawn; the scheduler's
+    // reference keeps it alive while the tasklet runs.
+    let tcb = unsafe { &*(data as *const Tcb) };
+    tcb.set_flag(tcb::FLAG_STARTED, true);
+    let body = tcb.body.get();
+    // SAFETY: the body is live while the control block is; only this tasklet runs it.
+    unsafe { ((*body).vtable.run)(body) };
+    scheduler.exit_current()
+}

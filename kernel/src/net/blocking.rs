@@ -28,11 +28,11 @@ use core::time::Duration;
 use spin::Mutex;
 
 use super::driver::{NetDriver, Shutdown, SocketKind};
+use super::error::{reserved, NetError};
 use super::reactor::{Interest, Reactor, WaitId, Wakeup};
 use super::select::PollFd;
-use super::sets::{FdSet, PollFlags};
-use super::socket::{Fd, Sockets};
-use super::{reserved, NetError};
+use super::sets::{Fd, FdSet, PollFlags};
+use super::socket::Sockets;
 use crate::channel::Channel;
 use crate::tasklet::{self, Builder, TaskletError};
 
@@ -138,6 +138,13 @@ impl<D> Shared<D> {
 }
 
 /// Blocking sockets for tasklets over one driver; clones share it.
+///
+/// Every socket is non-blocking underneath: a call that would block parks only its tasklet, and
+/// one poller tasklet (started with the first parked call, ended when nobody is parked) wakes it
+/// to retry once its descriptor is ready. A parked call ends with [`NetError::TimedOut`] when its
+/// timeout passes, with [`NetError::BadDescriptor`] when its descriptor is closed
+/// ([`Net::close`]), and with [`NetError::Interrupted`] when its tasklet is killed. Every table is
+/// fixed at construction ([`NetConfig`]); parked calls and the poller may sit on different CPUs.
 pub struct Net<D> {
     shared: Arc<Shared<D>>,
 }

@@ -9,19 +9,8 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use super::sets::{PollFlags, RawFdSet};
-use super::NetError;
-
-/// A driver's own socket number (the platform's file descriptor).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub struct RawSocket(pub u32);
-
-impl RawSocket {
-    /// The number as an index (for select sets).
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
+use super::error::NetError;
+use super::sets::{PollFlags, RawFdSet, RawSocket};
 
 /// The kind of socket to create.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,5 +1,8 @@
 //! Errno-style socket errors and their mapping to `embedded_io::ErrorKind`.
+//!
+//! The bottom of `net`: it imports nothing else from the layer, and every other module imports it.
 
+use alloc::vec::Vec;
 use core::fmt;
 
 /// A socket error, one variant per BSD errno value the layer can meet.
@@ -192,4 +195,13 @@ impl embedded_io::Error for NetError {
             | NetError::Other(_) => ErrorKind::Other,
         }
     }
+}
+
+/// An empty vector with room for `capacity` items, or [`NetError::NoBuffers`].
+pub(super) fn reserved<T>(capacity: usize) -> Result<Vec<T>, NetError> {
+    let mut items = Vec::new();
+    items
+        .try_reserve_exact(capacity)
+        .map_err(|_| NetError::NoBuffers)?;
+    Ok(items)
 }

@@ -41,39 +41,43 @@
 //! of `spindle_drivers::mock_net` (a dev-dependency of this crate, for tests and examples); a
 //! board passes its own [`NetDriver`].
 //!
-//! - [`driver`]: the [`NetDriver`] contract, one method per call of a platform's BSD-like API;
-//!   calls a driver lacks answer [`NetError::Unsupported`].
+//! - [`NetDriver`]: the driver contract, one method per call of a platform's BSD-like API; calls
+//!   a driver lacks answer [`NetError::Unsupported`].
 //! - [`Sockets`]: descriptors in a fixed table, errno-style [`NetError`]s that map to
 //!   `embedded_io::ErrorKind`, and `select`/`poll` with POSIX results even over a platform whose
-//!   select/poll fail when a socket has a pending error (the console quirk; see [`select`]).
-//! - [`Reactor`]: the parked calls of blocking sockets and the poll pass that wakes them.
+//!   select/poll fail when a socket has a pending error (the console quirk, below).
 //! - [`Net`] and [`Socket`]: tasklet-blocking sockets (`embedded_io` `Read`/`Write`/`ReadReady`/
 //!   `WriteReady`): a blocking call parks only its tasklet, one poller tasklet wakes it.
+//!
+//! # The console quirk
+//!
+//! Some platforms' select()/poll() fail with a socket's pending error (ECONNRESET and kin)
+//! instead of reporting that socket ready. POSIX and Linux report such a socket readable and
+//! writable (poll: `ERR`, plus `HUP` once the connection is gone) and leave the error for
+//! recv/send/SO_ERROR, and so do [`Sockets::select`] and [`Sockets::poll`]: they take such a
+//! failure as success and rebuild the result by probing each socket, without reading its error.
 #![forbid(unsafe_code)]
 
-use alloc::vec::Vec;
-
-pub mod blocking;
-pub mod driver;
+// The layers, top to bottom; each module imports only from those below it, and the items are
+// exported once, here:
+// - `blocking`: `Net`, `NetConfig`, `Socket`; joins the reactor to the scheduler.
+// - `reactor`: the wait table of parked calls and the poll pass that wakes them (internal).
+// - `select`: `PollFd`, `Sockets::select` and `Sockets::poll`, with the quirk repair.
+// - `socket`: `Sockets`, the descriptor table.
+// - `driver`: `NetDriver` and its call types `RawPollFd`, `SocketKind`, `Shutdown`.
+// - `sets`, the ground floor: `Fd`, `RawSocket`, `FdSet`, `RawFdSet`, `PollFlags`, `FD_SETSIZE`.
+// - `error`: `NetError` and the table allocation helper; imports nothing from `net`.
+mod blocking;
+mod driver;
 mod error;
-pub mod reactor;
-pub mod select;
+mod reactor;
+mod select;
 mod sets;
 mod socket;
 
 pub use blocking::{Net, NetConfig, Socket};
-pub use driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
+pub use driver::{NetDriver, RawPollFd, Shutdown, SocketKind};
 pub use error::NetError;
-pub use reactor::{Interest, Reactor, WaitId, Wakeup};
 pub use select::PollFd;
-pub use sets::{FdSet, PollFlags, RawFdSet, FD_SETSIZE};
-pub use socket::{Fd, Sockets};
-
-/// An empty vector with room for `capacity` items, or [`NetError::NoBuffers`].
-fn reserved<T>(capacity: usize) -> Result<Vec<T>, NetError> {
-    let mut items = Vec::new();
-    items
-        .try_reserve_exact(capacity)
-        .map_err(|_| NetError::NoBuffers)?;
-    Ok(items)
-}
+pub use sets::{Fd, FdSet, PollFlags, RawFdSet, RawSocket, FD_SETSIZE};
+pub use socket::Sockets;

@@ -13,14 +13,14 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::driver::NetDriver;
+use super::error::{reserved, NetError};
 use super::select::PollFd;
-use super::sets::PollFlags;
-use super::socket::{Fd, Sockets};
-use super::{reserved, NetError};
+use super::sets::{Fd, PollFlags};
+use super::socket::Sockets;
 
 /// What a parked call waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Interest {
+pub(super) enum Interest {
     /// recv or accept: data, end of stream, a connection, or an error.
     Read,
     /// send or connect: buffer space, a finished connect, or an error.
@@ -38,7 +38,7 @@ impl Interest {
 
 /// Why a parked call was woken.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Wakeup {
+pub(super) enum Wakeup {
     /// The descriptor is ready (maybe with an error): retry the call.
     Ready,
     /// The call's deadline passed.
@@ -51,7 +51,7 @@ pub enum Wakeup {
 
 impl Wakeup {
     /// The wake-up as the parked call's outcome: retry (`Ok`) or fail with this error.
-    pub fn into_result(self) -> Result<(), NetError> {
+    pub(super) fn into_result(self) -> Result<(), NetError> {
         match self {
             Wakeup::Ready => Ok(()),
             Wakeup::TimedOut => Err(NetError::TimedOut),
@@ -63,7 +63,7 @@ impl Wakeup {
 
 /// A parked waiter, to cancel it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct WaitId {
+pub(super) struct WaitId {
     index: u16,
     generation: u16,
 }
@@ -91,7 +91,7 @@ struct Wait {
 ///
 /// Each waiter is woken at most once: a select waiting on many descriptors is one waiter, and
 /// the pass that wakes it drops all its waits.
-pub struct Reactor<W> {
+pub(super) struct Reactor<W> {
     waiters: Vec<WaiterSlot<W>>,
     waits: Vec<Option<Wait>>,
     parked: usize,
@@ -103,7 +103,7 @@ pub struct Reactor<W> {
 impl<W> Reactor<W> {
     /// A table of at most `max_waiters` parked calls waiting on at most `max_waits`
     /// descriptors in all (each 1..=65535).
-    pub fn new(max_waiters: usize, max_waits: usize) -> Result<Reactor<W>, NetError> {
+    pub(super) fn new(max_waiters: usize, max_waits: usize) -> Result<Reactor<W>, NetError> {
         let limit = usize::from(u16::MAX);
         if max_waiters == 0 || max_waiters > limit || max_waits == 0 || max_waits > limit {
             return Err(NetError::InvalidInput);
@@ -124,20 +124,15 @@ impl<W> Reactor<W> {
         })
     }
 
-    /// How many calls may be parked at once.
-    pub fn capacity(&self) -> usize {
-        self.waiters.len()
-    }
-
     /// How many calls are parked.
-    pub fn parked(&self) -> usize {
+    pub(super) fn parked(&self) -> usize {
         self.parked
     }
 
     /// Parks a call waiting for any of `interests` (or its deadline). Nothing is registered on
     /// failure: an empty list is [`NetError::InvalidInput`], a full table
     /// [`NetError::NoBuffers`]; the waker comes back with the error.
-    pub fn park(
+    pub(super) fn park(
         &mut self,
         interests: &[(Fd, Interest)],
         deadline_ns: Option<u64>,
@@ -172,7 +167,7 @@ impl<W> Reactor<W> {
     }
 
     /// Unparks a call that was not woken yet, returning its waker.
-    pub fn cancel(&mut self, id: WaitId) -> Option<W> {
+    pub(super) fn cancel(&mut self, id: WaitId) -> Option<W> {
         let slot = self.waiters.get(usize::from(id.index))?;
         if slot.generation != id.generation {
             return None;
@@ -196,7 +191,7 @@ impl<W> Reactor<W> {
 
     /// Takes every call waiting on `fd` (it is being closed): each is to be woken with
     /// [`Wakeup::Closed`].
-    pub fn take_fd(&mut self, fd: Fd, woken: &mut Vec<(W, Wakeup)>) {
+    pub(super) fn take_fd(&mut self, fd: Fd, woken: &mut Vec<(W, Wakeup)>) {
         for position in 0..self.waits.len() {
             if let Some(wait) = self.waits[position].filter(|wait| wait.fd == fd) {
                 if let Some(waker) = self.take(usize::from(wait.waiter)) {
@@ -208,7 +203,7 @@ impl<W> Reactor<W> {
 
     /// Takes every parked call (the poller is stopping): each is to be woken with
     /// [`Wakeup::Closed`].
-    pub fn take_all(&mut self, woken: &mut Vec<(W, Wakeup)>) {
+    pub(super) fn take_all(&mut self, woken: &mut Vec<(W, Wakeup)>) {
         for index in 0..self.waiters.len() {
             if let Some(waker) = self.take(index) {
                 woken.push((waker, Wakeup::Closed));
@@ -217,7 +212,7 @@ impl<W> Reactor<W> {
     }
 
     /// The earliest deadline of any parked call, on the platform clock.
-    pub fn next_deadline(&self) -> Option<u64> {
+    pub(super) fn next_deadline(&self) -> Option<u64> {
         self.waiters
             .iter()
             .filter_map(|slot| slot.waiter.as_ref()?.deadline_ns)
@@ -229,10 +224,11 @@ impl<W> Reactor<W> {
     /// the retried call will report), a closed one ([`Wakeup::Closed`]), or a deadline at or
     /// before `now_ns` ([`Wakeup::TimedOut`]). Returns how many were woken.
     ///
-    /// `woken` should have room for [`Reactor::capacity`] entries so the pass never allocates.
-    /// The caller wakes them *after* releasing any lock it holds, since waking may switch
-    /// tasklets. A genuine poll failure wakes nobody and is returned; the calls stay parked.
-    pub fn pass<D: NetDriver>(
+    /// `woken` should have room for `max_waiters` entries (every call that can be parked) so the
+    /// pass never allocates. The caller wakes them *after* releasing any lock it holds, since
+    /// waking may switch tasklets. A genuine poll failure wakes nobody and is returned; the calls
+    /// stay parked.
+    pub(super) fn pass<D: NetDriver>(
         &mut self,
         sockets: &mut Sockets<D>,
         timeout: Option<Duration>,
@@ -293,3 +289,6 @@ impl<W> core::fmt::Debug for Reactor<W> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

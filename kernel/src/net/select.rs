@@ -11,10 +11,10 @@
 
 use core::time::Duration;
 
-use super::driver::{NetDriver, RawPollFd, RawSocket};
-use super::sets::{FdSet, PollFlags, RawFdSet};
-use super::socket::{Fd, Sockets};
-use super::NetError;
+use super::driver::{NetDriver, RawPollFd};
+use super::error::NetError;
+use super::sets::{Fd, FdSet, PollFlags, RawFdSet, RawSocket};
+use super::socket::Sockets;
 
 /// One entry of [`Sockets::poll`] (BSD `struct pollfd`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,12 +1,68 @@
-//! Descriptor sets for select and event flags for poll.
+//! Descriptors, descriptor sets for select and event flags for poll: the ground floor of `net`.
+//!
+//! The driver contract, the descriptor table and select/poll all name these types, so they live
+//! here, below all of them. This module imports only the errors ([`NetError`]), so every import
+//! in `net` goes downward.
 
 use core::ops::{BitAnd, BitOr, BitOrAssign};
 
-use super::driver::RawSocket;
-use super::socket::Fd;
+use super::error::NetError;
 
 /// Largest descriptor number plus one that a select set can name (BSD's FD_SETSIZE).
 pub const FD_SETSIZE: usize = 1024;
+
+/// A driver's own socket number (the platform's file descriptor).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct RawSocket(pub u32);
+
+impl RawSocket {
+    /// The number as an index (for select sets).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A socket descriptor: a table index plus the generation of the socket that held it.
+///
+/// A descriptor outlives its socket harmlessly: once closed, every call with it fails with
+/// [`NetError::BadDescriptor`], even after its index holds a new socket.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Fd {
+    index: u16,
+    generation: u16,
+}
+
+impl Fd {
+    /// The descriptor at a table index (below [`FD_SETSIZE`], which the table's capacity is).
+    pub(super) fn new(index: usize, generation: u16) -> Fd {
+        Fd {
+            index: index as u16,
+            generation,
+        }
+    }
+
+    /// The descriptor number: its index in the table and in [`FdSet`]s.
+    pub fn index(self) -> usize {
+        usize::from(self.index)
+    }
+
+    /// Which socket, of all that have held this index, the descriptor names.
+    pub fn generation(self) -> u16 {
+        self.generation
+    }
+
+    /// Rebuilds a descriptor from its parts (from a number passed through a C-like interface);
+    /// numbers from [`FD_SETSIZE`] up are refused.
+    pub fn from_parts(index: usize, generation: u16) -> Result<Fd, NetError> {
+        if index >= FD_SETSIZE {
+            return Err(NetError::InvalidInput);
+        }
+        Ok(Fd {
+            index: index as u16,
+            generation,
+        })
+    }
+}
 
 const WORDS: usize = FD_SETSIZE / 64;
 
@@ -129,9 +185,9 @@ impl RawFdSet {
     }
 
     /// Adds a raw socket; numbers at or above [`FD_SETSIZE`] cannot be selected on.
-    pub fn insert(&mut self, socket: RawSocket) -> Result<(), super::NetError> {
+    pub fn insert(&mut self, socket: RawSocket) -> Result<(), NetError> {
         if socket.index() >= FD_SETSIZE {
-            return Err(super::NetError::InvalidInput);
+            return Err(NetError::InvalidInput);
         }
         self.0.insert(socket.index());
         Ok(())

@@ -3,43 +3,9 @@
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;
 
-use super::driver::{NetDriver, RawPollFd, RawSocket, Shutdown, SocketKind};
-use super::sets::FD_SETSIZE;
-use super::{reserved, NetError};
-
-/// A socket descriptor: a table index plus the generation of the socket that held it.
-///
-/// A descriptor outlives its socket harmlessly: once closed, every call with it fails with
-/// [`NetError::BadDescriptor`], even after its index holds a new socket.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Fd {
-    index: u16,
-    generation: u16,
-}
-
-impl Fd {
-    /// The descriptor number: its index in the table and in [`super::FdSet`]s.
-    pub fn index(self) -> usize {
-        usize::from(self.index)
-    }
-
-    /// Which socket, of all that have held this index, the descriptor names.
-    pub fn generation(self) -> u16 {
-        self.generation
-    }
-
-    /// Rebuilds a descriptor from its parts (from a number passed through a C-like interface);
-    /// numbers from [`FD_SETSIZE`] up are refused.
-    pub fn from_parts(index: usize, generation: u16) -> Result<Fd, NetError> {
-        if index >= FD_SETSIZE {
-            return Err(NetError::InvalidInput);
-        }
-        Ok(Fd {
-            index: index as u16,
-            generation,
-        })
-    }
-}
+use super::driver::{NetDriver, RawPollFd, Shutdown, SocketKind};
+use super::error::{reserved, NetError};
+use super::sets::{Fd, RawSocket, FD_SETSIZE};
 
 #[derive(Clone, Copy, Debug)]
 struct OpenSocket {
@@ -119,12 +85,10 @@ impl<D: NetDriver> Sockets<D> {
 
     /// The open descriptors, ascending.
     pub fn descriptors(&self) -> impl Iterator<Item = Fd> + '_ {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            slot.open.map(|_| Fd {
-                index: index as u16,
-                generation: slot.generation,
-            })
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| slot.open.map(|_| Fd::new(index, slot.generation)))
     }
 
     fn open_socket(&self, fd: Fd) -> Result<OpenSocket, NetError> {
@@ -132,7 +96,7 @@ impl<D: NetDriver> Sockets<D> {
             Some(Slot {
                 generation,
                 open: Some(open),
-            }) if *generation == fd.generation => Ok(*open),
+            }) if *generation == fd.generation() => Ok(*open),
             _ => Err(NetError::BadDescriptor),
         }
     }
@@ -153,10 +117,7 @@ impl<D: NetDriver> Sockets<D> {
     /// The open descriptor with number `index` (as a select set names it).
     pub fn descriptor_at(&self, index: usize) -> Result<Fd, NetError> {
         self.raw_at_index(index)?;
-        Ok(Fd {
-            index: index as u16,
-            generation: self.slots[index].generation,
-        })
+        Ok(Fd::new(index, self.slots[index].generation))
     }
 
     fn free_index(&self) -> Result<usize, NetError> {
@@ -173,10 +134,7 @@ impl<D: NetDriver> Sockets<D> {
             nonblocking: false,
         });
         self.open_count += 1;
-        Fd {
-            index: index as u16,
-            generation: slot.generation,
-        }
+        Fd::new(index, slot.generation)
     }
 
     /// socket(): a new socket. [`NetError::TooManyDescriptors`] when the table is full.

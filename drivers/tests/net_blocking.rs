@@ -1,5 +1,10 @@
 //! Tasklet-blocking sockets over the mock network: the seed scenario, timeouts, close, kill,
 //! and `embedded_io` streams.
+//!
+//! The seed scenario is the select quirk's setting in the seed (the Stackless-on-PS3 document
+//! Spindle was made from): a connection is reset while one tasklet waits in recv on it and
+//! another in select over it and other sockets, on a network whose raw select/poll fail with
+//! the pending ECONNRESET.
 
 mod common;
 

@@ -8,6 +8,12 @@
 //! Each public module's docs open with an example that runs as a doc test. Doc tests are hosted
 //! programs, and the crate's dev-dependency on itself turns on `std` (and `scenarios`) for every
 //! `cargo test` of it, doc tests included: the examples run on the std-backed platform.
+//!
+//! The docs use Stackless Python's terms (tasklet, main tasklet, run ring, tempval, hand-off,
+//! rendezvous, balance, preference, spilling, slicing, watchdog, atomic) and speak of "the
+//! seed", the Stackless-on-PS3 document Spindle was made from, with its bug, its dict table and
+//! its select quirk. Each is defined, with where it lives in the code, in the "Glossary" section
+//! of the repository's `README.md`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 

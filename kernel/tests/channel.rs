@@ -1,5 +1,8 @@
 //! Channel semantics: rendezvous, preference, close, kill, errors, timeouts, and the hand-off
-//! that post-switch cleanup must never lose (the seed's bug class), on one CPU and across CPUs.
+//! that post-switch cleanup must never lose, on one CPU and across CPUs. That last is the seed's
+//! bug class: the seed, the Stackless-on-PS3 document Spindle was made from, tells of a value
+//! in flight through a channel lost when cleanup run after the switch (releasing a dead
+//! tasklet) spilled the stack.
 
 use spindle::channel::{Channel, Preference};
 use spindle::scenarios::{self, SeedDepths, Trap};

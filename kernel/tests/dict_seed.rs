@@ -1,4 +1,7 @@
 //! The seed's measured table, configuration validation, hashing and the dict's surface.
+//!
+//! The seed is the Stackless-on-PS3 document Spindle was made from; its chapter on the dict
+//! measured CPython 2.7 and a build tuned for memory ("the seed's table", below).
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -85,8 +88,9 @@ fn any_max_load_in_the_bracket_reproduces_the_seed_table() {
     }
 }
 
-/// The two 4/5 variants the module docs name, replayed by hand: they fit n = 0..19 too and first
-/// differ from 3/4 at n = 24.
+/// The two readings of a 4/5 max load that also fit the seed's table (the check against
+/// `ma_mask` instead of `ma_mask + 1`, and the check made one insert ahead), replayed by hand:
+/// they fit n = 0..19 and first differ from 3/4 at n = 24.
 #[test]
 fn the_four_fifths_variants_fit_and_diverge_at_24() {
     fn sizes(grows: impl Fn(usize, usize) -> bool) -> Vec<usize> {

@@ -1,5 +1,5 @@
-//! Exhaustive small interleavings of the cross-CPU paths of the scheduler and channels (issue 4),
-//! by a hand-written explicit-state model checker.
+//! Exhaustive small interleavings of the cross-CPU paths of the scheduler and channels, by a
+//! hand-written explicit-state model checker.
 //!
 //! Each CPU runs a small program of channel operations, kills and joins on its tasklets. The
 //! kernel code those operations execute is modelled as a state machine whose steps are the
@@ -52,10 +52,10 @@
 //!
 //! Mutation tests at the end break the model in the ways the real protocol avoids (non-sticky
 //! wake-ups, a deadlock check ignoring `in_flight` or `stuck`, the check and the stuck count
-//! under separate lock acquisitions as before commit 51139df, a leave that wakes nobody, a
-//! cancel that ignores whether the waiter is still queued) and check that the checker catches
-//! each, and that it catches the in-flight leak of the accounting before its fix (a home that
-//! left its group with a wake-up on its way kept the group from ever declaring deadlock).
+//! under separate lock acquisitions, a leave that wakes nobody, a cancel that ignores whether
+//! the waiter is still queued) and check that the checker catches each, and that it catches an
+//! in-flight accounting that leaks (a home that leaves its group with a wake-up on its way
+//! keeps the group from ever declaring deadlock).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -490,13 +490,14 @@ enum Mutation {
     DeadlockIgnoresStuck,
     /// `cancel_wait` succeeds even when a waker already took the tasklet out of the queue.
     CancelIgnoresQueue,
-    /// The protocol before commit 51139df: the deadlock check and counting oneself stuck take
-    /// the group lock separately, so CPUs blocking at once can all see `stuck + 1 < members`.
+    /// The deadlock check and counting oneself stuck take the group lock separately (the real
+    /// protocol does both under one acquisition), so CPUs blocking at once can all see
+    /// `stuck + 1 < members`.
     SplitCheckAndCount,
     /// `CpuGroup::leave` does not wake the stuck members.
     LeaveWithoutWake,
-    /// The in-flight accounting before the fix of the leak (see
-    /// `in_flight_follows_a_home_that_leaves_the_group`): `inbox_push` charges `in_flight` to
+    /// An in-flight accounting that leaks when a home leaves its group (the real one is checked
+    /// by `in_flight_follows_a_home_that_leaves_the_group`): `inbox_push` charges `in_flight` to
     /// the home's group before setting `Waking`, outside the inbox lock; `drain_inbox` discharges
     /// it after inserting; `leave_group` does not carry pending wake-ups' count.
     UncarriedInFlight,
@@ -2275,9 +2276,10 @@ fn checker_catches_deadlock_declared_while_another_cpu_runs() {
     );
 }
 
-/// The protocol before commit 51139df: CPUs blocking at once all ran the deadlock check before
-/// any counted itself stuck, each saw `stuck + 1 < members`, and all idled until a spurious
-/// return (the host's 50 ms bound, the board's tick).
+/// The deadlock check and the stuck count under separate acquisitions of the group lock: CPUs
+/// blocking at once all run the deadlock check before any counts itself stuck, each sees
+/// `stuck + 1 < members`, and all idle until a spurious return (the host's 50 ms bound, the
+/// board's tick). The real protocol takes both under one acquisition.
 #[test]
 fn checker_catches_deadlock_missed_by_a_split_check_and_count() {
     expect_violation(

@@ -1,7 +1,7 @@
-//! Property test of channels (issue 4): random programs over several channels, on one CPU or on
-//! two or three threads standing for CPUs, whose tasklets spawn, send, receive (some with
-//! timeouts, some from inside spilled stack segments), send errors, kill each other, close and
-//! reopen channels, and yield. Each channel gets a random preference and `schedule_all`.
+//! Property test of channels: random programs over several channels, on one CPU or on two or three
+//! threads standing for CPUs, whose tasklets spawn, send, receive (some with timeouts, some from
+//! inside spilled stack segments), send errors, kill each other, close and reopen channels, and
+//! yield. Each channel gets a random preference and `schedule_all`.
 //!
 //! Every value sent is a unique id, and so is every error sent with `send_error`. At the end of
 //! each case:

@@ -1,7 +1,7 @@
-//! Property test of one thread's scheduler (issue 3): random sequences of spawn (random stack
-//! sizes, some paused), schedule, kill, kill_pending, throw, remove, insert and run-now, with
-//! tasklets whose bodies yield, sleep briefly, take themselves out of the ring, or return —
-//! checked step by step against an exact reference model of the Stackless rules.
+//! Property test of one thread's scheduler: random sequences of spawn (random stack sizes, some
+//! paused), schedule, kill, kill_pending, throw, remove, insert and run-now, with tasklets whose
+//! bodies yield, sleep briefly, take themselves out of the ring, or return — checked step by step
+//! against an exact reference model of the Stackless rules.
 //!
 //! After every operation the test checks that
 //! - every live tasklet is in exactly one place (`is_scheduled` / `is_paused` / `is_blocked`),

@@ -10,7 +10,8 @@ record! {
 }
 
 record! {
-    /// urlparse's result, the namedtuple that broke on the seed's console.
+    /// urlparse's result, the namedtuple that broke on the seed's console (the PS3 of the seed,
+    /// the Stackless document Spindle was made from, whose Python had no compiler for `exec`).
     #[derive(Clone, PartialEq)]
     pub struct SplitResult {
         scheme: &'static str,

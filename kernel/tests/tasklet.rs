@@ -401,7 +401,7 @@ fn a_tasklet_found_overflowed_as_it_blocks_leaves_its_wait_queue() {
         0,
         "the abandoned receiver is no longer waiting"
     );
-    // A live receiver gets what is sent next (a send used to hand it to the dead one).
+    // A live receiver gets what is sent next, not the abandoned one (its stack is ruined).
     let receiver = tasklet::spawn(move || channel.receive()).unwrap();
     tasklet::schedule().unwrap();
     channel.send(7).unwrap();

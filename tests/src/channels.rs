@@ -139,6 +139,9 @@ fn payload(round: usize) -> String {
     format!("payload #{round} in flight")
 }
 
+/// The seed's bug class (the seed: the Stackless-on-PS3 document Spindle was made from): a
+/// value in flight must survive post-switch cleanup, here a dying sender's result whose drop
+/// sends, schedules and spills (see `spindle::scenarios`).
 fn seed_bug_dying_sender() {
     scenarios::seed_rounds(payload, TRAP_DEPTHS);
 }

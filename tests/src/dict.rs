@@ -56,6 +56,8 @@ fn profiles_on_the_kernel_heap() {
     }
 }
 
+/// The seed's table: the sizes the seed (the Stackless-on-PS3 document Spindle was made from)
+/// measured for its memory-tuned CPython 2.7 dicts, which the tight profile reproduces.
 fn seed_table_on_target() {
     let tight: Vec<usize> = (0..20u32)
         .map(|n| {

@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-/// A ratio `num / den` of two small integers, as the seed's `_PyDICT_*_NUM` / `_DENOM` macros.
+/// A ratio `num / den` of two small integers, as the `_PyDICT_*_NUM` / `_DENOM` macros of the
+/// seed's tuned CPython (the seed: the Stackless-on-PS3 document Spindle was made from).
 ///
 /// Kept to `u8` terms so a [`DictConfig`] (which every dict carries) stays small; 255ths are finer
 /// than any load or growth anyone tunes.
@@ -148,7 +149,7 @@ impl fmt::Display for ConfigError {
 /// Packed into 16 bytes: the small table is at most 2^15 slots, the shrink threshold's zero
 /// denominator means [`ShrinkPolicy::Never`], and the three enums share a byte. A dict without a
 /// table holds one; a dict with a table keeps it in the table's tail instead, as the profile's
-/// number (one byte) or these 15 bytes (see the dict module's "Footprint").
+/// number (one byte) or these 15 bytes (see the dict module's "Memory and speed").
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DictConfig {
     large_above: u32,
@@ -351,7 +352,8 @@ impl DictConfig {
     }
 
     /// The seed's tuned console build: sparse, small table 1, growth 1.5x, and the max load that
-    /// reproduces its measured table, 3/4 (its source says 4/5; see the module docs).
+    /// reproduces its measured table, 3/4 (its source says 4/5, which does not; the reading is in
+    /// `kernel/docs/dict-notes.md`).
     pub const fn tight() -> Self {
         valid(DictConfig::builder().build())
     }
@@ -531,9 +533,9 @@ const PACKED: usize = 15;
 /// The most bytes a tail takes: a packed configuration, the tag, and the index bits.
 const MAX_TAIL: usize = PACKED + 2;
 
-/// A configuration as a table stores it after its slots (see the dict module's "Footprint"): the
-/// packed configuration unless it is a named profile, a tag byte (profile number or [`CUSTOM`],
-/// and the flags), and the compact layout's index bits (0 for the sparse layout).
+/// A configuration as a table stores it after its slots (see the dict module's "Memory and
+/// speed"): the packed configuration unless it is a named profile, a tag byte (profile number or
+/// [`CUSTOM`], and the flags), and the compact layout's index bits (0 for the sparse layout).
 pub(crate) struct Tail {
     bytes: [u8; MAX_TAIL],
     len: usize,

@@ -16,8 +16,8 @@
 //! compact.extend((0..12).map(|n| (n, n * n)));
 //! assert!(cpython == squares && compact == squares); // the same entries in every layout
 //!
-//! // The seed's table, modelled for 32-bit CPython: its tuned build holds these 12 entries in
-//! // 448 bytes, CPython 2.7 in 532.
+//! // The seed (the Stackless-on-PS3 document Spindle was made from) measured 32-bit CPython:
+//! // its tuned build holds these 12 entries in 448 bytes, CPython 2.7 in 532.
 //! assert_eq!(squares.cpython32_size(), Some(448));
 //! assert_eq!(cpython.cpython32_size(), Some(532));
 //! // In bytes of this build (struct and allocations), the bit-packed compact profile is smallest.
@@ -28,14 +28,20 @@
 //! ```
 //!
 //! [`Dict`] is CPython's dict rebuilt for a kernel heap: open addressing with CPython's perturbed
-//! probing (below), dummy slots for deleted keys that count toward the fill, and every
-//! memory-relevant constant a validated parameter ([`DictConfig`]). It allocates fallibly
-//! ([`Dict::try_insert`], [`Dict::try_reserve`]): a refused allocation leaves the dict exactly as
-//! it was and hands the key and value back.
+//! probing, dummy slots for deleted keys that count toward the fill, and every memory-relevant
+//! constant a validated parameter ([`DictConfig`]). It allocates fallibly ([`Dict::try_insert`],
+//! [`Dict::try_reserve`]): a refused allocation leaves the dict as it was and hands the key and
+//! value back. An empty dict allocates nothing.
 //!
-//! # Designs
+//! One chapter of the seed (see the glossary in the README) tunes CPython 2.7's dict for memory
+//! and measures its sizes, "the seed's table"; `tight` is that tuning. Design notes (how its
+//! parameters were read from the table, the probing schemes tried and their figures) are in
+//! `kernel/docs/dict-notes.md`.
 //!
-//! A configuration combines a [`Layout`] and a [`Sizing`]; five profiles name useful points:
+//! # Profiles
+//!
+//! A configuration combines a [`Layout`], a [`Sizing`] and the numbers below; five profiles name
+//! useful points, and [`Dict::new`] takes `tight`:
 //!
 //! | profile | layout | sizes | small | max load | growth |
 //! |---|---|---|---|---|---|
@@ -45,148 +51,81 @@
 //! | [`compact`](DictConfig::compact) | compact, 1/2/4/8-byte indices | 2^k | 8 | 2/3 | 3x |
 //! | [`exact_compact`](DictConfig::exact_compact) | compact, bit-packed indices | any | 1 | 7/8 | 17/16 |
 //!
-//! - **Sparse** (CPython 2.7) stores each entry in its slot, 16 bytes for `(u64, u64)`. Beside
-//!   the slots, one control byte a slot (a separate array, so probes stay in a dense, mostly
-//!   cached array) says empty, dummy, or full with 7 bits of the key's hash; probes read those
-//!   bytes and open a slot only on a match, so a miss rarely reads a slot. No hash is stored: a
-//!   resize rehashes. A slot holds an entry exactly when its control byte says full, so an empty
-//!   slot is uninitialised memory rather than a `None`: an `Option` would add a tag word (24 bytes
-//!   for `(u64, u64)`, a half more memory for every sparse table). That is the dict's main use of
-//!   `unsafe`, kept in `sparse.rs`; the other is the SSE2 intrinsics of the control-byte groups
-//!   (`group.rs`), and the rest of the dict denies it. The `dict_drops` tests check
-//!   that every key and value is dropped exactly once, through clones, owned iteration and
-//!   panics in `clone`, `hash` and `drop`. As with `hashbrown` on stable Rust (`std`'s map uses
-//!   an unstable attribute to avoid it), the table's destructor counts as using its entries: a
-//!   dict of borrowed keys or values must be dropped before what they borrow.
-//! - **Compact** (CPython 3.6+) stores entries densely in insertion order in a `Vec<(K, V)>`
-//!   (16 bytes for `(u64, u64)`, no tag) and probes an array of small integers naming them. A
-//!   removal moves the newest entry into the hole (as `indexmap`'s `swap_remove`): CPython instead
-//!   leaves a hole, which here would cost a tag on every entry. Iteration is insertion order until
-//!   the first removal.
+//! - **Sparse** (CPython 2.7): each entry in its slot, and a separate array of one control byte
+//!   a slot: empty, dummy, or full with 7 bits of the key's hash. Probes read the control bytes
+//!   and open a slot only on a match. No hash is stored: a resize rehashes. An empty slot is
+//!   uninitialised memory rather than a `None`, which would add a tag word (24 bytes instead of
+//!   16 for `(u64, u64)`): that is the dict's main `unsafe`, kept in `sparse.rs` and checked by
+//!   the `dict_drops` tests. As with `hashbrown`, the table's destructor counts as using its
+//!   entries: a dict of borrowed keys or values must be dropped before what they borrow.
+//! - **Compact** (CPython 3.6+): entries dense in insertion order in a `Vec<(K, V)>`, probed
+//!   through an array of small integers naming them. A removal moves the newest entry into the
+//!   hole (as `indexmap`'s `swap_remove`), so iteration is insertion order until the first
+//!   removal.
 //! - **Exact** sizes are any integer, reduced with Lemire's `(hash * size) >> 64` instead of a
 //!   mask, so growth can be fine-grained (the seed's wish: "there is no inherent need for [powers
 //!   of two] except that it makes for nice bitwise arithmetic").
+//! - The **small** table is the size a dict starts with and never shrinks below (CPython's
+//!   `PyDict_MINSIZE`), allocated by the first insert.
 //!
-//! The small table is the size a dict starts with and never shrinks below (CPython's
-//! `PyDict_MINSIZE`). CPython embeds it in the dict object; here it is allocated by the first
-//! insert, because an inline array whose length is chosen at run time needs `unsafe`. An empty
-//! dict allocates nothing.
-//!
-//! # Resize rule, and the seed's table
-//!
-//! An insert that adds a key resizes when, counting the new key, live plus dummy slots reach the
-//! max load: `fill * den >= slots * num`, CPython 2.7's `ma_fill*3 >= (ma_mask+1)*2`. The new size
-//! is CPython's `dictresize(growth * used)` — the smallest power of two above `growth * used`,
-//! with `used` counting the new key — or for exact sizes the smallest size holding
-//! `growth * used` entries below the max load (details in [`DictConfig`]). The check runs before
-//! the key is placed, so a refused allocation can leave everything as it was; the sizes are those
-//! of CPython's check-after-insert.
-//!
-//! The seed measured (32-bit, `sys.getsizeof(dict((j, j) for j in range(n)))`) 148 bytes for
-//! n = 0..5 and 532 for 6..19 with CPython 2.7, and for its tuned build 64, 88, 112, 160 (3..5),
-//! 256 (6..11), 448 (12..19). Both columns are a 52-byte header, the small table and, once
-//! resized, a separate table, at 12 bytes a slot ([`Dict::cpython32_size`] models it): 2.7 goes
-//! from its inline 8 slots to 32 at n = 6; the tuned build from 1 to 2, 4, 8, 16 and 32 slots at
-//! n = 1, 2, 3, 6 and 12.
-//!
-//! The tuned build's source states max load 4/5 with growth 3/2. Replayed, that rule keeps the
-//! 4-slot table at n = 3 (3 of 4 is under 4/5) and predicts 112 bytes where the seed measured 160.
-//! Under the same check the measured transitions bound the max load to (11/16, 3/4]: 3/4 is the
-//! simplest value, and [`DictConfig::tight`] uses it with growth 3/2 and small table 1; this
-//! reproduces both columns exactly (see the tests). Two variants of 4/5 fit the table as well and
-//! differ from 3/4 first at n = 24 (growing at 25): the check against `ma_mask` instead of
-//! `ma_mask + 1`, and the check made one insert ahead (`(fill + 1) * 5 >= size * 4`). The seed's
-//! numbers cannot tell these apart; 3/4 is the plain reading.
+//! An insert that adds a key resizes when, counting it, live plus dummy slots reach the max load
+//! (`fill * den >= slots * num`, CPython 2.7's `ma_fill*3 >= (ma_mask+1)*2`), to CPython's
+//! `dictresize(growth * used)` size or, for exact sizes, the smallest size holding
+//! `growth * used` entries below the max load ([`DictConfig`] has the details). The check runs
+//! before the key is placed, so a refused allocation changes nothing. [`Dict::cpython32_size`]
+//! models `sys.getsizeof` of a 32-bit CPython 2.7 dict with the same slots: with it `cpython27`
+//! and `tight` reproduce both columns of the seed's table exactly (`kernel/tests/dict_seed.rs`).
+//! The seed's source states a max load of 4/5, but its table needs one in (11/16, 3/4]: `tight`
+//! takes 3/4.
 //!
 //! # Probing
 //!
 //! CPython 2.7's sequence: a cursor `i` starts at the hash and steps `i = 5*i + 1 + perturb;
-//! perturb >>= 5` (perturb starting at the hash); power-of-two sizes look at `i & mask`, where
-//! `5*i + 1` alone is a full-period generator once `perturb` is spent, so every position is
-//! reached. Exact tables look at Lemire's `(i * size) >> 64` during the perturbed steps (at most
-//! 13 for a 64-bit hash) and then continue linearly, which bounds a probe by the table size.
-//! Every table keeps an empty slot (the max load is below 1), so every probe ends.
+//! perturb >>= 5` (perturb starting at the hash). Power-of-two sizes look at `i & mask`, where
+//! `5*i + 1` alone reaches every position once `perturb` is spent; exact sizes look at
+//! `(i * size) >> 64` for the perturbed steps (at most 13) and then continue linearly. Every
+//! table keeps an empty slot (the max load is below 1), so every probe ends.
 //!
-//! The sequence runs over slots in the compact layout and in exact sparse tables, as in CPython.
-//! A power-of-two sparse table runs it over aligned **groups** of slots instead (16 on x86_64,
-//! 8 elsewhere; a smaller table is padded to one group with bytes that are never full, empty or
-//! dummy): a probe reads a group's control bytes at once, opens the slots whose byte has the
-//! key's tag, and ends a miss at the first group with an empty slot. An insert takes the first
-//! dummy or empty slot on the same path, group by group and within a group in slot order, so
-//! every group a lookup passes before the key's had no empty slot when the key went in, and
-//! never gets one back (only a rebuild empties slots). Everything else is CPython's: dummies for
-//! deleted keys that count toward the fill, the resize rule, the sizes. Groups are what make the
-//! tight profile as fast as the issue asks (see "Speed"); the probe order within the table is
-//! the only thing that differs between CPUs, and with it the order of iteration.
+//! The compact layout and exact sparse tables run the sequence over slots. Power-of-two sparse
+//! tables (`tight`, `cpython27`) run it over aligned **groups** of control bytes (16 by SSE2 on
+//! x86_64, 8 in a word elsewhere; a smaller table is padded to one group): a probe compares a
+//! whole group with the key's tag at once, opens the slots that match, and ends a miss at the
+//! first group with an empty slot. Inserts take the first dummy or empty slot along the same
+//! path, so a lookup never stops short of its key. Between CPUs, the group width changes the
+//! probe order, the iteration order and the padding of tables smaller than a group.
 //!
-//! # Footprint
+//! # Memory and speed
 //!
-//! [`Dict::footprint`] is the struct plus every allocation it owns, for any `K` and `V`. The
-//! `dict` benchmark (`cargo bench -p spindle --bench dict`) prints the table for `(u64, u64)`
-//! beside `hashbrown`, CPython 3.11 and the 16n lower bound, and draws it as an SVG chart.
+//! [`Dict::footprint`] is the struct (48 bytes whatever `K`, `V` and the configuration) plus
+//! every allocation it owns; once there is a table, the configuration lives in a 2-byte tail
+//! after its control or index bytes (17 bytes for a configuration that is not a named profile).
+//! Group lookups are inlined in the caller: a hash (one folded multiply for an integer key), one
+//! load and compare of a group, one slot opened; at these loads the first group almost always
+//! decides. The other layouts are probed out of line and pay for their parameters: at a 7/8 max
+//! load a hit averages 2.2 probes and a miss 6.7, growth of 9/8 or 17/16 moves each entry 8 or
+//! 17 times on the way to 100000 entries, and a compact probe must read the entry to compare
+//! keys.
 //!
-//! The struct is 48 bytes whatever `K`, `V` and the configuration (`hashbrown`'s map is 40): a
-//! 40-byte enum holding either the configuration (no table yet) or the table's two allocations,
-//! its discriminant in a niche of the entries' `Vec`, and two 32-bit counts, so a table holds
-//! fewer than 2^32 slots. Once there is a table the configuration lives in a tail after its
-//! control or index bytes, found from its last bytes: 2 bytes for a named profile (its number and
-//! layout flags, and the compact index width), 17 for any other configuration. The compact
-//! index needs no padding: a window that would run past the end of the array is read and
-//! written short. Power-of-two sparse tables smaller than a probe group (see "Probing") pad
-//! their control bytes to one group: up to 15 bytes on x86_64 and 7 elsewhere, so the smallest
-//! `tight` and `cpython27` tables differ in size between CPUs by those bytes. [`exact_compact`](DictConfig::exact_compact) thus stays at or below
-//! `hashbrown`'s footprint for every n from 1 to 100000 (closest at n = 3: 116 bytes to 124)
-//! and takes about 18 and 19 bytes an entry at n = 1000 and n = 100000.
+//! `cargo bench -p spindle --bench dict` measures the trade-off for `(u64, u64)` entries: every
+//! profile's footprint beside `hashbrown`, CPython 3.11 and the 16n lower bound (also drawn in
+//! `target/dict-footprint.svg`), then insert, lookup and remove times against `hashbrown`'s
+//! (every design once a round, 15 rounds of fresh random keys, medians). Its figures on x86_64
+//! (speeds: the range over several runs on two shared cores of an AMD EPYC VM):
 //!
-//! # Speed
+//! | profile | bytes an entry at n = 1000, 100000 | lookups vs `hashbrown` at n = 1000: hit, miss | at n = 100000: hit, miss |
+//! |---|---|---|---|
+//! | `cpython27` | 34.9, 44.6 | 0.9x, 0.7-0.8x | 0.6x, 2.0x |
+//! | `tight` | 34.9, 44.6 | 0.8-0.9x, 0.7-0.9x | 0.75-0.95x, 1.6-2.3x |
+//! | `exact` | 20.2, 20.0 | 0.25x, 0.13x | 0.4-0.5x, 0.27x |
+//! | `compact` | 26.0, 76.9 | 0.3x, 0.2x | 0.3x, 0.5x |
+//! | `exact_compact` | 18.2, 19.3 | 0.17x, 0.10x | 0.2x, 0.2x |
+//! | `hashbrown` | 34.9, 22.3 | 1x | 1x |
 //!
-//! Lookups in the tight profile's layout (sparse, powers of two) are probed inline in the
-//! caller, a group of control bytes at a time (see "Probing"): a hash (one folded multiply for
-//! an integer key), one load of the group, one compare of all its bytes with the key's tag (an
-//! SSE2 `pcmpeqb` on x86_64, a word's bit trick elsewhere), one slot opened, and the group's
-//! empty slots tested the same way to end a miss. At the tight profile's loads the first group
-//! almost always decides a lookup, so it has no branch that is often wrong. The other layouts
-//! are probed out of line, given the table's slices rather than the dict and unable to panic or
-//! write memory: the compiler then knows the call leaves the dict as it was, and a caller's loop
-//! keeps the dict's fields in registers instead of reloading them after every lookup.
-//!
-//! The benchmark runs every design once a round, 15 rounds, with fresh random key orders each
-//! round, and reports medians. Measured on the development machine (two shared cores of an AMD
-//! EPYC, Zen 4, in a VM), tight lookups run at these speeds against `hashbrown`'s:
-//!
-//! | n | hits | misses |
-//! |---|---|---|
-//! | 1000 | 0.81-0.82x | 0.82-0.83x |
-//! | 100000 | 0.86-0.92x | 2.14-2.19x |
-//!
-//! The probing went through these steps (hits and misses at n = 1000, then n = 100000):
-//!
-//! - slot by slot, CPython's probing exactly, with the first two probes peeled and chosen by
-//!   arithmetic and a miss decided from four control bytes at once: 0.51-0.55x and 0.42-0.46x,
-//!   then 0.68-0.74x and 1.15-1.24x. A hit past the second probe (one in ten at n = 1000)
-//!   mispredicted about twice: `cachegrind` counted 0.18 mispredictions and about 43
-//!   instructions a hit, against about 30 for `hashbrown`, which decides among 16 control bytes
-//!   from one load. More peeling cost more than it saved;
-//! - groups of 8 as a word on every CPU (the layout PowerPC64 keeps): about 0.66x and 0.66x,
-//!   then 0.71x and 1.86x, measured while other work loaded the machine, so only roughly. A
-//!   helper not marked `#[inline]`, called on every lookup from other crates, had first held it
-//!   at 0.49x;
-//! - groups of 16 by SSE2 on x86_64, with the tag from the hash's top bits (one shift) and the
-//!   group's bounds taken from the table's invariant instead of checked on each lookup: the
-//!   figures above.
-//!
-//! At n = 100000 (262144 slots, load 0.38, by the seed's rule: 3/4 max load, 3/2 growth,
-//! powers of two) memory dominates: a hit waits for its group, then for its slot, as
-//! `hashbrown`'s does, in a table twice the size of `hashbrown`'s; a miss almost never leaves
-//! the control bytes, a quarter MiB against `hashbrown`'s slots and bytes. 16-byte slots instead
-//! of `Option`'s 24 cut a third of the memory and gained a few hundredths.
-//!
-//! The exact and compact designs trade speed for memory by their parameters, not by defects:
-//! at a 7/8 max load CPython's probing averages 2.2 probes a hit and 6.7 a miss (measured, as
-//! random probing predicts), and growth of 9/8 ([`exact`](DictConfig::exact)) or 17/16
-//! ([`exact_compact`](DictConfig::exact_compact)) moves each entry 8 or 17 times over a dict's
-//! growth to 100000 (1.2 to 2 times for the others), each move a random write into a fresh
-//! table; a compact probe that meets an entry must read it to compare keys.
+//! `exact_compact` stays at or below `hashbrown`'s footprint for every n from 1 to 100000. At
+//! n = 100000 a `tight` table is twice `hashbrown`'s size (262144 slots, load 0.38): a hit waits
+//! on memory twice, for its group and its slot, while a miss seldom leaves the quarter MiB of
+//! control bytes. Inserts into `exact` and `exact_compact` run at a fifth and a tenth of
+//! `hashbrown`'s speed; into the others at 0.6x to 1.4x.
 //!
 //! # Hashing
 //!
@@ -257,7 +196,7 @@ impl Vacancy {
 }
 
 /// A dict's storage. The configuration lives in the first variant until a table exists, then in
-/// the table's tail (see "Footprint" in the module docs), so the enum is no larger than the
+/// the table's tail (see "Memory and speed" in the module docs), so the enum is no larger than the
 /// compact variant: 40 bytes, its discriminant in a niche of the entries' `Vec`.
 #[derive(Clone)]
 enum Table<K, V> {
@@ -317,7 +256,7 @@ where
 ///
 /// 48 bytes (with the default hasher) whatever `K`, `V` and the configuration: the table (or,
 /// before it, the configuration) and two counts; tables hold fewer than 2^32 slots (see
-/// "Footprint" in the module docs).
+/// "Memory and speed" in the module docs).
 ///
 /// ```
 /// use spindle::dict::{Dict, DictConfig};

@@ -182,7 +182,7 @@ impl<'a, K, V> View<'a, K, V> {
         // has the key's tag, else the second's, chosen by arithmetic (the compiler folds a
         // select back into the branch); a miss is certain once none of the first
         // MISS_PROBES bytes has the tag before an empty one, one test of their maximum
-        // (EMPTY is the largest byte). The figures are in the module docs.
+        // (EMPTY is the largest byte). `kernel/docs/dict-notes.md` has the measurements.
         let at = probe.slot;
         let first = *ctrl.get(at)?;
         probe.advance();

@@ -1,4 +1,5 @@
-//! Records: named-field tuples generated at compile time (the seed's namedtuple without exec).
+//! Records: named-field tuples generated at compile time (namedtuple without exec,
+//! which the seed, the Stackless-on-PS3 document Spindle was made from, needed).
 //!
 //! ```
 //! use spindle::record;

@@ -1,4 +1,6 @@
-//! Net tests on the target: the quirk repair, the seed scenario on tasklets, the echo demo, and
+//! Net tests on the target: the quirk repair, the seed scenario on tasklets (the select quirk's
+//! setting in the seed: a connection reset while one tasklet waits in recv on it and another in
+//! select over it), the echo demo, and
 //! select/poll and echo costs in PMC5 instructions.
 
 use crate::{BenchSuite, Suite, TargetBench, TargetTest};

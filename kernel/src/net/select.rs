@@ -1,6 +1,6 @@
 //! select and poll with POSIX results, repairing the console quirk.
 //!
-//! The quirk (seed, "selectmodule on PS3"): the platform's select()/poll() fail with a socket's
+//! The quirk (from the seed, the Stackless-on-PS3 document Spindle was made from, chapter "selectmodule on PS3"): the platform's select()/poll() fail with a socket's
 //! pending error (ECONNRESET and kin) instead of reporting that socket ready, and poll sets its
 //! count to -1. POSIX and Linux report such a socket readable and writable (poll: POLLERR, plus
 //! POLLHUP once the connection is gone) and leave the error for recv/send/SO_ERROR. So when a raw

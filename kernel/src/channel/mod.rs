@@ -59,9 +59,10 @@
 //! Errors are values: a failed send gives the value back in [`SendError`], so nothing accepted
 //! is ever lost.
 
-use crate::tasklet::sched::{this_cpu, Placement, WaitQueue};
+use crate::tasklet::per_cpu::this_cpu;
+use crate::tasklet::ring::Placement;
 use crate::tasklet::slot::Staged;
-use crate::tasklet::tcb::{Blocker, State, Tcb, FLAG_BLOCK_TRAP};
+use crate::tasklet::tcb::{Blocker, State, Tcb, WaitQueue, FLAG_BLOCK_TRAP};
 use crate::tasklet::{Tasklet, TaskletError, Thrown};
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;

@@ -1,10 +1,10 @@
-//! CPU groups and deadlock detection: who may wake whom, and when nobody can.
+//! CPU groups: which CPUs may wake each other, and the count that tells when none can.
 //!
 //! A CPU with nothing runnable idles; it declares deadlock (and wakes a victim with
 //! [`TaskletError::Deadlock`](super::TaskletError::Deadlock)) only when every member of its
-//! group is stuck the same way, with no timer, no wake-up in flight and no outside work.
+//! group is stuck the same way, with no timer, no wake-up in flight and no outside work. The
+//! group keeps that count; the scheduler's idle loop (`idle.rs`) asks it.
 
-use super::sched::Scheduler;
 use crate::platform::platform;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -30,7 +30,7 @@ struct GroupState {
 }
 
 impl GroupState {
-    pub(super) fn wake_stuck(cpus: &heapless::Vec<usize, 32>) {
+    fn wake_stuck(cpus: &heapless::Vec<usize, 32>) {
         for &cpu in cpus {
             platform().wake_cpu(cpu);
         }
@@ -94,6 +94,45 @@ impl CpuGroup {
         self.state.lock().members -= 1;
     }
 
+    /// Counts a CPU joining (or, with `count_member` false, one reserved before it started).
+    pub(super) fn add_member(&self, count_member: bool) {
+        if count_member {
+            self.state.lock().members += 1;
+        }
+    }
+
+    /// For a member with nothing runnable and no timer: true if the group is deadlocked (every
+    /// other member stuck, no wake-up in flight, no outside work, `inbox_empty` for the member
+    /// itself) and `can_be_victim`; otherwise counts `cpu` stuck until [`CpuGroup::unstick`].
+    /// The check and the count happen under one lock, so of several CPUs blocking at once the
+    /// last one always sees the others stuck.
+    pub(super) fn deadlocked_or_stuck(
+        &self,
+        cpu: usize,
+        inbox_empty: impl FnOnce() -> bool,
+        can_be_victim: bool,
+    ) -> bool {
+        let mut state = self.state.lock();
+        let quiet = inbox_empty()
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && self.external.load(Ordering::Acquire) == 0;
+        if quiet && can_be_victim && state.stuck + 1 >= state.members {
+            return true;
+        }
+        state.stuck += 1;
+        let _ = state.stuck_cpus.push(cpu);
+        false
+    }
+
+    /// Undoes the count of [`CpuGroup::deadlocked_or_stuck`] once `cpu` returns from idling.
+    pub(super) fn unstick(&self, cpu: usize) {
+        let mut state = self.state.lock();
+        state.stuck -= 1;
+        if let Some(position) = state.stuck_cpus.iter().position(|&stuck| stuck == cpu) {
+            state.stuck_cpus.swap_remove(position);
+        }
+    }
+
     /// Counts a CPU that will join with `join_reserved` before it exists.
     pub(crate) fn reserve_member(&self) {
         self.state.lock().members += 1;
@@ -113,99 +152,3 @@ impl Default for CpuGroup {
 
 #[cfg(not(any(test, feature = "std")))]
 pub(super) static GLOBAL_GROUP: CpuGroup = CpuGroup::new();
-
-impl Scheduler {
-    pub(crate) fn join(&self, group: &'static CpuGroup) {
-        self.move_to_group(Some(group), true);
-    }
-
-    /// Moves into `group`, whose member count already includes this CPU (a reservation made
-    /// before the thread started, so no other member ever saw the group without it).
-    pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
-        self.move_to_group(Some(group), false);
-    }
-
-    #[cfg_attr(
-        not(any(test, feature = "std")),
-        allow(dead_code, reason = "hosted threads and embedders")
-    )]
-    pub(crate) fn leave_group(&self) {
-        self.move_to_group(None, false);
-    }
-
-    pub(crate) fn group(&self) -> Option<&'static CpuGroup> {
-        // SAFETY: groups are 'static (join takes &'static).
-        unsafe { self.group.get().as_ref() }
-    }
-
-    /// Moves this CPU from its group to `group` (or none), under the inbox lock so that
-    /// wake-ups already queued here move their in-flight count along.
-    pub(super) fn move_to_group(&self, group: Option<&'static CpuGroup>, count_member: bool) {
-        let old = {
-            let _inbox = self.inbox.lock();
-            let pending = self.inbox_count.load(Ordering::Acquire);
-            let old = self.group();
-            if let Some(old) = old {
-                old.wake_ups_landed(pending);
-            }
-            if let Some(new) = group {
-                new.wake_ups_sent(pending);
-                if count_member {
-                    new.state.lock().members += 1;
-                }
-            }
-            self.group
-                .set(group.map_or(core::ptr::null(), |new| new as *const CpuGroup));
-            old
-        };
-        if let Some(old) = old {
-            old.leave();
-        }
-    }
-
-    /// With nothing runnable here: returns true if this CPU's group is deadlocked (no member
-    /// can make progress, no timer, no wake-up in flight, no outside work) and a victim is
-    /// available; otherwise idles until a wake-up, `deadline` or a spurious return. The check
-    /// and this CPU's counting itself stuck happen under one lock, so of several CPUs blocking
-    /// at once the last one always sees the others stuck.
-    pub(super) fn idle_unless_deadlocked(
-        &self,
-        deadline: Option<u64>,
-        can_be_victim: bool,
-    ) -> bool {
-        let group = self.group();
-        let stuck = deadline.is_none();
-        if stuck {
-            match group {
-                None => {
-                    if can_be_victim {
-                        return true;
-                    }
-                }
-                Some(group) => {
-                    let mut state = group.state.lock();
-                    let quiet = self.inbox_count.load(Ordering::Acquire) == 0
-                        && group.in_flight.load(Ordering::Acquire) == 0
-                        && group.external.load(Ordering::Acquire) == 0;
-                    if quiet && can_be_victim && state.stuck + 1 >= state.members {
-                        return true;
-                    }
-                    state.stuck += 1;
-                    let _ = state.stuck_cpus.push(self.cpu.get());
-                }
-            }
-        }
-        if self.inbox_count.load(Ordering::Acquire) == 0 {
-            platform().idle(deadline);
-        }
-        if let (Some(group), true) = (group, stuck) {
-            let mut state = group.state.lock();
-            state.stuck -= 1;
-            let me = self.cpu.get();
-            if let Some(position) = state.stuck_cpus.iter().position(|&cpu| cpu == me) {
-                state.stuck_cpus.swap_remove(position);
-            }
-        }
-        false
-    }
-}

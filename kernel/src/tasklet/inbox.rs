@@ -1,64 +1,85 @@
 //! The inbox: tasklets other CPUs woke for this one, waiting to join its ring.
 //!
-//! A waker on another CPU queues the tasklet here under the inbox lock, counts it in flight in
-//! the CPU group (so deadlock detection waits for it) and wakes the CPU; the home CPU drains the
-//! inbox into its ring when it next schedules.
+//! A waker on another CPU queues the tasklet under the inbox lock, counts it in flight in the
+//! home's CPU group (so deadlock detection waits for it) and sets the attention word's inbox
+//! bit; the home CPU takes the whole inbox when it next schedules. Tasklets pass through here
+//! on their wait links: a woken tasklet has left its wait queue.
 
+use super::attention;
+use super::group::CpuGroup;
 use super::list::List;
-use super::ring::Placement;
-use super::sched::{attention, Scheduler};
-use super::tcb::{self, State, Tcb, WaitLinks};
-use super::TaskletError;
-use crate::platform::platform;
-use core::sync::atomic::Ordering;
+use super::tcb::{State, Tcb, WaitLinks};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-/// Tasklets other CPUs woke for this one, in wake order (through their wait links: a tasklet
-/// on its way home is in no wait queue).
-pub(super) type Inbox = List<WaitLinks>;
+/// One CPU's inbox.
+pub(super) struct Inbox {
+    list: spin::Mutex<List<WaitLinks>>,
+    /// Tasklets queued and not yet taken (readable without the lock).
+    count: AtomicUsize,
+}
 
-impl Scheduler {
-    pub(super) fn inbox_push(&self, tcb: &Tcb) {
-        tcb.set_state(State::Waking);
-        {
-            let inbox = self.inbox.lock();
-            // Counted in the group the home belongs to now; group changes happen under the
-            // same lock and carry the count along (see `move_to_group`).
-            if let Some(group) = self.group() {
-                group.wake_ups_sent(1);
-            }
-            // SAFETY: a woken tasklet left its wait queue before its waker got here, so its
-            // wait link is free; its home (this scheduler) keeps it alive.
-            unsafe { inbox.push_back(tcb) };
-            self.inbox_count.fetch_add(1, Ordering::AcqRel);
-            self.attention.fetch_or(attention::INBOX, Ordering::Release);
+impl Inbox {
+    pub(super) const fn new() -> Self {
+        Self {
+            list: spin::Mutex::new(List::new()),
+            count: AtomicUsize::new(0),
         }
-        platform().wake_cpu(self.cpu.get());
     }
 
-    pub(super) fn drain_inbox(&self) {
-        if self.inbox_count.load(Ordering::Acquire) == 0 {
-            return;
+    /// Tasklets on their way to the ring.
+    #[inline]
+    pub(super) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Queues `tcb`, which its waker just took out of a wait queue, counting it in flight in
+    /// `group` (the home's, read under the lock: group changes happen under it too) and
+    /// raising the inbox bit of the home's attention `word`.
+    pub(super) fn push(
+        &self,
+        tcb: &Tcb,
+        group: impl FnOnce() -> Option<&'static CpuGroup>,
+        word: &AtomicU32,
+    ) {
+        tcb.set_state(State::Waking);
+        let list = self.list.lock();
+        if let Some(group) = group() {
+            group.wake_ups_sent(1);
         }
-        // This CPU is running (not counted stuck), so the wake-ups stop being "in flight" as
-        // soon as they are detached.
-        let (arrived, detached) = {
-            let inbox = self.inbox.lock();
-            let arrived = inbox.take_all();
-            self.attention
-                .fetch_and(!attention::INBOX, Ordering::Relaxed);
-            let detached = self.inbox_count.load(Ordering::Acquire);
-            if let Some(group) = self.group() {
-                group.wake_ups_landed(detached);
-            }
-            (arrived, detached)
-        };
-        while let Some(tcb) = arrived.pop_front() {
-            if tcb.has_flag(tcb::FLAG_ABANDONED) {
-                self.retire(tcb, Some(TaskletError::StackOverflow));
-            } else {
-                self.ring_insert(tcb, Placement::Tail);
-            }
+        // SAFETY: a woken tasklet left its wait queue before its waker got here, so its wait
+        // link is free; its home scheduler keeps it alive.
+        unsafe { list.push_back(tcb) };
+        self.count.fetch_add(1, Ordering::AcqRel);
+        word.fetch_or(attention::INBOX, Ordering::Release);
+    }
+
+    /// Takes every queued tasklet (the home CPU, running, so they stop being in flight in
+    /// `group`) and clears the inbox bit; hand the returned count to [`Inbox::landed`] once
+    /// they are in the ring.
+    pub(super) fn take_all(
+        &self,
+        group: Option<&CpuGroup>,
+        word: &AtomicU32,
+    ) -> (List<WaitLinks>, usize) {
+        let list = self.list.lock();
+        let arrived = list.take_all();
+        word.fetch_and(!attention::INBOX, Ordering::Relaxed);
+        let taken = self.count();
+        if let Some(group) = group {
+            group.wake_ups_landed(taken);
         }
-        self.inbox_count.fetch_sub(detached, Ordering::AcqRel);
+        (arrived, taken)
+    }
+
+    /// The tasklets of a [`Inbox::take_all`] have joined the ring.
+    pub(super) fn landed(&self, taken: usize) {
+        self.count.fetch_sub(taken, Ordering::AcqRel);
+    }
+
+    /// Runs `change` under the inbox lock with the number of queued tasklets (moving a CPU
+    /// between groups carries their in-flight count along).
+    pub(super) fn locked<R>(&self, change: impl FnOnce(usize) -> R) -> R {
+        let _list = self.list.lock();
+        change(self.count())
     }
 }

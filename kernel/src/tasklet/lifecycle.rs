@@ -5,9 +5,11 @@
 //! reap list; whoever resumes next frees its stack and drops the scheduler's reference there
 //! (`finish_resume`), never on the dead tasklet's own stack.
 
+use super::attention;
 use super::per_cpu::this_cpu;
+use super::per_cpu::wake;
 use super::ring::Placement;
-use super::sched::{attention, wake, Scheduler};
+use super::sched::Scheduler;
 use super::stack::StackRegion;
 use super::tcb::{self, State, Tcb, TcbRef};
 use super::TaskletError;
@@ -105,10 +107,10 @@ impl Scheduler {
     pub(crate) fn exit_current(&'static self) -> ! {
         let _busy = self.enter();
         let me = self.current();
-        self.ring_remove(me);
+        self.ring.remove(me);
         self.retire(me, None);
         let next = self.find_next(None);
-        self.set_ring_head(next);
+        self.ring.set_head(next);
         self.current.set(next);
         // SAFETY: `next` is runnable; the dead tasklet's context is never resumed, so its save
         // goes to the scratch word. Its stack stays allocated until `next` reaps it.

@@ -72,19 +72,20 @@
 //! `throw`, `insert`, `remove`, `run` and `switch` must be called on the tasklet's own CPU and
 //! return [`TaskletError::WrongCpu`] elsewhere.
 
+mod attention;
 mod error;
 mod group;
+mod idle;
 mod inbox;
 mod lifecycle;
 mod list;
-mod per_cpu;
-mod ring;
+pub(crate) mod per_cpu;
+pub(crate) mod ring;
 pub(crate) mod sched;
 pub(crate) mod slot;
 mod stack;
 pub(crate) mod tcb;
 mod timers;
-pub(crate) mod wait_queue;
 mod watchdog;
 
 pub use error::{TaskletError, Thrown};
@@ -238,7 +239,7 @@ impl Tasklet {
         let _busy = scheduler.enter();
         match self.tcb.state() {
             State::Paused => {
-                scheduler.ring_insert(&self.tcb, Placement::Tail);
+                scheduler.ring.insert(&self.tcb, Placement::Tail);
                 Ok(())
             }
             State::Runnable | State::Waking => Ok(()),
@@ -257,7 +258,7 @@ impl Tasklet {
         }
         match self.tcb.state() {
             State::Runnable => {
-                scheduler.ring_remove(&self.tcb);
+                scheduler.ring.remove(&self.tcb);
                 self.tcb.set_state(State::Paused);
                 Ok(())
             }
@@ -288,10 +289,10 @@ impl Tasklet {
         }
         let _busy = scheduler.enter();
         match self.tcb.state() {
-            State::Paused => scheduler.ring_insert(&self.tcb, Placement::Next),
+            State::Paused => scheduler.ring.insert(&self.tcb, Placement::Next),
             State::Runnable => {
-                scheduler.ring_remove(&self.tcb);
-                scheduler.ring_insert(&self.tcb, Placement::Next);
+                scheduler.ring.remove(&self.tcb);
+                scheduler.ring.insert(&self.tcb, Placement::Next);
             }
             State::Blocked | State::Waking => return Err(TaskletError::InvalidTarget),
             State::Dead => return Err(TaskletError::Dead),
@@ -300,7 +301,7 @@ impl Tasklet {
             if me.is_main() && scheduler.run_count() == 0 {
                 return Err(TaskletError::InvalidTarget);
             }
-            scheduler.ring_remove(me);
+            scheduler.ring.remove(me);
             me.set_state(State::Paused);
         }
         scheduler.switch_to(me, &self.tcb);
@@ -342,7 +343,7 @@ impl Tasklet {
             State::Paused | State::Runnable if !target.has_flag(tcb::FLAG_STARTED) => {
                 // Never ran: it dies now, its closure dropped unrun.
                 if target.state() == State::Runnable {
-                    scheduler.ring_remove(target);
+                    scheduler.ring.remove(target);
                 }
                 scheduler.retire(target, Some(error));
                 busy.finish_resume();
@@ -355,7 +356,7 @@ impl Tasklet {
             }
             State::Paused => {
                 scheduler.raise_pending(target, error);
-                scheduler.ring_insert(target, Placement::Tail);
+                scheduler.ring.insert(target, Placement::Tail);
             }
             State::Runnable | State::Waking => scheduler.raise_pending(target, error),
         }
@@ -383,9 +384,9 @@ impl Tasklet {
                 if !scheduler.wake_with_error(target, TaskletError::Killed) {
                     return Err(TaskletError::InvalidTarget);
                 }
-                scheduler.ring_remove(target);
+                scheduler.ring.remove(target);
             }
-            State::Runnable => scheduler.ring_remove(target),
+            State::Runnable => scheduler.ring.remove(target),
             State::Paused => {}
         }
         // A value parked by a blocked sender is dropped with the slot when the block goes.
@@ -561,7 +562,7 @@ impl Builder {
             }
         };
         tcb.body.set(body);
-        tcb.home.set(scheduler);
+        scheduler.adopt(&tcb);
         tcb.stack.set(stack);
         tcb.stack_low.set(stack.usable_low());
         // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
@@ -576,7 +577,7 @@ impl Builder {
         if self.paused {
             tcb.set_state(State::Paused);
         } else {
-            scheduler.ring_insert(&tcb, Placement::Tail);
+            scheduler.ring.insert(&tcb, Placement::Tail);
         }
         Ok(JoinHandle {
             tasklet: Tasklet { tcb },
@@ -646,7 +647,7 @@ pub fn schedule_remove() -> Result<(), TaskletError> {
     if scheduler.run_count() <= 1 {
         return Err(TaskletError::NothingRunnable);
     }
-    scheduler.ring_remove(me);
+    scheduler.ring.remove(me);
     me.set_state(State::Paused);
     let next = scheduler.find_next(None);
     scheduler.switch_to(me, next);

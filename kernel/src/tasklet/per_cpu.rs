@@ -1,10 +1,13 @@
-//! Per-CPU access: finding the calling CPU's scheduler.
+//! Per-CPU access: finding the calling CPU's scheduler, and its CPU group membership.
 //!
 //! Hosted, each thread gets a scheduler of its own on first use (a thread stands for a CPU).
 //! On bare metal the schedulers are statics indexed by the platform's CPU index, cached in the
 //! CPU's r13 block on PowerPC64 with the `percpu-r13` feature.
 
+use super::group::CpuGroup;
+use super::ring::Placement;
 use super::sched::Scheduler;
+use super::tcb::Tcb;
 
 /// Hosted: one scheduler per thread.
 #[cfg(any(test, feature = "std"))]
@@ -179,4 +182,57 @@ pub(crate) fn this_cpu() -> &'static Scheduler {
     return hosted::this_cpu();
     #[cfg(not(any(test, feature = "std")))]
     return bare_metal::this_cpu();
+}
+
+/// Makes a tasklet that a waker just took out of a wait queue runnable: directly in this CPU's
+/// ring if it lives here, else through its CPU's inbox. With [`Placement::Next`] the caller then
+/// switches to it (only meaningful on the same CPU).
+pub(crate) fn wake(tcb: &Tcb, placement: Placement) {
+    let _ = this_cpu().wake(tcb, placement);
+}
+
+impl Scheduler {
+    pub(crate) fn join(&self, group: &'static CpuGroup) {
+        self.move_to_group(Some(group), true);
+    }
+
+    /// Moves into `group`, whose member count already includes this CPU (a reservation made
+    /// before the thread started, so no other member ever saw the group without it).
+    pub(crate) fn join_reserved(&self, group: &'static CpuGroup) {
+        self.move_to_group(Some(group), false);
+    }
+
+    #[cfg_attr(
+        not(any(test, feature = "std")),
+        allow(dead_code, reason = "hosted threads and embedders")
+    )]
+    pub(crate) fn leave_group(&self) {
+        self.move_to_group(None, false);
+    }
+
+    pub(crate) fn group(&self) -> Option<&'static CpuGroup> {
+        // SAFETY: groups are 'static (join takes &'static).
+        unsafe { self.group.get().as_ref() }
+    }
+
+    /// Moves this CPU from its group to `group` (or none), under the inbox lock so that
+    /// wake-ups already queued here move their in-flight count along.
+    pub(super) fn move_to_group(&self, group: Option<&'static CpuGroup>, count_member: bool) {
+        let old = self.inbox.locked(|pending| {
+            let old = self.group();
+            if let Some(old) = old {
+                old.wake_ups_landed(pending);
+            }
+            if let Some(new) = group {
+                new.wake_ups_sent(pending);
+                new.add_member(count_member);
+            }
+            self.group
+                .set(group.map_or(core::ptr::null(), |new| new as *const CpuGroup));
+            old
+        });
+        if let Some(old) = old {
+            old.leave();
+        }
+    }
 }

@@ -5,8 +5,8 @@
 //! ring.
 
 use super::list::Ring;
-use super::sched::Scheduler;
 use super::tcb::{RingLinks, State, Tcb};
+use core::cell::Cell;
 
 /// Where a woken tasklet goes in its ring.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -17,18 +17,61 @@ pub(crate) enum Placement {
     Next,
 }
 
-impl Scheduler {
-    /// Links `tcb` into the ring (it must not be in it).
+/// One CPU's run ring and its position.
+pub(super) struct RunRing {
+    /// The running tasklet while it is in the ring, else whoever runs next. (Stale for a moment
+    /// while a tasklet blocks: between [`RunRing::remove_head`] and the switch that follows,
+    /// which sets it.)
+    head: Cell<*const Tcb>,
+    len: Cell<usize>,
+}
+
+impl RunRing {
+    pub(super) const fn new() -> Self {
+        Self {
+            head: Cell::new(core::ptr::null()),
+            len: Cell::new(0),
+        }
+    }
+
+    /// Starts the ring with `main`, the CPU's own context, running.
+    pub(super) fn start(&self, main: &'static Tcb) {
+        // SAFETY: the main control block lives as long as its scheduler ('static), in no ring.
+        unsafe { Ring::<RingLinks>::link_alone(main) };
+        main.set_state(State::Runnable);
+        self.head.set(main);
+        self.len.set(1);
+    }
+
+    /// Runnable tasklets, the running one included.
     #[inline]
-    pub(crate) fn ring_insert(&self, tcb: &Tcb, placement: Placement) {
+    pub(super) fn len(&self) -> usize {
+        self.len.get()
+    }
+
+    /// The ring position (see the field), if the ring is not empty.
+    #[inline]
+    pub(super) fn head(&self) -> Option<&'static Tcb> {
+        // SAFETY: ring members are live control blocks of this CPU.
+        unsafe { self.head.get().as_ref() }
+    }
+
+    #[inline]
+    pub(super) fn set_head(&self, tcb: &Tcb) {
+        self.head.set(tcb);
+    }
+
+    /// Links `tcb` into the ring (it must not be in it) and makes it runnable.
+    #[inline]
+    pub(super) fn insert(&self, tcb: &Tcb, placement: Placement) {
         tcb.set_state(State::Runnable);
         // SAFETY: `tcb` is a tasklet of this CPU in no ring (its callers make it runnable from
-        // paused, blocked or waking), kept alive by this scheduler while it lives.
+        // paused, blocked or waking), kept alive by its scheduler while it lives.
         unsafe {
-            match self.ring_head_tcb() {
+            match self.head() {
                 None => {
                     Ring::<RingLinks>::link_alone(tcb);
-                    self.ring_head.set(tcb);
+                    self.head.set(tcb);
                 }
                 // The tail is just before the head.
                 Some(head) => match placement {
@@ -37,44 +80,47 @@ impl Scheduler {
                 },
             }
         }
-        self.ring_len.set(self.ring_len.get() + 1);
+        self.len.set(self.len.get() + 1);
     }
 
-    /// Unlinks the running tasklet `me` from the ring, whose head it is (see `ring_head`), and
-    /// returns its successor, if any, which the caller must switch to at once: the switch makes
-    /// it the head (the ring head is left stale until then, saving a store). (Not through
-    /// [`Scheduler::ring_remove`]: blocking knows where `me` is, which saves a test.)
+    /// Unlinks the running tasklet `me`, the head, and returns its successor, if any, which the
+    /// caller must switch to at once: the switch makes it the head (the head is left stale
+    /// until then, saving a store). (Not through [`RunRing::remove`]: blocking knows where `me`
+    /// is, which saves a test.)
     #[inline]
-    pub(super) fn ring_remove_head(&self, me: &Tcb) -> Option<&'static Tcb> {
+    pub(super) fn remove_head(&self, me: &Tcb) -> Option<&'static Tcb> {
         debug_assert!(
-            core::ptr::eq(self.ring_head.get(), me),
+            core::ptr::eq(self.head.get(), me),
             "blocking off the ring head"
         );
         let next = Ring::<RingLinks>::unlink(me);
         if next.is_none() {
-            self.ring_head.set(core::ptr::null());
+            self.head.set(core::ptr::null());
         }
-        self.ring_len.set(self.ring_len.get() - 1);
+        self.len.set(self.len.get() - 1);
         next
     }
 
-    /// Unlinks `tcb` from the ring (it must be in it); the head moves to its successor.
-    pub(crate) fn ring_remove(&self, tcb: &Tcb) {
+    /// Unlinks `tcb` (it must be in the ring); the head moves to its successor.
+    pub(super) fn remove(&self, tcb: &Tcb) {
         let next = Ring::<RingLinks>::unlink(tcb);
-        if core::ptr::eq(self.ring_head.get(), tcb) {
-            self.ring_head
+        if core::ptr::eq(self.head.get(), tcb) {
+            self.head
                 .set(next.map_or(core::ptr::null(), |next| next as *const Tcb));
         }
-        self.ring_len.set(self.ring_len.get() - 1);
+        self.len.set(self.len.get() - 1);
     }
 
-    #[inline]
-    pub(crate) fn set_ring_head(&self, tcb: &Tcb) {
-        self.ring_head.set(tcb);
+    /// The tasklet after `me`, the running ring member (`me` itself when alone); `None` if `me`
+    /// is not in the ring.
+    #[inline(always)]
+    pub(super) fn next_after(me: &Tcb) -> Option<&'static Tcb> {
+        Ring::<RingLinks>::is_linked(me).then(|| Ring::<RingLinks>::next(me))
     }
 
-    pub(super) fn ring_head_tcb(&self) -> Option<&'static Tcb> {
-        // SAFETY: ring members are live control blocks of this CPU.
-        unsafe { self.ring_head.get().as_ref() }
+    /// [`RunRing::next_after`] for a tasklet known to be in the ring (the fast yield's).
+    #[inline(always)]
+    pub(super) fn next_of_member(me: &Tcb) -> &'static Tcb {
+        Ring::<RingLinks>::next(me)
     }
 }

@@ -1,4 +1,4 @@
-//! The per-CPU scheduler: run ring, switching, blocking and waking, timers, idling, deadlock.
+//! The per-CPU scheduler's decisions: switching, blocking and waking, and the attention word.
 //!
 //! Each CPU (each thread, hosted) owns one [`Scheduler`]. Only that CPU touches its ring,
 //! timers and budget; other CPUs reach it through its inbox (a locked list of tasklets they woke).
@@ -6,18 +6,18 @@
 //! post-switch cleanup ([`Scheduler::finish_resume`]), so a destructor run by that cleanup can
 //! never touch a value in flight.
 
+use super::attention;
+use super::error::TaskletError;
 use super::group::CpuGroup;
 use super::inbox::Inbox;
-use super::list::{List, Ring};
-pub(crate) use super::per_cpu::this_cpu;
-pub(crate) use super::ring::Placement;
+use super::list::List;
+use super::ring::{Placement, RunRing};
 use super::stack::{self, StackBudget};
-use super::tcb::{self, Blocker, RingLinks, State, Tcb, TimerLinks, WaitLinks};
-pub(crate) use super::wait_queue::WaitQueue;
-use super::TaskletError;
+use super::tcb::{self, Blocker, State, Tcb, WaitLinks};
+use super::timers::TimerQueue;
 use crate::platform::platform;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use spindle_arch::context;
 
 /// Stack budget of a CPU until the board or the application sets one.
@@ -27,42 +27,19 @@ pub const DEFAULT_STACK_BUDGET: usize = if cfg!(any(test, feature = "std")) {
     8 << 20
 };
 
-/// Bits of [`Scheduler::attention`]: why a yield cannot take the fast path, and why a tasklet
-/// resumed by one must take the slow way back.
-pub(super) mod attention {
-    /// The timer queue is not empty.
-    pub(in crate::tasklet) const TIMERS: u32 = 1 << 0;
-    /// A `run` watchdog budget is armed.
-    pub(in crate::tasklet) const WATCHDOG: u32 = 1 << 1;
-    /// The watchdog fired while the running tasklet could not be interrupted.
-    pub(in crate::tasklet) const PREEMPT: u32 = 1 << 2;
-    /// Other CPUs queued wake-ups in the inbox.
-    pub(in crate::tasklet) const INBOX: u32 = 1 << 3;
-    /// Work awaits whoever resumes next: a tasklet found overflowed at a switch, or dead
-    /// tasklets' stacks (queued by `retire`, from an exit, a kill or an overflow).
-    pub(in crate::tasklet) const DEFERRED: u32 = 1 << 4;
-    /// One tasklet of this CPU with an error raised into it and not yet taken: the bits from
-    /// here up count them, so that neither the fast yield nor the way back from its switch
-    /// reads the running tasklet's own `pending`.
-    pub(in crate::tasklet) const PENDING_ONE: u32 = 1 << 8;
-}
-
 /// One CPU's scheduler.
 pub(crate) struct Scheduler {
     pub(crate) main_tcb: Tcb,
     pub(super) current: Cell<*const Tcb>,
-    /// The ring position: the running tasklet while it is in the ring, else whoever runs next.
-    /// (Stale for a moment while a tasklet blocks: between `ring_remove_head` and the switch
-    /// that follows, which sets it.)
-    pub(super) ring_head: Cell<*const Tcb>,
-    pub(super) ring_len: Cell<usize>,
+    /// The runnable tasklets, the running one at the head.
+    pub(super) ring: RunRing,
     pub(super) initialized: Cell<bool>,
     /// Non-zero while scheduler state is being changed: an interrupt must not preempt then. A
     /// byte rather than an `AtomicBool`, so a guard restores what it read without turning it
     /// into a `bool` and back.
     pub(super) busy: AtomicU8,
-    /// One word the fast yield tests instead of each condition it stands for (see the
-    /// [`attention`] bits). Other CPUs set [`attention::INBOX`]; the rest is this CPU's.
+    /// One word the fast yield tests instead of each condition it stands for (see
+    /// [`attention`]). Other CPUs set [`attention::INBOX`]; the rest is this CPU's.
     pub(super) attention: AtomicU32,
     pub(super) watchdog_deadline: Cell<u64>,
     pub(super) interrupted: Cell<*const Tcb>,
@@ -71,9 +48,9 @@ pub(crate) struct Scheduler {
     /// Dead tasklets whose stacks await release after the switch away from them.
     pub(super) reap: List<WaitLinks>,
     /// Tasklets with a deadline (sleeping or in a timed wait), earliest first.
-    pub(super) timers: List<TimerLinks>,
-    pub(super) inbox: spin::Mutex<Inbox>,
-    pub(super) inbox_count: AtomicUsize,
+    pub(super) timers: TimerQueue,
+    /// Tasklets other CPUs woke for this one.
+    pub(super) inbox: Inbox,
     pub(crate) cpu: Cell<usize>,
     pub(super) group: Cell<*const CpuGroup>,
     pub(crate) budget: StackBudget,
@@ -91,8 +68,7 @@ impl Scheduler {
         Self {
             main_tcb: Tcb::new(0, tcb::FLAG_MAIN | tcb::FLAG_STARTED),
             current: Cell::new(core::ptr::null()),
-            ring_head: Cell::new(core::ptr::null()),
-            ring_len: Cell::new(0),
+            ring: RunRing::new(),
             initialized: Cell::new(false),
             busy: AtomicU8::new(0),
             attention: AtomicU32::new(0),
@@ -100,9 +76,8 @@ impl Scheduler {
             interrupted: Cell::new(core::ptr::null()),
             overflowed: Cell::new(core::ptr::null()),
             reap: List::new(),
-            timers: List::new(),
-            inbox: spin::Mutex::new(List::new()),
-            inbox_count: AtomicUsize::new(0),
+            timers: TimerQueue::new(),
+            inbox: Inbox::new(),
             cpu: Cell::new(0),
             group: Cell::new(core::ptr::null()),
             budget: StackBudget::new(DEFAULT_STACK_BUDGET),
@@ -114,10 +89,7 @@ impl Scheduler {
 
     pub(super) fn initialize(&'static self, group: &'static CpuGroup, reserved: bool) {
         let main = &self.main_tcb;
-        main.home.set(self);
-        // SAFETY: the main control block lives in this 'static scheduler, in no ring yet.
-        unsafe { Ring::<RingLinks>::link_alone(main) };
-        main.set_state(State::Runnable);
+        self.adopt(main);
         if let Some((low, high)) = platform().cpu_stack_bounds() {
             if high > low + stack::GUARD_BYTES {
                 // SAFETY: the board vouches that [low, high) is this CPU's stack; its bottom
@@ -126,8 +98,7 @@ impl Scheduler {
             }
         }
         self.current.set(main);
-        self.ring_head.set(main);
-        self.ring_len.set(1);
+        self.ring.start(main);
         self.cpu.set(platform().cpu_index());
         if reserved {
             self.join_reserved(group);
@@ -149,7 +120,7 @@ impl Scheduler {
     }
 
     pub(crate) fn run_count(&self) -> usize {
-        self.ring_len.get() + self.inbox_count.load(Ordering::Acquire)
+        self.ring.len() + self.inbox.count()
     }
 
     pub(crate) fn live(&self) -> usize {
@@ -160,9 +131,22 @@ impl Scheduler {
         self.live.set(self.live.get() + count);
     }
 
+    /// Makes this scheduler the home of `tcb`, a new tasklet (or its own main tasklet).
+    pub(crate) fn adopt(&'static self, tcb: &Tcb) {
+        tcb.home.set((self as *const Self).cast());
+    }
+
+    /// The home scheduler of `tcb`.
+    #[inline]
+    pub(crate) fn home_of(tcb: &Tcb) -> &'static Scheduler {
+        // SAFETY: `home` is set by `adopt`, before the tasklet is reachable, to a 'static
+        // scheduler, and never changes.
+        unsafe { &*tcb.home.get().cast::<Scheduler>() }
+    }
+
     #[inline]
     pub(crate) fn is_here(&self, tcb: &Tcb) -> bool {
-        core::ptr::eq(tcb.home.get(), self)
+        core::ptr::eq(tcb.home.get(), (self as *const Self).cast())
     }
 
     #[inline]
@@ -224,7 +208,7 @@ impl Scheduler {
         if !stack_intact {
             save_sp = self.unlink_overflowed(from);
         }
-        self.set_ring_head(to);
+        self.ring.set_head(to);
         self.current.set(to);
         // SAFETY: `to` is a live runnable tasklet of this CPU whose saved_sp came from its last
         // suspension (or init_stack); `save_sp` points into a control block (or the scratch word);
@@ -248,7 +232,7 @@ impl Scheduler {
         // A blocking tasklet stays in its wait (and `Blocked` or `Waking`) until
         // `abandon_overflowed` takes it out from the healthy stack.
         if from.state() == State::Runnable {
-            self.ring_remove(from);
+            self.ring.remove(from);
             from.set_state(State::Paused);
         }
         self.overflowed.set(from);
@@ -272,7 +256,7 @@ impl Scheduler {
             return FastYield::NotTaken;
         }
         // The current tasklet is in the ring (the fast path is for ring members only).
-        let next = Ring::<RingLinks>::next(me);
+        let next = RunRing::next_of_member(me);
         if core::ptr::eq(next, me) {
             return FastYield::NotTaken;
         }
@@ -381,33 +365,9 @@ impl Scheduler {
     /// blocking (it is the deadlock victim); otherwise a blocked main tasklet is.
     #[inline]
     pub(crate) fn find_next(&'static self, blocking: Option<&Tcb>) -> &'static Tcb {
-        match self.ring_head_tcb() {
+        match self.ring.head() {
             Some(next) => next,
             None => self.wait_for_next(blocking),
-        }
-    }
-
-    /// The rest of `find_next`: nothing is runnable here yet.
-    #[inline(never)]
-    fn wait_for_next(&'static self, blocking: Option<&Tcb>) -> &'static Tcb {
-        loop {
-            if let Some(next) = self.ring_head_tcb() {
-                return next;
-            }
-            self.drain_inbox();
-            if let Some(next) = self.ring_head_tcb() {
-                return next;
-            }
-            let now = platform().now_ns();
-            self.fire_timers(now);
-            if let Some(next) = self.ring_head_tcb() {
-                return next;
-            }
-            let victim = blocking.unwrap_or(&self.main_tcb);
-            let can_be_victim = victim.state() == State::Blocked;
-            if self.idle_unless_deadlocked(self.next_timer_deadline(), can_be_victim) {
-                self.wake_with_error(victim, TaskletError::Deadlock);
-            }
         }
     }
 
@@ -423,7 +383,7 @@ impl Scheduler {
             tcb.direction.store(0, Ordering::Relaxed);
             self.raise_pending(tcb, error);
             self.disarm_timer(tcb);
-            self.ring_insert(tcb, Placement::Tail);
+            self.ring.insert(tcb, Placement::Tail);
         }
         cancelled
     }
@@ -463,12 +423,12 @@ impl Scheduler {
         self.debug_check_attention();
         // Whoever else is runnable runs next (switched to by `block_switch` straight after);
         // `me` is not among them any more.
-        if let Some(next) = self.ring_remove_head(me) {
+        if let Some(next) = self.ring.remove_head(me) {
             return Some(next);
         }
         let next = self.wait_for_next(Some(me));
         if core::ptr::eq(next, me) {
-            self.set_ring_head(me);
+            self.ring.set_head(me);
             None
         } else {
             Some(next)
@@ -518,16 +478,27 @@ impl Scheduler {
         if !self.timers.is_empty() {
             self.fire_timers(platform().now_ns());
         }
-        if !Ring::<RingLinks>::is_linked(me) {
-            return;
-        }
-        let next = Ring::<RingLinks>::next(me);
-        if !core::ptr::eq(next, me) {
-            self.switch_to(me, next);
+        if let Some(next) = RunRing::next_after(me) {
+            if !core::ptr::eq(next, me) {
+                self.switch_to(me, next);
+            }
         }
     }
 
     // ---- cross-CPU wake-ups ---------------------------------------------------------------
+
+    pub(crate) fn arm_timer(&self, tcb: &Tcb, deadline: u64) {
+        self.timers.arm(tcb, deadline);
+        self.set_attention(attention::TIMERS, true);
+    }
+
+    /// Out of line: inlined blocking paths call it only when a timer is armed.
+    #[inline(never)]
+    pub(crate) fn disarm_timer(&self, tcb: &Tcb) {
+        if self.timers.disarm(tcb) {
+            self.set_attention(attention::TIMERS, !self.timers.is_empty());
+        }
+    }
 
     /// Debug builds: the bits this CPU owns match what they stand for. (The inbox bit is set by
     /// other CPUs a moment after their count changes, so it is not compared here.)
@@ -617,13 +588,6 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
-/// Makes a tasklet that a waker just took out of a wait queue runnable: directly in this CPU's
-/// ring if it lives here, else through its CPU's inbox. With [`Placement::Next`] the caller then
-/// switches to it (only meaningful on the same CPU).
-pub(crate) fn wake(tcb: &Tcb, placement: Placement) {
-    let _ = this_cpu().wake(tcb, placement);
-}
-
 impl Scheduler {
     /// [`wake`] from this scheduler's CPU. Returns whether `tcb` lives here (and so is in
     /// this ring now, where the caller may switch to it).
@@ -631,14 +595,21 @@ impl Scheduler {
     #[must_use]
     pub(crate) fn wake(&self, tcb: &Tcb, placement: Placement) -> bool {
         tcb.direction.store(0, Ordering::Relaxed);
-        // SAFETY: `home` is set at creation to a 'static scheduler.
-        let home = unsafe { &*tcb.home.get() };
+        let home = Self::home_of(tcb);
         if core::ptr::eq(home, self) {
-            self.ring_insert(tcb, placement);
+            self.ring.insert(tcb, placement);
             true
         } else {
-            home.inbox_push(tcb);
+            home.wake_from_elsewhere(tcb);
             false
         }
+    }
+
+    /// [`Scheduler::wake`] of a tasklet of this (another) CPU: through the inbox. Out of line,
+    /// to keep the same-CPU wake-up of a rendezvous small.
+    #[inline(never)]
+    fn wake_from_elsewhere(&self, tcb: &Tcb) {
+        self.inbox.push(tcb, || self.group(), &self.attention);
+        platform().wake_cpu(self.cpu.get());
     }
 }

@@ -4,7 +4,7 @@
 //! never on the tasklet's stack — so stacks can later be moved (slicing). Control blocks are
 //! reference counted by [`TcbRef`]; the home scheduler holds one reference while the tasklet lives.
 
-use super::list::{Adapter, Link};
+use super::list::{Adapter, Link, List};
 use super::slot::ValueSlot;
 use super::stack::StackRegion;
 use super::TaskletError;
@@ -78,7 +78,9 @@ pub(crate) struct BodyVTable {
 pub(crate) struct Tcb {
     refs: AtomicU32,
     pub(crate) id: u32,
-    pub(crate) home: Cell<*const super::sched::Scheduler>,
+    /// The home CPU's scheduler, erased so that control blocks need not know the scheduler's
+    /// type (`Scheduler::adopt` sets it, `Scheduler::home_of` reads it).
+    pub(crate) home: Cell<*const ()>,
     /// Run-ring link (home CPU only; see [`RingLinks`]).
     ring: Link<Tcb>,
     /// The link of a wait queue, the home CPU's inbox or its reap list (see [`WaitLinks`]).
@@ -107,7 +109,7 @@ pub(crate) struct Tcb {
     timer: Link<Tcb>,
     pub(crate) body: Cell<*mut BodyHeader>,
     /// Tasklets waiting for this one to finish.
-    pub(crate) joiners: spin::Mutex<super::sched::WaitQueue>,
+    pub(crate) joiners: spin::Mutex<WaitQueue>,
 }
 
 // SAFETY: a control block is shared between CPUs, but every field has an owner: the home CPU's
@@ -141,7 +143,7 @@ impl Tcb {
             timer_deadline: Cell::new(0),
             timer: Link::new(),
             body: Cell::new(core::ptr::null_mut()),
-            joiners: spin::Mutex::new(super::sched::WaitQueue::new()),
+            joiners: spin::Mutex::new(WaitQueue::new()),
         }
     }
 
@@ -218,6 +220,66 @@ impl Adapter for TimerLinks {
     #[inline(always)]
     fn link(tcb: &Tcb) -> &Link<Tcb> {
         &tcb.timer
+    }
+}
+
+/// Wait queues: the FIFO of tasklets blocked on one object (a channel end, a join, a lock).
+///
+/// A queue is used under its owner's lock, which also owns the wait link and the `queued` flag
+/// of every tasklet in it. A waker takes a tasklet out with [`WaitQueue::pop_front`] (and then
+/// makes it runnable, see `per_cpu::wake`); a canceller (kill, timeout, deadlock) with
+/// [`WaitQueue::remove`], which reports whether a waker got there first.
+pub(crate) struct WaitQueue {
+    list: List<WaitLinks>,
+}
+
+impl WaitQueue {
+    pub(crate) const fn new() -> Self {
+        Self { list: List::new() }
+    }
+
+    /// Number of queued tasklets (walks the queue: for inspection, not hot paths).
+    pub(crate) fn len(&self) -> usize {
+        self.list.iter().count()
+    }
+
+    #[inline]
+    pub(crate) fn push_back(&mut self, tcb: &Tcb) {
+        debug_assert!(!tcb.queued.get(), "tasklet queued twice");
+        // SAFETY: a tasklet about to block is in no wait queue, inbox or reap list (it is
+        // running), and its home scheduler keeps it alive until it leaves the queue.
+        unsafe { self.list.push_back(tcb) };
+        tcb.queued.set(true);
+    }
+
+    pub(crate) fn front(&self) -> Option<&Tcb> {
+        self.list.front()
+    }
+
+    /// Unlinks the first tasklet. The `'static` is the home scheduler's reference, valid while
+    /// the caller holds the lock and until the tasklet is woken and finishes.
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<&'static Tcb> {
+        let head = self.list.pop_front()?;
+        head.queued.set(false);
+        Some(head)
+    }
+
+    /// Unlinks `tcb` if it is queued here; false if it was not queued (a waker took it).
+    pub(crate) fn remove(&mut self, tcb: &Tcb) -> bool {
+        if !tcb.queued.get() {
+            return false;
+        }
+        // SAFETY: `queued` is set exactly while the tasklet is in the queue of this lock's
+        // owner, and a tasklet waits on one object at a time.
+        unsafe { self.list.remove(tcb) };
+        tcb.queued.set(false);
+        true
+    }
+
+    /// Visits the queued tasklets front to back.
+    pub(crate) fn for_each(&self, visit: impl FnMut(&Tcb)) {
+        self.list.iter().for_each(visit);
     }
 }
 

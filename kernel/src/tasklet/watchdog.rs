@@ -5,7 +5,8 @@
 //! tasklet back to the main tasklet, unless it is main, atomic, or the scheduler is busy — then
 //! the preemption waits for the next check point ([`super::atomic`] sections end with one).
 
-use super::sched::{attention, Scheduler, SwitchFrom};
+use super::attention;
+use super::sched::{Scheduler, SwitchFrom};
 use super::tcb::{State, TcbRef};
 use crate::platform::platform;
 use core::sync::atomic::Ordering;
@@ -69,7 +70,7 @@ impl Scheduler {
         self.set_attention(attention::PREEMPT, false);
         self.set_watchdog_deadline(0);
         platform().set_preempt_deadline(None);
-        self.ring_remove(me);
+        self.ring.remove(me);
         me.set_state(State::Paused);
         let previous = self.interrupted.replace(TcbRef::from_tcb(me).into_raw());
         if !previous.is_null() {

@@ -1,0 +1,117 @@
+//! Nothing to run: taking in wake-ups, firing timers, idling the CPU, declaring deadlock.
+//!
+//! When a CPU's ring empties (its tasklets blocked, or `run` waits for sleepers), the scheduler
+//! drains its inbox, fires expired timers, and otherwise idles until a wake-up or the next
+//! deadline. With no deadline and no wake-up possible in its whole CPU group it declares
+//! deadlock and wakes a victim with [`TaskletError::Deadlock`].
+
+use super::ring::Placement;
+use super::sched::Scheduler;
+use super::tcb::{self, State, Tcb};
+use super::TaskletError;
+use crate::platform::platform;
+
+impl Scheduler {
+    /// The rest of `find_next`: nothing is runnable here yet.
+    #[inline(never)]
+    pub(super) fn wait_for_next(&'static self, blocking: Option<&Tcb>) -> &'static Tcb {
+        loop {
+            if let Some(next) = self.ring.head() {
+                return next;
+            }
+            self.drain_inbox();
+            if let Some(next) = self.ring.head() {
+                return next;
+            }
+            let now = platform().now_ns();
+            self.fire_timers(now);
+            if let Some(next) = self.ring.head() {
+                return next;
+            }
+            let victim = blocking.unwrap_or(&self.main_tcb);
+            let can_be_victim = victim.state() == State::Blocked;
+            if self.idle_unless_deadlocked(self.timers.next_deadline(), can_be_victim) {
+                self.wake_with_error(victim, TaskletError::Deadlock);
+            }
+        }
+    }
+
+    /// With nothing runnable here: returns true if this CPU's group is deadlocked (no member
+    /// can make progress, no timer, no wake-up in flight, no outside work) and a victim is
+    /// available; otherwise idles until a wake-up, `deadline` or a spurious return.
+    fn idle_unless_deadlocked(&self, deadline: Option<u64>, can_be_victim: bool) -> bool {
+        let group = self.group();
+        let cpu = self.cpu.get();
+        let stuck = deadline.is_none();
+        if stuck {
+            let deadlocked = match group {
+                None => can_be_victim,
+                Some(group) => {
+                    group.deadlocked_or_stuck(cpu, || self.inbox.count() == 0, can_be_victim)
+                }
+            };
+            if deadlocked {
+                return true;
+            }
+        }
+        if self.inbox.count() == 0 {
+            platform().idle(deadline);
+        }
+        if let (Some(group), true) = (group, stuck) {
+            group.unstick(cpu);
+        }
+        false
+    }
+
+    /// Moves the tasklets other CPUs woke for this one into the ring (retiring any found
+    /// overflowed meanwhile).
+    pub(super) fn drain_inbox(&self) {
+        if self.inbox.count() == 0 {
+            return;
+        }
+        // This CPU is running (not counted stuck), so the wake-ups stop being "in flight" as
+        // soon as they are taken.
+        let (arrived, taken) = self.inbox.take_all(self.group(), &self.attention);
+        while let Some(tcb) = arrived.pop_front() {
+            if tcb.has_flag(tcb::FLAG_ABANDONED) {
+                self.retire(tcb, Some(TaskletError::StackOverflow));
+            } else {
+                self.ring.insert(tcb, Placement::Tail);
+            }
+        }
+        self.inbox.landed(taken);
+    }
+
+    /// Waits (idling the CPU) until the earliest timer expires or a wake-up arrives, then makes
+    /// the due tasklets runnable. For `run`, when only the main tasklet is runnable.
+    pub(crate) fn wait_for_timers(&self) -> bool {
+        let Some(deadline) = self.timers.next_deadline() else {
+            return false;
+        };
+        if self.inbox.count() == 0 && platform().now_ns() < deadline {
+            platform().idle(Some(deadline));
+        }
+        self.drain_inbox();
+        self.fire_timers(platform().now_ns());
+        true
+    }
+
+    /// Wakes every tasklet whose timer expired by `now`: a sleeper normally, a tasklet blocked
+    /// with a timeout with [`TaskletError::TimedOut`].
+    pub(crate) fn fire_timers(&self, now: u64) {
+        while let Some(tcb) = self.timers.earliest() {
+            if tcb.timer_deadline.get() > now {
+                return;
+            }
+            self.disarm_timer(tcb);
+            if tcb.state() != State::Blocked {
+                continue;
+            }
+            if tcb.blocker.get().is_some() {
+                self.wake_with_error(tcb, TaskletError::TimedOut);
+            } else {
+                self.ring.insert(tcb, Placement::Tail);
+            }
+        }
+    }
+}

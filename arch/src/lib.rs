@@ -1,10 +1,17 @@
 //! Spindle's CPU layer: one module per CPU behind one small contract.
 //!
-//! Every CPU module provides the context switch used by tasklets ([`context`]). The bare-metal
+//! Every CPU module provides the context switch used by tasklets, re-exported here as
+//! [`context`] for the running CPU. What it must provide, item by item (the switches,
+//! `init_stack`, `call_on_stack`, `stack_pointer`, the frame sizes and the register-preservation
+//! self-test), is the [`contract`], checked at compile time for every CPU. The bare-metal
 //! PowerPC64 module adds boot, exception vectors, the decrementer, the timebase and PMC5.
+//!
+//! Porting Spindle to another CPU or board: see the porting guide, `arch/PORTING.md` (what a
+//! CPU port provides, what the firmware or board provides, how preemption works).
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod contract;
 #[cfg(target_arch = "powerpc64")]
 pub mod powerpc64;
 #[cfg(target_arch = "x86_64")]
@@ -13,10 +20,10 @@ pub mod x86_64;
 #[cfg(not(any(target_arch = "powerpc64", target_arch = "x86_64")))]
 compile_error!("spindle-arch: support for this architecture is not implemented");
 
-/// The running CPU's context switch: `switch`, `init_stack`, `call_on_stack`, `stack_pointer`.
+/// The running CPU's context switch: the items of the [`contract`].
 #[cfg(target_arch = "powerpc64")]
 pub use powerpc64::context;
-/// The running CPU's context switch: `switch`, `init_stack`, `call_on_stack`, `stack_pointer`.
+/// The running CPU's context switch: the items of the [`contract`].
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::context;
 

@@ -18,8 +18,13 @@
 //! The board crate must define (unmangled, `extern "C"`): `spindle_board_entry` (above),
 //! `spindle_board_exception` (see [`super::vectors`]) and `spindle_board_timer`.
 
-use super::percpu::{self, CPU_STACK_BYTES, CRASH_STACK_BYTES};
+use super::percpu::{self, PerCpu, CPU_STACK_BYTES, CRASH_STACK_BYTES};
+use super::timer;
 use super::MSR_FP_VEC_VSX;
+
+/// Address a secondary CPU must start at (`__spindle_secondary_start` below), with r3 = its
+/// per-CPU block (for RTAS `start-cpu`).
+pub use super::percpu::secondary_entry_address;
 
 /// MSR bits below bit 32 that every CPU sets at entry (MSR[SF] is set separately).
 const BOOT_MSR: u64 = MSR_FP_VEC_VSX;
@@ -118,7 +123,7 @@ core::arch::global_asm!(
     msr_lo = const BOOT_MSR & 0xffff,
     crash_off = const percpu::offsets::CRASH_STACK_TOP,
     stack_off = const percpu::offsets::STACK_TOP,
-    secondary_main = sym percpu::secondary_main,
+    secondary_main = sym secondary_main,
 );
 
 /// Set by the first pass through `_start`; initialised data, so clearing .bss cannot reset it.
@@ -126,12 +131,10 @@ core::arch::global_asm!(
 #[unsafe(link_section = ".data.spindle_booted")]
 static SPINDLE_BOOTED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
-unsafe extern "C" {
-    #[link_name = "__spindle_secondary_start"]
-    fn spindle_secondary_start();
-}
-
-/// Address a secondary CPU must start at, with r3 = its per-CPU block (for RTAS `start-cpu`).
-pub fn secondary_entry_address() -> usize {
-    spindle_secondary_start as *const () as usize
+/// First Rust code on a secondary CPU: gives it the boot CPU's tick and runs the entry recorded
+/// by [`percpu::prepare_secondary`].
+extern "C" fn secondary_main(block: &'static PerCpu) -> ! {
+    let entry = block.secondary_entry();
+    timer::inherit_boot_tick();
+    entry(block.index())
 }

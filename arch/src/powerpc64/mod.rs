@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod crash;
+pub mod selftest;
 pub mod timebase;
 
 /// Declares modules that exist only in bare-metal images.

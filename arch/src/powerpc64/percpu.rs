@@ -4,10 +4,15 @@
 //! runs. ELFv2 reserves r13 and `no_std` code has no thread-local storage, so nothing else ever
 //! writes it; the tasklet switch does not save it either, so it always names the CPU running the
 //! code. PIR is no use for this: under QEMU it reads 0 on every CPU started through RTAS.
+//!
+//! This is the ground floor of the bare-metal modules: it imports none of them (the boot code's
+//! secondary-CPU entry it names by its symbol only). The boot code ([`super::boot`]) reads the
+//! blocks' layout and runs a secondary CPU's recorded entry; the decrementer driver
+//! ([`super::timer`]) keeps its schedule in the [`CpuTimer`] of each block.
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 
 /// Most CPUs a Spindle image drives; CPUs beyond it in the device tree stay stopped.
 pub const MAX_CPUS: usize = 8;
@@ -31,7 +36,7 @@ pub struct PerCpu {
     /// Set by `wake_cpu`, consumed by the CPU's idle loop.
     pub wake_pending: AtomicBool,
     /// Timer state of this CPU (see [`super::timer`]).
-    pub timer: super::timer::CpuTimer,
+    pub timer: CpuTimer,
     /// A word the kernel keeps per CPU (its scheduler's address), so that finding it on every
     /// switch is one r13-relative load instead of a call through the platform.
     pub kernel_slot: AtomicUsize,
@@ -57,7 +62,7 @@ impl PerCpu {
             entry: AtomicUsize::new(0),
             started: AtomicBool::new(index == 0),
             wake_pending: AtomicBool::new(false),
-            timer: super::timer::CpuTimer::new(),
+            timer: CpuTimer::new(),
             kernel_slot: AtomicUsize::new(0),
         }
     }
@@ -70,6 +75,63 @@ impl PerCpu {
     /// Whether this CPU was started (the boot CPU always is).
     pub fn started(&self) -> bool {
         self.started.load(Ordering::Acquire)
+    }
+
+    /// The entry function [`prepare_secondary`] recorded for this (secondary) CPU.
+    pub(super) fn secondary_entry(&self) -> fn(usize) -> ! {
+        let entry = self.entry.load(Ordering::Acquire);
+        // SAFETY: `entry` was stored from a `fn(usize) -> !` by prepare_secondary before the
+        // firmware was asked to start this CPU, and fn pointers round-trip through usize.
+        unsafe { core::mem::transmute::<usize, fn(usize) -> !>(entry) }
+    }
+}
+
+/// One CPU's timer schedule and counters, kept in its block. The decrementer driver
+/// ([`super::timer`]) owns the schedule: it alone writes these fields (with interrupts masked, or
+/// from the decrementer interrupt) and programs the decrementer from them. Times are timebase
+/// values; a deadline of 0 means "none".
+#[derive(Debug)]
+pub struct CpuTimer {
+    pub(super) tick_period: AtomicU64,
+    pub(super) next_tick: AtomicU64,
+    pub(super) preempt_at: AtomicU64,
+    pub(super) wake_at: AtomicU64,
+    pub(super) ticks: AtomicU64,
+    pub(super) deadlines: AtomicU64,
+    pub(super) last_deadline_tb: AtomicU64,
+}
+
+impl CpuTimer {
+    const fn new() -> Self {
+        Self {
+            tick_period: AtomicU64::new(0),
+            next_tick: AtomicU64::new(0),
+            preempt_at: AtomicU64::new(0),
+            wake_at: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            deadlines: AtomicU64::new(0),
+            last_deadline_tb: AtomicU64::new(0),
+        }
+    }
+
+    /// Periodic ticks this CPU has taken.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Relaxed)
+    }
+
+    /// The tick counter itself, for code that watches it without calls (e.g. from assembly).
+    pub fn tick_counter(&self) -> &AtomicU64 {
+        &self.ticks
+    }
+
+    /// Preemption deadlines that expired on this CPU.
+    pub fn deadlines(&self) -> u64 {
+        self.deadlines.load(Relaxed)
+    }
+
+    /// Timebase value at which the last preemption deadline was handled.
+    pub fn last_deadline_tb(&self) -> u64 {
+        self.last_deadline_tb.load(Relaxed)
     }
 }
 
@@ -182,14 +244,13 @@ pub fn abandon_secondary(cpu: usize) {
     }
 }
 
-pub use super::boot::secondary_entry_address;
+unsafe extern "C" {
+    /// The secondary-CPU entry of the boot code ([`super::boot`]): r3 = the CPU's block.
+    #[link_name = "__spindle_secondary_start"]
+    fn spindle_secondary_start();
+}
 
-/// First Rust code on a secondary CPU: runs the entry recorded by [`prepare_secondary`].
-pub(crate) extern "C" fn secondary_main(block: &'static PerCpu) -> ! {
-    let entry = block.entry.load(Ordering::Acquire);
-    // SAFETY: `entry` was stored from a `fn(usize) -> !` by prepare_secondary before the firmware
-    // was asked to start this CPU, and fn pointers round-trip through usize.
-    let entry: fn(usize) -> ! = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(entry) };
-    super::timer::inherit_boot_tick();
-    entry(block.index())
+/// Address a secondary CPU must start at, with r3 = its per-CPU block (for RTAS `start-cpu`).
+pub fn secondary_entry_address() -> usize {
+    spindle_secondary_start as *const () as usize
 }

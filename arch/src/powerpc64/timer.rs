@@ -1,12 +1,16 @@
 //! The decrementer: a periodic tick plus one-shot deadlines (preemption, idle wake-up) per CPU.
 //!
-//! Each CPU keeps its own schedule in its [`super::percpu::PerCpu`] block. After every change and
-//! every decrementer interrupt the decrementer is programmed for the earliest pending event, so
-//! one hardware timer serves all of them. Times are timebase values.
+//! Each CPU keeps its own schedule in the [`CpuTimer`] of its [`super::percpu::PerCpu`] block;
+//! only this module writes it. After every change and every decrementer interrupt the
+//! decrementer is programmed for the earliest pending event, so one hardware timer serves all of
+//! them. Times are timebase values.
 
 use super::percpu;
 use super::timebase::{self, Frequency};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// One CPU's timer schedule and counters (defined with the per-CPU block that holds it).
+pub use super::percpu::CpuTimer;
 
 /// Largest value the (32-bit, non-large) decrementer accepts without going negative.
 const DEC_MAX: u64 = 0x7fff_ffff;
@@ -15,18 +19,6 @@ const DEC_MAX: u64 = 0x7fff_ffff;
 static TIMEBASE_HZ: AtomicU64 = AtomicU64::new(0);
 /// Timebase value at [`init`], the zero of the monotonic clock.
 static EPOCH_TB: AtomicU64 = AtomicU64::new(0);
-
-/// One CPU's timer schedule and counters. A deadline of 0 means "none".
-#[derive(Debug)]
-pub struct CpuTimer {
-    tick_period: AtomicU64,
-    next_tick: AtomicU64,
-    preempt_at: AtomicU64,
-    wake_at: AtomicU64,
-    ticks: AtomicU64,
-    deadlines: AtomicU64,
-    last_deadline_tb: AtomicU64,
-}
 
 /// What a decrementer interrupt found due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,53 +29,19 @@ pub struct TimerEvent {
     pub preempt: bool,
 }
 
-impl CpuTimer {
-    pub(crate) const fn new() -> Self {
-        Self {
-            tick_period: AtomicU64::new(0),
-            next_tick: AtomicU64::new(0),
-            preempt_at: AtomicU64::new(0),
-            wake_at: AtomicU64::new(0),
-            ticks: AtomicU64::new(0),
-            deadlines: AtomicU64::new(0),
-            last_deadline_tb: AtomicU64::new(0),
-        }
-    }
-
-    /// Periodic ticks this CPU has taken.
-    pub fn ticks(&self) -> u64 {
-        self.ticks.load(Relaxed)
-    }
-
-    /// The tick counter itself, for code that watches it without calls (e.g. from assembly).
-    pub fn tick_counter(&self) -> &AtomicU64 {
-        &self.ticks
-    }
-
-    /// Preemption deadlines that expired on this CPU.
-    pub fn deadlines(&self) -> u64 {
-        self.deadlines.load(Relaxed)
-    }
-
-    /// Timebase value at which the last preemption deadline was handled.
-    pub fn last_deadline_tb(&self) -> u64 {
-        self.last_deadline_tb.load(Relaxed)
-    }
-
-    /// Programs the decrementer for the earliest pending event (or as far out as it goes).
-    fn program(&self) {
-        let now = timebase::read();
-        let candidates = [
-            (self.tick_period.load(Relaxed) != 0).then(|| self.next_tick.load(Relaxed)),
-            nonzero(self.preempt_at.load(Relaxed)),
-            nonzero(self.wake_at.load(Relaxed)),
-        ];
-        let delta = match candidates.into_iter().flatten().min() {
-            Some(at) => at.saturating_sub(now).clamp(1, DEC_MAX),
-            None => DEC_MAX,
-        };
-        set_decrementer(delta as u32);
-    }
+/// Programs the decrementer for the earliest pending event of `timer` (or as far out as it goes).
+fn program(timer: &CpuTimer) {
+    let now = timebase::read();
+    let candidates = [
+        (timer.tick_period.load(Relaxed) != 0).then(|| timer.next_tick.load(Relaxed)),
+        nonzero(timer.preempt_at.load(Relaxed)),
+        nonzero(timer.wake_at.load(Relaxed)),
+    ];
+    let delta = match candidates.into_iter().flatten().min() {
+        Some(at) => at.saturating_sub(now).clamp(1, DEC_MAX),
+        None => DEC_MAX,
+    };
+    set_decrementer(delta as u32);
 }
 
 fn nonzero(tb: u64) -> Option<u64> {
@@ -153,7 +111,7 @@ fn set_tick_period(period: u64) {
         timer
             .next_tick
             .store(timebase::read().saturating_add(period), Relaxed);
-        timer.program();
+        program(timer);
     });
 }
 
@@ -171,7 +129,7 @@ fn set_one_shot(slot: fn(&CpuTimer) -> &AtomicU64, tb: Option<u64>) {
     let timer = &percpu::current().timer;
     super::irq::without(|| {
         slot(timer).store(tb.map_or(0, |tb| tb.max(1)), Relaxed);
-        timer.program();
+        program(timer);
     });
 }
 
@@ -213,6 +171,6 @@ pub fn on_interrupt() -> TimerEvent {
     if wake_at != 0 && now >= wake_at {
         timer.wake_at.store(0, Relaxed);
     }
-    timer.program();
+    program(timer);
     event
 }

@@ -300,7 +300,7 @@ pub mod host {
             HOST_MAX_CPUS
         }
 
-        /// Spins briefly on the wake flag (see [`IDLE_SPIN`]), then parks the thread; a
+        /// Spins briefly on the wake flag (20 µs, `IDLE_SPIN`), then parks the thread; a
         /// `wake_cpu` that came first makes it return at once (the flag, and park's own token,
         /// are sticky). Bounded to 50 ms without a deadline, so a lost wake-up could only cost
         /// latency.

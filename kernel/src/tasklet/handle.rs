@@ -1,0 +1,396 @@
+//! Tasklet handles: inspecting a tasklet, moving it on or off its ring, killing or throwing
+//! into it, and joining it for its result.
+
+use super::error::{TaskletError, Thrown};
+use super::per_cpu::this_cpu;
+use super::ring::Placement;
+use super::sched;
+use super::take_pending;
+use super::tcb::{self, State, Tcb, TcbRef};
+use core::marker::PhantomData;
+use core::sync::atomic::Ordering;
+
+/// Which way a tasklet is blocked on a channel (Stackless's `blocked`: +1, -1, 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// Not blocked on a channel (it may still wait for a timer or a join).
+    No,
+    /// Blocked in a send.
+    Sending,
+    /// Blocked in a receive.
+    Receiving,
+}
+
+/// A handle to a tasklet. Cloning it is cheap; the tasklet lives on until it finishes, whether
+/// or not handles remain.
+#[derive(Clone)]
+pub struct Tasklet {
+    tcb: TcbRef,
+}
+
+impl core::fmt::Debug for Tasklet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Tasklet(#{} {:?}, {:?})",
+            self.tcb.id,
+            self.tcb.name(),
+            self.tcb.state()
+        )
+    }
+}
+
+impl PartialEq for Tasklet {
+    fn eq(&self, other: &Self) -> bool {
+        core::ptr::eq(self.tcb.as_ptr(), other.tcb.as_ptr())
+    }
+}
+
+impl Eq for Tasklet {}
+
+impl Tasklet {
+    /// The handle that owns `tcb`, a counted reference.
+    pub(super) fn from_ref(tcb: TcbRef) -> Self {
+        Self { tcb }
+    }
+
+    pub(crate) fn from_tcb(tcb: &Tcb) -> Self {
+        Self {
+            tcb: TcbRef::from_tcb(tcb),
+        }
+    }
+
+    /// Identifier, unique among the live tasklets of a CPU (the main tasklet is 0).
+    pub fn id(&self) -> u32 {
+        self.tcb.id
+    }
+
+    /// The name given at spawn (`"main"` for the main tasklet).
+    pub fn name(&self) -> &'static str {
+        self.tcb.name()
+    }
+
+    /// Whether the tasklet has not finished.
+    pub fn is_alive(&self) -> bool {
+        self.tcb.state() != State::Dead
+    }
+
+    /// Whether this is its CPU's main tasklet.
+    pub fn is_main(&self) -> bool {
+        self.tcb.is_main()
+    }
+
+    /// Whether this is the tasklet running now on this CPU.
+    pub fn is_current(&self) -> bool {
+        core::ptr::eq(this_cpu().current(), &*self.tcb)
+    }
+
+    /// Whether it is in its run ring (or on its way there from another CPU's wake-up).
+    pub fn is_scheduled(&self) -> bool {
+        matches!(self.tcb.state(), State::Runnable | State::Waking)
+    }
+
+    /// Whether it is alive but neither scheduled nor blocked.
+    pub fn is_paused(&self) -> bool {
+        self.tcb.state() == State::Paused
+    }
+
+    /// Whether it is blocked on a channel, and which way.
+    pub fn blocked(&self) -> Blocked {
+        match self.tcb.direction.load(Ordering::Relaxed) {
+            1 => Blocked::Sending,
+            -1 => Blocked::Receiving,
+            _ => Blocked::No,
+        }
+    }
+
+    /// Whether it waits in any blocking operation (channel, join, sleep).
+    pub fn is_blocked(&self) -> bool {
+        self.tcb.state() == State::Blocked
+    }
+
+    /// Nesting depth of its atomic sections.
+    pub fn atomic_depth(&self) -> u16 {
+        self.tcb.atomic.get()
+    }
+
+    /// Makes blocking operations of this tasklet fail with [`TaskletError::BlockTrap`] instead
+    /// of blocking (Stackless's `block_trap`).
+    pub fn set_block_trap(&self, trap: bool) {
+        self.tcb.set_flag(tcb::FLAG_BLOCK_TRAP, trap);
+    }
+
+    /// Bytes of its stack (0 for the main tasklet, which runs on the CPU's own stack).
+    pub fn stack_size(&self) -> usize {
+        self.tcb.stack.get().size
+    }
+
+    /// Most bytes of its own stack ever in use (0 for the main tasklet or once dead).
+    pub fn stack_high_water(&self) -> usize {
+        let stack = self.tcb.stack.get();
+        if stack.base == 0 {
+            0
+        } else {
+            stack.high_water()
+        }
+    }
+
+    fn check_home(&self) -> Result<&'static sched::Scheduler, TaskletError> {
+        let scheduler = this_cpu();
+        if scheduler.is_here(&self.tcb) {
+            Ok(scheduler)
+        } else {
+            Err(TaskletError::WrongCpu)
+        }
+    }
+
+    /// Appends a paused tasklet to the end of the run queue. A scheduled one stays where it is.
+    pub fn insert(&self) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let _busy = scheduler.enter();
+        match self.tcb.state() {
+            State::Paused => {
+                scheduler.ring.insert(&self.tcb, Placement::Tail);
+                Ok(())
+            }
+            State::Runnable | State::Waking => Ok(()),
+            State::Blocked => Err(TaskletError::InvalidTarget),
+            State::Dead => Err(TaskletError::Dead),
+        }
+    }
+
+    /// Takes a scheduled tasklet out of the run queue (it becomes paused). Not for the running
+    /// tasklet (use [`schedule_remove`](super::schedule_remove)) or a blocked one.
+    pub fn remove(&self) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let _busy = scheduler.enter();
+        if self.is_current() {
+            return Err(TaskletError::InvalidTarget);
+        }
+        match self.tcb.state() {
+            State::Runnable => {
+                scheduler.ring.remove(&self.tcb);
+                self.tcb.set_state(State::Paused);
+                Ok(())
+            }
+            State::Paused => Ok(()),
+            State::Waking | State::Blocked => Err(TaskletError::InvalidTarget),
+            State::Dead => Err(TaskletError::Dead),
+        }
+    }
+
+    /// Switches to this tasklet now; the current one stays runnable and runs again when the
+    /// ring comes round to it.
+    pub fn run(&self) -> Result<(), TaskletError> {
+        self.switch_in(false)
+    }
+
+    /// Switches to this tasklet now and pauses the current one (it runs again only when
+    /// inserted or run).
+    pub fn switch(&self) -> Result<(), TaskletError> {
+        self.switch_in(true)
+    }
+
+    fn switch_in(&self, pause_current: bool) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let me = scheduler.current();
+        take_pending(me)?;
+        if core::ptr::eq(me, &*self.tcb) {
+            return Ok(());
+        }
+        let _busy = scheduler.enter();
+        match self.tcb.state() {
+            State::Paused => scheduler.ring.insert(&self.tcb, Placement::Next),
+            State::Runnable => {
+                scheduler.ring.remove(&self.tcb);
+                scheduler.ring.insert(&self.tcb, Placement::Next);
+            }
+            State::Blocked | State::Waking => return Err(TaskletError::InvalidTarget),
+            State::Dead => return Err(TaskletError::Dead),
+        }
+        if pause_current {
+            if me.is_main() && scheduler.run_count() == 0 {
+                return Err(TaskletError::InvalidTarget);
+            }
+            scheduler.ring.remove(me);
+            me.set_state(State::Paused);
+        }
+        scheduler.switch_to(me, &self.tcb);
+        scheduler.finish_resume();
+        take_pending(me)
+    }
+
+    /// Kills the tasklet (Stackless's `kill`): its current or next blocking operation returns
+    /// [`TaskletError::Killed`], and it is switched to at once so it can unwind. An unstarted
+    /// tasklet dies without running. Killing a dead tasklet does nothing.
+    pub fn kill(&self) -> Result<(), TaskletError> {
+        self.raise(TaskletError::Killed, false)
+    }
+
+    /// Like [`Tasklet::kill`], but the tasklet only sees the error when it next runs; the
+    /// current tasklet keeps running.
+    pub fn kill_pending(&self) -> Result<(), TaskletError> {
+        self.raise(TaskletError::Killed, true)
+    }
+
+    /// Throws `error` into the tasklet: its current (or next) blocking operation returns
+    /// [`TaskletError::Thrown`]. With `pending`, the caller keeps running; otherwise the target
+    /// runs at once.
+    pub fn throw(&self, error: Thrown, pending: bool) -> Result<(), TaskletError> {
+        self.raise(TaskletError::Thrown(error), pending)
+    }
+
+    fn raise(&self, error: TaskletError, pending: bool) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let me = scheduler.current();
+        let target = &*self.tcb;
+        let busy = scheduler.enter();
+        match target.state() {
+            State::Dead => return Ok(()),
+            _ if core::ptr::eq(me, target) => {
+                scheduler.raise_pending(target, error);
+                return Ok(());
+            }
+            State::Paused | State::Runnable if !target.has_flag(tcb::FLAG_STARTED) => {
+                // Never ran: it dies now, its closure dropped unrun.
+                if target.state() == State::Runnable {
+                    scheduler.ring.remove(target);
+                }
+                scheduler.retire(target, Some(error));
+                busy.finish_resume();
+                return Ok(());
+            }
+            State::Blocked => {
+                if !scheduler.wake_with_error(target, error) {
+                    scheduler.raise_pending(target, error);
+                }
+            }
+            State::Paused => {
+                scheduler.raise_pending(target, error);
+                scheduler.ring.insert(target, Placement::Tail);
+            }
+            State::Runnable | State::Waking => scheduler.raise_pending(target, error),
+        }
+        drop(busy);
+        if !pending && target.state() == State::Runnable {
+            return self.run();
+        }
+        Ok(())
+    }
+
+    /// Abandons the tasklet at once, without letting it run again: its stack is freed and the
+    /// destructors of what lives on it do **not** run (what they own leaks). For runaway
+    /// tasklets handed back by [`run_with_timeout`](super::run_with_timeout). Not for the running or the main tasklet.
+    pub fn kill_forced(&self) -> Result<(), TaskletError> {
+        let scheduler = self.check_home()?;
+        let target = &*self.tcb;
+        if target.is_main() || core::ptr::eq(scheduler.current(), target) {
+            return Err(TaskletError::InvalidTarget);
+        }
+        let busy = scheduler.enter();
+        match target.state() {
+            State::Dead => return Ok(()),
+            State::Waking => return Err(TaskletError::InvalidTarget),
+            State::Blocked => {
+                if !scheduler.wake_with_error(target, TaskletError::Killed) {
+                    return Err(TaskletError::InvalidTarget);
+                }
+                scheduler.ring.remove(target);
+            }
+            State::Runnable => scheduler.ring.remove(target),
+            State::Paused => {}
+        }
+        // A value parked by a blocked sender is dropped with the slot when the block goes.
+        scheduler.retire(target, Some(TaskletError::Killed));
+        busy.finish_resume();
+        Ok(())
+    }
+}
+
+/// A spawned tasklet whose result can be collected.
+pub struct JoinHandle<R> {
+    tasklet: Tasklet,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<R> core::fmt::Debug for JoinHandle<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("JoinHandle").field(&self.tasklet).finish()
+    }
+}
+
+impl<R> core::ops::Deref for JoinHandle<R> {
+    type Target = Tasklet;
+    fn deref(&self) -> &Tasklet {
+        &self.tasklet
+    }
+}
+
+impl<R> JoinHandle<R> {
+    /// The handle of a freshly spawned tasklet whose body returns `R`.
+    pub(super) fn new(tcb: TcbRef) -> Self {
+        Self {
+            tasklet: Tasklet::from_ref(tcb),
+            result: PhantomData,
+        }
+    }
+}
+
+impl<R: Send + 'static> JoinHandle<R> {
+    /// The tasklet handle.
+    pub fn tasklet(&self) -> &Tasklet {
+        &self.tasklet
+    }
+
+    /// Takes the result if the tasklet has finished: its return value, or why it did not
+    /// return ([`TaskletError::Killed`], [`TaskletError::Panicked`], ...). `None` while it runs,
+    /// or once taken.
+    pub fn result(&self) -> Option<Result<R, TaskletError>> {
+        if self.tasklet.is_alive() {
+            return None;
+        }
+        let body = self.tasklet.tcb.body.get();
+        // SAFETY: the body was created for this R at spawn; the tasklet is dead, so nothing else
+        // touches its result.
+        unsafe { tcb::take_result::<R>(body) }
+    }
+
+    /// Blocks the current tasklet until this one finishes, then takes its result.
+    pub fn join(&self) -> Result<R, TaskletError> {
+        let scheduler = this_cpu();
+        let me = scheduler.current();
+        if core::ptr::eq(me, &*self.tasklet.tcb) {
+            return Err(TaskletError::InvalidTarget);
+        }
+        loop {
+            scheduler.before_blocking(me)?;
+            let busy = scheduler.enter();
+            let target = &*self.tasklet.tcb;
+            {
+                let mut joiners = target.joiners.lock();
+                if target.state() == State::Dead {
+                    drop(joiners);
+                    drop(busy);
+                    return self.result().unwrap_or(Err(TaskletError::Dead));
+                }
+                if me.has_flag(tcb::FLAG_BLOCK_TRAP) {
+                    return Err(TaskletError::BlockTrap);
+                }
+                me.set_state(State::Blocked);
+                joiners.push_back(me);
+            }
+            let blocker = tcb::Blocker {
+                cancel: cancel_join,
+                object: target as *const Tcb as *const (),
+            };
+            scheduler.block_current(me, Some(blocker), None);
+            busy.finish_resume();
+        }
+    }
+}
+
+unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
+    // SAFETY: `object` is the joined tasklet's control block, kept alive by the joiner's handle.
+    let target = unsafe { &*(object as *const Tcb) };
+    target.joiners.lock().remove(waiter)
+}

@@ -4,10 +4,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One of Spindle's own images (the demo is the board crate's, test and bench `tests/`'s).
+/// One of Spindle's own images (the demo is `qemu/demo/`'s, test and bench `tests/`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Image {
-    /// `cargo run`: boot banner and platform summary.
+    /// `cargo run`: boot banner and platform summary, the tasklet and echo demos (`qemu/demo/`).
     Demo,
     /// The on-target test runner image.
     Test,
@@ -28,7 +28,7 @@ impl Image {
     /// The package that holds the binary.
     pub fn package(self) -> &'static str {
         match self {
-            Self::Demo => "spindle-pseries",
+            Self::Demo => "spindle-demo",
             Self::Test | Self::Bench => "spindle-target-tests",
         }
     }

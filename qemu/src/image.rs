@@ -219,6 +219,8 @@ pub fn clippy() -> Result<(), String> {
             "-p",
             "spindle-pseries",
             "-p",
+            "spindle-demo",
+            "-p",
             "spindle-test",
         ])
         .args(["--bins", "--lib", "--", "-D", "warnings"])

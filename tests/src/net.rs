@@ -11,7 +11,7 @@ use core::time::Duration;
 use spin::Mutex;
 use spindle::net::{Fd, FdSet, Net, NetConfig, NetError, PollFd, PollFlags, SocketKind, Sockets};
 use spindle::tasklet;
-use spindle_drivers::mock_net::demo::{run_echo_demo, DEMO_RESET_CLIENT};
+use spindle_demo::echo::{run_echo_demo, DEMO_RESET_CLIENT};
 use spindle_drivers::mock_net::{Fault, MockConfig, MockDriver, MockNet};
 
 /// The net suite.

@@ -15,7 +15,6 @@
 
 extern crate alloc;
 
-pub mod demo;
 mod faults;
 mod network;
 mod ring;

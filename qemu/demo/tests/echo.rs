@@ -1,9 +1,7 @@
 //! The echo demo's outcome: clean clients get every byte back, the reset one learns of it.
 
 use spindle::net::NetError;
-use spindle_drivers::mock_net::demo::{
-    run_echo_demo, DEMO_BYTES_PER_CLIENT, DEMO_CLIENTS, DEMO_RESET_CLIENT,
-};
+use spindle_demo::echo::{run_echo_demo, DEMO_BYTES_PER_CLIENT, DEMO_CLIENTS, DEMO_RESET_CLIENT};
 
 #[test]
 fn echo_demo_reports_what_each_client_saw() {

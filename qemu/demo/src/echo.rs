@@ -8,10 +8,9 @@ use core::fmt::Write;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
+use alloc::vec::Vec;
 use spindle::net::{Fd, FdSet, NetError, PollFd, PollFlags, Shutdown, SocketKind, Sockets};
-
-use super::alloc::vec::Vec;
-use super::{Fault, FaultScript, MockConfig, MockDriver, MockNet, Trigger};
+use spindle_drivers::mock_net::{Fault, FaultScript, MockConfig, MockDriver, MockNet, Trigger};
 
 /// Clients in the demo.
 pub const DEMO_CLIENTS: usize = 4;
@@ -80,8 +79,8 @@ struct ServerConn {
     peer_done: bool,
 }
 
-/// Runs the echo demo and prints what each side saw to `out`; the board's demo image calls it
-/// with the platform console. Fails only if the mock network cannot be set up.
+/// Runs the echo demo and prints what each side saw to `out`; the demo image calls it with
+/// the platform console. Fails only if the mock network cannot be set up.
 pub fn run_echo_demo(out: &mut dyn Write) -> Result<DemoReport, NetError> {
     let config = MockConfig {
         max_sockets: 16,

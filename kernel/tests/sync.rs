@@ -3,21 +3,15 @@
 //! and a property test of Queue against a `VecDeque` model.
 
 use proptest::prelude::*;
+use spindle::scenarios::sync::{
+    self as scenarios, all_succeeded, spawn, spawn_each, spawn_with, Log,
+};
 use spindle::sync::{Condition, Event, Lock, Queue, Semaphore, TryReceiveError, TrySendError};
-use spindle::tasklet::{self, Builder, CpuGroup, JoinHandle, TaskletError, Thrown};
+use spindle::tasklet::{self, CpuGroup, JoinHandle, TaskletError, Thrown};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Roomy stacks: unoptimised PowerPC64 builds have big frames around formatting.
-fn spawn<F, R>(body: F) -> JoinHandle<R>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    Builder::new().stack_size(64 * 1024).spawn(body).unwrap()
-}
 
 /// Runs `body` on a fresh thread and fails if it has not finished within `seconds` (a test
 /// that would hang fails instead; the stuck thread is left behind).
@@ -41,51 +35,16 @@ fn within<R: Send + 'static>(seconds: u64, body: impl FnOnce() -> R + Send + 'st
     }
 }
 
-type Log = Arc<Mutex<Vec<u32>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
+fn log() -> Arc<Log> {
+    Arc::new(Log::new(Vec::new()))
 }
 
 fn entries(log: &Log) -> Vec<u32> {
-    log.lock().unwrap().clone()
+    log.lock().clone()
 }
 
 fn note(log: &Log, id: u32) {
-    log.lock().unwrap().push(id);
-}
-
-/// Spawns a tasklet running `body` on a shared `S`.
-fn spawn_with<S, R, F>(shared: &Arc<S>, body: F) -> JoinHandle<R>
-where
-    S: Send + Sync + 'static,
-    R: Send + 'static,
-    F: FnOnce(&S) -> R + Send + 'static,
-{
-    let shared = shared.clone();
-    spawn(move || body(&shared))
-}
-
-/// Spawns `count` tasklets running `body(shared, id, log)` with ids 0, 1, ...
-fn spawn_each<S: Send + Sync + 'static>(
-    shared: &Arc<S>,
-    log: &Log,
-    count: u32,
-    body: fn(&S, u32, &Log) -> Result<(), TaskletError>,
-) -> Vec<JoinHandle<Result<(), TaskletError>>> {
-    (0..count)
-        .map(|id| {
-            let (shared, log) = (shared.clone(), log.clone());
-            spawn(move || body(&shared, id, &log))
-        })
-        .collect()
-}
-
-/// Whether every tasklet has finished and returned `Ok(())`.
-fn all_succeeded(tasklets: &[JoinHandle<Result<(), TaskletError>>]) -> bool {
-    tasklets
-        .iter()
-        .all(|tasklet| tasklet.result() == Some(Ok(Ok(()))))
+    log.lock().push(id);
 }
 
 /// A CPU thread of [`tasklets_on_threads`]: its tasklets' results once they have all finished.
@@ -126,28 +85,7 @@ fn assert_all_threads_succeeded(threads: Vec<TaskletThread>) {
 
 #[test]
 fn lock_waiters_are_served_in_fifo_order_and_a_newcomer_cannot_overtake() {
-    let lock = Arc::new(Lock::new());
-    let order = log();
-    let held = lock.acquire().unwrap();
-    let waiters = spawn_each(&lock, &order, 3, |lock, id, order| {
-        let guard = lock.acquire()?;
-        note(order, id);
-        tasklet::schedule()?;
-        drop(guard);
-        Ok(())
-    });
-    tasklet::schedule().unwrap();
-    assert_eq!(lock.waiting(), 3);
-    drop(held);
-    // Handed to the first waiter, not freed: main cannot take it back.
-    assert!(lock.is_locked());
-    assert!(lock.try_acquire().is_none());
-    tasklet::run().unwrap();
-    assert_eq!(entries(&order), [0, 1, 2]);
-    assert!(all_succeeded(&waiters));
-    assert!(!lock.is_locked());
-    assert_eq!(lock.waiting(), 0);
-    assert!(lock.try_acquire().is_some());
+    scenarios::lock_waiters_are_served_in_fifo_order(3);
 }
 
 #[test]
@@ -204,35 +142,10 @@ fn killing_a_blocked_lock_waiter_leaves_the_lock_consistent() {
 
 #[test]
 fn a_waiter_killed_as_the_lock_is_handed_to_it_passes_the_lock_on() {
-    within(10, || {
-        let lock = Arc::new(Lock::new());
-        let held = lock.acquire().unwrap();
-        let doomed = spawn_with(&lock, move |lock| lock.acquire().map(drop));
-        tasklet::schedule().unwrap();
-        // Woken with the kill pending but not yet run: the release commits the lock to it and
-        // waits for it to take the hand-off; it takes it, and passes it on as it leaves.
-        doomed.kill_pending().unwrap();
-        drop(held);
-        assert_eq!(doomed.result(), Some(Ok(Err(TaskletError::Killed))));
-        assert!(!lock.is_locked());
-        assert_eq!(lock.waiting(), 0);
-
-        // The same with a second waiter: the lock goes on to it.
-        let held = lock.acquire().unwrap();
-        let doomed = spawn_with(&lock, move |lock| lock.acquire().map(drop));
-        tasklet::schedule().unwrap();
-        doomed.kill_pending().unwrap();
-        let next = spawn_with(&lock, move |lock| {
-            let guard = lock.acquire()?;
-            Ok::<_, TaskletError>(guard.lock().is_locked())
-        });
-        drop(held);
-        tasklet::run().unwrap();
-        assert_eq!(doomed.result(), Some(Ok(Err(TaskletError::Killed))));
-        assert_eq!(next.result(), Some(Ok(Ok(true))));
-        assert!(!lock.is_locked());
-        assert_eq!(lock.waiting(), 0);
-    });
+    within(
+        10,
+        scenarios::a_waiter_killed_as_the_lock_is_handed_to_it_passes_the_lock_on,
+    );
 }
 
 #[test]
@@ -268,31 +181,7 @@ fn a_lock_waiter_whose_timeout_passes_as_the_lock_is_handed_over_keeps_it() {
 
 #[test]
 fn event_set_wakes_every_waiter_and_clear_makes_waits_block_again() {
-    let event = Arc::new(Event::new());
-    let woken = log();
-    let waiters = spawn_each(&event, &woken, 3, |event, id, woken| {
-        event.wait()?;
-        note(woken, id);
-        Ok(())
-    });
-    tasklet::schedule().unwrap();
-    assert_eq!(event.waiting(), 3);
-    assert!(entries(&woken).is_empty());
-    assert_eq!(event.set(), 3);
-    assert!(event.is_set());
-    tasklet::run().unwrap();
-    assert_eq!(entries(&woken), [0, 1, 2]);
-    assert!(all_succeeded(&waiters));
-    // Set: waits return at once. Cleared: they block (and here time out).
-    assert_eq!(event.wait(), Ok(()));
-    event.clear();
-    assert!(!event.is_set());
-    assert_eq!(
-        event.wait_timeout(Duration::from_millis(2)),
-        Err(TaskletError::TimedOut)
-    );
-    assert_eq!(event.waiting(), 0);
-    assert_eq!(event.set(), 0);
+    scenarios::event_set_wakes_every_waiter_and_clear_makes_waits_block_again(3);
 }
 
 #[test]
@@ -375,7 +264,7 @@ fn semaphore_timeout_and_kill_leave_the_count_right() {
 /// Tasklets that take the lock and wait on the condition, noting their id once notified.
 fn condition_waiters(
     pair: &Arc<(Lock, Condition)>,
-    woken: &Log,
+    woken: &Arc<Log>,
     count: u32,
 ) -> Vec<JoinHandle<Result<(), TaskletError>>> {
     spawn_each(pair, woken, count, |(lock, condition), id, woken| {
@@ -526,16 +415,8 @@ fn queue_close_fails_senders_with_their_values_and_lets_receivers_drain() {
 
 #[test]
 fn queue_timeouts_give_values_back() {
-    let queue = Queue::<u8, 1>::new();
-    assert_eq!(
-        queue.receive_timeout(Duration::from_millis(2)),
-        Err(TaskletError::TimedOut)
-    );
-    queue.send(1).unwrap();
-    let failure = queue.send_timeout(2, Duration::from_millis(2)).unwrap_err();
-    assert_eq!((failure.value, failure.error), (2, TaskletError::TimedOut));
-    assert_eq!(queue.len(), 1);
-    assert_eq!(queue.waiting_senders(), 0);
+    let queue = Queue::<u32, 1>::new();
+    scenarios::queue_timeouts_give_values_back(&queue, Duration::from_millis(2));
     assert_eq!(queue.receive(), Ok(1));
     assert_eq!(
         queue.receive(),

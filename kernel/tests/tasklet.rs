@@ -1,6 +1,7 @@
 //! Tasklet and scheduler behaviour: run order, yielding, kill/throw, deadlock, stacks, watchdog.
 
 use spindle::channel::Channel;
+use spindle::scenarios::tasklets as scenarios;
 use spindle::tasklet::{self, Builder, TaskletError, Thrown};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,43 +29,12 @@ fn note(log: &Log, entry: impl Into<String>) {
 
 #[test]
 fn round_robin_runs_tasklets_in_spawn_order_and_interleaves_yields() {
-    let trace = log();
-    for name in ["a", "b", "c"] {
-        let trace = trace.clone();
-        tasklet::spawn(move || {
-            for round in 0..2 {
-                note(&trace, format!("{name}{round}"));
-                tasklet::schedule().unwrap();
-            }
-        })
-        .unwrap();
-    }
-    assert_eq!(tasklet::run_count(), 4);
-    tasklet::run().unwrap();
-    assert_eq!(entries(&trace), ["a0", "b0", "c0", "a1", "b1", "c1"]);
-    assert_eq!(tasklet::run_count(), 1);
-    assert_eq!(tasklet::live_count(), 1);
+    scenarios::round_robin_order(3, 2);
 }
 
 #[test]
 fn main_and_a_tasklet_ping_pong_through_schedule() {
-    let counter = Arc::new(Mutex::new(0u32));
-    let seen = counter.clone();
-    let pinger = tasklet::spawn(move || {
-        for _ in 0..100 {
-            *seen.lock().unwrap() += 1;
-            tasklet::schedule().unwrap();
-        }
-        "done"
-    })
-    .unwrap();
-    for expected in 1..=100 {
-        tasklet::schedule().unwrap();
-        assert_eq!(*counter.lock().unwrap(), expected);
-    }
-    tasklet::run().unwrap();
-    assert_eq!(pinger.result(), Some(Ok("done")));
-    assert_eq!(pinger.result(), None, "a result is taken once");
+    scenarios::ping_pong_through_schedule(100);
 }
 
 #[test]
@@ -115,46 +85,12 @@ fn attributes_describe_the_tasklet() {
 
 #[test]
 fn kill_of_a_runnable_tasklet_returns_killed_from_its_schedule_and_runs_its_drops() {
-    struct Flag(Arc<Mutex<bool>>);
-    impl Drop for Flag {
-        fn drop(&mut self) {
-            *self.0.lock().unwrap() = true;
-        }
-    }
-    let dropped = Arc::new(Mutex::new(false));
-    let flag = Flag(dropped.clone());
-    let victim = tasklet::spawn(move || -> Result<(), TaskletError> {
-        let _flag = flag;
-        loop {
-            tasklet::schedule()?;
-        }
-    })
-    .unwrap();
-    tasklet::schedule().unwrap(); // let it start
-    victim.kill().unwrap();
-    assert!(!victim.is_alive());
-    // The tasklet unwound with `?` and returned the error itself.
-    assert_eq!(victim.result(), Some(Ok(Err(TaskletError::Killed))));
-    assert!(
-        *dropped.lock().unwrap(),
-        "the killed tasklet's locals were dropped"
-    );
+    scenarios::kill_of_a_runnable_tasklet_returns_killed_and_runs_its_drops();
 }
 
 #[test]
 fn kill_of_an_unstarted_tasklet_drops_its_closure_unrun() {
-    let ran = Arc::new(Mutex::new(false));
-    let flag = ran.clone();
-    let victim = tasklet::spawn(move || *flag.lock().unwrap() = true).unwrap();
-    victim.kill().unwrap();
-    tasklet::run().unwrap();
-    assert!(!*ran.lock().unwrap());
-    assert_eq!(victim.result(), Some(Err(TaskletError::Killed)));
-    assert_eq!(
-        Arc::strong_count(&ran),
-        1,
-        "the closure's captures were dropped"
-    );
+    scenarios::kill_of_an_unstarted_tasklet_drops_its_closure_unrun();
 }
 
 #[test]
@@ -223,12 +159,7 @@ fn an_error_raised_into_a_tasklet_that_finishes_without_taking_it_is_dropped() {
 
 #[test]
 fn throw_delivers_a_caller_error_into_a_sleeping_tasklet() {
-    let sleeper = tasklet::spawn(|| tasklet::sleep(Duration::from_secs(3600))).unwrap();
-    tasklet::schedule().unwrap();
-    assert!(sleeper.is_blocked());
-    let error = Thrown::new(7, "wake up");
-    sleeper.throw(error, false).unwrap();
-    assert_eq!(sleeper.result(), Some(Ok(Err(TaskletError::Thrown(error)))));
+    scenarios::throw_delivers_a_caller_error_into_a_sleeping_tasklet();
 }
 
 #[test]
@@ -258,155 +189,36 @@ fn blocking_the_last_runnable_tasklet_is_a_deadlock_error() {
 
 #[test]
 fn sleep_orders_wakeups_by_deadline() {
-    let trace = log();
-    for (name, millis) in [("slow", 30u64), ("fast", 5), ("mid", 15)] {
-        let trace = trace.clone();
-        tasklet::spawn(move || {
-            tasklet::sleep(Duration::from_millis(millis)).unwrap();
-            note(&trace, name);
-        })
-        .unwrap();
-    }
-    tasklet::run().unwrap();
-    assert_eq!(entries(&trace), ["fast", "mid", "slow"]);
+    // slow, fast, mid: fast, mid, slow.
+    scenarios::sleep_wakes_in_deadline_order(&[30, 5, 15]);
 }
 
 #[test]
 fn spawn_fails_cleanly_when_the_stack_budget_is_exhausted() {
-    let (limit, in_use) = tasklet::stack_budget();
-    tasklet::set_stack_budget(in_use + 3 * SMALL_STACK);
-    let mut spawned = Vec::new();
-    let failure = loop {
-        match Builder::new()
-            .stack_size(SMALL_STACK)
-            .spawn(|| tasklet::schedule().is_ok())
-        {
-            Ok(handle) => spawned.push(handle),
-            Err(error) => break error,
-        }
-    };
-    assert_eq!(failure, TaskletError::StackBudgetExhausted);
-    assert_eq!(spawned.len(), 3);
-    assert_eq!(
-        Builder::new().stack_size(16).spawn(|| ()).err(),
-        Some(TaskletError::StackTooSmall)
-    );
-    tasklet::set_stack_budget(limit);
-    // The scheduler is still usable: everything runs and the budget comes back.
-    tasklet::run().unwrap();
-    assert!(spawned
-        .iter()
-        .all(|handle| handle.result() == Some(Ok(true))));
-    assert_eq!(tasklet::stack_budget().1, in_use);
+    scenarios::spawn_fails_cleanly_when_the_stack_budget_is_exhausted(3, SMALL_STACK);
 }
 
 #[test]
 fn ten_thousand_tasklets_alive_at_once() {
-    let total = Arc::new(Mutex::new(0u64));
-    for index in 0..10_000u64 {
-        let total = total.clone();
-        Builder::new()
-            .stack_size(SMALL_STACK)
-            .spawn(move || {
-                tasklet::schedule().unwrap();
-                *total.lock().unwrap() += index;
-            })
-            .unwrap();
-    }
-    assert_eq!(tasklet::live_count(), 10_001);
-    tasklet::run().unwrap();
-    assert_eq!(*total.lock().unwrap(), 9_999 * 10_000 / 2);
-    assert_eq!(tasklet::live_count(), 1);
-}
-
-fn depth_sum(depth: u64) -> u64 {
-    if depth == 0 {
-        return 0;
-    }
-    // A frame with some weight, so the recursion really needs stack.
-    let pad = std::hint::black_box([depth; 16]);
-    let below = tasklet::spill(|| depth_sum(depth - 1)).expect("spill segment");
-    pad[3] + below
+    scenarios::tasklets_alive_at_once(10_000, SMALL_STACK, |_| ());
 }
 
 #[test]
 fn spilling_runs_recursion_far_deeper_than_the_tasklet_stack() {
     let stack = 16 * 1024;
-    let worker = Builder::new()
-        .stack_size(stack)
-        .spawn(move || {
-            let sum = depth_sum(20_000);
-            (sum, tasklet::stack_remaining())
-        })
-        .unwrap();
-    tasklet::run().unwrap();
-    let (sum, _) = worker.result().unwrap().unwrap();
-    assert_eq!(sum, 20_000 * 20_001 / 2);
+    scenarios::spilling_runs_recursion_50x_deeper_than_the_stack(stack, 20_000);
     // 20,000 frames of well over 128 bytes each is far more than 50 stacks of 16 KiB.
     assert!(20_000 * 128 > 50 * stack);
-    assert_eq!(
-        tasklet::stack_budget().1,
-        0,
-        "all spill segments were returned"
-    );
-}
-
-#[allow(
-    unconditional_recursion,
-    reason = "recurses until the stack guard stops it"
-)]
-fn overflow(depth: u64) -> u64 {
-    let pad = std::hint::black_box([depth; 32]);
-    // Every level switches, so the guard is checked before the overrun gets far.
-    let _ = tasklet::schedule();
-    pad[1] + overflow(depth + 1)
 }
 
 #[test]
 fn stack_overflow_is_detected_reported_and_the_kernel_stays_up() {
-    let victim = Builder::new()
-        .name("deep")
-        .stack_size(16 * 1024)
-        .spawn(|| overflow(0))
-        .unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
-    let after = tasklet::spawn(|| "still running").unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(after.result(), Some(Ok("still running")));
-}
-
-/// Uses the stack down to `margin` bytes above its usable end, then receives on `channel`
-/// there, so that the receive itself runs past the end.
-fn receive_near_the_end(channel: &Channel<u32>, margin: usize) -> Result<u32, TaskletError> {
-    if tasklet::stack_remaining() > margin {
-        let pad = std::hint::black_box([0u32; 16]);
-        return receive_near_the_end(channel, margin).map(|value| value + pad[3]);
-    }
-    channel.receive()
+    scenarios::stack_overflow_is_reported_and_the_kernel_stays_up(16 * 1024);
 }
 
 #[test]
 fn a_tasklet_found_overflowed_as_it_blocks_leaves_its_wait_queue() {
-    let channel: &'static Channel<u32> = Box::leak(Box::new(Channel::new()));
-    let victim = Builder::new()
-        .name("deep receiver")
-        .stack_size(SMALL_STACK)
-        .spawn(move || receive_near_the_end(channel, 128))
-        .unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
-    assert_eq!(
-        channel.balance(),
-        0,
-        "the abandoned receiver is no longer waiting"
-    );
-    // A live receiver gets what is sent next, not the abandoned one (its stack is ruined).
-    let receiver = tasklet::spawn(move || channel.receive()).unwrap();
-    tasklet::schedule().unwrap();
-    channel.send(7).unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(receiver.result(), Some(Ok(Ok(7))));
+    scenarios::overflow_found_while_blocking_leaves_the_wait_queue(SMALL_STACK);
 }
 
 #[test]

@@ -7,8 +7,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 use core::time::Duration;
 use spindle::platform::platform;
-use spindle::sync::{CallError, Event, Lock, PlatformCpus, Queue, TrySendError, WorkerPool};
-use spindle::tasklet::{self, Builder, CpuGroup, JoinHandle, TaskletError};
+use spindle::scenarios::sync::{self as scenarios, spawn};
+use spindle::sync::{CallError, PlatformCpus, Queue, TrySendError, WorkerPool};
+use spindle::tasklet::{self, CpuGroup, TaskletError};
 use spindle_arch::powerpc64::irq;
 
 /// The sync suite.
@@ -28,78 +29,16 @@ pub const SUITE: Suite = Suite::new(
     ],
 );
 
-fn spawn<F, R>(body: F) -> JoinHandle<R>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(body)
-        .expect("spawn")
-}
-
 fn lock_is_fifo() {
-    let lock = Arc::new(Lock::new());
-    let order = Arc::new(spin::Mutex::new(Vec::new()));
-    let held = lock.acquire().unwrap();
-    let waiters: Vec<_> = (0..4u32)
-        .map(|id| {
-            let (lock, order) = (lock.clone(), order.clone());
-            spawn(move || {
-                let guard = lock.acquire()?;
-                order.lock().push(id);
-                tasklet::schedule()?;
-                drop(guard);
-                Ok::<_, TaskletError>(())
-            })
-        })
-        .collect();
-    tasklet::schedule().unwrap();
-    assert_eq!(lock.waiting(), 4);
-    drop(held);
-    assert!(lock.try_acquire().is_none(), "handed over, not freed");
-    tasklet::run().unwrap();
-    assert_eq!(*order.lock(), [0, 1, 2, 3]);
-    assert!(waiters.iter().all(|w| w.result() == Some(Ok(Ok(())))));
-    assert!(!lock.is_locked());
+    scenarios::lock_waiters_are_served_in_fifo_order(4);
 }
 
 fn killed_lock_waiter_passes_it_on() {
-    let lock = Arc::new(Lock::new());
-    let held = lock.acquire().unwrap();
-    let doomed = {
-        let lock = lock.clone();
-        spawn(move || lock.acquire().map(drop))
-    };
-    tasklet::schedule().unwrap();
-    doomed.kill_pending().unwrap();
-    drop(held);
-    assert_eq!(doomed.result(), Some(Ok(Err(TaskletError::Killed))));
-    assert!(!lock.is_locked());
-    assert_eq!(lock.waiting(), 0);
+    scenarios::a_waiter_killed_as_the_lock_is_handed_to_it_passes_the_lock_on();
 }
 
 fn event_wakes_all() {
-    let event = Arc::new(Event::new());
-    let woken = Arc::new(AtomicU64::new(0));
-    for _ in 0..5 {
-        let (event, woken) = (event.clone(), woken.clone());
-        spawn(move || {
-            event.wait().unwrap();
-            woken.fetch_add(1, AcqRel);
-        });
-    }
-    tasklet::schedule().unwrap();
-    assert_eq!(event.waiting(), 5);
-    assert_eq!(event.set(), 5);
-    tasklet::run().unwrap();
-    assert_eq!(woken.load(Acquire), 5);
-    event.clear();
-    assert_eq!(
-        event.wait_timeout(Duration::from_millis(2)),
-        Err(TaskletError::TimedOut)
-    );
+    scenarios::event_set_wakes_every_waiter_and_clear_makes_waits_block_again(5);
 }
 
 fn queue_blocks_both_ways() {
@@ -130,15 +69,7 @@ fn queue_blocks_both_ways() {
 fn queue_close_and_timeouts() {
     let queue = Queue::<u32, 1>::new();
     // Timeouts run on the decrementer.
-    let start = platform().now_ns();
-    assert_eq!(
-        queue.receive_timeout(Duration::from_millis(5)),
-        Err(TaskletError::TimedOut)
-    );
-    assert!(platform().now_ns() - start >= 5_000_000);
-    queue.send(1).unwrap();
-    let failure = queue.send_timeout(2, Duration::from_millis(2)).unwrap_err();
-    assert_eq!((failure.value, failure.error), (2, TaskletError::TimedOut));
+    scenarios::queue_timeouts_give_values_back(&queue, Duration::from_millis(5));
     queue.close();
     assert_eq!(queue.try_send(3), Err(TrySendError::Closed(3)));
     assert_eq!(queue.receive(), Ok(1));

@@ -2,11 +2,10 @@
 
 use crate::{Suite, TargetTest};
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use core::time::Duration;
-use spindle::channel::Channel;
-use spindle::tasklet::{self, Builder, TaskletError, Thrown};
+use spindle::scenarios::tasklets as scenarios;
+use spindle::tasklet::{self, Builder, TaskletError};
 
 /// The tasklet suite.
 pub const SUITE: Suite = Suite::new(
@@ -58,59 +57,17 @@ fn registers_survive_a_switch() {
 }
 
 fn round_robin_order() {
-    let order = Arc::new(spin::Mutex::new(Vec::new()));
-    for id in 0..3u32 {
-        let order = order.clone();
-        tasklet::spawn(move || {
-            for round in 0..2 {
-                order.lock().push(id * 10 + round);
-                tasklet::schedule().unwrap();
-            }
-        })
-        .unwrap();
-    }
-    tasklet::run().unwrap();
-    assert_eq!(*order.lock(), [0, 10, 20, 1, 11, 21]);
+    scenarios::round_robin_order(3, 2);
 }
 
 fn yield_ping_pong() {
-    let count = Arc::new(AtomicU64::new(0));
-    let seen = count.clone();
-    let partner = tasklet::spawn(move || {
-        for _ in 0..1000 {
-            seen.fetch_add(1, Relaxed);
-            tasklet::schedule().unwrap();
-        }
-    })
-    .unwrap();
-    for expected in 1..=1000 {
-        tasklet::schedule().unwrap();
-        assert_eq!(count.load(Relaxed), expected);
-    }
-    tasklet::run().unwrap();
-    assert_eq!(partner.result(), Some(Ok(())));
+    scenarios::ping_pong_through_schedule(1000);
 }
 
 fn kill_and_throw() {
-    let looping = tasklet::spawn(|| -> Result<(), TaskletError> {
-        loop {
-            tasklet::schedule()?;
-        }
-    })
-    .unwrap();
-    tasklet::schedule().unwrap();
-    looping.kill().unwrap();
-    assert_eq!(looping.result(), Some(Ok(Err(TaskletError::Killed))));
-
-    let sleeper = tasklet::spawn(|| tasklet::sleep(Duration::from_secs(60))).unwrap();
-    tasklet::schedule().unwrap();
-    let error = Thrown::new(3, "thrown on target");
-    sleeper.throw(error, false).unwrap();
-    assert_eq!(sleeper.result(), Some(Ok(Err(TaskletError::Thrown(error)))));
-
-    let unstarted = tasklet::spawn(|| 1).unwrap();
-    unstarted.kill().unwrap();
-    assert_eq!(unstarted.result(), Some(Err(TaskletError::Killed)));
+    scenarios::kill_of_a_runnable_tasklet_returns_killed_and_runs_its_drops();
+    scenarios::throw_delivers_a_caller_error_into_a_sleeping_tasklet();
+    scenarios::kill_of_an_unstarted_tasklet_drops_its_closure_unrun();
 }
 
 fn deadlock_is_an_error() {
@@ -121,17 +78,7 @@ fn deadlock_is_an_error() {
 }
 
 fn sleep_wakes_in_deadline_order() {
-    let order = Arc::new(spin::Mutex::new(Vec::new()));
-    for (id, millis) in [(0u32, 30u64), (1, 10), (2, 20)] {
-        let order = order.clone();
-        tasklet::spawn(move || {
-            tasklet::sleep(Duration::from_millis(millis)).unwrap();
-            order.lock().push(id);
-        })
-        .unwrap();
-    }
-    tasklet::run().unwrap();
-    assert_eq!(*order.lock(), [1, 2, 0]);
+    scenarios::sleep_wakes_in_deadline_order(&[30, 10, 20]);
 }
 
 fn watchdog_preempts_a_runaway_loop() {
@@ -202,8 +149,15 @@ fn preemption_leaves_interrupts_enabled() {
     })
     .unwrap();
     let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(5))).unwrap();
-    assert_eq!(interrupted.as_ref(), Some(&*spinner), "the spinner was preempted");
-    assert!(irq::enabled(), "main resumed from the timer interrupt with interrupts masked");
+    assert_eq!(
+        interrupted.as_ref(),
+        Some(&*spinner),
+        "the spinner was preempted"
+    );
+    assert!(
+        irq::enabled(),
+        "main resumed from the timer interrupt with interrupts masked"
+    );
     STOP.store(true, Release);
     spinner.insert().unwrap();
     tasklet::run().unwrap();
@@ -218,134 +172,39 @@ fn preemption_leaves_interrupts_enabled() {
     tasklet::run().unwrap();
 }
 
-#[allow(
-    unconditional_recursion,
-    reason = "recurses until the stack guard stops it"
-)]
-fn overflow(depth: u64) -> u64 {
-    let pad = core::hint::black_box([depth; 32]);
-    let _ = tasklet::schedule();
-    pad[1] + overflow(depth + 1)
-}
-
 fn stack_overflow_is_reported() {
-    let victim = Builder::new()
-        .name("deep")
-        .stack_size(8 * 1024)
-        .spawn(|| overflow(0))
-        .unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
-    let after = tasklet::spawn(|| "kernel still up").unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(after.result(), Some(Ok("kernel still up")));
-}
-
-static DEEP_RECEIVES: Channel<u32> = Channel::new();
-
-/// Uses the stack down to `margin` bytes above its usable end, then receives there, so that
-/// the receive itself runs past the end.
-fn receive_near_the_end(margin: usize) -> Result<u32, TaskletError> {
-    if tasklet::stack_remaining() > margin {
-        let pad = core::hint::black_box([0u32; 16]);
-        return receive_near_the_end(margin).map(|value| value + pad[3]);
-    }
-    DEEP_RECEIVES.receive()
+    scenarios::stack_overflow_is_reported_and_the_kernel_stays_up(8 * 1024);
 }
 
 fn overflow_found_while_blocking_leaves_the_wait_queue() {
-    let victim = Builder::new()
-        .name("deep receiver")
-        .stack_size(8 * 1024)
-        .spawn(|| receive_near_the_end(128))
-        .unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
-    assert_eq!(DEEP_RECEIVES.balance(), 0, "the abandoned receiver still waits");
-    let receiver = tasklet::spawn(|| DEEP_RECEIVES.receive()).unwrap();
-    tasklet::schedule().unwrap();
-    DEEP_RECEIVES.send(7).unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(receiver.result(), Some(Ok(Ok(7))));
-}
-
-static PEAK_STACK_BYTES: AtomicU64 = AtomicU64::new(0);
-
-fn deep_sum(depth: u64) -> u64 {
-    if depth == 0 {
-        // The deepest point: the tasklet's stack plus every live spill segment.
-        PEAK_STACK_BYTES.fetch_max(tasklet::stack_budget().1 as u64, Relaxed);
-        return 0;
-    }
-    let pad = core::hint::black_box([depth; 8]);
-    pad[2] + tasklet::spill(|| deep_sum(depth - 1)).expect("spill segment")
+    scenarios::overflow_found_while_blocking_leaves_the_wait_queue(8 * 1024);
 }
 
 fn spilling_recursion_50x_the_stack() {
-    const STACK: usize = 6 * 1024;
-    const DEPTH: u64 = 5_000;
-    let worker = Builder::new()
-        .stack_size(STACK)
-        .spawn(|| deep_sum(DEPTH))
-        .unwrap();
-    tasklet::run().unwrap();
-    assert_eq!(worker.result(), Some(Ok(DEPTH * (DEPTH + 1) / 2)));
-    let peak = PEAK_STACK_BYTES.load(Relaxed) as usize;
-    assert!(
-        peak >= 50 * STACK,
-        "the recursion used only {peak} bytes of stack, not 50x {STACK}"
-    );
-    assert_eq!(tasklet::stack_budget().1, 0, "spill segments returned");
+    scenarios::spilling_runs_recursion_50x_deeper_than_the_stack(6 * 1024, 5_000);
 }
 
 fn ten_thousand_tasklets() {
-    let total = Arc::new(AtomicU64::new(0));
     let heap = crate::env::get().heap_bytes;
     let per_tasklet = tasklet::MIN_STACK_BYTES + tasklet::CONTROL_BLOCK_BYTES + 128;
     assert!(
         heap > 10_000 * per_tasklet,
         "the heap ({heap} bytes) cannot hold 10,000 tasklets of {per_tasklet} bytes"
     );
-    let (limit, budget_before) = tasklet::stack_budget();
+    let limit = tasklet::stack_budget().0;
     tasklet::set_stack_budget(heap / 4 * 3);
-    for index in 0..10_000u64 {
-        let total = total.clone();
-        Builder::new()
-            .stack_size(tasklet::MIN_STACK_BYTES)
-            .spawn(move || {
-                tasklet::schedule().unwrap();
-                total.fetch_add(index, Relaxed);
-            })
-            .unwrap();
-    }
-    assert_eq!(tasklet::live_count(), 10_001);
-    let stacks = tasklet::stack_budget().1 - budget_before;
-    spindle::kprintln!(
-        "10,000 tasklets: {} bytes of stacks + {} bytes of control blocks ({} bytes each, stack {})",
-        stacks,
-        10_000 * tasklet::CONTROL_BLOCK_BYTES,
-        stacks / 10_000 + tasklet::CONTROL_BLOCK_BYTES,
-        tasklet::MIN_STACK_BYTES
-    );
-    tasklet::run().unwrap();
-    assert_eq!(total.load(Relaxed), 9_999 * 10_000 / 2);
-    assert_eq!(tasklet::live_count(), 1);
+    scenarios::tasklets_alive_at_once(10_000, tasklet::MIN_STACK_BYTES, |stacks| {
+        spindle::kprintln!(
+            "10,000 tasklets: {} bytes of stacks + {} bytes of control blocks ({} bytes each, stack {})",
+            stacks,
+            10_000 * tasklet::CONTROL_BLOCK_BYTES,
+            stacks / 10_000 + tasklet::CONTROL_BLOCK_BYTES,
+            tasklet::MIN_STACK_BYTES
+        );
+    });
     tasklet::set_stack_budget(limit);
 }
 
 fn budget_exhaustion_leaves_scheduler_usable() {
-    let (limit, in_use) = tasklet::stack_budget();
-    tasklet::set_stack_budget(in_use + 2 * 8192);
-    let first = Builder::new().stack_size(8192).spawn(|| 1).unwrap();
-    let second = Builder::new().stack_size(8192).spawn(|| 2).unwrap();
-    assert_eq!(
-        Builder::new().stack_size(8192).spawn(|| 3).err(),
-        Some(TaskletError::StackBudgetExhausted)
-    );
-    tasklet::set_stack_budget(limit);
-    tasklet::run().unwrap();
-    assert_eq!(
-        (first.result(), second.result()),
-        (Some(Ok(1)), Some(Ok(2)))
-    );
+    scenarios::spawn_fails_cleanly_when_the_stack_budget_is_exhausted(2, 8192);
 }

@@ -1,23 +1,16 @@
-//! Test scenarios shared by the host, user-mode and on-target suites (feature `scenarios`).
-//!
 //! The seed's bug class (the seed: the Stackless-on-PS3 document Spindle was made from, whose
-//! Stackless lost a channel value to cleanup run after a switch): a value in flight must survive whatever post-switch cleanup runs. One
-//! round spawns a receiver (optionally receiving from deep inside spilled recursion on a small
-//! stack) and a sender that finishes right after its send; the sender's result is a [`Trap`]
-//! whose drop runs after the switch away from the dead sender, in whichever tasklet resumes, and
-//! there sends on another channel, schedules and runs a spilled recursion. The round checks the
-//! received value exactly.
+//! Stackless lost a channel value to cleanup run after a switch): a value in flight must survive
+//! whatever post-switch cleanup runs. One round spawns a receiver (optionally receiving from deep
+//! inside spilled recursion on a small stack) and a sender that finishes right after its send; the
+//! sender's result is a [`Trap`] whose drop runs after the switch away from the dead sender, in
+//! whichever tasklet resumes, and there sends on another channel, schedules and runs a spilled
+//! recursion. The round checks the received value exactly.
 
 use crate::channel::{Channel, Preference};
 use crate::tasklet::{self, Builder, TaskletError};
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
-
-// Every function here is `#[inline]`, so that its code is generated only in the suites that
-// call it. As ordinary functions they would be compiled into the kernel's own object, and the
-// linker would keep them in every image (23 KB in the demo) although only the test image calls
-// them.
 
 /// How deep a [`SeedRound`] recurses, and on what stacks.
 #[derive(Debug, Clone, Copy)]

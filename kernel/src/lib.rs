@@ -28,6 +28,7 @@ pub mod record;
 pub mod scenarios;
 pub mod sync;
 pub mod tasklet;
+pub mod time;
 
 /// The README's Rust examples, compiled and run as doc tests so that they stay true.
 #[cfg(doctest)]

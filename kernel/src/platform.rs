@@ -69,7 +69,8 @@ pub trait Platform: Sync {
     /// Writes bytes to the console. Never fails: a board without a console drops them.
     fn console_write(&self, bytes: &[u8]);
 
-    /// Monotonic time since boot, in nanoseconds.
+    /// Monotonic time since boot, in nanoseconds: the clock of the kernel's deadlines
+    /// ([`crate::time::Deadline`]), of [`Platform::idle`] and of the preemption timer.
     fn now_ns(&self) -> u64;
 
     /// Index of the calling CPU, in `0..cpu_count()`.

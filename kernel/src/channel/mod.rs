@@ -64,6 +64,7 @@ use crate::tasklet::ring::Placement;
 use crate::tasklet::slot::Staged;
 use crate::tasklet::tcb::{Blocker, State, Tcb, WaitQueue, FLAG_BLOCK_TRAP};
 use crate::tasklet::{Tasklet, TaskletError, Thrown};
+use crate::time::Deadline;
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
@@ -316,7 +317,7 @@ impl<T: Send> Channel<T> {
 
     /// Sends `value`, giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_until(value, Some(deadline_after(timeout)))
+        self.send_until(value, Some(Deadline::after(timeout)))
     }
 
     /// Sends an error: the receiver's receive returns `Err(TaskletError::Thrown(error))`
@@ -349,7 +350,7 @@ impl<T: Send> Channel<T> {
     }
 
     #[inline(always)]
-    fn send_until(&self, value: T, deadline: Option<u64>) -> Result<(), SendError<T>> {
+    fn send_until(&self, value: T, deadline: Option<Deadline>) -> Result<(), SendError<T>> {
         let staged = match Staged::new(value) {
             Ok(staged) => staged,
             Err(value) => {
@@ -377,7 +378,7 @@ impl<T: Send> Channel<T> {
     fn transfer_send(
         &self,
         parcel: Parcel<T>,
-        deadline: Option<u64>,
+        deadline: Option<Deadline>,
     ) -> Result<(), (Option<Parcel<T>>, TaskletError)> {
         let scheduler = this_cpu();
         let me = scheduler.current();
@@ -447,11 +448,11 @@ impl<T: Send> Channel<T> {
 
     /// Receives a value, giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<T, TaskletError> {
-        self.receive_until(Some(deadline_after(timeout)))
+        self.receive_until(Some(Deadline::after(timeout)))
     }
 
     #[inline(always)]
-    fn receive_until(&self, deadline: Option<u64>) -> Result<T, TaskletError> {
+    fn receive_until(&self, deadline: Option<Deadline>) -> Result<T, TaskletError> {
         let scheduler = this_cpu();
         let me = scheduler.current();
         scheduler.before_blocking(me)?;
@@ -611,9 +612,4 @@ fn after_match(state: &ChannelState, direction: i8) -> (Placement, bool) {
         Placement::Tail
     };
     (placement, rule & AfterMatch::YIELD != 0)
-}
-
-fn deadline_after(timeout: Duration) -> u64 {
-    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-    crate::platform::platform().now_ns().saturating_add(nanos)
 }

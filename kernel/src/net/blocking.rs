@@ -35,6 +35,7 @@ use super::sets::{Fd, FdSet, PollFlags};
 use super::socket::Sockets;
 use crate::channel::Channel;
 use crate::tasklet::{self, Builder, TaskletError};
+use crate::time::Deadline;
 
 /// The poller's stack: a poll pass with the quirk repair runs deep in unoptimised builds.
 const POLLER_STACK_BYTES: usize = 32 << 10;
@@ -163,19 +164,8 @@ impl<D> core::fmt::Debug for Net<D> {
     }
 }
 
-fn deadline_after(timeout: Option<Duration>) -> Option<u64> {
-    timeout.map(|timeout| {
-        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        now_ns().saturating_add(nanos)
-    })
-}
-
-fn now_ns() -> u64 {
-    crate::platform::platform().now_ns()
-}
-
-fn expired(deadline: Option<u64>) -> bool {
-    deadline.is_some_and(|deadline| now_ns() >= deadline)
+fn expired(deadline: Option<Deadline>) -> bool {
+    deadline.is_some_and(Deadline::has_passed)
 }
 
 impl<D: NetDriver + Send + 'static> Net<D> {
@@ -253,7 +243,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
     /// [`NetError::TimedOut`].
     fn block_on<T>(
         &self,
-        deadline: Option<u64>,
+        deadline: Option<Deadline>,
         mut attempt: impl FnMut(&mut Inner<D>) -> Result<Option<T>, NetError>,
     ) -> Result<T, NetError> {
         loop {
@@ -275,7 +265,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
     fn park(
         &self,
         mut guard: spin::MutexGuard<'_, Inner<D>>,
-        deadline: Option<u64>,
+        deadline: Option<Deadline>,
     ) -> Result<Wakeup, NetError> {
         let inner = &mut *guard;
         let index = inner
@@ -289,7 +279,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         };
         let id = inner
             .reactor
-            .park(&inner.interests, deadline, wake)
+            .park(&inner.interests, deadline.map(Deadline::as_ns), wake)
             .map_err(|(error, _)| error)?;
         let slot = &mut inner.slots[index];
         slot.in_use = true;
@@ -299,9 +289,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         let channel = &self.shared.channels[index];
         let received = match deadline {
             None => channel.receive(),
-            Some(deadline) => {
-                channel.receive_timeout(Duration::from_nanos(deadline.saturating_sub(now_ns())))
-            }
+            Some(deadline) => channel.receive_timeout(deadline.remaining()),
         };
         let mut inner = self.shared.inner.lock();
         Ok(Self::unpark(&mut inner, wake, id, received))
@@ -360,18 +348,20 @@ impl<D: NetDriver + Send + 'static> Net<D> {
                     return;
                 }
                 let wait = if alone { IDLE_TICK } else { Duration::ZERO };
-                let now = now_ns();
+                let now = Deadline::now().as_ns();
                 // A failed pass wakes nobody; the calls stay parked and the next turn retries.
                 let _ = inner
                     .reactor
                     .pass(&mut inner.sockets, Some(wait), now, &mut inner.woken);
                 inner.record();
-                inner.reactor.next_deadline()
+                inner.reactor.next_deadline().map(Deadline::at_ns)
             };
             let delivered = self.shared.deliver();
             let outcome = if delivered == 0 && tasklet::run_count() <= 1 {
-                let tick = deadline_after(Some(IDLE_TICK)).unwrap_or(u64::MAX);
-                tasklet::sleep_until(next_deadline.map_or(tick, |deadline| deadline.min(tick)))
+                let tick = Deadline::after(IDLE_TICK);
+                tasklet::sleep_until_deadline(
+                    next_deadline.map_or(tick, |deadline| deadline.min(tick)),
+                )
             } else {
                 tasklet::schedule()
             };
@@ -399,7 +389,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         except: Option<&mut FdSet>,
         timeout: Option<Duration>,
     ) -> Result<usize, NetError> {
-        let deadline = deadline_after(timeout);
+        let deadline = timeout.map(Deadline::after);
         let wanted = [
             read.as_deref().copied(),
             write.as_deref().copied(),
@@ -447,7 +437,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
     /// Blocking poll: waits until an entry has events or `timeout` passes (`Ok(0)`), with the
     /// results of [`Sockets::poll`].
     pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, NetError> {
-        let deadline = deadline_after(timeout);
+        let deadline = timeout.map(Deadline::after);
         let outcome = self.block_on(deadline, |inner| {
             let count = inner.sockets.poll(fds, Some(Duration::ZERO))?;
             if count > 0 || expired(deadline) {
@@ -490,7 +480,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         timeout: Option<Duration>,
         mut call: impl FnMut(&mut Sockets<D>) -> Result<T, NetError>,
     ) -> Result<T, NetError> {
-        self.block_on(deadline_after(timeout), |inner| {
+        self.block_on(timeout.map(Deadline::after), |inner| {
             match call(&mut inner.sockets) {
                 Err(NetError::WouldBlock) => {
                     inner.interests.clear();

@@ -44,8 +44,9 @@
 //! A worker takes itself out of its own CPU group, so a worker CPU never keeps its group from
 //! detecting a deadlock.
 
-use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use super::waiters::{WaitCount, Waiters, Woken};
 use crate::tasklet::{CpuGroup, TaskletError};
+use crate::time::Deadline;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::any::Any;
@@ -407,10 +408,10 @@ impl<C: WorkerCpus, const WORKERS: usize, const JOBS: usize> WorkerPool<C, WORKE
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.call_until(job, Some(deadline_after(timeout)))
+        self.call_until(job, Some(Deadline::after(timeout)))
     }
 
-    fn call_until<F, R>(&self, job: F, deadline_ns: Option<u64>) -> Result<R, CallError>
+    fn call_until<F, R>(&self, job: F, deadline: Option<Deadline>) -> Result<R, CallError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
@@ -434,7 +435,7 @@ impl<C: WorkerCpus, const WORKERS: usize, const JOBS: usize> WorkerPool<C, WORKE
             return Err(error);
         }
         self.unpark_one();
-        let (mut state, woken) = slot.done.wait(&slot.state, slot_count, deadline_ns);
+        let (mut state, woken) = slot.done.wait(&slot.state, slot_count, deadline);
         let outcome = match woken {
             Woken::Granted => match core::mem::replace(&mut state.job, JobState::Free) {
                 JobState::Done(job) => Ok(job),

@@ -1,8 +1,9 @@
 //! A condition variable used with a [`Lock`](super::Lock).
 
 use super::lock::LockGuard;
-use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use super::waiters::{WaitCount, Waiters, Woken};
 use crate::tasklet::TaskletError;
+use crate::time::Deadline;
 use core::time::Duration;
 
 /// A condition variable for tasklets (stacklesslib's `Condition`), on one CPU or across CPUs.
@@ -67,7 +68,7 @@ impl Condition {
         timeout: Duration,
     ) -> Result<(LockGuard<'a>, bool), TaskletError> {
         let lock = guard.lock();
-        match self.wait_released(guard, Some(deadline_after(timeout))) {
+        match self.wait_released(guard, Some(Deadline::after(timeout))) {
             Ok(()) => lock.acquire().map(|guard| (guard, true)),
             Err(TaskletError::TimedOut) => lock.acquire().map(|guard| (guard, false)),
             Err(error) => Err(error),
@@ -77,11 +78,11 @@ impl Condition {
     fn wait_released(
         &self,
         guard: LockGuard<'_>,
-        deadline_ns: Option<u64>,
+        deadline: Option<Deadline>,
     ) -> Result<(), TaskletError> {
         self.count.lock().register();
         drop(guard);
-        let (count, woken) = self.waiters.wait(&self.count, counts, deadline_ns);
+        let (count, woken) = self.waiters.wait(&self.count, counts, deadline);
         drop(count);
         match woken {
             Woken::Granted => Ok(()),

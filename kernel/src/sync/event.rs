@@ -1,7 +1,8 @@
 //! An event flag that tasklets wait on; setting it wakes them all.
 
-use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use super::waiters::{WaitCount, Waiters, Woken};
 use crate::tasklet::TaskletError;
+use crate::time::Deadline;
 use core::time::Duration;
 
 /// A flag tasklets can wait for (stacklesslib's `Event`), on one CPU or across CPUs.
@@ -76,16 +77,21 @@ impl Event {
     /// tasklet is killed or thrown into while waiting, or if nothing can ever set it
     /// ([`TaskletError::Deadlock`]).
     pub fn wait(&self) -> Result<(), TaskletError> {
-        self.wait_until(None)
+        self.wait_by(None)
     }
 
     /// Like [`Event::wait`], giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), TaskletError> {
-        self.wait_until(Some(deadline_after(timeout)))
+        self.wait_by(Some(Deadline::after(timeout)))
     }
 
-    /// Like [`Event::wait`], giving up at `deadline_ns` on the platform clock.
+    /// Like [`Event::wait`], giving up at `deadline_ns` on the platform clock (a
+    /// [`Deadline::as_ns`]).
     pub fn wait_until(&self, deadline_ns: Option<u64>) -> Result<(), TaskletError> {
+        self.wait_by(deadline_ns.map(Deadline::at_ns))
+    }
+
+    fn wait_by(&self, deadline: Option<Deadline>) -> Result<(), TaskletError> {
         let mut state = self.state.lock();
         if state.set {
             return Ok(());
@@ -94,7 +100,7 @@ impl Event {
         drop(state);
         let (_state, woken) = self
             .waiters
-            .wait(&self.state, |state| &mut state.count, deadline_ns);
+            .wait(&self.state, |state| &mut state.count, deadline);
         match woken {
             Woken::Granted => Ok(()),
             Woken::Failed(error) | Woken::Aborted(error) => Err(error),

@@ -1,7 +1,8 @@
 //! A non-reentrant lock whose waiters are served first come, first served.
 
-use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use super::waiters::{WaitCount, Waiters, Woken};
 use crate::tasklet::{self, Tasklet, TaskletError};
+use crate::time::Deadline;
 use core::marker::PhantomData;
 use core::time::Duration;
 
@@ -118,16 +119,21 @@ impl Lock {
     /// tasklet is killed or thrown into while waiting (the lock is then not held), if nothing
     /// can ever release it ([`TaskletError::Deadlock`]), or if the tasklet already holds it.
     pub fn acquire(&self) -> Result<LockGuard<'_>, TaskletError> {
-        self.acquire_until(None)
+        self.acquire_by(None)
     }
 
     /// Like [`Lock::acquire`], giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, TaskletError> {
-        self.acquire_until(Some(deadline_after(timeout)))
+        self.acquire_by(Some(Deadline::after(timeout)))
     }
 
-    /// Like [`Lock::acquire`], giving up at `deadline_ns` on the platform clock.
+    /// Like [`Lock::acquire`], giving up at `deadline_ns` on the platform clock (a
+    /// [`Deadline::as_ns`]).
     pub fn acquire_until(&self, deadline_ns: Option<u64>) -> Result<LockGuard<'_>, TaskletError> {
+        self.acquire_by(deadline_ns.map(Deadline::at_ns))
+    }
+
+    fn acquire_by(&self, deadline: Option<Deadline>) -> Result<LockGuard<'_>, TaskletError> {
         let me = tasklet::current();
         let mut state = self.state.lock();
         if !state.locked {
@@ -142,9 +148,9 @@ impl Lock {
         }
         state.count.register();
         drop(state);
-        let (mut state, woken) =
-            self.waiters
-                .wait(&self.state, |state| &mut state.count, deadline_ns);
+        let (mut state, woken) = self
+            .waiters
+            .wait(&self.state, |state| &mut state.count, deadline);
         match woken {
             // The releaser kept the lock locked for us.
             Woken::Granted => {

@@ -1,8 +1,9 @@
 //! A bounded buffered channel: a FIFO of up to `N` values in fixed storage.
 
-use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use super::waiters::{WaitCount, Waiters, Woken};
 use crate::channel::SendError;
 use crate::tasklet::TaskletError;
+use crate::time::Deadline;
 use core::time::Duration;
 use heapless::Deque;
 
@@ -213,16 +214,21 @@ impl<T: Send, const N: usize> Queue<T, N> {
     /// Queues `value`, blocking the current tasklet while the queue is full. On failure
     /// (closing, killed, thrown into, deadlock) the value comes back in the error.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        self.send_until(value, None)
+        self.send_by(value, None)
     }
 
     /// Like [`Queue::send`], giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_until(value, Some(deadline_after(timeout)))
+        self.send_by(value, Some(Deadline::after(timeout)))
     }
 
-    /// Like [`Queue::send`], giving up at `deadline_ns` on the platform clock.
+    /// Like [`Queue::send`], giving up at `deadline_ns` on the platform clock (a
+    /// [`Deadline::as_ns`]).
     pub fn send_until(&self, value: T, deadline_ns: Option<u64>) -> Result<(), SendError<T>> {
+        self.send_by(value, deadline_ns.map(Deadline::at_ns))
+    }
+
+    fn send_by(&self, value: T, deadline: Option<Deadline>) -> Result<(), SendError<T>> {
         let mut value = value;
         let mut state = self.state.lock();
         loop {
@@ -248,7 +254,7 @@ impl<T: Send, const N: usize> Queue<T, N> {
             }
             state.senders.register();
             drop(state);
-            let (relocked, woken) = self.senders.wait(&self.state, senders, deadline_ns);
+            let (relocked, woken) = self.senders.wait(&self.state, senders, deadline);
             state = relocked;
             match woken {
                 Woken::Granted => {}
@@ -293,16 +299,21 @@ impl<T: Send, const N: usize> Queue<T, N> {
     /// with [`TaskletError::Closed`] once the queue is closing and empty, or if the tasklet is
     /// killed, thrown into, or would deadlock.
     pub fn receive(&self) -> Result<T, TaskletError> {
-        self.receive_until(None)
+        self.receive_by(None)
     }
 
     /// Like [`Queue::receive`], giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<T, TaskletError> {
-        self.receive_until(Some(deadline_after(timeout)))
+        self.receive_by(Some(Deadline::after(timeout)))
     }
 
-    /// Like [`Queue::receive`], giving up at `deadline_ns` on the platform clock.
+    /// Like [`Queue::receive`], giving up at `deadline_ns` on the platform clock (a
+    /// [`Deadline::as_ns`]).
     pub fn receive_until(&self, deadline_ns: Option<u64>) -> Result<T, TaskletError> {
+        self.receive_by(deadline_ns.map(Deadline::at_ns))
+    }
+
+    fn receive_by(&self, deadline: Option<Deadline>) -> Result<T, TaskletError> {
         let mut state = self.state.lock();
         loop {
             // A value is ours if one is free, or was promised to us by the wake-up just taken.
@@ -321,7 +332,7 @@ impl<T: Send, const N: usize> Queue<T, N> {
             }
             state.receivers.register();
             drop(state);
-            let (relocked, woken) = self.receivers.wait(&self.state, receivers, deadline_ns);
+            let (relocked, woken) = self.receivers.wait(&self.state, receivers, deadline);
             state = relocked;
             match woken {
                 Woken::Granted => {}

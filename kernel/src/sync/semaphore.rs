@@ -1,7 +1,8 @@
 //! A counting semaphore whose waiters are served first come, first served.
 
-use super::waiters::{deadline_after, WaitCount, Waiters, Woken};
+use super::waiters::{WaitCount, Waiters, Woken};
 use crate::tasklet::TaskletError;
+use crate::time::Deadline;
 use core::time::Duration;
 
 /// A counting semaphore for tasklets (stacklesslib's `Semaphore`), on one CPU or across CPUs.
@@ -65,16 +66,21 @@ impl Semaphore {
     /// no permit) if the tasklet is killed or thrown into while waiting, or if nothing can ever
     /// release one ([`TaskletError::Deadlock`]).
     pub fn acquire(&self) -> Result<(), TaskletError> {
-        self.acquire_until(None)
+        self.acquire_by(None)
     }
 
     /// Like [`Semaphore::acquire`], giving up with [`TaskletError::TimedOut`] after `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), TaskletError> {
-        self.acquire_until(Some(deadline_after(timeout)))
+        self.acquire_by(Some(Deadline::after(timeout)))
     }
 
-    /// Like [`Semaphore::acquire`], giving up at `deadline_ns` on the platform clock.
+    /// Like [`Semaphore::acquire`], giving up at `deadline_ns` on the platform clock (a
+    /// [`Deadline::as_ns`]).
     pub fn acquire_until(&self, deadline_ns: Option<u64>) -> Result<(), TaskletError> {
+        self.acquire_by(deadline_ns.map(Deadline::at_ns))
+    }
+
+    fn acquire_by(&self, deadline: Option<Deadline>) -> Result<(), TaskletError> {
         let mut state = self.state.lock();
         if state.permits > 0 {
             state.permits -= 1;
@@ -84,7 +90,7 @@ impl Semaphore {
         drop(state);
         let (state, woken) = self
             .waiters
-            .wait(&self.state, |state| &mut state.count, deadline_ns);
+            .wait(&self.state, |state| &mut state.count, deadline);
         drop(state);
         match woken {
             Woken::Granted => Ok(()),

@@ -21,8 +21,8 @@
 
 use crate::channel::{Channel, Preference};
 use crate::tasklet::{self, TaskletError};
+use crate::time::Deadline;
 use core::sync::atomic::{AtomicBool, Ordering};
-use core::time::Duration;
 
 /// Registered waiters and the wake-ups committed to them; lives in the owner's locked state.
 #[derive(Debug, Default)]
@@ -108,21 +108,17 @@ impl Waiters {
     }
 
     /// Waits for a wake-up after [`WaitCount::register`] (with the state lock released), until
-    /// `deadline_ns` on the platform clock if given. Returns with the state locked again and the
+    /// `deadline` if given. Returns with the state locked again and the
     /// waiter settled.
     pub(crate) fn wait<'a, S>(
         &self,
         state: &'a spin::Mutex<S>,
         count: fn(&mut S) -> &mut WaitCount,
-        deadline_ns: Option<u64>,
+        deadline: Option<Deadline>,
     ) -> (spin::MutexGuard<'a, S>, Woken) {
-        let received = match deadline_ns {
+        let received = match deadline {
             None => self.channel.receive(),
-            Some(deadline) => {
-                let now = crate::platform::platform().now_ns();
-                self.channel
-                    .receive_timeout(Duration::from_nanos(deadline.saturating_sub(now)))
-            }
+            Some(deadline) => self.channel.receive_timeout(deadline.remaining()),
         };
         let mut guard = state.lock();
         let error = match received {
@@ -224,10 +220,4 @@ pub(crate) fn rearm(error: Option<TaskletError>) {
         Some(TaskletError::Thrown(thrown)) => me.throw(thrown, true),
         _ => Ok(()),
     };
-}
-
-/// An absolute deadline on the platform clock, `timeout` from now.
-pub(crate) fn deadline_after(timeout: Duration) -> u64 {
-    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-    crate::platform::platform().now_ns().saturating_add(nanos)
 }

@@ -8,8 +8,10 @@
 use super::ring::Placement;
 use super::sched::Scheduler;
 use super::tcb::{self, State, Tcb};
+use super::timers;
 use super::TaskletError;
 use crate::platform::platform;
+use crate::time::Deadline;
 
 impl Scheduler {
     /// The rest of `find_next`: nothing is runnable here yet.
@@ -23,8 +25,7 @@ impl Scheduler {
             if let Some(next) = self.ring.head() {
                 return next;
             }
-            let now = platform().now_ns();
-            self.fire_timers(now);
+            self.fire_timers(Deadline::now());
             if let Some(next) = self.ring.head() {
                 return next;
             }
@@ -39,7 +40,7 @@ impl Scheduler {
     /// With nothing runnable here: returns true if this CPU's group is deadlocked (no member
     /// can make progress, no timer, no wake-up in flight, no outside work) and a victim is
     /// available; otherwise idles until a wake-up, `deadline` or a spurious return.
-    fn idle_unless_deadlocked(&self, deadline: Option<u64>, can_be_victim: bool) -> bool {
+    fn idle_unless_deadlocked(&self, deadline: Option<Deadline>, can_be_victim: bool) -> bool {
         let group = self.group();
         let cpu = self.cpu.get();
         let stuck = deadline.is_none();
@@ -55,7 +56,7 @@ impl Scheduler {
             }
         }
         if self.inbox.count() == 0 {
-            platform().idle(deadline);
+            platform().idle(deadline.map(Deadline::as_ns));
         }
         if let (Some(group), true) = (group, stuck) {
             group.unstick(cpu);
@@ -88,19 +89,19 @@ impl Scheduler {
         let Some(deadline) = self.timers.next_deadline() else {
             return false;
         };
-        if self.inbox.count() == 0 && platform().now_ns() < deadline {
-            platform().idle(Some(deadline));
+        if self.inbox.count() == 0 && !deadline.has_passed() {
+            platform().idle(Some(deadline.as_ns()));
         }
         self.drain_inbox();
-        self.fire_timers(platform().now_ns());
+        self.fire_timers(Deadline::now());
         true
     }
 
     /// Wakes every tasklet whose timer expired by `now`: a sleeper normally, a tasklet blocked
     /// with a timeout with [`TaskletError::TimedOut`].
-    pub(crate) fn fire_timers(&self, now: u64) {
+    pub(crate) fn fire_timers(&self, now: Deadline) {
         while let Some(tcb) = self.timers.earliest() {
-            if tcb.timer_deadline.get() > now {
+            if !timers::deadline_of(tcb).has_passed_at(now) {
                 return;
             }
             self.disarm_timer(tcb);

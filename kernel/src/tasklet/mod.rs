@@ -99,6 +99,7 @@ pub use stack::{
     MIN_STACK_BYTES,
 };
 
+use crate::time::Deadline;
 use core::time::Duration;
 use per_cpu::this_cpu;
 use ring::Placement;
@@ -298,13 +299,8 @@ pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, Ta
     if !scheduler.current().is_main() {
         return Err(TaskletError::InvalidTarget);
     }
-    let deadline = timeout.map(|timeout| {
-        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        crate::platform::platform()
-            .now_ns()
-            .saturating_add(nanos)
-            .max(1)
-    });
+    // The watchdog's deadline 0 means "disarmed": a deadline at boot is the next instant.
+    let deadline = timeout.map(|timeout| Deadline::after(timeout).as_ns().max(1));
     scheduler.arm_watchdog(deadline);
     let outcome = loop {
         if let Some(interrupted) = scheduler.take_interrupted() {
@@ -466,12 +462,18 @@ pub fn leave_group() {
 
 /// Puts the current tasklet to sleep for `duration` (other tasklets run meanwhile).
 pub fn sleep(duration: Duration) -> Result<(), TaskletError> {
-    let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-    sleep_until(crate::platform::platform().now_ns().saturating_add(nanos))
+    sleep_until_deadline(Deadline::after(duration))
 }
 
-/// Puts the current tasklet to sleep until `deadline_ns` on the platform clock.
+/// Puts the current tasklet to sleep until `deadline_ns` on the platform clock (the
+/// [`Deadline::as_ns`] of a [`Deadline`]; [`sleep_until_deadline`] takes one).
 pub fn sleep_until(deadline_ns: u64) -> Result<(), TaskletError> {
+    sleep_until_deadline(Deadline::at_ns(deadline_ns))
+}
+
+/// Puts the current tasklet to sleep until `deadline` (other tasklets run meanwhile). Returns
+/// an error raised into it meanwhile (kill, throw) instead.
+pub fn sleep_until_deadline(deadline: Deadline) -> Result<(), TaskletError> {
     let scheduler = this_cpu();
     let me = scheduler.current();
     scheduler.before_blocking(me)?;
@@ -480,7 +482,7 @@ pub fn sleep_until(deadline_ns: u64) -> Result<(), TaskletError> {
     }
     let busy = scheduler.enter();
     me.set_state(State::Blocked);
-    scheduler.block_current(me, None, Some(deadline_ns));
+    scheduler.block_current(me, None, Some(deadline));
     busy.finish_resume();
     take_pending(me)
 }

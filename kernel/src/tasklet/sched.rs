@@ -16,6 +16,7 @@ use super::stack::{self, StackBudget};
 use super::tcb::{self, Blocker, State, Tcb, WaitLinks};
 use super::timers::TimerQueue;
 use crate::platform::platform;
+use crate::time::Deadline;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use spindle_arch::context;
@@ -390,7 +391,7 @@ impl Scheduler {
 
     /// Blocks the running tasklet, which the caller has already put in a wait queue (under that
     /// queue's lock, now released) with state [`State::Blocked`], until a waker, a kill, a
-    /// timeout (`deadline`, on the platform clock) or deadlock detection makes it runnable.
+    /// timeout (`deadline`) or deadlock detection makes it runnable.
     /// Returns with the scheduler still entered: claim the slot, then `finish_resume`.
     ///
     /// Only the switch is inlined (see [`crate::tasklet::schedule`] for why); the bookkeeping
@@ -400,7 +401,7 @@ impl Scheduler {
         &'static self,
         me: &'static Tcb,
         blocker: Option<Blocker>,
-        deadline: Option<u64>,
+        deadline: Option<Deadline>,
     ) {
         let next = self.block_prepare(me, blocker, deadline);
         self.block_switch(me, next, deadline.is_some());
@@ -414,7 +415,7 @@ impl Scheduler {
         &'static self,
         me: &'static Tcb,
         blocker: Option<Blocker>,
-        deadline: Option<u64>,
+        deadline: Option<Deadline>,
     ) -> Option<&'static Tcb> {
         me.blocker.set(blocker);
         if let Some(deadline) = deadline {
@@ -476,7 +477,7 @@ impl Scheduler {
         let me = self.current();
         self.drain_inbox();
         if !self.timers.is_empty() {
-            self.fire_timers(platform().now_ns());
+            self.fire_timers(Deadline::now());
         }
         if let Some(next) = RunRing::next_after(me) {
             if !core::ptr::eq(next, me) {
@@ -487,7 +488,7 @@ impl Scheduler {
 
     // ---- cross-CPU wake-ups ---------------------------------------------------------------
 
-    pub(crate) fn arm_timer(&self, tcb: &Tcb, deadline: u64) {
+    pub(crate) fn arm_timer(&self, tcb: &Tcb, deadline: Deadline) {
         self.timers.arm(tcb, deadline);
         self.set_attention(attention::TIMERS, true);
     }

@@ -6,6 +6,7 @@
 
 use super::list::List;
 use super::tcb::{self, Tcb, TimerLinks};
+use crate::time::Deadline;
 
 /// One CPU's timer queue.
 pub(super) struct TimerQueue {
@@ -23,8 +24,8 @@ impl TimerQueue {
     }
 
     /// The earliest deadline, if any timer is armed.
-    pub(super) fn next_deadline(&self) -> Option<u64> {
-        self.list.front().map(|tcb| tcb.timer_deadline.get())
+    pub(super) fn next_deadline(&self) -> Option<Deadline> {
+        self.list.front().map(deadline_of)
     }
 
     /// The tasklet with the earliest deadline.
@@ -34,13 +35,10 @@ impl TimerQueue {
 
     /// Arms `tcb`'s timer for `deadline` (replacing an armed one). Equal deadlines fire in
     /// arming order.
-    pub(super) fn arm(&self, tcb: &Tcb, deadline: u64) {
+    pub(super) fn arm(&self, tcb: &Tcb, deadline: Deadline) {
         self.disarm(tcb);
-        tcb.timer_deadline.set(deadline);
-        let later = self
-            .list
-            .iter()
-            .find(|entry| entry.timer_deadline.get() > deadline);
+        tcb.timer_deadline.set(deadline.as_ns());
+        let later = self.list.iter().find(|entry| deadline_of(entry) > deadline);
         // SAFETY: disarmed just above, so in no timer queue; a tasklet of this CPU, alive while
         // it lives (and a dying tasklet disarms its timer in `retire`).
         unsafe { self.list.insert_before(later, tcb) };
@@ -58,4 +56,10 @@ impl TimerQueue {
         tcb.set_flag(tcb::FLAG_TIMER_ARMED, false);
         true
     }
+}
+
+/// The deadline an armed tasklet's timer fires at (the control block keeps its nanoseconds).
+#[inline]
+pub(super) fn deadline_of(tcb: &Tcb) -> Deadline {
+    Deadline::at_ns(tcb.timer_deadline.get())
 }

@@ -7,7 +7,7 @@
 use spindle::channel::{Channel, Preference};
 use spindle::scenarios::{self, SeedDepths, Trap};
 use spindle::tasklet::{self, Builder, CpuGroup, JoinHandle, TaskletError, Thrown};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,6 +233,119 @@ fn killing_a_blocked_receiver_fixes_the_balance() {
     assert_eq!(receivers[0].result(), Some(Ok(Ok(1))));
     assert_eq!(receivers[1].result(), Some(Ok(Err(TaskletError::Killed))));
     assert_eq!(receivers[2].result(), Some(Ok(Ok(2))));
+}
+
+/// A value that counts its drops; `PAD` words make it inline (0) or out of line (8: 64 bytes).
+#[derive(Debug)]
+struct Counted<const PAD: usize> {
+    drops: Arc<AtomicUsize>,
+    _pad: [u64; PAD],
+}
+
+impl<const PAD: usize> Counted<PAD> {
+    fn new(drops: &Arc<AtomicUsize>) -> Self {
+        Counted {
+            drops: drops.clone(),
+            _pad: [0; PAD],
+        }
+    }
+}
+
+impl<const PAD: usize> Drop for Counted<PAD> {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A tasklet blocked sending a fresh `Counted` on `channel` (it has run up to the block).
+fn blocked_counted_sender<const PAD: usize>(
+    channel: &Arc<Channel<Counted<PAD>>>,
+    drops: &Arc<AtomicUsize>,
+) -> JoinHandle<Result<(), TaskletError>> {
+    let sender = {
+        let channel = channel.clone();
+        let value = Counted::<PAD>::new(drops);
+        tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.balance(), 1);
+    sender
+}
+
+/// `kill_forced` of a blocked sender drops the value parked in its control block at once
+/// (it cannot go back to a dead sender), exactly once, although a handle keeps the block alive.
+fn kill_forced_drops_a_blocked_senders_value<const PAD: usize>() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let channel = Arc::new(Channel::<Counted<PAD>>::new());
+    let sender = blocked_counted_sender(&channel, &drops);
+    sender.kill_forced().unwrap();
+    assert_eq!(channel.balance(), 0);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped by the kill");
+    tasklet::run().unwrap();
+    assert_eq!(sender.result(), Some(Err(TaskletError::Killed)));
+    drop(sender);
+    tasklet::schedule().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once only");
+}
+
+#[test]
+fn kill_forced_of_a_blocked_sender_drops_its_value_once() {
+    kill_forced_drops_a_blocked_senders_value::<0>();
+    kill_forced_drops_a_blocked_senders_value::<8>();
+}
+
+#[test]
+fn kill_forced_of_a_woken_sender_drops_its_unclaimed_value_once() {
+    // A kill made it runnable with its value still parked; it is abandoned before it runs.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let channel = Arc::new(Channel::<Counted<0>>::new());
+    let sender = blocked_counted_sender(&channel, &drops);
+    sender.kill_pending().unwrap();
+    assert!(sender.is_scheduled());
+    sender.kill_forced().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(sender);
+    tasklet::run().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn kill_forced_after_a_receiver_took_the_value_does_not_drop_it() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let channel = Arc::new(Channel::<Counted<0>>::new());
+    channel.set_preference(Preference::Neither);
+    let sender = blocked_counted_sender(&channel, &drops);
+    let received = channel.receive().unwrap();
+    // The sender is woken (runnable, not yet run): its value is the receiver's now.
+    assert!(sender.is_scheduled());
+    sender.kill_forced().unwrap();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "the receiver's value survives"
+    );
+    drop(sender);
+    tasklet::run().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(received);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn kill_forced_of_a_receiver_handed_a_value_drops_it_once() {
+    // The value was delivered into the receiver's block; it dies before claiming it.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let channel = Arc::new(Channel::<Counted<8>>::new());
+    channel.set_preference(Preference::Neither);
+    let receiver = spawn_receiver(&channel);
+    tasklet::schedule().unwrap();
+    channel.send(Counted::new(&drops)).unwrap();
+    assert!(receiver.is_scheduled());
+    receiver.kill_forced().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(receiver);
+    tasklet::run().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use core::time::Duration;
 use spindle::channel::{Channel, Preference};
 use spindle::platform::platform;
@@ -25,6 +25,10 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new(
             "killed_sender_gets_its_value_back",
             killed_sender_gets_its_value_back,
+        ),
+        TargetTest::new(
+            "kill_forced_drops_a_blocked_senders_value_once",
+            kill_forced_drops_a_blocked_senders_value_once,
         ),
         TargetTest::new("seed_bug_dying_sender", seed_bug_dying_sender),
         TargetTest::new("seed_bug_spilling_receiver", seed_bug_spilling_receiver),
@@ -124,6 +128,58 @@ fn killed_sender_gets_its_value_back() {
     sender.kill().unwrap();
     assert_eq!(channel.balance(), 0);
     assert_eq!(sender.result(), Some(Ok(Err(String::from("kept")))));
+}
+
+/// A value that counts its drops; `PAD` words make it inline (0) or out of line (8: 64 bytes).
+struct Counted<const PAD: usize> {
+    drops: Arc<AtomicUsize>,
+    _pad: [u64; PAD],
+}
+
+impl<const PAD: usize> Drop for Counted<PAD> {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// Blocks a sender of a `Counted<PAD>`, then abandons it with `kill_forced` (the same code as
+/// on the host: the value sits in the control block, not on the abandoned stack). With
+/// `taken`, a receiver takes the value first (the sender is woken, not yet run): then the kill
+/// must not drop it. Returns the drops counted right after the kill and at the end.
+fn kill_forced_sender<const PAD: usize>(taken: bool) -> (usize, usize) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let channel = Arc::new(Channel::<Counted<PAD>>::new());
+    channel.set_preference(Preference::Neither);
+    let sender = {
+        let channel = channel.clone();
+        let value = Counted::<PAD> {
+            drops: drops.clone(),
+            _pad: [0; PAD],
+        };
+        tasklet::spawn(move || channel.send(value).map_err(|failure| failure.error)).unwrap()
+    };
+    tasklet::schedule().unwrap();
+    assert_eq!(channel.balance(), 1);
+    let received = taken.then(|| channel.receive().ok().unwrap());
+    sender.kill_forced().unwrap();
+    assert_eq!(channel.balance(), 0);
+    let after_kill = drops.load(SeqCst);
+    tasklet::run().unwrap();
+    assert_eq!(sender.result(), Some(Err(TaskletError::Killed)));
+    drop(sender);
+    tasklet::schedule().unwrap();
+    drop(received);
+    (after_kill, drops.load(SeqCst))
+}
+
+fn kill_forced_drops_a_blocked_senders_value_once() {
+    assert_eq!(kill_forced_sender::<0>(false), (1, 1), "inline value");
+    assert_eq!(kill_forced_sender::<8>(false), (1, 1), "boxed value");
+    assert_eq!(
+        kill_forced_sender::<0>(true),
+        (0, 1),
+        "value the receiver took"
+    );
 }
 
 /// The trap's drop on target: sends the sum of a 300-frame spilled recursion, then runs a

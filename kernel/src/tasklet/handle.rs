@@ -279,8 +279,10 @@ impl Tasklet {
     }
 
     /// Abandons the tasklet at once, without letting it run again: its stack is freed and the
-    /// destructors of what lives on it do **not** run (what they own leaks). For runaway
-    /// tasklets handed back by [`run_with_timeout`](super::run_with_timeout). Not for the running or the main tasklet.
+    /// destructors of what lives on it do **not** run (what they own leaks). A value in flight
+    /// that the kernel holds for it (one it was blocked sending, or one handed to it that it
+    /// never took) is dropped before this returns. For runaway tasklets handed back by
+    /// [`run_with_timeout`](super::run_with_timeout). Not for the running or the main tasklet.
     pub fn kill_forced(&self) -> Result<(), TaskletError> {
         let scheduler = self.check_home()?;
         let target = &*self.tcb;
@@ -300,9 +302,18 @@ impl Tasklet {
             State::Runnable => scheduler.ring.remove(target),
             State::Paused => {}
         }
-        // A value parked by a blocked sender is dropped with the slot when the block goes.
         scheduler.retire(target, Some(TaskletError::Killed));
         busy.finish_resume();
+        // Its value slot may still hold a value in flight: one it was sending (blocked, or woken
+        // by a kill or a timeout before it could take it back) or one handed to it that it never
+        // claimed. Nobody can deliver, take or return that value any more, so it is dropped now,
+        // outside the scheduler (its destructor may block or switch), rather than with the
+        // control block, which any handle keeps alive. A value a receiver already took is not
+        // in the slot, so it is never dropped here; `clear` empties the slot, so the control
+        // block's own drop finds nothing and the value is dropped exactly once.
+        // SAFETY: the tasklet is dead and out of every wait queue and run ring, so no channel,
+        // waker or CPU reaches its slot; this handle keeps the block alive.
+        unsafe { target.slot.clear() };
         Ok(())
     }
 }

@@ -29,7 +29,8 @@ enum Content {
 }
 
 /// One value in flight. Access is serialised by the scheduler protocol: the owning tasklet while
-/// it runs, or whoever holds the lock of the queue it is blocked in.
+/// it runs, whoever holds the lock of the queue it is blocked in, or, once it is dead and out of
+/// every queue, the CPU that retired it (`kill_forced` drops what is left there at once).
 pub(crate) struct ValueSlot {
     payload: UnsafeCell<Payload>,
     content: Cell<Content>,

@@ -404,6 +404,34 @@ fn bad_input_gives_typed_errors() {
 }
 
 #[test]
+fn a_stale_descriptor_never_names_a_later_socket_of_its_number() {
+    // One slot, reused more often than a 16-bit generation can tell apart (65,536 times):
+    // every descriptor it hands out differs from the first, which stays dead throughout.
+    let mut table = Sockets::new(QuirkyDriver::default(), 1).unwrap();
+    let stale = table.socket(SocketKind::Stream).unwrap();
+    table.close(stale).unwrap();
+    for cycle in 0..=u32::from(u16::MAX) {
+        let fd = table.socket(SocketKind::Stream).unwrap();
+        assert_eq!(fd.index(), stale.index(), "the number is reused");
+        assert_ne!(
+            fd, stale,
+            "cycle {cycle}: a new socket got the stale descriptor"
+        );
+        assert_eq!(
+            table.raw_socket(stale),
+            Err(NetError::BadDescriptor),
+            "cycle {cycle}: the stale descriptor reaches the new socket"
+        );
+        table.close(fd).unwrap();
+    }
+    let live = table.socket(SocketKind::Stream).unwrap();
+    assert_eq!(table.close(stale), Err(NetError::BadDescriptor));
+    assert_eq!(table.send(stale, b"x"), Err(NetError::BadDescriptor));
+    assert_eq!(table.open_count(), 1, "the live socket is untouched");
+    assert!(table.raw_socket(live).is_ok());
+}
+
+#[test]
 fn calls_a_driver_lacks_answer_unsupported_without_leaking() {
     let mut table = Sockets::new(EmptyDriver, 4).unwrap();
     assert_eq!(table.socket(SocketKind::Stream), Err(NetError::Unsupported));

@@ -22,45 +22,68 @@ impl RawSocket {
     }
 }
 
+/// Bits of a descriptor that hold its number: enough for every number below [`FD_SETSIZE`].
+const INDEX_BITS: u32 = FD_SETSIZE.trailing_zeros();
+
+const _: () = assert!(
+    FD_SETSIZE.is_power_of_two() && INDEX_BITS < 16,
+    "descriptor numbers fill the low bits of an Fd"
+);
+
 /// A socket descriptor: a table index plus the generation of the socket that held it.
 ///
 /// A descriptor outlives its socket harmlessly: once closed, every call with it fails with
-/// [`NetError::BadDescriptor`], even after its index holds a new socket.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// [`NetError::BadDescriptor`], even after its index holds a new socket. Each index counts the
+/// sockets it has held in a 54-bit generation (the 64 bits of an `Fd` less the 10 of its
+/// number), which no table wraps: at ten million open/close cycles a second on one index that
+/// takes 57 years, and an index whose generation reaches [`Fd::MAX_GENERATION`] is retired
+/// instead of wrapping, so two descriptors of different sockets are never equal.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fd {
-    index: u16,
-    generation: u16,
+    /// The generation above the number's [`INDEX_BITS`].
+    bits: u64,
 }
 
 impl Fd {
-    /// The descriptor at a table index (below [`FD_SETSIZE`], which the table's capacity is).
-    pub(super) fn new(index: usize, generation: u16) -> Fd {
+    /// The largest generation a descriptor carries (2^54 - 1).
+    pub const MAX_GENERATION: u64 = u64::MAX >> INDEX_BITS;
+
+    /// The descriptor at a table index (below [`FD_SETSIZE`], which the table's capacity is)
+    /// with a generation up to [`Fd::MAX_GENERATION`].
+    pub(super) fn new(index: usize, generation: u64) -> Fd {
+        debug_assert!(index < FD_SETSIZE && generation <= Fd::MAX_GENERATION);
         Fd {
-            index: index as u16,
-            generation,
+            bits: (generation << INDEX_BITS) | index as u64,
         }
     }
 
     /// The descriptor number: its index in the table and in [`FdSet`]s.
     pub fn index(self) -> usize {
-        usize::from(self.index)
+        (self.bits & ((1 << INDEX_BITS) - 1)) as usize
     }
 
     /// Which socket, of all that have held this index, the descriptor names.
-    pub fn generation(self) -> u16 {
-        self.generation
+    pub fn generation(self) -> u64 {
+        self.bits >> INDEX_BITS
     }
 
     /// Rebuilds a descriptor from its parts (from a number passed through a C-like interface);
-    /// numbers from [`FD_SETSIZE`] up are refused.
-    pub fn from_parts(index: usize, generation: u16) -> Result<Fd, NetError> {
-        if index >= FD_SETSIZE {
+    /// numbers from [`FD_SETSIZE`] up, and generations above [`Fd::MAX_GENERATION`], are
+    /// refused.
+    pub fn from_parts(index: usize, generation: u64) -> Result<Fd, NetError> {
+        if index >= FD_SETSIZE || generation > Fd::MAX_GENERATION {
             return Err(NetError::InvalidInput);
         }
-        Ok(Fd {
-            index: index as u16,
-            generation,
-        })
+        Ok(Fd::new(index, generation))
+    }
+}
+
+impl core::fmt::Debug for Fd {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Fd")
+            .field("index", &self.index())
+            .field("generation", &self.generation())
+            .finish()
     }
 }
 

@@ -15,15 +15,26 @@ struct OpenSocket {
 
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    generation: u16,
+    /// The generation of the slot's current (or next) socket, up to [`Fd::MAX_GENERATION`];
+    /// [`RETIRED`] once the slot has used them all.
+    generation: u64,
     open: Option<OpenSocket>,
 }
+
+/// The generation of a slot that has held [`Fd::MAX_GENERATION`] + 1 sockets: it never holds
+/// another, since the next would need a generation some stale descriptor may still carry.
+const RETIRED: u64 = u64::MAX;
 
 /// Sockets by descriptor over one network driver.
 ///
 /// The table's capacity is fixed at construction, and so is every buffer the layer uses, so no
 /// call allocates. Calls are the BSD ones; [`Sockets::select`] and [`Sockets::poll`] give POSIX
 /// results even over a driver whose select/poll fails when a socket has a pending error.
+///
+/// A closed descriptor stays closed: each slot numbers its sockets with a generation that a
+/// descriptor carries (see [`Fd`]), and a slot that has used every generation is retired rather
+/// than wrap (it would take 2^54 open/close cycles of that one slot; it then no longer counts
+/// towards the free descriptors, though still towards [`Sockets::capacity`]).
 pub struct Sockets<D> {
     pub(super) driver: D,
     slots: Vec<Slot>,
@@ -123,7 +134,7 @@ impl<D: NetDriver> Sockets<D> {
     fn free_index(&self) -> Result<usize, NetError> {
         self.slots
             .iter()
-            .position(|slot| slot.open.is_none())
+            .position(|slot| slot.open.is_none() && slot.generation != RETIRED)
             .ok_or(NetError::TooManyDescriptors)
     }
 
@@ -205,7 +216,11 @@ impl<D: NetDriver> Sockets<D> {
         let raw = self.raw_socket(fd)?;
         let slot = &mut self.slots[fd.index()];
         slot.open = None;
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = if slot.generation < Fd::MAX_GENERATION {
+            slot.generation + 1
+        } else {
+            RETIRED
+        };
         self.open_count -= 1;
         self.driver.close(raw)
     }
@@ -238,5 +253,77 @@ impl<D> core::fmt::Debug for Sockets<D> {
             .field("capacity", &self.slots.len())
             .field("open", &self.open_count)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The end of a slot's generations, reached by setting a slot's generation directly (the
+    //! real width: 2^54 cycles would take years).
+
+    use super::*;
+
+    /// A driver whose sockets are numbers handed out in turn, and whose close always succeeds.
+    #[derive(Default)]
+    struct CountingDriver {
+        opened: u32,
+    }
+
+    impl NetDriver for CountingDriver {
+        fn socket(&mut self, _kind: SocketKind) -> Result<RawSocket, NetError> {
+            self.opened += 1;
+            Ok(RawSocket(self.opened - 1))
+        }
+
+        fn close(&mut self, _socket: RawSocket) -> Result<(), NetError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slot_that_used_every_generation_retires_instead_of_wrapping() {
+        let mut table = Sockets::new(CountingDriver::default(), 2).unwrap();
+        let first = table.socket(SocketKind::Stream).unwrap();
+        table.close(first).unwrap();
+        table.slots[0].generation = Fd::MAX_GENERATION - 1;
+        let before_last = table.socket(SocketKind::Stream).unwrap();
+        table.close(before_last).unwrap();
+        let last = table.socket(SocketKind::Stream).unwrap();
+        assert_eq!((last.index(), last.generation()), (0, Fd::MAX_GENERATION));
+        assert_eq!(Fd::from_parts(0, Fd::MAX_GENERATION), Ok(last));
+        assert!(table.raw_socket(last).is_ok());
+        table.close(last).unwrap();
+
+        // Slot 0 is retired: new sockets go elsewhere, and no descriptor reaches it again.
+        let next = table.socket(SocketKind::Stream).unwrap();
+        assert_eq!((next.index(), next.generation()), (1, 0));
+        assert_eq!(
+            table.socket(SocketKind::Stream),
+            Err(NetError::TooManyDescriptors),
+            "one slot open, the other retired"
+        );
+        for stale in [first, before_last, last] {
+            assert_eq!(table.raw_socket(stale), Err(NetError::BadDescriptor));
+            assert_eq!(table.close(stale), Err(NetError::BadDescriptor));
+        }
+        assert_eq!(table.descriptor_at(0), Err(NetError::BadDescriptor));
+        assert_eq!(table.descriptors().collect::<Vec<_>>(), [next]);
+        assert_eq!(table.open_count(), 1);
+        table.close(next).unwrap();
+        assert_eq!(table.socket(SocketKind::Stream).map(|fd| fd.index()), Ok(1));
+    }
+
+    #[test]
+    fn descriptors_round_trip_their_parts_and_refuse_oversized_ones() {
+        for (index, generation) in [(0, 0), (FD_SETSIZE - 1, Fd::MAX_GENERATION), (7, 1 << 40)] {
+            let fd = Fd::from_parts(index, generation).unwrap();
+            assert_eq!((fd.index(), fd.generation()), (index, generation));
+        }
+        assert_eq!(
+            Fd::from_parts(0, Fd::MAX_GENERATION + 1),
+            Err(NetError::InvalidInput)
+        );
+        assert_eq!(Fd::from_parts(FD_SETSIZE, 0), Err(NetError::InvalidInput));
+        assert_eq!(core::mem::size_of::<Fd>(), 8);
     }
 }

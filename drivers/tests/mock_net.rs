@@ -291,6 +291,25 @@ fn connection_refused_blocking_and_non_blocking() {
 }
 
 #[test]
+fn injected_refusal_counts_saturate_instead_of_overflowing() {
+    // u32::MAX + 2 pending refusals: an overflow panicked (debug) or wrapped to 1 (release),
+    // after which the second connect was let through. Saturated, they all stay refused.
+    let mut hosts = hosts();
+    hosts.net.inject(Fault::RefuseConnects { count: u32::MAX });
+    hosts.net.inject(Fault::RefuseConnects { count: 2 });
+    hosts.net.inject(Fault::RefuseConnects { count: u32::MAX });
+    for attempt in 0..3 {
+        assert_eq!(
+            hosts.pair(),
+            Err(NetError::ConnectionRefused),
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(hosts.net.stats().refused, 3);
+    assert_eq!(hosts.net.stats().connections, 0);
+}
+
+#[test]
 fn non_blocking_connect_completes_on_the_next_step() {
     let mut hosts = hosts();
     let fd = hosts.client.socket(SocketKind::Stream).unwrap();

@@ -4,7 +4,9 @@ use super::alloc::vec::Vec;
 
 use spindle::net::NetError;
 
-/// Connections are numbered in the order they are established, from 0.
+/// Connections are numbered in the order they are established, from 0. Numbers are never
+/// reused: a network establishes at most `u32::MAX` connections, after which connects fail with
+/// [`NetError::NoBuffers`].
 pub type ConnId = u32;
 
 /// One end of a connection.
@@ -35,7 +37,9 @@ pub enum Fault {
         /// The end that closes.
         side: Side,
     },
-    /// The next `count` connects are refused (ECONNREFUSED), listener or not.
+    /// The next `count` connects are refused (ECONNREFUSED), listener or not. Counts injected
+    /// before earlier ones are used up add to them, saturating at `u32::MAX` (which refuses
+    /// every connect any run can make) instead of overflowing.
     RefuseConnects {
         /// How many.
         count: u32,

@@ -40,7 +40,8 @@ impl Default for MockConfig {
     }
 }
 
-/// What happened on the network so far (for tests and the demo).
+/// What happened on the network so far (for tests and the demo). Every counter saturates at its
+/// type's maximum rather than wrap (or panic), however long the network runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MockStats {
     /// Driver calls made.
@@ -244,7 +245,7 @@ impl Network {
 
     /// One network step, at the start of every driver call: scripted faults, connect completion.
     fn step(&mut self) {
-        self.stats.ops += 1;
+        self.stats.ops = self.stats.ops.saturating_add(1);
         if self.connecting > 0 {
             for index in 0..self.sockets.len() {
                 if self.sockets[index].state == State::Connecting {
@@ -280,7 +281,7 @@ impl Network {
                 _ => {}
             }
             self.script.remove(position);
-            self.stats.faults_fired += 1;
+            self.stats.faults_fired = self.stats.faults_fired.saturating_add(1);
             self.apply(scheduled.fault);
         }
     }
@@ -298,7 +299,7 @@ impl Network {
     fn conn_delivered(&self, conn: ConnId) -> u64 {
         self.conn_ends(conn)
             .map(|index| self.sockets[index].delivered)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     /// Applies a fault now.
@@ -320,7 +321,10 @@ impl Network {
                     }
                 }
             }
-            Fault::RefuseConnects { count } => self.refuse_connects += count,
+            // Injected counts add up, and saturate: u32::MAX pending refusals outlast any run.
+            Fault::RefuseConnects { count } => {
+                self.refuse_connects = self.refuse_connects.saturating_add(count);
+            }
             Fault::PartialWrites { limit } => self.write_limit = limit.map(|limit| limit.max(1)),
             Fault::Stall { conn, stalled } => {
                 let ends: heapless::Vec<usize, 2> = self.conn_ends(conn).take(2).collect();
@@ -346,16 +350,23 @@ impl Network {
         if ends.is_empty() {
             return;
         }
-        self.stats.resets += 1;
+        self.count_reset();
         for &index in &ends {
             self.abort_end(index);
         }
     }
 
+    fn count_reset(&mut self) {
+        self.stats.resets = self.stats.resets.saturating_add(1);
+    }
+
     /// One end of a reset: drop in-flight bytes, record the error, cut the link.
     fn abort_end(&mut self, index: usize) {
         let sock = &mut self.sockets[index];
-        self.stats.bytes_dropped += sock.send.len() as u64;
+        self.stats.bytes_dropped = self
+            .stats
+            .bytes_dropped
+            .saturating_add(sock.send.len() as u64);
         sock.send.clear();
         sock.peer = None;
         if sock.state == State::Orphan {
@@ -385,8 +396,8 @@ impl Network {
             return;
         }
         let moved = sock.send.move_into(&mut peer_sock.recv, usize::MAX);
-        sock.delivered += moved as u64;
-        self.stats.bytes_delivered += moved as u64;
+        sock.delivered = sock.delivered.saturating_add(moved as u64);
+        self.stats.bytes_delivered = self.stats.bytes_delivered.saturating_add(moved as u64);
         if sock.write_shut && sock.send.is_empty() && !sock.fin_sent {
             sock.fin_sent = true;
             peer_sock.peer_fin = true;
@@ -446,9 +457,12 @@ impl Network {
             !refused && self.sockets[listener].accept_queue < self.sockets[listener].backlog
         }) else {
             self.refuse_connects = self.refuse_connects.saturating_sub(1);
-            self.stats.refused += 1;
+            self.stats.refused = self.stats.refused.saturating_add(1);
             return Err(NetError::ConnectionRefused);
         };
+        // Connection numbers must stay unique (faults name connections by them), so they neither
+        // wrap nor saturate: once u32::MAX connections have been made, connects fail.
+        let next_conn = self.next_conn.checked_add(1).ok_or(NetError::NoBuffers)?;
         let server = self.allocate().ok_or(NetError::NoBuffers)?;
         let client_rings = (
             Ring::allocate(self.config.recv_buffer)?,
@@ -459,9 +473,10 @@ impl Network {
             Ring::allocate(self.config.send_buffer)?,
         );
         let conn = self.next_conn;
-        self.next_conn += 1;
-        self.stats.connections += 1;
+        self.next_conn = next_conn;
+        self.stats.connections = self.stats.connections.saturating_add(1);
         let arrival = self.next_arrival;
+        // One arrival per connection, so fewer than u32::MAX: this cannot overflow.
         self.next_arrival += 1;
         let client_addr = self.sockets[client].local;
         let server_host = self.sockets[listener].host;
@@ -631,7 +646,7 @@ impl Network {
             return Err(NetError::WouldBlock);
         }
         if accepted < data.len() {
-            self.stats.partial_writes += 1;
+            self.stats.partial_writes = self.stats.partial_writes.saturating_add(1);
         }
         self.pump(index);
         Ok(accepted)
@@ -696,7 +711,7 @@ impl Network {
                 for queued in 0..self.sockets.len() {
                     if matches!(self.sockets[queued].queued_on, Some((on, _)) if on == index) {
                         if let Some(client) = self.sockets[queued].peer {
-                            self.stats.resets += 1;
+                            self.count_reset();
                             self.abort_end(client);
                         }
                         self.free(queued);
@@ -720,7 +735,7 @@ impl Network {
                     }
                     // Closing with unread data aborts the connection (BSD sends a reset).
                     Some(peer) if unread => {
-                        self.stats.resets += 1;
+                        self.count_reset();
                         self.abort_end(peer);
                         self.free(index);
                     }
@@ -804,7 +819,7 @@ impl Network {
             let index = self.owned(host, raw).ok()?;
             self.sockets[index].pending_error
         })?;
-        self.stats.quirk_errors += 1;
+        self.stats.quirk_errors = self.stats.quirk_errors.saturating_add(1);
         Some(error)
     }
 
@@ -871,5 +886,144 @@ impl Network {
             }
         }
         ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Counters at their limits, reached by setting them directly (billions of calls otherwise).
+
+    use super::*;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const ADDR: SocketAddrV4 = SocketAddrV4::new(SERVER, 7);
+
+    /// A network whose server host listens on [`ADDR`].
+    fn listening() -> Network {
+        let mut net = Network::new(MockConfig::default()).unwrap();
+        let listener = net.socket(SERVER).unwrap();
+        net.bind(SERVER, listener, ADDR).unwrap();
+        net.listen(SERVER, listener, 4).unwrap();
+        net
+    }
+
+    /// A blocking connect from a new client socket: the socket, or why it failed.
+    fn connect(net: &mut Network) -> Result<RawSocket, NetError> {
+        let client = net.socket(CLIENT)?;
+        net.connect(CLIENT, client, ADDR).map(|()| client)
+    }
+
+    /// Moves every counter of `stats` at least once, starting from `stats`.
+    fn move_every_counter(stats: MockStats) -> MockStats {
+        let mut net = listening();
+        net.stats = stats;
+        net.apply(Fault::RefuseConnects { count: u32::MAX });
+        net.apply(Fault::RefuseConnects { count: u32::MAX });
+        assert_eq!(net.refuse_connects, u32::MAX, "injected counts saturate");
+        assert_eq!(connect(&mut net), Err(NetError::ConnectionRefused));
+        net.refuse_connects = 0;
+
+        let client = connect(&mut net).unwrap();
+        net.apply(Fault::PartialWrites { limit: Some(2) });
+        assert_eq!(net.send(CLIENT, client, b"abc"), Ok(2));
+        net.apply(Fault::Stall {
+            conn: 0,
+            stalled: true,
+        });
+        assert_eq!(net.send(CLIENT, client, b"cd"), Ok(2));
+        let script = FaultScript::new()
+            .with(
+                Trigger::AfterBytes {
+                    conn: 0,
+                    bytes: u64::MAX,
+                },
+                Fault::ResetAll,
+            )
+            .unwrap()
+            .with(Trigger::AtOp(0), Fault::Reset { conn: 0 })
+            .unwrap();
+        net.load_script(&script).unwrap();
+        // The reset fires (and drops the stalled bytes) at this call's step.
+        let mut fds = [RawPollFd {
+            socket: client,
+            events: PollFlags::IN,
+            revents: PollFlags::NONE,
+        }];
+        assert_eq!(
+            net.poll(CLIENT, &mut fds, Some(Duration::ZERO)),
+            Err(NetError::ConnectionReset),
+            "the quirk"
+        );
+        // Byte counts of a connection add up without overflowing, too.
+        for end in 0..net.sockets.len() {
+            if net.sockets[end].conn == 0 && net.sockets[end].side.is_some() {
+                net.sockets[end].delivered = u64::MAX;
+            }
+        }
+        assert_eq!(net.conn_delivered(0), u64::MAX);
+        assert_eq!(net.pending_faults(), 1, "the byte-count trigger waits");
+        net.stats
+    }
+
+    #[test]
+    fn every_counter_saturates_at_its_maximum() {
+        let moved = move_every_counter(MockStats::default());
+        let MockStats {
+            ops,
+            connections,
+            resets,
+            refused,
+            partial_writes,
+            quirk_errors,
+            faults_fired,
+            bytes_delivered,
+            bytes_dropped,
+        } = moved;
+        assert!(
+            ops > 0 && bytes_delivered > 0 && bytes_dropped > 0,
+            "{moved:?}"
+        );
+        assert!(
+            [
+                connections,
+                resets,
+                refused,
+                partial_writes,
+                quirk_errors,
+                faults_fired
+            ]
+            .iter()
+            .all(|&count| count > 0),
+            "{moved:?}"
+        );
+        let saturated = MockStats {
+            ops: u64::MAX,
+            connections: u32::MAX,
+            resets: u32::MAX,
+            refused: u32::MAX,
+            partial_writes: u32::MAX,
+            quirk_errors: u32::MAX,
+            faults_fired: u32::MAX,
+            bytes_delivered: u64::MAX,
+            bytes_dropped: u64::MAX,
+        };
+        assert_eq!(move_every_counter(saturated), saturated);
+    }
+
+    #[test]
+    fn connection_numbers_run_out_with_a_typed_error_instead_of_wrapping() {
+        let mut net = listening();
+        net.next_conn = u32::MAX - 1;
+        let last = connect(&mut net).unwrap();
+        assert_eq!(net.sockets[last.index()].conn, u32::MAX - 1);
+        assert_eq!(connect(&mut net), Err(NetError::NoBuffers));
+        assert_eq!(net.next_conn, u32::MAX);
+        // The last connection is still the one its number names.
+        net.apply(Fault::Reset { conn: u32::MAX - 1 });
+        assert_eq!(
+            net.take_error(CLIENT, last),
+            Ok(Some(NetError::ConnectionReset))
+        );
     }
 }

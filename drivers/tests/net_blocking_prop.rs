@@ -156,8 +156,17 @@ fn run(script: &FaultScript, lengths: &[usize]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(40)))]
 
     #[test]
     fn echo_tasklets_finish_and_lose_nothing_silently(

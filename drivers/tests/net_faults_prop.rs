@@ -295,8 +295,17 @@ fn run(script: &FaultScript, conns: usize, ops: &[Op]) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(192))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(192)))]
 
     #[test]
     fn accepted_bytes_arrive_in_order_or_the_sender_learns(

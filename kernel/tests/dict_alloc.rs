@@ -244,9 +244,18 @@ fn maybe_failing<T>(fail: Option<u8>, f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: proptest_cases(64),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

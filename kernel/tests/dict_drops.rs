@@ -247,9 +247,18 @@ fn profile() -> impl Strategy<Value = DictConfig> {
     prop::sample::select(DictConfig::PROFILES.map(|(_, c)| c).to_vec())
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     // Under Miri (the command is in the README) a few cases take minutes.
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 6 } else { 256 }))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(if cfg!(miri) { 6 } else { 256 })))]
 
     #[test]
     fn every_key_and_value_is_dropped_once(

@@ -220,9 +220,18 @@ fn profile() -> impl Strategy<Value = DictConfig> {
     prop::sample::select(DictConfig::PROFILES.map(|(_, c)| c).to_vec())
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: proptest_cases(48),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -404,9 +404,18 @@ fn check_events(events: &[Events], channels: &[Channel<u64>]) -> Result<(), Test
     Ok(())
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: proptest_cases(64),
         failure_persistence: None,
         max_shrink_time: 120_000,
         ..ProptestConfig::default()

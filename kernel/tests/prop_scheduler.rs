@@ -726,8 +726,17 @@ fn run_on_fresh_thread(actions: Vec<Action>) {
     }
 }
 
+/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
+/// config reads it, but a count written here would override it).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(64), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_programs_keep_the_scheduler_invariants(actions in proptest::collection::vec(action_strategy(), 1..64)) {

@@ -926,7 +926,7 @@ fn run_program(ops: &[Op]) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 96,
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(96),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

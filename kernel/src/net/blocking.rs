@@ -4,20 +4,26 @@
 //! call that would block registers a wait in the [`Reactor`] and parks its tasklet (it leaves the
 //! run ring); a single poller tasklet runs one zero-timeout poll over all waited descriptors per
 //! turn and wakes exactly the tasklets whose descriptor is ready, whose deadline passed, or whose
-//! descriptor was closed, by sending on their channels. A woken call retries with its own buffer, so data and errors (a reset
+//! descriptor was closed. A woken call retries with its own buffer, so data and errors (a reset
 //! included) reach it from the socket itself, and nothing the kernel keeps points into a tasklet's
 //! stack: waits, wake slots and the parked tasklets' handles live in the [`Net`]'s fixed tables.
 //!
+//! Each wake slot parks its call on the kernel's wake primitive (a wait list of one): the call
+//! registers under the `Net`'s lock as it parks, so a wake-up decided at any moment after that
+//! reaches it (if it is not blocked yet, it finds the grant when it gets there). The poller (or
+//! a close) records why in the slot under the lock and grants once the lock is free, switching
+//! to the woken call at once when it lives on the same CPU.
+//!
 //! The poller starts with the first parked call and ends when nobody is parked, so a parked call
 //! always has a poller; when it is the only runnable tasklet it sleeps on the timer queue until
-//! the next deadline or a short tick. A call's timeout is its channel receive's timeout, so the
-//! timer queue ends it even if the poller is busy. [`Net::close`] wakes every call waiting on the descriptor
+//! the next deadline or a short tick. A call's timeout is its wait's timeout, so the timer queue
+//! ends it even if the poller is busy. [`Net::close`] wakes every call waiting on the descriptor
 //! with [`NetError::BadDescriptor`], a deadline with [`NetError::TimedOut`], and a kill of the
 //! parked tasklet ends its call with [`NetError::Interrupted`] after removing its wait.
 //!
-//! The wake-up channels, wake slots and waits live in the [`Net`]'s fixed tables (sized by
-//! [`NetConfig`]); parked calls and the poller may sit on different CPUs, since channels cross
-//! them.
+//! The wake slots, their wait lists and the waits live in the [`Net`]'s fixed tables (sized by
+//! [`NetConfig`]); parked calls and the poller may sit on different CPUs, since wait lists
+//! cross them.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -33,7 +39,7 @@ use super::reactor::{Interest, Reactor, WaitId, Wakeup};
 use super::select::PollFd;
 use super::sets::{Fd, FdSet, PollFlags};
 use super::socket::Sockets;
-use crate::channel::Channel;
+use crate::tasklet::waiter::{WaitList, Waited};
 use crate::tasklet::{self, Builder, TaskletError};
 use crate::time::Deadline;
 
@@ -53,11 +59,13 @@ struct WakeRef {
 #[derive(Default)]
 struct WakeSlot {
     generation: u16,
-    /// Whether a parked call owns the slot.
+    /// Whether a parked call owns the slot (and is registered in the slot's wait list).
     in_use: bool,
-    /// A wake-up the poller (or a close) decided on and has not handed over the slot's channel
-    /// yet: its call is not receiving at this instant (it is between registering and receiving).
-    undelivered: Option<Wakeup>,
+    /// Why the poller (or a close) woke the slot's call; the call reads it when it settles.
+    wakeup: Option<Wakeup>,
+    /// The wake-up is recorded but not granted yet: [`Shared::deliver`] grants it once the lock
+    /// is released.
+    ungranted: bool,
 }
 
 struct Inner<D> {
@@ -68,21 +76,21 @@ struct Inner<D> {
     woken: Vec<(WakeRef, Wakeup)>,
     /// Interests of one parking call (a select or poll has many), sized once.
     interests: Vec<(Fd, Interest)>,
+    /// Slots whose wake-up is recorded and not yet granted.
+    ungranted: usize,
 }
 
 impl<D> Inner<D> {
-    /// Records the wake-ups in `woken` in their slots, for [`Shared::deliver`] to send.
+    /// Records the wake-ups in `woken` in their slots, for [`Shared::deliver`] to grant.
     fn record(&mut self) {
         for (wake, wakeup) in self.woken.drain(..) {
             let slot = &mut self.slots[usize::from(wake.index)];
-            if slot.in_use && slot.generation == wake.generation {
-                slot.undelivered = Some(wakeup);
+            if slot.in_use && slot.generation == wake.generation && !slot.ungranted {
+                slot.wakeup = Some(wakeup);
+                slot.ungranted = true;
+                self.ungranted += 1;
             }
         }
-    }
-
-    fn has_undelivered(&self) -> bool {
-        self.slots.iter().any(|slot| slot.undelivered.is_some())
     }
 }
 
@@ -109,28 +117,36 @@ impl Default for NetConfig {
 
 struct Shared<D> {
     inner: Mutex<Inner<D>>,
-    /// One wake-up channel per wake slot: a parked call receives on its slot's channel. They
-    /// live as long as the `Net`, so no wait outlives its channel.
-    channels: Vec<Channel<Wakeup>>,
+    /// One wait list per wake slot: a parked call waits in its slot's list. They live as long
+    /// as the `Net`, so no wait outlives its list.
+    waiters: Vec<WaitList>,
     poller_running: AtomicBool,
 }
 
 impl<D> Shared<D> {
-    /// Sends every recorded wake-up whose call is receiving now; the rest stay recorded for the
-    /// poller's next turn. Called without the lock: a send may switch to the woken tasklet.
+    /// Grants every recorded wake-up, in slot order, and wakes the calls blocked for them
+    /// (switching to each at once when it lives on this CPU); returns how many it woke. A call
+    /// not blocked at that instant (still on its way to block, or leaving after a timeout or a
+    /// kill) finds its grant when it gets there. Called without the lock: waking may switch.
     fn deliver(&self) -> usize {
         let mut delivered = 0;
-        for (index, channel) in self.channels.iter().enumerate() {
-            // A negative balance: the slot's call is blocked in receive.
-            if channel.balance() >= 0 {
-                continue;
-            }
-            let Some(wakeup) = self.inner.lock().slots[index].undelivered.take() else {
-                continue;
+        for (index, waiters) in self.waiters.iter().enumerate() {
+            let woken = {
+                let mut inner = self.inner.lock();
+                if inner.ungranted == 0 {
+                    break;
+                }
+                let slot = &mut inner.slots[index];
+                if !slot.ungranted {
+                    continue;
+                }
+                slot.ungranted = false;
+                inner.ungranted -= 1;
+                // Under the lock: the call cannot settle (and free the slot) meanwhile.
+                waiters.grant_detached()
             };
-            // With the receiver waiting the send completes at once; if it stopped waiting in
-            // between (timed out, killed), its own unpark decides the call's outcome.
-            if channel.send_timeout(wakeup, Duration::ZERO).is_ok() {
+            if let Some(woken) = woken {
+                woken.wake_now();
                 delivered += 1;
             }
         }
@@ -177,17 +193,18 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         slots.resize_with(config.max_parked, WakeSlot::default);
         let woken = reserved(config.max_parked)?;
         let interests = reserved(config.max_waits)?;
-        let mut channels = reserved(config.max_parked)?;
-        channels.resize_with(config.max_parked, Channel::new);
+        let mut waiters = reserved(config.max_parked)?;
+        waiters.resize_with(config.max_parked, WaitList::new);
         Ok(Net {
             shared: Arc::new(Shared {
-                channels,
+                waiters,
                 inner: Mutex::new(Inner {
                     sockets,
                     reactor,
                     slots,
                     woken,
                     interests,
+                    ungranted: 0,
                 }),
                 poller_running: AtomicBool::new(false),
             }),
@@ -260,8 +277,8 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         }
     }
 
-    /// Registers the current tasklet for `inner.interests`, parks it on its slot's channel
-    /// (with the deadline as the receive's timeout, on the timer queue), and returns why it woke.
+    /// Registers the current tasklet for `inner.interests`, parks it in its slot's wait list
+    /// (with the deadline as the wait's timeout, on the timer queue), and returns why it woke.
     fn park(
         &self,
         mut guard: spin::MutexGuard<'_, Inner<D>>,
@@ -283,33 +300,29 @@ impl<D: NetDriver + Send + 'static> Net<D> {
             .map_err(|(error, _)| error)?;
         let slot = &mut inner.slots[index];
         slot.in_use = true;
-        slot.undelivered = None;
+        slot.wakeup = None;
+        slot.ungranted = false;
+        let waiters = &self.shared.waiters[index];
+        waiters.register();
         self.ensure_poller();
-        drop(guard);
-        let channel = &self.shared.channels[index];
-        let received = match deadline {
-            None => channel.receive(),
-            Some(deadline) => channel.receive_timeout(deadline.remaining()),
-        };
-        let mut inner = self.shared.inner.lock();
-        Ok(Self::unpark(&mut inner, wake, id, received))
+        let (mut inner, waited) = waiters.wait(guard, || self.shared.inner.lock(), deadline);
+        Ok(Self::unpark(&mut inner, wake, id, waited))
     }
 
-    /// Frees the wake slot after a park. A call that received nothing takes its wait out of the
+    /// Frees the wake slot after a park. A call whose wait failed takes its wait out of the
     /// reactor: it timed out (unless the poller had already decided), or was killed.
-    fn unpark(
-        inner: &mut Inner<D>,
-        wake: WakeRef,
-        id: WaitId,
-        received: Result<Wakeup, TaskletError>,
-    ) -> Wakeup {
+    fn unpark(inner: &mut Inner<D>, wake: WakeRef, id: WaitId, waited: Waited) -> Wakeup {
         let slot = &mut inner.slots[usize::from(wake.index)];
-        let recorded = slot.undelivered.take();
+        let recorded = slot.wakeup.take();
+        if core::mem::take(&mut slot.ungranted) {
+            inner.ungranted -= 1;
+        }
         slot.in_use = false;
         slot.generation = slot.generation.wrapping_add(1);
-        match received {
-            Ok(wakeup) => wakeup,
-            Err(error) => {
+        match waited {
+            // A grant comes only with a recorded wake-up.
+            Waited::Granted => recorded.unwrap_or(Wakeup::Ready),
+            Waited::Failed(error) | Waited::FailedHolding(error) => {
                 inner.reactor.cancel(id);
                 match (error, recorded) {
                     (TaskletError::TimedOut, Some(wakeup)) => wakeup,
@@ -343,7 +356,7 @@ impl<D: NetDriver + Send + 'static> Net<D> {
             let next_deadline = {
                 let mut inner = self.shared.inner.lock();
                 let inner = &mut *inner;
-                if inner.reactor.parked() == 0 && !inner.has_undelivered() {
+                if inner.reactor.parked() == 0 && inner.ungranted == 0 {
                     self.shared.poller_running.store(false, Ordering::Release);
                     return;
                 }

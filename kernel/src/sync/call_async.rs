@@ -2,9 +2,9 @@
 //!
 //! A [`WorkerPool`] owns `JOBS` job slots and a queue of them, all in fixed storage, and is served
 //! by up to `WORKERS` worker CPUs, each running [`WorkerPool::worker_loop`]. A tasklet calling
-//! [`WorkerPool::call_async`] puts its closure in a free slot and blocks on that slot's channel;
+//! [`WorkerPool::call_async`] puts its closure in a free slot and waits for that slot's result;
 //! other tasklets of its CPU run meanwhile. A worker runs the closure (it may block its CPU, e.g.
-//! a driver call) and hands the result back through the channel.
+//! a driver call), leaves the result in the slot and wakes the caller.
 //!
 //! # Limits and errors
 //! - The pool never grows. A call finding every slot taken (queued or running) fails at once
@@ -44,7 +44,7 @@
 //! A worker takes itself out of its own CPU group, so a worker CPU never keeps its group from
 //! detecting a deadlock.
 
-use super::waiters::{WaitCount, Waiters, Woken};
+use super::waiters::{Waiters, Woken};
 use crate::tasklet::{CpuGroup, TaskletError};
 use crate::time::Deadline;
 use alloc::boxed::Box;
@@ -276,7 +276,6 @@ enum JobState {
 
 struct SlotState {
     job: JobState,
-    count: WaitCount,
 }
 
 struct Slot {
@@ -289,15 +288,10 @@ impl Slot {
         Self {
             state: spin::Mutex::new(SlotState {
                 job: JobState::Free,
-                count: WaitCount::new(),
             }),
             done: Waiters::new(),
         }
     }
-}
-
-fn slot_count(state: &mut SlotState) -> &mut WaitCount {
-    &mut state.count
 }
 
 struct JobQueue<const JOBS: usize> {
@@ -429,13 +423,13 @@ impl<C: WorkerCpus, const WORKERS: usize, const JOBS: usize> WorkerPool<C, WORKE
         if let Err(error) = self.enqueue(index) {
             let mut state = slot.state.lock();
             let job = core::mem::replace(&mut state.job, JobState::Free);
-            state.count = WaitCount::new();
+            slot.done.unregister();
             drop(state);
             drop(job);
             return Err(error);
         }
         self.unpark_one();
-        let (mut state, woken) = slot.done.wait(&slot.state, slot_count, deadline);
+        let (mut state, woken) = slot.done.wait((), || slot.state.lock(), deadline);
         let outcome = match woken {
             Woken::Granted => match core::mem::replace(&mut state.job, JobState::Free) {
                 JobState::Done(job) => Ok(job),
@@ -490,7 +484,7 @@ impl<C: WorkerCpus, const WORKERS: usize, const JOBS: usize> WorkerPool<C, WORKE
             let mut state = slot.state.lock();
             if matches!(state.job, JobState::Free) {
                 state.job = JobState::Queued(job);
-                state.count.register();
+                slot.done.register();
                 return Ok((index, slot));
             }
         }
@@ -592,11 +586,9 @@ impl<C: WorkerCpus, const WORKERS: usize, const JOBS: usize> WorkerPool<C, WORKE
             return;
         }
         state.job = JobState::Done(job);
-        let wake = state.count.grant();
+        let wake = slot.done.grant();
         drop(state);
-        if wake {
-            slot.done.deliver();
-        }
+        wake.hand_over();
     }
 
     /// Stops the pool: later calls fail with [`CallError::ShutDown`]; workers finish the queued

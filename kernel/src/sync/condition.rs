@@ -1,7 +1,7 @@
 //! A condition variable used with a [`Lock`](super::Lock).
 
 use super::lock::LockGuard;
-use super::waiters::{WaitCount, Waiters, Woken};
+use super::waiters::{Waiters, Woken};
 use crate::tasklet::TaskletError;
 use crate::time::Deadline;
 use core::time::Duration;
@@ -14,14 +14,14 @@ use core::time::Duration;
 /// a waiter before it releases the lock, so a notify made under the lock after that is never
 /// missed. Waits may end when another tasklet got there first: check the predicate in a loop.
 pub struct Condition {
-    count: spin::Mutex<WaitCount>,
+    /// The notified condition has no state of its own: its waiters' list is all of it.
     waiters: Waiters,
 }
 
 impl core::fmt::Debug for Condition {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Condition")
-            .field("waiting", &self.count.lock().ungranted())
+            .field("waiting", &self.waiters.ungranted())
             .finish()
     }
 }
@@ -32,22 +32,17 @@ impl Default for Condition {
     }
 }
 
-fn counts(count: &mut WaitCount) -> &mut WaitCount {
-    count
-}
-
 impl Condition {
     /// A condition with no waiters.
     pub const fn new() -> Self {
         Self {
-            count: spin::Mutex::new(WaitCount::new()),
             waiters: Waiters::new(),
         }
     }
 
     /// Tasklets waiting and not yet notified.
     pub fn waiting(&self) -> usize {
-        self.count.lock().ungranted()
+        self.waiters.ungranted()
     }
 
     /// Releases `guard`'s lock, waits for a notify, and takes the lock again. On error (killed,
@@ -80,10 +75,9 @@ impl Condition {
         guard: LockGuard<'_>,
         deadline: Option<Deadline>,
     ) -> Result<(), TaskletError> {
-        self.count.lock().register();
-        drop(guard);
-        let (count, woken) = self.waiters.wait(&self.count, counts, deadline);
-        drop(count);
+        // Registered before the lock is released: a notify made under it from now on is ours.
+        self.waiters.register();
+        let ((), woken) = self.waiters.wait(guard, || (), deadline);
         match woken {
             Woken::Granted => Ok(()),
             Woken::Failed(error) => Err(error),
@@ -97,17 +91,17 @@ impl Condition {
 
     /// Wakes the longest-waiting tasklet; returns whether there was one.
     pub fn notify(&self) -> bool {
-        let handed = self.count.lock().grant();
-        if handed {
-            self.waiters.deliver();
-        }
+        let grant = self.waiters.grant();
+        let handed = grant.is_granted();
+        grant.hand_over();
         handed
     }
 
     /// Wakes every waiting tasklet; returns how many.
     pub fn notify_all(&self) -> usize {
-        let woken = self.count.lock().grant_all();
-        self.waiters.deliver_many(woken);
+        let grants = self.waiters.grant_all();
+        let woken = grants.count();
+        grants.hand_over();
         woken
     }
 }

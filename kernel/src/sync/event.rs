@@ -1,6 +1,6 @@
 //! An event flag that tasklets wait on; setting it wakes them all.
 
-use super::waiters::{WaitCount, Waiters, Woken};
+use super::waiters::{Waiters, Woken};
 use crate::tasklet::TaskletError;
 use crate::time::Deadline;
 use core::time::Duration;
@@ -17,7 +17,6 @@ pub struct Event {
 
 struct EventState {
     set: bool,
-    count: WaitCount,
 }
 
 impl core::fmt::Debug for Event {
@@ -25,7 +24,7 @@ impl core::fmt::Debug for Event {
         let state = self.state.lock();
         f.debug_struct("Event")
             .field("set", &state.set)
-            .field("waiting", &state.count.ungranted())
+            .field("waiting", &self.waiters.ungranted())
             .finish()
     }
 }
@@ -40,10 +39,7 @@ impl Event {
     /// A clear event.
     pub const fn new() -> Self {
         Self {
-            state: spin::Mutex::new(EventState {
-                set: false,
-                count: WaitCount::new(),
-            }),
+            state: spin::Mutex::new(EventState { set: false }),
             waiters: Waiters::new(),
         }
     }
@@ -55,16 +51,18 @@ impl Event {
 
     /// Tasklets waiting and not yet woken.
     pub fn waiting(&self) -> usize {
-        self.state.lock().count.ungranted()
+        let _state = self.state.lock();
+        self.waiters.ungranted()
     }
 
     /// Sets the flag and wakes every waiting tasklet; returns how many were woken.
     pub fn set(&self) -> usize {
         let mut state = self.state.lock();
         state.set = true;
-        let woken = state.count.grant_all();
+        let grants = self.waiters.grant_all();
         drop(state);
-        self.waiters.deliver_many(woken);
+        let woken = grants.count();
+        grants.hand_over();
         woken
     }
 
@@ -92,15 +90,12 @@ impl Event {
     }
 
     fn wait_by(&self, deadline: Option<Deadline>) -> Result<(), TaskletError> {
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         if state.set {
             return Ok(());
         }
-        state.count.register();
-        drop(state);
-        let (_state, woken) = self
-            .waiters
-            .wait(&self.state, |state| &mut state.count, deadline);
+        self.waiters.register();
+        let (_state, woken) = self.waiters.wait(state, || self.state.lock(), deadline);
         match woken {
             Woken::Granted => Ok(()),
             Woken::Failed(error) | Woken::Aborted(error) => Err(error),

@@ -1,6 +1,6 @@
 //! A non-reentrant lock whose waiters are served first come, first served.
 
-use super::waiters::{WaitCount, Waiters, Woken};
+use super::waiters::{Waiters, Woken};
 use crate::tasklet::{self, Tasklet, TaskletError};
 use crate::time::Deadline;
 use core::marker::PhantomData;
@@ -22,7 +22,6 @@ struct LockState {
     locked: bool,
     /// The holder (None while the lock is in transit to a woken waiter).
     owner: Option<Tasklet>,
-    count: WaitCount,
 }
 
 impl core::fmt::Debug for Lock {
@@ -31,7 +30,7 @@ impl core::fmt::Debug for Lock {
         f.debug_struct("Lock")
             .field("locked", &state.locked)
             .field("owner", &state.owner)
-            .field("waiting", &state.count.ungranted())
+            .field("waiting", &self.waiters.ungranted())
             .finish()
     }
 }
@@ -86,7 +85,6 @@ impl Lock {
             state: spin::Mutex::new(LockState {
                 locked: false,
                 owner: None,
-                count: WaitCount::new(),
             }),
             waiters: Waiters::new(),
         }
@@ -99,7 +97,8 @@ impl Lock {
 
     /// Tasklets waiting to acquire the lock and not yet handed it.
     pub fn waiting(&self) -> usize {
-        self.state.lock().count.ungranted()
+        let _state = self.state.lock();
+        self.waiters.ungranted()
     }
 
     /// Takes the lock if it is free; never blocks.
@@ -146,11 +145,8 @@ impl Lock {
         if state.owner.as_ref() == Some(&me) {
             return Err(TaskletError::Deadlock);
         }
-        state.count.register();
-        drop(state);
-        let (mut state, woken) = self
-            .waiters
-            .wait(&self.state, |state| &mut state.count, deadline);
+        self.waiters.register();
+        let (mut state, woken) = self.waiters.wait(state, || self.state.lock(), deadline);
         match woken {
             // The releaser kept the lock locked for us.
             Woken::Granted => {
@@ -173,14 +169,12 @@ impl Lock {
     fn release(&self) {
         let mut state = self.state.lock();
         let owner = state.owner.take();
-        let handed = state.count.grant();
-        if !handed {
+        let grant = self.waiters.grant();
+        if !grant.is_granted() {
             state.locked = false;
         }
         drop(state);
         drop(owner);
-        if handed {
-            self.waiters.deliver();
-        }
+        grant.hand_over();
     }
 }

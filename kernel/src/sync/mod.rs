@@ -1,4 +1,4 @@
-//! Synchronisation for tasklets built on channels: locks, events, semaphores, conditions, queues.
+//! Synchronisation for tasklets: locks, events, semaphores, conditions, queues.
 //!
 //! ```
 //! use spindle::sync::{Event, Queue};
@@ -34,10 +34,11 @@
 //! # Ok::<(), TaskletError>(())
 //! ```
 //!
-//! Like stacklesslib's, these primitives block the *tasklet*, not the CPU: a waiter blocks on a
-//! [`Channel`](crate::channel::Channel) and other tasklets run meanwhile. Their state sits behind
-//! a [`spin::Mutex`], so they work across CPUs (threads in hosted builds): a tasklet on one CPU can
-//! release a lock another CPU's tasklet waits for.
+//! Like stacklesslib's, these primitives block the *tasklet*, not the CPU: a waiter blocks in the
+//! scheduler's wait queue of the primitive (the kernel's one wake primitive, the one the socket
+//! layer's parked calls use too) and other tasklets run meanwhile. Their state sits behind a
+//! [`spin::Mutex`], so they work across CPUs (threads in hosted builds): a tasklet on one CPU can
+//! release a lock another CPU's tasklet waits for, and the waiter is woken on its own CPU.
 //!
 //! Every blocking call returns `Result<_, TaskletError>`: a kill, a throw, a timeout or a deadlock
 //! ends the wait with that error and leaves the primitive consistent (a waiter that leaves takes
@@ -45,7 +46,7 @@
 //! whose send fails comes back to the caller.
 //!
 //! [`call_async`] runs blocking calls on a fixed pool of worker CPUs while the calling tasklet
-//! waits on a channel.
+//! waits for the result.
 #![forbid(unsafe_code)]
 
 pub mod call_async;

@@ -1,7 +1,8 @@
 //! A bounded buffered channel: a FIFO of up to `N` values in fixed storage.
 
-use super::waiters::{WaitCount, Waiters, Woken};
+use super::waiters::{Waiters, Woken};
 use crate::channel::SendError;
+use crate::tasklet::waiter::Grant;
 use crate::tasklet::TaskletError;
 use crate::time::Deadline;
 use core::time::Duration;
@@ -59,32 +60,6 @@ pub struct Queue<T, const N: usize> {
 struct QueueState<T, const N: usize> {
     items: Deque<T, N>,
     closing: bool,
-    /// Blocked senders; each grant promises one free place.
-    senders: WaitCount,
-    /// Blocked receivers; each grant promises one queued value (or, once closing, the news).
-    receivers: WaitCount,
-}
-
-impl<T, const N: usize> QueueState<T, N> {
-    /// Free places not promised to a woken sender.
-    fn free_places(&self) -> usize {
-        (N - self.items.len()).saturating_sub(self.senders.granted())
-    }
-
-    /// Queued values not promised to a woken receiver.
-    fn free_items(&self) -> usize {
-        self.items.len().saturating_sub(self.receivers.granted())
-    }
-
-    /// After a value arrived: promise it to a waiting receiver if one has no promise yet.
-    fn wake_receiver(&mut self) -> bool {
-        self.free_items() > 0 && self.receivers.grant()
-    }
-
-    /// After a place freed up: promise it to a waiting sender if one has no promise yet.
-    fn wake_sender(&mut self) -> bool {
-        !self.closing && self.free_places() > 0 && self.senders.grant()
-    }
 }
 
 impl<T, const N: usize> core::fmt::Debug for Queue<T, N> {
@@ -94,8 +69,8 @@ impl<T, const N: usize> core::fmt::Debug for Queue<T, N> {
             .field("len", &state.items.len())
             .field("capacity", &N)
             .field("closing", &state.closing)
-            .field("waiting_senders", &state.senders.ungranted())
-            .field("waiting_receivers", &state.receivers.ungranted())
+            .field("waiting_senders", &self.senders.ungranted())
+            .field("waiting_receivers", &self.receivers.ungranted())
             .finish()
     }
 }
@@ -104,14 +79,6 @@ impl<T: Send, const N: usize> Default for Queue<T, N> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn senders<T, const N: usize>(state: &mut QueueState<T, N>) -> &mut WaitCount {
-    &mut state.senders
-}
-
-fn receivers<T, const N: usize>(state: &mut QueueState<T, N>) -> &mut WaitCount {
-    &mut state.receivers
 }
 
 impl<T: Send, const N: usize> Queue<T, N> {
@@ -125,8 +92,6 @@ impl<T: Send, const N: usize> Queue<T, N> {
             state: spin::Mutex::new(QueueState {
                 items: Deque::new(),
                 closing: false,
-                senders: WaitCount::new(),
-                receivers: WaitCount::new(),
             }),
             senders: Waiters::new(),
             receivers: Waiters::new(),
@@ -155,12 +120,14 @@ impl<T: Send, const N: usize> Queue<T, N> {
 
     /// Senders blocked on a full queue (and not yet promised a place).
     pub fn waiting_senders(&self) -> usize {
-        self.state.lock().senders.ungranted()
+        let _state = self.state.lock();
+        self.senders.ungranted()
     }
 
     /// Receivers blocked on an empty queue (and not yet promised a value).
     pub fn waiting_receivers(&self) -> usize {
-        self.state.lock().receivers.ungranted()
+        let _state = self.state.lock();
+        self.receivers.ungranted()
     }
 
     /// Marks the queue closing: sends fail from now on and blocked senders are woken with
@@ -168,11 +135,11 @@ impl<T: Send, const N: usize> Queue<T, N> {
     pub fn close(&self) {
         let mut state = self.state.lock();
         state.closing = true;
-        let senders = state.senders.grant_all();
-        let receivers = state.receivers.grant_all();
+        let senders = self.senders.grant_all();
+        let receivers = self.receivers.grant_all();
         drop(state);
-        self.senders.deliver_many(senders);
-        self.receivers.deliver_many(receivers);
+        senders.hand_over();
+        receivers.hand_over();
     }
 
     /// Reopens a closing queue.
@@ -191,23 +158,51 @@ impl<T: Send, const N: usize> Queue<T, N> {
         state.closing && state.items.is_empty()
     }
 
+    /// Free places not promised to a woken sender (the state lock held).
+    fn free_places(&self, state: &QueueState<T, N>) -> usize {
+        (N - state.items.len()).saturating_sub(self.senders.granted())
+    }
+
+    /// Queued values not promised to a woken receiver (the state lock held).
+    fn free_items(&self, state: &QueueState<T, N>) -> usize {
+        state.items.len().saturating_sub(self.receivers.granted())
+    }
+
+    /// After a value arrived: promise it to a waiting receiver if one has no promise yet (the
+    /// state lock held; hand the grant over once it is released).
+    fn wake_receiver(&self, state: &QueueState<T, N>) -> Grant<'_> {
+        if self.free_items(state) > 0 {
+            self.receivers.grant()
+        } else {
+            Grant::Nobody
+        }
+    }
+
+    /// After a place freed up: promise it to a waiting sender if one has no promise yet (as
+    /// [`Queue::wake_receiver`]).
+    fn wake_sender(&self, state: &QueueState<T, N>) -> Grant<'_> {
+        if !state.closing && self.free_places(state) > 0 {
+            self.senders.grant()
+        } else {
+            Grant::Nobody
+        }
+    }
+
     /// Queues `value` if there is a free place; never blocks.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut state = self.state.lock();
         if state.closing {
             return Err(TrySendError::Closed(value));
         }
-        if state.free_places() == 0 {
+        if self.free_places(&state) == 0 {
             return Err(TrySendError::Full(value));
         }
         if let Err(value) = state.items.push_back(value) {
             return Err(TrySendError::Full(value));
         }
-        let wake = state.wake_receiver();
+        let wake = self.wake_receiver(&state);
         drop(state);
-        if wake {
-            self.receivers.deliver();
-        }
+        wake.hand_over();
         Ok(())
     }
 
@@ -239,33 +234,28 @@ impl<T: Send, const N: usize> Queue<T, N> {
                 });
             }
             // A place is ours if one is free, or was promised to us by the wake-up just taken.
-            if state.free_places() > 0 {
+            if self.free_places(&state) > 0 {
                 match state.items.push_back(value) {
                     Ok(()) => {
-                        let wake = state.wake_receiver();
+                        let wake = self.wake_receiver(&state);
                         drop(state);
-                        if wake {
-                            self.receivers.deliver();
-                        }
+                        wake.hand_over();
                         return Ok(());
                     }
                     Err(back) => value = back,
                 }
             }
-            state.senders.register();
-            drop(state);
-            let (relocked, woken) = self.senders.wait(&self.state, senders, deadline);
+            self.senders.register();
+            let (relocked, woken) = self.senders.wait(state, || self.state.lock(), deadline);
             state = relocked;
             match woken {
                 Woken::Granted => {}
                 Woken::Failed(error) => return Err(SendError { value, error }),
                 Woken::Aborted(error) => {
                     // Promised a place while leaving: promise it to the next sender.
-                    let wake = state.wake_sender();
+                    let wake = self.wake_sender(&state);
                     drop(state);
-                    if wake {
-                        self.senders.deliver();
-                    }
+                    wake.hand_over();
                     return Err(SendError { value, error });
                 }
             }
@@ -275,7 +265,7 @@ impl<T: Send, const N: usize> Queue<T, N> {
     /// Takes the oldest value if one is free to take; never blocks.
     pub fn try_receive(&self) -> Result<T, TryReceiveError> {
         let mut state = self.state.lock();
-        if state.free_items() == 0 {
+        if self.free_items(&state) == 0 {
             return Err(if state.closing && state.items.is_empty() {
                 TryReceiveError::Closed
             } else {
@@ -284,11 +274,9 @@ impl<T: Send, const N: usize> Queue<T, N> {
         }
         match state.items.pop_front() {
             Some(value) => {
-                let wake = state.wake_sender();
+                let wake = self.wake_sender(&state);
                 drop(state);
-                if wake {
-                    self.senders.deliver();
-                }
+                wake.hand_over();
                 Ok(value)
             }
             None => Err(TryReceiveError::Empty),
@@ -317,33 +305,28 @@ impl<T: Send, const N: usize> Queue<T, N> {
         let mut state = self.state.lock();
         loop {
             // A value is ours if one is free, or was promised to us by the wake-up just taken.
-            if state.free_items() > 0 {
+            if self.free_items(&state) > 0 {
                 if let Some(value) = state.items.pop_front() {
-                    let wake = state.wake_sender();
+                    let wake = self.wake_sender(&state);
                     drop(state);
-                    if wake {
-                        self.senders.deliver();
-                    }
+                    wake.hand_over();
                     return Ok(value);
                 }
             }
             if state.closing {
                 return Err(TaskletError::Closed);
             }
-            state.receivers.register();
-            drop(state);
-            let (relocked, woken) = self.receivers.wait(&self.state, receivers, deadline);
+            self.receivers.register();
+            let (relocked, woken) = self.receivers.wait(state, || self.state.lock(), deadline);
             state = relocked;
             match woken {
                 Woken::Granted => {}
                 Woken::Failed(error) => return Err(error),
                 Woken::Aborted(error) => {
                     // Promised a value while leaving: promise it to the next receiver.
-                    let wake = state.wake_receiver();
+                    let wake = self.wake_receiver(&state);
                     drop(state);
-                    if wake {
-                        self.receivers.deliver();
-                    }
+                    wake.hand_over();
                     return Err(error);
                 }
             }

@@ -1,6 +1,6 @@
 //! A counting semaphore whose waiters are served first come, first served.
 
-use super::waiters::{WaitCount, Waiters, Woken};
+use super::waiters::{Waiters, Woken};
 use crate::tasklet::TaskletError;
 use crate::time::Deadline;
 use core::time::Duration;
@@ -17,7 +17,6 @@ pub struct Semaphore {
 
 struct SemaphoreState {
     permits: usize,
-    count: WaitCount,
 }
 
 impl core::fmt::Debug for Semaphore {
@@ -25,7 +24,7 @@ impl core::fmt::Debug for Semaphore {
         let state = self.state.lock();
         f.debug_struct("Semaphore")
             .field("permits", &state.permits)
-            .field("waiting", &state.count.ungranted())
+            .field("waiting", &self.waiters.ungranted())
             .finish()
     }
 }
@@ -34,10 +33,7 @@ impl Semaphore {
     /// A semaphore holding `permits` free permits.
     pub const fn new(permits: usize) -> Self {
         Self {
-            state: spin::Mutex::new(SemaphoreState {
-                permits,
-                count: WaitCount::new(),
-            }),
+            state: spin::Mutex::new(SemaphoreState { permits }),
             waiters: Waiters::new(),
         }
     }
@@ -49,7 +45,8 @@ impl Semaphore {
 
     /// Tasklets waiting for a permit and not yet handed one.
     pub fn waiting(&self) -> usize {
-        self.state.lock().count.ungranted()
+        let _state = self.state.lock();
+        self.waiters.ungranted()
     }
 
     /// Takes a permit if one is free; never blocks.
@@ -86,11 +83,8 @@ impl Semaphore {
             state.permits -= 1;
             return Ok(());
         }
-        state.count.register();
-        drop(state);
-        let (state, woken) = self
-            .waiters
-            .wait(&self.state, |state| &mut state.count, deadline);
+        self.waiters.register();
+        let (state, woken) = self.waiters.wait(state, || self.state.lock(), deadline);
         drop(state);
         match woken {
             Woken::Granted => Ok(()),
@@ -107,13 +101,11 @@ impl Semaphore {
     /// saturates at `usize::MAX`).
     pub fn release(&self) {
         let mut state = self.state.lock();
-        let handed = state.count.grant();
-        if !handed {
+        let grant = self.waiters.grant();
+        if !grant.is_granted() {
             state.permits = state.permits.saturating_add(1);
         }
         drop(state);
-        if handed {
-            self.waiters.deliver();
-        }
+        grant.hand_over();
     }
 }

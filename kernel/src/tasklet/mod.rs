@@ -88,6 +88,7 @@ mod spill;
 mod stack;
 pub(crate) mod tcb;
 mod timers;
+pub(crate) mod waiter;
 mod watchdog;
 
 pub use error::{TaskletError, Thrown};

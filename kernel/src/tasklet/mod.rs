@@ -47,7 +47,7 @@
 //! [`atomic`] (or [`AtomicGuard`]) forbids involuntary switches of the current tasklet on its
 //! CPU; voluntary ones (blocking, yielding) still happen. Atomic is per CPU: it does not stop
 //! other CPUs, and protects nothing from them — shared state between CPUs needs a lock
-//! ([`spin`] or the channel-based locks in [`crate::sync`]).
+//! ([`spin`] or the locks in [`crate::sync`]).
 //!
 //! # Stacks
 //! Stacks come from a per-CPU byte budget ([`set_stack_budget`]); exhausting it fails the spawn

@@ -217,7 +217,7 @@ unsafe fn cancel_wait(object: *const (), tcb: &Tcb) -> bool {
     // borrows the channel for the whole wait, so it is alive.
     let core = unsafe { &*(object as *const Core) };
     let mut state = core.state.lock();
-    let direction = tcb.direction.load(Ordering::Relaxed);
+    let direction = tcb.direction().load(Ordering::Relaxed);
     if state.waiters.remove(tcb) {
         state.balance -= direction as isize;
         true
@@ -424,7 +424,7 @@ impl<T: Send> Channel<T> {
         // Claim before anything else runs (post-switch cleanup comes after).
         // SAFETY: we are running again and out of every queue: our slot is ours; it holds what
         // we parked (a T or a bomb) if the receiver never took it.
-        let leftover = unsafe { me.slot.take::<T>() };
+        let leftover = unsafe { me.slot().take::<T>() };
         let error = wait_error(me, leftover.is_some());
         busy.finish_resume();
         match leftover {
@@ -467,7 +467,7 @@ impl<T: Send> Channel<T> {
             // SAFETY: the sender is blocked and we hold its queue's lock: its slot is ours to
             // empty, and it holds a T (or a bomb) parked by this channel's send.
             let received =
-                unsafe { sender.slot.take::<T>() }.expect("a waiting sender parks a value");
+                unsafe { sender.slot().take::<T>() }.expect("a waiting sender parks a value");
             let (placement, yield_after) = after_match(&state, RECEIVE);
             drop(state);
             let here = scheduler.wake(sender, placement);
@@ -493,7 +493,7 @@ impl<T: Send> Channel<T> {
         scheduler.block_current(me, Some(self.blocker()), deadline);
         // Claim the value first: the cleanup below may run arbitrary destructors.
         // SAFETY: running again and out of every queue; a sender put a T (or a bomb) here.
-        let received = unsafe { me.slot.take::<T>() };
+        let received = unsafe { me.slot().take::<T>() };
         let error = wait_error(me, received.is_none());
         busy.finish_resume();
         match received {
@@ -512,7 +512,7 @@ impl<T: Send> Channel<T> {
     }
 
     fn enqueue_current(&self, state: &mut ChannelState, me: &Tcb, direction: i8) {
-        me.direction.store(direction, Ordering::Relaxed);
+        me.direction().store(direction, Ordering::Relaxed);
         me.set_state(State::Blocked);
         state.waiters.push_back(me);
         state.balance += direction as isize;
@@ -580,9 +580,9 @@ impl<T> Parcel<T> {
     unsafe fn put_into(self, tcb: &Tcb) {
         match self {
             // SAFETY: forwarded.
-            Self::Value(staged) => unsafe { tcb.slot.put_staged(staged) },
+            Self::Value(staged) => unsafe { tcb.slot().put_staged(staged) },
             // SAFETY: forwarded.
-            Self::Bomb(error) => unsafe { tcb.slot.put_bomb(error) },
+            Self::Bomb(error) => unsafe { tcb.slot().put_bomb(error) },
         }
     }
 }

@@ -33,7 +33,7 @@ impl core::fmt::Debug for Tasklet {
         write!(
             f,
             "Tasklet(#{} {:?}, {:?})",
-            self.tcb.id,
+            self.tcb.id(),
             self.tcb.name(),
             self.tcb.state()
         )
@@ -62,7 +62,7 @@ impl Tasklet {
 
     /// Identifier, unique among the live tasklets of a CPU (the main tasklet is 0).
     pub fn id(&self) -> u32 {
-        self.tcb.id
+        self.tcb.id()
     }
 
     /// The name given at spawn (`"main"` for the main tasklet).
@@ -97,7 +97,7 @@ impl Tasklet {
 
     /// Whether it is blocked on a channel, and which way.
     pub fn blocked(&self) -> Blocked {
-        match self.tcb.direction.load(Ordering::Relaxed) {
+        match self.tcb.direction().load(Ordering::Relaxed) {
             1 => Blocked::Sending,
             -1 => Blocked::Receiving,
             _ => Blocked::No,
@@ -111,7 +111,7 @@ impl Tasklet {
 
     /// Nesting depth of its atomic sections.
     pub fn atomic_depth(&self) -> u16 {
-        self.tcb.atomic.get()
+        self.tcb.atomic().get()
     }
 
     /// Makes blocking operations of this tasklet fail with [`TaskletError::BlockTrap`] instead
@@ -122,12 +122,12 @@ impl Tasklet {
 
     /// Bytes of its stack (0 for the main tasklet, which runs on the CPU's own stack).
     pub fn stack_size(&self) -> usize {
-        self.tcb.stack.get().size
+        self.tcb.stack().get().size
     }
 
     /// Most bytes of its own stack ever in use (0 for the main tasklet or once dead).
     pub fn stack_high_water(&self) -> usize {
-        let stack = self.tcb.stack.get();
+        let stack = self.tcb.stack().get();
         if stack.base == 0 {
             0
         } else {
@@ -313,7 +313,7 @@ impl Tasklet {
         // block's own drop finds nothing and the value is dropped exactly once.
         // SAFETY: the tasklet is dead and out of every wait queue and run ring, so no channel,
         // waker or CPU reaches its slot; this handle keeps the block alive.
-        unsafe { target.slot.clear() };
+        unsafe { target.slot().clear() };
         Ok(())
     }
 }
@@ -360,7 +360,7 @@ impl<R: Send + 'static> JoinHandle<R> {
         if self.tasklet.is_alive() {
             return None;
         }
-        let body = self.tasklet.tcb.body.get();
+        let body = self.tasklet.tcb.body().get();
         // SAFETY: the body was created for this R at spawn; the tasklet is dead, so nothing else
         // touches its result.
         unsafe { tcb::take_result::<R>(body) }
@@ -378,7 +378,7 @@ impl<R: Send + 'static> JoinHandle<R> {
             let busy = scheduler.enter();
             let target = &*self.tasklet.tcb;
             {
-                let mut joiners = target.joiners.lock();
+                let mut joiners = target.joiners().lock();
                 if target.state() == State::Dead {
                     drop(joiners);
                     drop(busy);
@@ -403,5 +403,5 @@ impl<R: Send + 'static> JoinHandle<R> {
 unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
     // SAFETY: `object` is the joined tasklet's control block, kept alive by the joiner's handle.
     let target = unsafe { &*(object as *const Tcb) };
-    target.joiners.lock().remove(waiter)
+    target.joiners().lock().remove(waiter)
 }

@@ -108,7 +108,7 @@ impl Scheduler {
             if tcb.state() != State::Blocked {
                 continue;
             }
-            if tcb.blocker.get().is_some() {
+            if tcb.blocker().get().is_some() {
                 self.wake_with_error(tcb, TaskletError::TimedOut);
             } else {
                 self.ring.insert(tcb, Placement::Tail);

@@ -32,7 +32,7 @@ impl Scheduler {
     /// # Safety
     /// Nothing runs on those stacks.
     unsafe fn release_stacks(&self, tcb: &Tcb) {
-        let mut segment_base = tcb.spill_top.replace(0);
+        let mut segment_base = tcb.spill_top().replace(0);
         while segment_base != 0 {
             // SAFETY: live spill segments of a dead tasklet; their headers chain them.
             unsafe {
@@ -41,12 +41,12 @@ impl Scheduler {
                 segment_base = previous_base;
             }
         }
-        let stack = tcb.stack.replace(StackRegion { base: 0, size: 0 });
+        let stack = tcb.stack().replace(StackRegion { base: 0, size: 0 });
         if stack.base != 0 {
             // SAFETY: the caller guarantees nothing runs on it.
             unsafe { stack.free(&self.budget) };
         }
-        tcb.stack_low.set(0);
+        tcb.stack_low().set(0);
     }
 
     pub(super) fn push_reap(&self, tcb: &Tcb) {
@@ -61,7 +61,7 @@ impl Scheduler {
     /// release.
     pub(crate) fn retire(&self, tcb: &Tcb, error: Option<TaskletError>) {
         if let Some(error) = error {
-            let body = tcb.body.get();
+            let body = tcb.body().get();
             if !body.is_null() {
                 // SAFETY: the body is live while the control block is; this CPU owns it.
                 unsafe { ((*body).vtable.fail)(body, error) };
@@ -72,7 +72,7 @@ impl Scheduler {
         let _ = self.take_raised(tcb);
         tcb.set_state(State::Dead);
         self.live.set(self.live.get() - 1);
-        let mut joiners = tcb.joiners.lock();
+        let mut joiners = tcb.joiners().lock();
         while let Some(joiner) = joiners.pop_front() {
             wake(joiner, Placement::Tail);
         }
@@ -81,10 +81,10 @@ impl Scheduler {
     }
 
     pub(super) fn abandon_overflowed(&self, tcb: &Tcb) {
-        let stack = tcb.stack.get();
+        let stack = tcb.stack().get();
         crate::kprintln!(
             "spindle: stack overflow in tasklet #{} '{}' (stack {} bytes): tasklet abandoned",
-            tcb.id,
+            tcb.id(),
             tcb.name(),
             stack.size
         );
@@ -114,7 +114,7 @@ impl Scheduler {
         self.current.set(next);
         // SAFETY: `next` is runnable; the dead tasklet's context is never resumed, so its save
         // goes to the scratch word. Its stack stays allocated until `next` reaps it.
-        unsafe { context::switch(self.scratch_sp.as_ptr(), next.saved_sp.get(), 0) };
+        unsafe { context::switch(self.scratch_sp.as_ptr(), next.saved_sp().get(), 0) };
         unreachable!("a dead tasklet was resumed");
     }
 }
@@ -127,7 +127,7 @@ pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
     // reference keeps it alive while the tasklet runs.
     let tcb = unsafe { &*(data as *const Tcb) };
     tcb.set_flag(tcb::FLAG_STARTED, true);
-    let body = tcb.body.get();
+    let body = tcb.body().get();
     // SAFETY: the body is live while the control block is; only this tasklet runs it.
     unsafe { ((*body).vtable.run)(body) };
     scheduler.exit_current()

@@ -112,7 +112,7 @@ use tcb::{Body, State, Tcb, TcbRef};
 #[inline(always)]
 pub(crate) fn take_pending(tcb: &Tcb) -> Result<(), TaskletError> {
     // Tested before taking, so that the common case is one load and no store.
-    match tcb.pending.get() {
+    match tcb.pending().get() {
         None => Ok(()),
         Some(_) => take_raised(tcb),
     }
@@ -195,16 +195,16 @@ impl Builder {
                 return Err(TaskletError::OutOfMemory);
             }
         };
-        tcb.body.set(body);
+        tcb.body().set(body);
         scheduler.adopt(&tcb);
-        tcb.stack.set(stack);
-        tcb.stack_low.set(stack.usable_low());
+        tcb.stack().set(stack);
+        tcb.stack_low().set(stack.usable_low());
         // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
         // tasklet's; the control block outlives the context (the scheduler's reference).
         let initial_sp = unsafe {
             context::init_stack(stack.top(), lifecycle::tasklet_entry, tcb.as_ptr() as usize)
         };
-        tcb.saved_sp.set(initial_sp);
+        tcb.saved_sp().set(initial_sp);
         // The scheduler's own reference, released when the tasklet is reaped.
         let _scheduler_reference = tcb.clone().into_raw();
         scheduler.add_live(1);
@@ -365,7 +365,7 @@ impl AtomicGuard {
     /// Enters an atomic section.
     pub fn new() -> Self {
         let tcb = this_cpu().current();
-        tcb.atomic.set(tcb.atomic.get().saturating_add(1));
+        tcb.atomic().set(tcb.atomic().get().saturating_add(1));
         Self { tcb }
     }
 }
@@ -381,8 +381,8 @@ impl Drop for AtomicGuard {
         // SAFETY: the guard lives on the current tasklet's stack; the tasklet (and its control
         // block) outlives it.
         let tcb = unsafe { &*self.tcb };
-        tcb.atomic.set(tcb.atomic.get().saturating_sub(1));
-        if tcb.atomic.get() == 0 {
+        tcb.atomic().set(tcb.atomic().get().saturating_sub(1));
+        if tcb.atomic().get() == 0 {
             this_cpu().after_atomic();
         }
     }
@@ -512,9 +512,9 @@ pub fn write_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         write!(
             out,
             "tasklet #{} '{}' (stack {} bytes)",
-            tcb.id,
+            tcb.id(),
             tcb.name(),
-            tcb.stack.get().size
+            tcb.stack().get().size
         )
     }
 }

@@ -95,7 +95,7 @@ impl Scheduler {
             if high > low + stack::GUARD_BYTES {
                 // SAFETY: the board vouches that [low, high) is this CPU's stack; its bottom
                 // guard-sized part is far below anything running now (we are near the top).
-                main.stack_low.set(unsafe { stack::arm_guard(low) });
+                main.stack_low().set(unsafe { stack::arm_guard(low) });
             }
         }
         self.current.set(main);
@@ -134,7 +134,7 @@ impl Scheduler {
 
     /// Makes this scheduler the home of `tcb`, a new tasklet (or its own main tasklet).
     pub(crate) fn adopt(&'static self, tcb: &Tcb) {
-        tcb.home.set((self as *const Self).cast());
+        tcb.home().set((self as *const Self).cast());
     }
 
     /// The home scheduler of `tcb`.
@@ -142,12 +142,12 @@ impl Scheduler {
     pub(crate) fn home_of(tcb: &Tcb) -> &'static Scheduler {
         // SAFETY: `home` is set by `adopt`, before the tasklet is reachable, to a 'static
         // scheduler, and never changes.
-        unsafe { &*tcb.home.get().cast::<Scheduler>() }
+        unsafe { &*tcb.home().get().cast::<Scheduler>() }
     }
 
     #[inline]
     pub(crate) fn is_here(&self, tcb: &Tcb) -> bool {
-        core::ptr::eq(tcb.home.get(), (self as *const Self).cast())
+        core::ptr::eq(tcb.home().get(), (self as *const Self).cast())
     }
 
     #[inline]
@@ -178,7 +178,7 @@ impl Scheduler {
 
     #[inline(always)]
     pub(super) fn switch_fully_checked(&self, from: &Tcb, to: &Tcb, switch_from: SwitchFrom) {
-        let low = from.stack_low.get();
+        let low = from.stack_low().get();
         // SAFETY: a non-zero stack_low is the usable low of the live segment `from` runs on.
         let intact = low == 0 || unsafe { stack::guard_intact(low, context::stack_pointer()) };
         self.switch_checked(from, to, intact, switch_from);
@@ -189,7 +189,7 @@ impl Scheduler {
     /// [`stack::first_guard_intact`]); the other switches check every guard word.
     #[inline(always)]
     pub(crate) fn switch_to_quick(&self, from: &Tcb, to: &Tcb) {
-        let low = from.stack_low.get();
+        let low = from.stack_low().get();
         // SAFETY: as in switch_to.
         let intact =
             low == 0 || unsafe { stack::first_guard_intact(low, context::stack_pointer()) };
@@ -205,7 +205,7 @@ impl Scheduler {
         switch_from: SwitchFrom,
     ) {
         debug_assert!(!core::ptr::eq(from, to));
-        let mut save_sp = from.saved_sp.as_ptr();
+        let mut save_sp = from.saved_sp().as_ptr();
         if !stack_intact {
             save_sp = self.unlink_overflowed(from);
         }
@@ -216,9 +216,9 @@ impl Scheduler {
         // the interrupt variant is used exactly from the timer interrupt's handler.
         unsafe {
             match switch_from {
-                SwitchFrom::Tasklet => context::switch_without_arg(save_sp, to.saved_sp.get()),
+                SwitchFrom::Tasklet => context::switch_without_arg(save_sp, to.saved_sp().get()),
                 SwitchFrom::Interrupt => {
-                    context::switch_from_interrupt(save_sp, to.saved_sp.get(), 0);
+                    context::switch_from_interrupt(save_sp, to.saved_sp().get(), 0);
                 }
             }
         };
@@ -299,7 +299,7 @@ impl Scheduler {
     /// only writers of a `pending` (they keep the attention word's count).
     pub(crate) fn raise_pending(&self, tcb: &Tcb, error: TaskletError) {
         debug_assert!(self.is_here(tcb), "an error raised from another CPU");
-        if tcb.pending.replace(Some(error)).is_none() {
+        if tcb.pending().replace(Some(error)).is_none() {
             self.attention
                 .fetch_add(attention::PENDING_ONE, Ordering::Relaxed);
         }
@@ -313,7 +313,7 @@ impl Scheduler {
     /// Takes the error raised into `tcb`, a tasklet of this CPU, if there is one.
     pub(crate) fn take_raised(&self, tcb: &Tcb) -> Option<TaskletError> {
         debug_assert!(self.is_here(tcb), "an error taken on another CPU");
-        let error = tcb.pending.take();
+        let error = tcb.pending().take();
         if error.is_some() {
             self.attention
                 .fetch_sub(attention::PENDING_ONE, Ordering::Relaxed);
@@ -353,7 +353,7 @@ impl Scheduler {
     /// Takes a blocked tasklet of this CPU out of what it waits in, through the blocker its
     /// wait installed. False if a waker took it out first.
     pub(super) fn take_out_of_wait(&self, tcb: &Tcb) -> bool {
-        match tcb.blocker.get() {
+        match tcb.blocker().get() {
             // SAFETY: the blocker was installed by the blocking operation for this tasklet and
             // its object outlives the wait (the waiter holds it).
             Some(blocker) => unsafe { (blocker.cancel)(blocker.object, tcb) },
@@ -380,8 +380,8 @@ impl Scheduler {
         }
         let cancelled = self.take_out_of_wait(tcb);
         if cancelled {
-            tcb.blocker.set(None);
-            tcb.direction.store(0, Ordering::Relaxed);
+            tcb.blocker().set(None);
+            tcb.direction().store(0, Ordering::Relaxed);
             self.raise_pending(tcb, error);
             self.disarm_timer(tcb);
             self.ring.insert(tcb, Placement::Tail);
@@ -417,7 +417,7 @@ impl Scheduler {
         blocker: Option<Blocker>,
         deadline: Option<Deadline>,
     ) -> Option<&'static Tcb> {
-        me.blocker.set(blocker);
+        me.blocker().set(blocker);
         if let Some(deadline) = deadline {
             self.arm_timer(me, deadline);
         }
@@ -514,7 +514,7 @@ impl Scheduler {
                 "deferred work without the deferred bit"
             );
             assert!(
-                self.current().pending.get().is_none() || word >= attention::PENDING_ONE,
+                self.current().pending().get().is_none() || word >= attention::PENDING_ONE,
                 "a raised error not counted in the attention word"
             );
             let owned =
@@ -595,7 +595,7 @@ impl Scheduler {
     #[inline]
     #[must_use]
     pub(crate) fn wake(&self, tcb: &Tcb, placement: Placement) -> bool {
-        tcb.direction.store(0, Ordering::Relaxed);
+        tcb.direction().store(0, Ordering::Relaxed);
         let home = Self::home_of(tcb);
         if core::ptr::eq(home, self) {
             self.ring.insert(tcb, placement);

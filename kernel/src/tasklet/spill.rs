@@ -9,7 +9,7 @@ use spindle_arch::context;
 /// Bytes of stack left below the current stack pointer (`usize::MAX` on the main tasklet,
 /// whose stack is the CPU's own and unbounded as far as the kernel knows).
 pub fn stack_remaining() -> usize {
-    let low = this_cpu().current().stack_low.get();
+    let low = this_cpu().current().stack_low().get();
     if low == 0 {
         usize::MAX
     } else {
@@ -21,7 +21,7 @@ pub fn stack_remaining() -> usize {
 /// Returns [`TaskletError::StackOverflow`] if it was overrun — the tasklet should stop at once;
 /// it will be abandoned at its next switch.
 pub fn check_stack() -> Result<(), TaskletError> {
-    let low = this_cpu().current().stack_low.get();
+    let low = this_cpu().current().stack_low().get();
     // SAFETY: a non-zero stack_low is the usable low of the live segment we run on.
     if low == 0 || unsafe { stack::guard_intact(low, context::stack_pointer()) } {
         Ok(())
@@ -54,12 +54,12 @@ pub fn spill_with<F: FnOnce() -> R, R>(
         let _busy = scheduler.enter();
         StackRegion::allocate(segment_bytes, &scheduler.budget)?
     };
-    let previous_top = me.spill_top.get();
+    let previous_top = me.spill_top().get();
     // SAFETY: the segment is fresh and ours; its header chains the segment it interrupts so a
     // forced kill can free the whole chain.
     unsafe { segment.write_segment_header(previous_top) };
-    let previous_low = me.stack_low.replace(segment.usable_low());
-    me.spill_top.set(segment.base);
+    let previous_low = me.stack_low().replace(segment.usable_low());
+    me.spill_top().set(segment.base);
 
     let mut frame: SpillFrame<F, R> = SpillFrame {
         body: Some(body),
@@ -76,8 +76,8 @@ pub fn spill_with<F: FnOnce() -> R, R>(
         )
     };
 
-    me.stack_low.set(previous_low);
-    me.spill_top.set(previous_top);
+    me.stack_low().set(previous_low);
+    me.spill_top().set(previous_top);
     {
         let _busy = scheduler.enter();
         // SAFETY: the body returned; nothing runs on the segment any more.

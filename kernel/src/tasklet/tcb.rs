@@ -77,39 +77,39 @@ pub(crate) struct BodyVTable {
 /// A tasklet control block.
 pub(crate) struct Tcb {
     refs: AtomicU32,
-    pub(crate) id: u32,
+    id: u32,
     /// The home CPU's scheduler, erased so that control blocks need not know the scheduler's
     /// type (`Scheduler::adopt` sets it, `Scheduler::home_of` reads it).
-    pub(crate) home: Cell<*const ()>,
+    home: Cell<*const ()>,
     /// Run-ring link (home CPU only; see [`RingLinks`]).
     ring: Link<Tcb>,
     /// The link of a wait queue, the home CPU's inbox or its reap list (see [`WaitLinks`]).
     wait: Link<Tcb>,
     /// Whether the tasklet is in a wait queue (under that queue's lock).
-    pub(crate) queued: Cell<bool>,
-    pub(crate) saved_sp: Cell<usize>,
-    pub(crate) stack: Cell<StackRegion>,
+    queued: Cell<bool>,
+    saved_sp: Cell<usize>,
+    stack: Cell<StackRegion>,
     /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
-    pub(crate) stack_low: Cell<usize>,
+    stack_low: Cell<usize>,
     /// Base of the innermost live spill segment (0: none).
-    pub(crate) spill_top: Cell<usize>,
+    spill_top: Cell<usize>,
     state: AtomicU8,
-    pub(crate) flags: Cell<u8>,
+    flags: Cell<u8>,
     /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
-    pub(crate) direction: AtomicI8,
-    pub(crate) atomic: Cell<u16>,
+    direction: AtomicI8,
+    atomic: Cell<u16>,
     /// An error to raise at the tasklet's next (or current) blocking operation. Written only
     /// through `Scheduler::raise_pending` and `Scheduler::take_raised`, which count it in the
     /// home scheduler's attention word.
-    pub(crate) pending: Cell<Option<TaskletError>>,
-    pub(crate) blocker: Cell<Option<Blocker>>,
-    pub(crate) slot: ValueSlot,
-    pub(crate) timer_deadline: Cell<u64>,
+    pending: Cell<Option<TaskletError>>,
+    blocker: Cell<Option<Blocker>>,
+    slot: ValueSlot,
+    timer_deadline: Cell<u64>,
     /// Timer-queue link (home CPU only; see [`TimerLinks`]).
     timer: Link<Tcb>,
-    pub(crate) body: Cell<*mut BodyHeader>,
+    body: Cell<*mut BodyHeader>,
     /// Tasklets waiting for this one to finish.
-    pub(crate) joiners: spin::Mutex<WaitQueue>,
+    joiners: spin::Mutex<WaitQueue>,
 }
 
 // SAFETY: a control block is shared between CPUs, but every field has an owner: the home CPU's
@@ -172,6 +172,92 @@ impl Tcb {
     #[inline]
     pub(crate) fn is_main(&self) -> bool {
         self.has_flag(FLAG_MAIN)
+    }
+
+    // Each field's accessor is as visible as its owners: the scheduler's rooms (`pub(super)`),
+    // or also the channels and wait lists that hand values over (`pub(crate)`).
+
+    /// The home scheduler (the scheduler owns it: `Scheduler::adopt`, `Scheduler::home_of`).
+    #[inline(always)]
+    pub(super) fn home(&self) -> &Cell<*const ()> {
+        &self.home
+    }
+
+    /// The saved context (the switch owns it).
+    #[inline(always)]
+    pub(super) fn saved_sp(&self) -> &Cell<usize> {
+        &self.saved_sp
+    }
+
+    /// The stack region (spawn and reaping own it).
+    #[inline(always)]
+    pub(super) fn stack(&self) -> &Cell<StackRegion> {
+        &self.stack
+    }
+
+    /// The guarded low of the running segment (switch checks and spilling own it).
+    #[inline(always)]
+    pub(super) fn stack_low(&self) -> &Cell<usize> {
+        &self.stack_low
+    }
+
+    /// The innermost spill segment (spilling and reaping own it).
+    #[inline(always)]
+    pub(super) fn spill_top(&self) -> &Cell<usize> {
+        &self.spill_top
+    }
+
+    /// Which way it is blocked on a channel (the channel sets it, a waker clears it).
+    #[inline(always)]
+    pub(crate) fn direction(&self) -> &AtomicI8 {
+        &self.direction
+    }
+
+    /// The atomic-section depth (`atomic` and the watchdog own it).
+    #[inline(always)]
+    pub(super) fn atomic(&self) -> &Cell<u16> {
+        &self.atomic
+    }
+
+    /// The raised error (only `Scheduler::raise_pending`/`take_raised` write it).
+    #[inline(always)]
+    pub(super) fn pending(&self) -> &Cell<Option<TaskletError>> {
+        &self.pending
+    }
+
+    /// How to cancel its wait (installed by `Scheduler::block_current`).
+    #[inline(always)]
+    pub(super) fn blocker(&self) -> &Cell<Option<Blocker>> {
+        &self.blocker
+    }
+
+    /// The value slot of a hand-off (channels and wait lists own it while it is blocked).
+    #[inline(always)]
+    pub(crate) fn slot(&self) -> &ValueSlot {
+        &self.slot
+    }
+
+    /// The timer deadline (the timer queue owns it).
+    #[inline(always)]
+    pub(super) fn timer_deadline(&self) -> &Cell<u64> {
+        &self.timer_deadline
+    }
+
+    /// The type-erased body (spawn, retirement and the last reference own it).
+    #[inline(always)]
+    pub(super) fn body(&self) -> &Cell<*mut BodyHeader> {
+        &self.body
+    }
+
+    /// Tasklets joining it (join and retirement own it).
+    #[inline(always)]
+    pub(super) fn joiners(&self) -> &spin::Mutex<WaitQueue> {
+        &self.joiners
+    }
+    /// The tasklet id (0 for a main tasklet).
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u32 {
+        self.id
     }
 
     pub(crate) fn name(&self) -> &'static str {

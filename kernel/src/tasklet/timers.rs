@@ -37,7 +37,7 @@ impl TimerQueue {
     /// arming order.
     pub(super) fn arm(&self, tcb: &Tcb, deadline: Deadline) {
         self.disarm(tcb);
-        tcb.timer_deadline.set(deadline.as_ns());
+        tcb.timer_deadline().set(deadline.as_ns());
         let later = self.list.iter().find(|entry| deadline_of(entry) > deadline);
         // SAFETY: disarmed just above, so in no timer queue; a tasklet of this CPU, alive while
         // it lives (and a dying tasklet disarms its timer in `retire`).
@@ -61,5 +61,5 @@ impl TimerQueue {
 /// The deadline an armed tasklet's timer fires at (the control block keeps its nanoseconds).
 #[inline]
 pub(super) fn deadline_of(tcb: &Tcb) -> Deadline {
-    Deadline::at_ns(tcb.timer_deadline.get())
+    Deadline::at_ns(tcb.timer_deadline().get())
 }

@@ -79,7 +79,7 @@ impl Inner {
         let waker = self.handoffs.pop_front()?;
         // SAFETY: a blocked waker's slot belongs to the lock of the queue it waited in (held),
         // and it is empty: its owner claims it on every resumption.
-        unsafe { waker.slot.put_staged(Staged::Inline(())) };
+        unsafe { waker.slot().put_staged(Staged::Inline(())) };
         Some(Waking(waker))
     }
 }
@@ -346,7 +346,7 @@ impl WaitList {
         // Claim the grant first: the cleanup below may run arbitrary destructors.
         // SAFETY: running again and out of every queue: the slot is ours; a waker put a `()`
         // there if it granted.
-        let granted = unsafe { me.slot.take::<()>() }.is_some();
+        let granted = unsafe { me.slot().take::<()>() }.is_some();
         let error = if granted {
             None
         } else {
@@ -417,7 +417,7 @@ impl WaitList {
             .expect("the ledger counts a queued waiter");
         // SAFETY: a blocked waiter's slot belongs to the lock of its queue (held), and it is
         // empty: its owner claims it on every resumption.
-        unsafe { waiter.slot.put_staged(Staged::Inline(())) };
+        unsafe { waiter.slot().put_staged(Staged::Inline(())) };
         Waking(waiter)
     }
 
@@ -450,7 +450,7 @@ impl WaitList {
             drop(inner);
             scheduler.block_current(me, Some(self.blocker(cancel_handoff)), None);
             // SAFETY: as in `block`: a taker put a `()` here if it released us.
-            let released = unsafe { me.slot.take::<()>() }.is_some();
+            let released = unsafe { me.slot().take::<()>() }.is_some();
             let error = if released {
                 None
             } else {

@@ -61,7 +61,7 @@ impl Scheduler {
     /// Returns after the tasklet is resumed again (if it was interrupted).
     pub(super) fn interrupt_current(&'static self, switch_from: SwitchFrom) {
         let me = self.current();
-        if me.is_main() || me.atomic.get() > 0 || self.main_tcb.state() != State::Runnable {
+        if me.is_main() || me.atomic().get() > 0 || self.main_tcb.state() != State::Runnable {
             if !me.is_main() {
                 self.set_attention(attention::PREEMPT, true);
             }

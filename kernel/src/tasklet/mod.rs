@@ -71,6 +71,25 @@
 //! A tasklet lives on the CPU that spawned it. Channels and joins work across CPUs; `kill`,
 //! `throw`, `insert`, `remove`, `run` and `switch` must be called on the tasklet's own CPU and
 //! return [`TaskletError::WrongCpu`] elsewhere.
+//!
+//! # Rooms
+//! The scheduler is split by job; a room's state is a type of its own, and only the files named
+//! here change it.
+//! - `tcb.rs`: the control block (never on a stack), its wait queues, and the links every list
+//!   threads through; each field is reached through an accessor as visible as its owners.
+//! - `list.rs`: the one intrusive list implementation (a linear list and a ring) and all its
+//!   pointer surgery.
+//! - `ring.rs`: the run ring of one CPU and its position; `timers.rs`: the timer queue by
+//!   deadline; `inbox.rs`: wake-ups from other CPUs; `group.rs`: CPU groups and their stuck
+//!   count; `attention.rs`: the bits of the one word the fast paths test.
+//! - `sched.rs`: the decisions: switching (with the stack checks), the fast yield, blocking,
+//!   waking, raising errors, finishing a resumption. `idle.rs`: what a CPU does with nothing to
+//!   run (drain the inbox, fire timers, idle, declare deadlock). `watchdog.rs`: preemption of
+//!   [`run_with_timeout`]. `lifecycle.rs`: retiring a tasklet and reaping its stack.
+//!   `per_cpu.rs`: finding this CPU's scheduler and its group membership.
+//! - `waiter.rs`: the wake primitive the locks, events, queues and blocking sockets wait on;
+//!   `slot.rs`: the value slot of a hand-off; `stack.rs` and `spill.rs`: stacks, guards and
+//!   spilling; `handle.rs`: the [`Tasklet`] and [`JoinHandle`] API.
 
 mod attention;
 mod error;

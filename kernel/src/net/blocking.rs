@@ -2,11 +2,13 @@
 //!
 //! As Stackless's stacklesssocket and gevent do it: every socket is non-blocking underneath. A
 //! call that would block registers a wait in the [`Reactor`] and parks its tasklet (it leaves the
-//! run ring); a single poller tasklet runs one zero-timeout poll over all waited descriptors per
-//! turn and wakes exactly the tasklets whose descriptor is ready, whose deadline passed, or whose
-//! descriptor was closed. A woken call retries with its own buffer, so data and errors (a reset
-//! included) reach it from the socket itself, and nothing the kernel keeps points into a tasklet's
-//! stack: waits, wake slots and the parked tasklets' handles live in the [`Net`]'s fixed tables.
+//! run ring); a single poller tasklet polls every waited descriptor once per turn (however many
+//! calls wait on it, and in as many calls as the descriptor table's capacity requires) and wakes
+//! exactly the tasklets whose descriptor is ready, whose deadline passed, or whose descriptor was
+//! closed; a poll that fails wakes the calls it covered with its error. A woken call retries with
+//! its own buffer, so data and errors (a reset included) reach it from the socket itself, and
+//! nothing the kernel keeps points into a tasklet's stack: waits, wake slots and the parked
+//! tasklets' handles live in the [`Net`]'s fixed tables.
 //!
 //! Each wake slot parks its call on the kernel's wake primitive (a wait list of one): the call
 //! registers under the `Net`'s lock as it parks, so a wake-up decided at any moment after that
@@ -15,15 +17,16 @@
 //! to the woken call at once when it lives on the same CPU.
 //!
 //! The poller starts with the first parked call and ends when nobody is parked, so a parked call
-//! always has a poller; when it is the only runnable tasklet it sleeps on the timer queue until
-//! the next deadline or a short tick. A call's timeout is its wait's timeout, so the timer queue
-//! ends it even if the poller is busy. [`Net::close`] wakes every call waiting on the descriptor
-//! with [`NetError::BadDescriptor`], a deadline with [`NetError::TimedOut`], and a kill of the
-//! parked tasklet ends its call with [`NetError::Interrupted`] after removing its wait.
+//! always has a poller (a call that cannot start it fails instead of parking); when it is the
+//! only runnable tasklet it sleeps on the timer queue until the next deadline or a short tick. A
+//! call's timeout is its wait's timeout, so the timer queue ends it even if the poller is busy.
+//! [`Net::close`] wakes every call waiting on the descriptor with [`NetError::BadDescriptor`], a
+//! deadline with [`NetError::TimedOut`], and a kill of the parked tasklet ends its call with
+//! [`NetError::Interrupted`] after removing its wait.
 //!
 //! The wake slots, their wait lists and the waits live in the [`Net`]'s fixed tables (sized by
-//! [`NetConfig`]); parked calls and the poller may sit on different CPUs, since wait lists
-//! cross them.
+//! [`NetConfig`]; a call that finds them full fails with [`NetError::NoBuffers`]); parked calls
+//! and the poller may sit on different CPUs, since wait lists cross them.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -95,13 +98,19 @@ impl<D> Inner<D> {
 }
 
 /// Sizes of a [`Net`], checked by [`Net::new`].
+///
+/// The waits are independent of the descriptors: calls waiting on the same descriptor each
+/// count, so `max_waits` may exceed `descriptors` (the poller polls each descriptor once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetConfig {
     /// Descriptors (1..=[`super::FD_SETSIZE`]).
     pub descriptors: usize,
-    /// Calls that may be parked at once.
+    /// Calls that may be parked at once (1..=65535); one more fails with
+    /// [`NetError::NoBuffers`].
     pub max_parked: usize,
-    /// Descriptors all parked calls may wait on together (a select waits on many).
+    /// Descriptors all parked calls may wait on together (1..=65535; a select or poll waits on
+    /// each descriptor it names, for reading and writing separately); a call needing more than
+    /// are left fails with [`NetError::NoBuffers`].
     pub max_waits: usize,
 }
 
@@ -160,8 +169,12 @@ impl<D> Shared<D> {
 /// one poller tasklet (started with the first parked call, ended when nobody is parked) wakes it
 /// to retry once its descriptor is ready. A parked call ends with [`NetError::TimedOut`] when its
 /// timeout passes, with [`NetError::BadDescriptor`] when its descriptor is closed
-/// ([`Net::close`]), and with [`NetError::Interrupted`] when its tasklet is killed. Every table is
-/// fixed at construction ([`NetConfig`]); parked calls and the poller may sit on different CPUs.
+/// ([`Net::close`]), with [`NetError::Interrupted`] when its tasklet is killed, and with the
+/// driver's error when polling its descriptors fails. Every table is fixed at construction
+/// ([`NetConfig`]): a call that would park beyond [`NetConfig::max_parked`] calls or
+/// [`NetConfig::max_waits`] waits, or when the poller tasklet cannot be spawned (stack budget,
+/// memory), fails at once with [`NetError::NoBuffers`]. Parked calls and the poller may sit on
+/// different CPUs.
 pub struct Net<D> {
     shared: Arc<Shared<D>>,
 }
@@ -279,6 +292,9 @@ impl<D: NetDriver + Send + 'static> Net<D> {
 
     /// Registers the current tasklet for `inner.interests`, parks it in its slot's wait list
     /// (with the deadline as the wait's timeout, on the timer queue), and returns why it woke.
+    /// Parks nothing and fails with [`NetError::NoBuffers`] when every wake slot is taken
+    /// ([`NetConfig::max_parked`]), the waits left are too few ([`NetConfig::max_waits`]), or
+    /// the poller cannot be started.
     fn park(
         &self,
         mut guard: spin::MutexGuard<'_, Inner<D>>,
@@ -298,13 +314,16 @@ impl<D: NetDriver + Send + 'static> Net<D> {
             .reactor
             .park(&inner.interests, deadline.map(Deadline::as_ns), wake)
             .map_err(|(error, _)| error)?;
+        if let Err(error) = self.ensure_poller() {
+            inner.reactor.cancel(id);
+            return Err(error);
+        }
         let slot = &mut inner.slots[index];
         slot.in_use = true;
         slot.wakeup = None;
         slot.ungranted = false;
         let waiters = &self.shared.waiters[index];
         waiters.register();
-        self.ensure_poller();
         let (mut inner, waited) = waiters.wait(guard, || self.shared.inner.lock(), deadline);
         Ok(Self::unpark(&mut inner, wake, id, waited))
     }
@@ -333,19 +352,25 @@ impl<D: NetDriver + Send + 'static> Net<D> {
         }
     }
 
-    fn ensure_poller(&self) {
+    /// Starts the poller unless it runs. A poller that cannot be spawned (its stack does not
+    /// fit this CPU's stack budget, or memory is short) is [`NetError::NoBuffers`]: the call
+    /// that was to park fails with it, since nothing would wake it, and the next park tries
+    /// again.
+    fn ensure_poller(&self) -> Result<(), NetError> {
         if self.shared.poller_running.swap(true, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
         let net = self.clone();
         let spawned = Builder::new()
             .name("net-poller")
             .stack_size(POLLER_STACK_BYTES)
             .spawn(move || net.run_poller());
-        if spawned.is_err() {
-            // The parked call will not be woken by a poller; schedule_remove fails only if it is
-            // the last runnable tasklet, so fall back to letting the next park try again.
-            self.shared.poller_running.store(false, Ordering::Release);
+        match spawned {
+            Ok(_poller) => Ok(()),
+            Err(_) => {
+                self.shared.poller_running.store(false, Ordering::Release);
+                Err(NetError::NoBuffers)
+            }
         }
     }
 
@@ -362,8 +387,8 @@ impl<D: NetDriver + Send + 'static> Net<D> {
                 }
                 let wait = if alone { IDLE_TICK } else { Duration::ZERO };
                 let now = Deadline::now().as_ns();
-                // A failed pass wakes nobody; the calls stay parked and the next turn retries.
-                let _ = inner
+                // A poll that fails wakes the calls it covered with its error (Wakeup::Failed).
+                inner
                     .reactor
                     .pass(&mut inner.sockets, Some(wait), now, &mut inner.woken);
                 inner.record();

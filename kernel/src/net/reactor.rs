@@ -2,10 +2,18 @@
 //!
 //! A blocking call that would block registers a wait (descriptor, read or write, deadline, and a
 //! waker: a kernel-owned handle such as a channel sender) and parks. One poller runs
-//! [`Reactor::pass`]: a single zero-timeout [`Sockets::poll`] over every waited descriptor, then
-//! hands back the wakers whose descriptor became ready, whose deadline passed, or whose
-//! descriptor is gone. Nothing here points into a waiter's stack: the waiter retries its own call
-//! with its own buffer once woken, so errors reach it from recv/send themselves.
+//! [`Reactor::pass`]: a [`Sockets::poll`] over every waited descriptor, then hands back the wakers
+//! whose descriptor became ready, whose deadline passed, or whose descriptor is gone. Nothing here
+//! points into a waiter's stack: the waiter retries its own call with its own buffer once woken,
+//! so errors reach it from recv/send themselves.
+//!
+//! Waits may outnumber the descriptor table (two selects over every descriptor wait on each
+//! twice), but the table's poll takes at most one entry per descriptor it can hold. So a pass
+//! polls each waited descriptor once, whatever number of waits name it, and in calls of at most
+//! the table's capacity (more than one only when waits name more distinct descriptors than that,
+//! stale ones of closed sockets included). A poll call that fails wakes every call with a wait in
+//! it with that error ([`Wakeup::Failed`]): no error of the poller is dropped, and no parked call
+//! is left waiting on a poll that cannot succeed.
 //!
 //! The reactor knows nothing of tasklets; [`super::blocking`] joins it to the scheduler.
 
@@ -47,6 +55,9 @@ pub(super) enum Wakeup {
     Closed,
     /// The parked tasklet was woken by something else (killed): the call gives up.
     Interrupted,
+    /// Polling the call's descriptors failed with this error (a genuine failure of the driver's
+    /// poll): the call fails with it rather than wait on a poll that does not work.
+    Failed(NetError),
 }
 
 impl Wakeup {
@@ -57,6 +68,7 @@ impl Wakeup {
             Wakeup::TimedOut => Err(NetError::TimedOut),
             Wakeup::Closed => Err(NetError::BadDescriptor),
             Wakeup::Interrupted => Err(NetError::Interrupted),
+            Wakeup::Failed(error) => Err(error),
         }
     }
 }
@@ -95,9 +107,17 @@ pub(super) struct Reactor<W> {
     waiters: Vec<WaiterSlot<W>>,
     waits: Vec<Option<Wait>>,
     parked: usize,
-    /// Poll entries and the wait each came from, sized once to the wait capacity.
+    /// One poll entry per waited descriptor, ordered by descriptor, asking for every event any
+    /// wait on it wants; sized once to the wait capacity.
     entries: Vec<PollFd>,
-    entry_waits: Vec<u16>,
+    /// The error of the poll call that covered each entry, if it failed.
+    entry_errors: Vec<Option<NetError>>,
+}
+
+/// The order of [`Reactor::entries`] (descriptors are not `Ord`: their numbers say nothing of
+/// which socket came first).
+fn entry_key(fd: Fd) -> (usize, u64) {
+    (fd.index(), fd.generation())
 }
 
 impl<W> Reactor<W> {
@@ -120,7 +140,7 @@ impl<W> Reactor<W> {
             waits,
             parked: 0,
             entries: reserved(max_waits)?,
-            entry_waits: reserved(max_waits)?,
+            entry_errors: reserved(max_waits)?,
         })
     }
 
@@ -221,48 +241,54 @@ impl<W> Reactor<W> {
 
     /// One pass: polls every waited descriptor once (waiting at most `timeout`), then moves into
     /// `woken` the calls with a ready descriptor ([`Wakeup::Ready`], also for an error or hang-up
-    /// the retried call will report), a closed one ([`Wakeup::Closed`]), or a deadline at or
-    /// before `now_ns` ([`Wakeup::TimedOut`]). Returns how many were woken.
+    /// the retried call will report), a closed one ([`Wakeup::Closed`]), a descriptor the poll
+    /// failed on ([`Wakeup::Failed`], with the poll's error), or a deadline at or before `now_ns`
+    /// ([`Wakeup::TimedOut`]). Returns how many were woken.
+    ///
+    /// Descriptors are polled in calls of at most the table's capacity; when that takes more than
+    /// one call, none waits (each polls with a zero timeout), so no descriptor goes unwatched
+    /// while another call waits. A ready or closed descriptor wins over a failed poll of another
+    /// descriptor of the same call, and both over a deadline.
     ///
     /// `woken` should have room for `max_waiters` entries (every call that can be parked) so the
     /// pass never allocates. The caller wakes them *after* releasing any lock it holds, since
-    /// waking may switch tasklets. A genuine poll failure wakes nobody and is returned; the calls
-    /// stay parked.
+    /// waking may switch tasklets.
     pub(super) fn pass<D: NetDriver>(
         &mut self,
         sockets: &mut Sockets<D>,
         timeout: Option<Duration>,
         now_ns: u64,
         woken: &mut Vec<(W, Wakeup)>,
-    ) -> Result<usize, NetError> {
-        self.entries.clear();
-        self.entry_waits.clear();
-        for (position, wait) in self.waits.iter().enumerate() {
-            if let Some(wait) = wait {
-                self.entries
-                    .push(PollFd::new(wait.fd, wait.interest.events()));
-                self.entry_waits.push(position as u16);
-            }
-        }
+    ) -> usize {
+        self.gather_entries();
+        self.poll_entries(sockets, timeout);
         let before = woken.len();
-        if !self.entries.is_empty() {
-            sockets.poll(&mut self.entries, timeout)?;
-        }
-        for position in 0..self.entries.len() {
-            let revents = self.entries[position].revents;
-            let Some(wait) = self.waits[usize::from(self.entry_waits[position])] else {
-                // Its waiter was woken through another descriptor in this pass.
-                continue;
-            };
-            let wakeup = if revents.contains(PollFlags::NVAL) {
-                Wakeup::Closed
-            } else if revents.intersects(wait.interest.events() | PollFlags::ERR | PollFlags::HUP) {
-                Wakeup::Ready
-            } else {
-                continue;
-            };
-            if let Some(waker) = self.take(usize::from(wait.waiter)) {
-                woken.push((waker, wakeup));
+        // Ready or closed descriptors first; then failed polls; then deadlines.
+        for failed in [false, true] {
+            for position in 0..self.waits.len() {
+                // A wait taken with its waiter earlier in this pass is gone.
+                let Some(wait) = self.waits[position] else {
+                    continue;
+                };
+                let Some((revents, error)) = self.entry_for(wait.fd) else {
+                    continue;
+                };
+                let wakeup = match error {
+                    Some(error) if failed => Wakeup::Failed(error),
+                    _ if failed => continue,
+                    // Sockets::poll marks a closed descriptor before calling the driver, so NVAL
+                    // holds even when the call then failed.
+                    _ if revents.contains(PollFlags::NVAL) => Wakeup::Closed,
+                    None if revents
+                        .intersects(wait.interest.events() | PollFlags::ERR | PollFlags::HUP) =>
+                    {
+                        Wakeup::Ready
+                    }
+                    _ => continue,
+                };
+                if let Some(waker) = self.take(usize::from(wait.waiter)) {
+                    woken.push((waker, wakeup));
+                }
             }
         }
         for index in 0..self.waiters.len() {
@@ -277,7 +303,59 @@ impl<W> Reactor<W> {
                 }
             }
         }
-        Ok(woken.len() - before)
+        woken.len() - before
+    }
+
+    /// Fills `entries` with one entry per waited descriptor, in [`entry_key`] order, asking for
+    /// the events of every wait on it.
+    fn gather_entries(&mut self) {
+        self.entries.clear();
+        for wait in self.waits.iter().flatten() {
+            self.entries
+                .push(PollFd::new(wait.fd, wait.interest.events()));
+        }
+        self.entries
+            .sort_unstable_by_key(|entry| entry_key(entry.fd));
+        self.entries.dedup_by(|later, kept| {
+            let same = later.fd == kept.fd;
+            if same {
+                kept.events |= later.events;
+            }
+            same
+        });
+    }
+
+    /// Polls `entries` in calls of at most the table's capacity, recording each failed call's
+    /// error against its entries.
+    fn poll_entries<D: NetDriver>(&mut self, sockets: &mut Sockets<D>, timeout: Option<Duration>) {
+        self.entry_errors.clear();
+        self.entry_errors.resize(self.entries.len(), None);
+        // A table holds at least one descriptor; `max` only keeps `chunks_mut` from panicking.
+        let chunk = sockets.capacity().max(1);
+        let timeout = if self.entries.len() <= chunk {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        for (entries, errors) in self
+            .entries
+            .chunks_mut(chunk)
+            .zip(self.entry_errors.chunks_mut(chunk))
+        {
+            if let Err(error) = sockets.poll(entries, timeout) {
+                errors.fill(Some(error));
+            }
+        }
+    }
+
+    /// The revents of `fd`'s entry after [`Reactor::poll_entries`], with the error of its poll
+    /// call if that failed.
+    fn entry_for(&self, fd: Fd) -> Option<(PollFlags, Option<NetError>)> {
+        let position = self
+            .entries
+            .binary_search_by_key(&entry_key(fd), |entry| entry_key(entry.fd))
+            .ok()?;
+        Some((self.entries[position].revents, self.entry_errors[position]))
     }
 }
 

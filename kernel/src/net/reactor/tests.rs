@@ -1,4 +1,5 @@
-//! The wait table over a hand-driven fake driver: who is woken, when, and why; at most once each.
+//! The wait table over a hand-driven fake driver: who is woken, when, and why; at most once each;
+//! waits beyond the descriptor table's capacity, and poll failures delivered to the waiters.
 //!
 //! The fake's raw poll has the console quirk (it fails with a watched socket's pending error), so
 //! a reset reaches the reactor through the socket layer's repair, as it does over a real platform.
@@ -24,6 +25,11 @@ struct QuirkyDriver {
     sockets: Vec<FakeSocket>,
     /// Raw polls that failed with a socket's pending error (the quirk).
     quirk_failures: usize,
+    /// A genuine failure of every raw poll that watches this socket.
+    failing: Option<(RawSocket, NetError)>,
+    /// Raw poll calls, and the most entries one of them had.
+    poll_calls: usize,
+    most_entries: usize,
 }
 
 impl QuirkyDriver {
@@ -54,6 +60,13 @@ impl NetDriver for QuirkyDriver {
         fds: &mut [RawPollFd],
         _timeout: Option<Duration>,
     ) -> Result<usize, NetError> {
+        self.poll_calls += 1;
+        self.most_entries = self.most_entries.max(fds.len());
+        if let Some((socket, error)) = self.failing {
+            if fds.iter().any(|entry| entry.socket == socket) {
+                return Err(error);
+            }
+        }
         let mut count = 0;
         let mut first_pending = None;
         for entry in fds.iter_mut() {
@@ -78,7 +91,12 @@ type Woken = Vec<(&'static str, Wakeup)>;
 
 /// A table of `count` open sockets over the fake driver.
 fn table_with(count: usize) -> (Sockets<QuirkyDriver>, Vec<Fd>) {
-    let mut table = Sockets::new(QuirkyDriver::default(), 8).unwrap();
+    table_of(8, count)
+}
+
+/// A table of `capacity` descriptors, `count` of them open.
+fn table_of(capacity: usize, count: usize) -> (Sockets<QuirkyDriver>, Vec<Fd>) {
+    let mut table = Sockets::new(QuirkyDriver::default(), capacity).unwrap();
     let fds = (0..count)
         .map(|_| table.socket(SocketKind::Stream).unwrap())
         .collect();
@@ -96,10 +114,9 @@ fn pass(
     now_ns: u64,
 ) -> Woken {
     let mut woken = Vec::with_capacity(MAX_WAITERS);
-    let count = reactor
-        .pass(table, Some(Duration::ZERO), now_ns, &mut woken)
-        .unwrap();
+    let count = reactor.pass(table, Some(Duration::ZERO), now_ns, &mut woken);
     assert_eq!(count, woken.len());
+    woken.sort_by_key(|(name, _)| *name);
     woken
 }
 
@@ -134,8 +151,7 @@ fn waiters_wake_when_ready_reset_timed_out_or_closed() {
     // Data arrives for the reader; the resetee's connection is reset by its peer.
     fake(&mut table, reader).readiness = PollFlags::IN;
     fake(&mut table, resetee).pending = Some(NetError::ConnectionReset);
-    let mut woken = pass(&mut reactor, &mut table, 999);
-    woken.sort_by_key(|(name, _)| *name);
+    let woken = pass(&mut reactor, &mut table, 999);
     assert_eq!(
         woken,
         vec![("reader", Wakeup::Ready), ("resetee", Wakeup::Ready)]
@@ -230,5 +246,113 @@ fn a_full_table_refuses_and_cancel_frees() {
     assert_eq!(
         Reactor::<()>::new(0, 1).map(|_| ()),
         Err(NetError::InvalidInput)
+    );
+}
+
+/// Issue 19, defect 1: three selects over both descriptors of a 2-descriptor table park six
+/// waits; the pass polls each descriptor once (the table's poll refuses more entries than its
+/// capacity) and wakes all three when one descriptor is ready.
+#[test]
+fn waits_outnumbering_the_table_are_all_polled() {
+    let (mut table, fds) = table_of(2, 2);
+    let [a, b] = fds[..] else { unreachable!() };
+    let both = [(a, Interest::Read), (b, Interest::Read)];
+    let mut reactor = Reactor::new(MAX_WAITERS, 8).unwrap();
+    for name in ["first", "second", "third"] {
+        reactor.park(&both, None, name).unwrap();
+    }
+    reactor
+        .park(&[(b, Interest::Write)], None, "writer")
+        .unwrap();
+    assert_eq!(pass(&mut reactor, &mut table, 0), vec![]);
+    assert_eq!(
+        (table.driver().poll_calls, table.driver().most_entries),
+        (1, 2),
+        "one call, one entry per descriptor"
+    );
+
+    fake(&mut table, b).readiness = PollFlags::IN;
+    assert_eq!(
+        pass(&mut reactor, &mut table, 0),
+        vec![
+            ("first", Wakeup::Ready),
+            ("second", Wakeup::Ready),
+            ("third", Wakeup::Ready)
+        ],
+        "the writer asked for OUT on b, which reading interest does not wake"
+    );
+    fake(&mut table, b).readiness = PollFlags::OUT;
+    assert_eq!(
+        pass(&mut reactor, &mut table, 0),
+        vec![("writer", Wakeup::Ready)]
+    );
+    assert_eq!(reactor.parked(), 0);
+}
+
+/// Waits on more distinct descriptors than the table holds (stale descriptors of sockets closed
+/// behind the reactor's back, and their slots' new sockets) are polled in several calls of at
+/// most the capacity; a failing call wakes the calls with a wait in it with its error, unless
+/// another of their descriptors is ready or closed; and no failure is dropped.
+#[test]
+fn polls_split_at_the_capacity_and_failures_reach_the_waiters() {
+    let (mut table, fds) = table_of(2, 2);
+    let [old_a, old_b] = fds[..] else {
+        unreachable!()
+    };
+    let mut reactor = Reactor::new(MAX_WAITERS, 8).unwrap();
+    reactor
+        .park(&[(old_a, Interest::Read)], None, "stale a")
+        .unwrap();
+    reactor
+        .park(&[(old_b, Interest::Read)], None, "stale b")
+        .unwrap();
+    table.close(old_a).unwrap();
+    table.close(old_b).unwrap();
+    let a = table.socket(SocketKind::Stream).unwrap();
+    let b = table.socket(SocketKind::Stream).unwrap();
+    assert_eq!((a.index(), b.index()), (old_a.index(), old_b.index()));
+    reactor
+        .park(&[(a, Interest::Read), (b, Interest::Read)], None, "both")
+        .unwrap();
+    reactor
+        .park(&[(b, Interest::Read)], Some(5), "only b")
+        .unwrap();
+    reactor
+        .park(&[(a, Interest::Read)], Some(5), "only a")
+        .unwrap();
+
+    // Four distinct descriptors over a 2-descriptor table: two calls; a's poll fails.
+    let raw_a = table.raw_socket(a).unwrap();
+    table.driver_mut().failing = Some((raw_a, NetError::NoBuffers));
+    fake(&mut table, b).readiness = PollFlags::IN;
+    assert_eq!(
+        pass(&mut reactor, &mut table, 10),
+        vec![
+            ("both", Wakeup::Ready),
+            ("only a", Wakeup::Failed(NetError::NoBuffers)),
+            ("only b", Wakeup::Ready),
+            ("stale a", Wakeup::Closed),
+            ("stale b", Wakeup::Closed),
+        ],
+        "ready and closed win over the failure, and the failure over the deadline"
+    );
+    assert_eq!(
+        (table.driver().poll_calls, table.driver().most_entries),
+        (2, 1),
+        "two calls, each of a stale descriptor (not passed on) and a live one"
+    );
+    assert_eq!(reactor.parked(), 0);
+
+    // A failure with nothing else to report reaches an untimed waiter at once.
+    reactor
+        .park(&[(a, Interest::Write)], None, "untimed")
+        .unwrap();
+    assert_eq!(
+        pass(&mut reactor, &mut table, 0),
+        vec![("untimed", Wakeup::Failed(NetError::NoBuffers))]
+    );
+    assert_eq!(
+        Wakeup::Failed(NetError::NoBuffers).into_result(),
+        Err(NetError::NoBuffers)
     );
 }

@@ -9,10 +9,11 @@ use std::process::{Command, Stdio};
 /// The target the images are built for (its prebuilt `core`/`alloc` serve bare metal on stable).
 pub const TARGET: &str = "powerpc64-unknown-linux-musl";
 
-/// The workspace root (this crate lives in `qemu/`).
+/// The workspace root (this crate lives in `qemu/runner/`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 

@@ -16,8 +16,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("qemu/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("qemu/runner/ is two folders below the root")
         .to_path_buf()
 }
 

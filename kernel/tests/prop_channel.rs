@@ -10,6 +10,9 @@
 //! - a send that returned `Ok` was received; every error whose `send_error` returned `Ok` was
 //!   received exactly once, and no other error was;
 //! - every channel's balance is back to 0 and nobody waits on it;
+//! - in debug builds, each CPU's scheduler invariants held after every operation
+//!   (`tasklet::check_invariants`, called by every tasklet after each of its operations and by
+//!   each CPU's main tasklet as it runs and joins them);
 //! - nothing hung: the case finished within its time limit (blocking operations end by a
 //!   partner, a timeout, close, kill or deadlock detection; a CPU's main tasklet joins its
 //!   tasklets and, told it deadlocked, kills the ones left).
@@ -31,6 +34,13 @@ const STACK: usize = 64 * 1024;
 const SEGMENT: usize = 32 * 1024;
 /// Longest a case may take before it counts as hung (qemu-user is slow).
 const CASE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Debug builds: this CPU's scheduler invariants (ring, timers, counts, attention bits).
+fn check_invariants() {
+    if cfg!(debug_assertions) {
+        tasklet::check_invariants();
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -214,6 +224,7 @@ fn run_script(
                 false
             }
         };
+        check_invariants();
         if killed {
             // Killed: unwind, as `?` would.
             break;
@@ -246,11 +257,15 @@ fn run_cpu(cpu: usize, scripts: Vec<Vec<Op>>, channels: Arc<Vec<Channel<u64>>>) 
                 .collect(),
         )
         .expect("set once");
+    check_invariants();
     tasklet::run().expect("run from main");
+    check_invariants();
     let mut all = Vec::new();
     for handle in &handles {
         loop {
-            match handle.join() {
+            let joined = handle.join();
+            check_invariants();
+            match joined {
                 Ok(events) => {
                     all.push(events);
                     break;
@@ -261,6 +276,7 @@ fn run_cpu(cpu: usize, scripts: Vec<Vec<Op>>, channels: Arc<Vec<Channel<u64>>>) 
                 Err(TaskletError::Deadlock) => {
                     for other in &handles {
                         other.kill().expect("kill of a tasklet of this CPU");
+                        check_invariants();
                     }
                 }
                 Err(error) => panic!("cpu {cpu}: a tasklet ended with {error:?}"),

@@ -10,6 +10,8 @@
 //! - what ran, in which order, matches the model (each body logs its steps);
 //! - the operation returned what the model says;
 //! - every finished tasklet's closure was dropped exactly once and no live one's was;
+//! - in debug builds, the scheduler's own invariants hold (`tasklet::check_invariants`, also
+//!   called by the bodies after each of their steps);
 //!
 //! and at the end of each case (`run()`, then killing what remains, then `run()` again) that
 //! every tasklet finished with the model's result, every drop ran once, and the stack budget is
@@ -80,6 +82,13 @@ fn install_virtual_time() {
 
 fn advance_clock(nanos: u64) {
     NOW.with(|now| now.set(now.get() + nanos));
+}
+
+/// Debug builds: the scheduler's own invariants (ring, timers, counts, attention bits).
+fn check_invariants() {
+    if cfg!(debug_assertions) {
+        tasklet::check_invariants();
+    }
 }
 
 // ---- programs -------------------------------------------------------------------------------------
@@ -540,6 +549,7 @@ fn spawn_real(
                     }
                     Step::Remove => tasklet::schedule_remove()?,
                 }
+                check_invariants();
             }
             log.push(log_entry(index, END));
             Ok(index as u32)
@@ -573,6 +583,7 @@ fn place_of(handle: &Handle) -> Place {
 }
 
 fn check_state(model: &Model, handles: &[Handle], log: &Log, drops: &[AtomicU32], after: &Action) {
+    check_invariants();
     assert_eq!(
         log.snapshot(),
         model.log,
@@ -672,6 +683,7 @@ fn run_program(actions: &[Action]) {
             }
         }
         assert_eq!(tasklet::current(), tasklet::main());
+        check_invariants();
         check_state(&model, &handles, &log, &drops, action);
     }
 

@@ -86,7 +86,8 @@
 //!   waking, raising errors, finishing a resumption. `idle.rs`: what a CPU does with nothing to
 //!   run (drain the inbox, fire timers, idle, declare deadlock). `watchdog.rs`: preemption of
 //!   [`run_with_timeout`]. `lifecycle.rs`: retiring a tasklet and reaping its stack.
-//!   `per_cpu.rs`: finding this CPU's scheduler and its group membership.
+//!   `per_cpu.rs`: finding this CPU's scheduler and its group membership. `invariants.rs`:
+//!   [`check_invariants`], which walks this CPU's lists and checks its counts and bits.
 //! - `waiter.rs`: the wake primitive the locks, events, queues and blocking sockets wait on;
 //!   `slot.rs`: the value slot of a hand-off; `stack.rs` and `spill.rs`: stacks, guards and
 //!   spilling; `handle.rs`: the [`Tasklet`] and [`JoinHandle`] API.
@@ -97,6 +98,7 @@ mod group;
 mod handle;
 mod idle;
 mod inbox;
+mod invariants;
 mod lifecycle;
 mod list;
 pub(crate) mod per_cpu;
@@ -113,6 +115,7 @@ mod watchdog;
 pub use error::{TaskletError, Thrown};
 pub use group::CpuGroup;
 pub use handle::{Blocked, JoinHandle, Tasklet};
+pub use invariants::check_invariants;
 pub use spill::{check_stack, spill, spill_with, stack_remaining};
 pub use stack::{
     DEFAULT_SPILL_SEGMENT, DEFAULT_SPILL_WATERMARK, DEFAULT_STACK_BYTES, GUARD_BYTES,

@@ -118,6 +118,21 @@ impl RunRing {
         Ring::<RingLinks>::is_linked(me).then(|| Ring::<RingLinks>::next(me))
     }
 
+    /// The members, from the position forward (for `check_invariants`; read-only). It ends on
+    /// coming back to the position or at an unlinked member, so a ring whose links close
+    /// elsewhere keeps going: bound it.
+    pub(super) fn walk(&self) -> impl Iterator<Item = &'static Tcb> {
+        let start = self.head();
+        let mut cursor = start;
+        core::iter::from_fn(move || {
+            let node = cursor?;
+            // An unlinked member (null links) ends the walk instead of being followed.
+            cursor = Self::next_after(node)
+                .filter(|&next| !start.is_some_and(|start| core::ptr::eq(next, start)));
+            Some(node)
+        })
+    }
+
     /// [`RunRing::next_after`] for a tasklet known to be in the ring (the fast yield's).
     #[inline(always)]
     pub(super) fn next_of_member(me: &Tcb) -> &'static Tcb {

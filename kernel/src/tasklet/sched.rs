@@ -501,38 +501,6 @@ impl Scheduler {
         }
     }
 
-    /// Debug builds: the bits this CPU owns match what they stand for. (The inbox bit is set by
-    /// other CPUs a moment after their count changes, so it is not compared here.)
-    #[inline(always)]
-    pub(super) fn debug_check_attention(&self) {
-        if cfg!(debug_assertions) {
-            let word = self.attention.load(Ordering::Relaxed);
-            // Work implies the bit; the bit stays set a while longer during a reap.
-            assert!(
-                word & attention::DEFERRED != 0
-                    || (self.overflowed.get().is_null() && self.reap.is_empty()),
-                "deferred work without the deferred bit"
-            );
-            assert!(
-                self.current().pending().get().is_none() || word >= attention::PENDING_ONE,
-                "a raised error not counted in the attention word"
-            );
-            let owned =
-                self.attention.load(Ordering::Relaxed) & (attention::TIMERS | attention::WATCHDOG);
-            let mut expected = 0;
-            if !self.timers.is_empty() {
-                expected |= attention::TIMERS;
-            }
-            if self.watchdog_deadline.get() != 0 {
-                expected |= attention::WATCHDOG;
-            }
-            assert_eq!(
-                owned, expected,
-                "attention bits out of step with timers/watchdog"
-            );
-        }
-    }
-
     pub(super) fn set_attention(&self, bit: u32, on: bool) {
         // Read-modify-write although only this CPU changes these bits: another CPU may be
         // setting the inbox bit at the same time.

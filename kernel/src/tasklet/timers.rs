@@ -33,6 +33,12 @@ impl TimerQueue {
         self.list.front()
     }
 
+    /// The armed tasklets, earliest first (for `check_invariants`; read-only). A queue whose
+    /// links loop keeps going: bound it.
+    pub(super) fn walk(&self) -> impl Iterator<Item = &'static Tcb> + '_ {
+        self.list.iter()
+    }
+
     /// Arms `tcb`'s timer for `deadline` (replacing an armed one). Equal deadlines fire in
     /// arming order.
     pub(super) fn arm(&self, tcb: &Tcb, deadline: Deadline) {

@@ -365,8 +365,8 @@ fn only(fd: Fd) -> FdSet {
     set
 }
 
-/// Issue 19, defect 1, as reproduced: two selects on all 4 sockets of a 4-descriptor table park
-/// 8 waits; the poller must poll them all (the table's poll takes at most 4 entries) and wake
+/// Waits outnumbering the descriptor table: two selects on all 4 sockets of a 4-descriptor table
+/// park 8 waits; the poller must poll them all (the table's poll takes at most 4 entries) and wake
 /// both when data arrives on one, long before their 3 s timeout.
 #[test]
 fn two_selects_whose_waits_outnumber_the_descriptors_wake_on_data() {

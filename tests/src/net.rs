@@ -252,7 +252,7 @@ fn blocking_calls_time_out() {
     assert_eq!(net.parked(), 0);
 }
 
-/// The config of issue 19's reproduction of defect 1: 4 descriptors, twice as many waits.
+/// A table of 4 descriptors with twice as many waits.
 const SMALL: NetConfig = NetConfig {
     descriptors: 4,
     max_parked: 4,
@@ -324,10 +324,10 @@ fn select_all(
     (count, read)
 }
 
-/// Issue 19, defect 1, as reproduced: two tasklets each select on all 4 sockets of a
-/// 4-descriptor table (8 waits) with a 3 s timeout; data on one wakes both at once (before the
-/// fix the poller's poll was refused for having more entries than the table, and both returned
-/// `Ok(0)` after 3 s).
+/// Waits outnumbering the descriptor table: two tasklets each select on all 4 sockets of a
+/// 4-descriptor table (8 waits) with a 3 s timeout; data on one wakes both at once (a poller that
+/// asked the table for one entry per wait would be refused, and both would return `Ok(0)` after
+/// 3 s).
 fn selects_whose_waits_outnumber_the_descriptors_wake_on_data() {
     let Blocking {
         net,

@@ -56,12 +56,13 @@ const IDLE_TICK: Duration = Duration::from_millis(1);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct WakeRef {
     index: u16,
-    generation: u16,
+    /// 64 bits, as the reactor's: a stale reference never names a later call of its slot.
+    generation: u64,
 }
 
 #[derive(Default)]
 struct WakeSlot {
-    generation: u16,
+    generation: u64,
     /// Whether a parked call owns the slot (and is registered in the slot's wait list).
     in_use: bool,
     /// Why the poller (or a close) woke the slot's call; the call reads it when it settles.

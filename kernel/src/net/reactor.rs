@@ -77,7 +77,8 @@ impl Wakeup {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct WaitId {
     index: u16,
-    generation: u16,
+    /// 64 bits: a slot would have to be reused for centuries before an old id matched again.
+    generation: u64,
 }
 
 /// One parked call: how to wake it and until when it may wait.
@@ -87,7 +88,7 @@ struct Waiter<W> {
 }
 
 struct WaiterSlot<W> {
-    generation: u16,
+    generation: u64,
     waiter: Option<Waiter<W>>,
 }
 

@@ -249,7 +249,27 @@ fn a_full_table_refuses_and_cancel_frees() {
     );
 }
 
-/// Issue 19, defect 1: three selects over both descriptors of a 2-descriptor table park six
+/// A stale wait id names no later call of its slot, however often the slot is reused (its
+/// generation would wrap after 65,536 reuses at 16 bits).
+#[test]
+fn a_stale_wait_id_never_cancels_a_later_call_of_its_slot() {
+    let (_table, fds) = table_with(1);
+    let mut reactor = Reactor::new(1, 1).unwrap();
+    let stale = reactor.park(&[(fds[0], Interest::Read)], None, 0u32).unwrap();
+    assert_eq!(reactor.cancel(stale), Some(0));
+    for round in 1..=65_536u32 {
+        let id = reactor
+            .park(&[(fds[0], Interest::Read)], None, round)
+            .unwrap();
+        assert_eq!(reactor.cancel(stale), None, "round {round}: a stale id matched");
+        assert_eq!(reactor.cancel(id), Some(round));
+    }
+    reactor.park(&[(fds[0], Interest::Read)], None, 0).unwrap();
+    assert_eq!(reactor.cancel(stale), None);
+    assert_eq!(reactor.parked(), 1);
+}
+
+/// Three selects over both descriptors of a 2-descriptor table park six
 /// waits; the pass polls each descriptor once (the table's poll refuses more entries than its
 /// capacity) and wakes all three when one descriptor is ready.
 #[test]

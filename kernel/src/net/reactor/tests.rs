@@ -255,13 +255,19 @@ fn a_full_table_refuses_and_cancel_frees() {
 fn a_stale_wait_id_never_cancels_a_later_call_of_its_slot() {
     let (_table, fds) = table_with(1);
     let mut reactor = Reactor::new(1, 1).unwrap();
-    let stale = reactor.park(&[(fds[0], Interest::Read)], None, 0u32).unwrap();
+    let stale = reactor
+        .park(&[(fds[0], Interest::Read)], None, 0u32)
+        .unwrap();
     assert_eq!(reactor.cancel(stale), Some(0));
     for round in 1..=65_536u32 {
         let id = reactor
             .park(&[(fds[0], Interest::Read)], None, round)
             .unwrap();
-        assert_eq!(reactor.cancel(stale), None, "round {round}: a stale id matched");
+        assert_eq!(
+            reactor.cancel(stale),
+            None,
+            "round {round}: a stale id matched"
+        );
         assert_eq!(reactor.cancel(id), Some(round));
     }
     reactor.park(&[(fds[0], Interest::Read)], None, 0).unwrap();

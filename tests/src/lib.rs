@@ -51,6 +51,7 @@ bare_metal! {
     pub mod scheduling_bench;
     pub mod net;
     pub mod sync;
+    pub mod soak;
 }
 
 /// Every test suite, in run order. One line per suite.
@@ -68,6 +69,8 @@ pub const SUITES: &[Suite] = &[
     net::SUITE,
     #[cfg(target_arch = "powerpc64")]
     sync::SUITE,
+    #[cfg(target_arch = "powerpc64")]
+    soak::SUITE,
 ];
 
 /// Every benchmark suite. One line per suite.

@@ -10,6 +10,7 @@
 //!   cleanup runs after the switch away from a dying sender.
 //! - [`sync`]: Lock, Event and Queue on one CPU.
 //! - [`tasklets`]: run order, yielding, kill and throw, sleeps, stacks, spilling, the budget.
+//! - [`soak`]: random programs on every CPU for a given time, every value counted to its drop.
 
 // Every function under this module is `#[inline]`, so that its code is generated only in the
 // suites that call it. As ordinary functions they would be compiled into the kernel's own object,
@@ -17,6 +18,7 @@
 // calls them.
 
 mod seed;
+pub mod soak;
 pub mod sync;
 pub mod tasklets;
 

@@ -288,6 +288,51 @@ fn kill_forced_drops_a_blocked_senders_value<const PAD: usize>() {
     assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once only");
 }
 
+/// Uses the stack down to `margin` bytes above its usable end, then sends there, so that the
+/// send itself runs past the end, into the guard zone, where the switch finds it.
+fn send_near_the_end(
+    channel: &Channel<Counted<0>>,
+    value: Counted<0>,
+    margin: usize,
+) -> Result<(), TaskletError> {
+    if tasklet::stack_remaining() > margin {
+        let pad = std::hint::black_box([0u32; 16]);
+        return send_near_the_end(channel, value, margin).map(|()| assert_eq!(pad[3], 0));
+    }
+    send_in_a_frame_of_its_own(channel, value)
+}
+
+/// The send, in a frame below its caller's (inlined, it could run in the caller's frame, at the
+/// very end of the stack but not past it).
+#[inline(never)]
+fn send_in_a_frame_of_its_own(
+    channel: &Channel<Counted<0>>,
+    value: Counted<0>,
+) -> Result<(), TaskletError> {
+    channel.send(value).map_err(|failure| failure.error)
+}
+
+/// A sender found overflowed as it blocks is abandoned: its value, parked in its control
+/// block, is dropped when it is reaped, although its handle keeps the block alive.
+#[test]
+fn an_abandoned_senders_value_is_dropped_when_it_is_reaped() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let channel: &'static Channel<Counted<0>> = Box::leak(Box::new(Channel::new()));
+    let value = Counted::<0>::new(&drops);
+    let victim = Builder::new()
+        .name("deep sender")
+        .stack_size(16 * 1024)
+        .spawn(move || send_near_the_end(channel, value, 0))
+        .unwrap();
+    tasklet::run().unwrap();
+    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
+    assert_eq!(channel.balance(), 0, "the abandoned sender no longer waits");
+    tasklet::schedule().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped when reaped");
+    drop(victim);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once only");
+}
+
 #[test]
 fn kill_forced_of_a_blocked_sender_drops_its_value_once() {
     kill_forced_drops_a_blocked_senders_value::<0>();

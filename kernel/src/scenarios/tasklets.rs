@@ -175,6 +175,13 @@ fn receive_near_the_end(channel: &Channel<u32>, margin: usize) -> Result<u32, Ta
         let pad = core::hint::black_box([0u32; 16]);
         return receive_near_the_end(channel, margin).map(|value| value + pad[3]);
     }
+    receive_in_a_frame_of_its_own(channel)
+}
+
+/// The receive, in a frame below its caller's (inlined, it could run in the caller's frame, at
+/// the very end of the stack but not past it).
+#[inline(never)]
+fn receive_in_a_frame_of_its_own(channel: &Channel<u32>) -> Result<u32, TaskletError> {
     channel.receive()
 }
 
@@ -189,7 +196,7 @@ pub fn overflow_found_while_blocking_leaves_the_wait_queue(stack: usize) {
     let victim = Builder::new()
         .name("deep receiver")
         .stack_size(stack)
-        .spawn(move || receive_near_the_end(channel, 128))
+        .spawn(move || receive_near_the_end(channel, 0))
         .expect("spawn");
     tasklet::run().expect("run the victim");
     assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));

@@ -303,17 +303,10 @@ impl Tasklet {
             State::Paused => {}
         }
         scheduler.retire(target, Some(TaskletError::Killed));
+        // Finishing reaps it: its stack is freed and a value still in its slot (one it was
+        // sending, or one handed to it that it never claimed) is dropped there, outside the
+        // scheduler and exactly once, not whenever the last handle goes.
         busy.finish_resume();
-        // Its value slot may still hold a value in flight: one it was sending (blocked, or woken
-        // by a kill or a timeout before it could take it back) or one handed to it that it never
-        // claimed. Nobody can deliver, take or return that value any more, so it is dropped now,
-        // outside the scheduler (its destructor may block or switch), rather than with the
-        // control block, which any handle keeps alive. A value a receiver already took is not
-        // in the slot, so it is never dropped here; `clear` empties the slot, so the control
-        // block's own drop finds nothing and the value is dropped exactly once.
-        // SAFETY: the tasklet is dead and out of every wait queue and run ring, so no channel,
-        // waker or CPU reaches its slot; this handle keeps the block alive.
-        unsafe { target.slot().clear() };
         Ok(())
     }
 }

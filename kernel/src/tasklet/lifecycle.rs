@@ -19,9 +19,15 @@ impl Scheduler {
     pub(super) fn reap(&self) {
         while let Some(dead) = self.reap.pop_front() {
             // SAFETY: reap-list entries are dead tasklets whose reference this scheduler gave up
-            // to the list; nothing runs on their stacks any more (we switched away from them).
+            // to the list; nothing runs on their stacks any more (we switched away from them),
+            // and they are out of every wait queue and ring, so no channel, waker or CPU reaches
+            // their value slot.
             unsafe {
                 self.release_stacks(dead);
+                // A value still in its slot (one it was sending when killed or abandoned, or
+                // one handed to it that it never claimed) can be neither delivered nor given
+                // back: it is dropped now, not whenever the last handle goes.
+                dead.slot().clear();
                 drop(TcbRef::from_raw(dead));
             }
         }

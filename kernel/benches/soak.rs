@@ -6,8 +6,7 @@
 //!
 //! Run: `cargo bench -p spindle --bench soak -- --seconds 60 --threads 4 --seed 7`
 //! (defaults: 10 s, 2 threads, seed 1; `--no-invariants` skips `tasklet::check_invariants`
-//! after every operation; `--forced-kill-receivers` also abandons receiving couriers with
-//! `kill_forced`, which finds the leak described at `SoakConfig::forced_kill_receivers`).
+//! after every operation).
 
 use spindle::net::{Net, NetConfig};
 use spindle::scenarios::soak::{NetFault, Soak, SoakConfig, SoakNet};
@@ -28,7 +27,6 @@ struct Options {
     threads: usize,
     seed: u64,
     invariants: bool,
-    forced_kill_receivers: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -37,7 +35,6 @@ fn parse() -> Result<Options, String> {
         threads: 2,
         seed: 1,
         invariants: true,
-        forced_kill_receivers: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -51,7 +48,6 @@ fn parse() -> Result<Options, String> {
             "--threads" => options.threads = value("--threads")? as usize,
             "--seed" => options.seed = value("--seed")?,
             "--no-invariants" => options.invariants = false,
-            "--forced-kill-receivers" => options.forced_kill_receivers = true,
             // cargo bench passes --bench to every bench target.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
@@ -105,7 +101,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(error) => {
             eprintln!("soak: {error}");
-            eprintln!("usage: cargo bench -p spindle --bench soak -- [--seconds N] [--threads 1..4] [--seed S] [--no-invariants] [--forced-kill-receivers]");
+            eprintln!("usage: cargo bench -p spindle --bench soak -- [--seconds N] [--threads 1..4] [--seed S] [--no-invariants]");
             return ExitCode::from(2);
         }
     };
@@ -115,7 +111,6 @@ fn main() -> ExitCode {
         Duration::from_secs(options.seconds),
     );
     config.check_invariants = options.invariants;
-    config.forced_kill_receivers = options.forced_kill_receivers;
     println!(
         "soak: {} s on {} threads standing for CPUs, seed {}, invariant checks {}",
         options.seconds,

@@ -288,6 +288,49 @@ fn kill_forced_drops_a_blocked_senders_value<const PAD: usize>() {
     assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once only");
 }
 
+/// A receiver that took a waiting sender's value and switched away before its `receive`
+/// returned (the sender preferred, or `schedule_all`) is abandoned with `kill_forced`: the value
+/// waited in the receiver's control block, not on its abandoned stack, and is dropped once.
+#[test]
+fn kill_forced_of_a_receiver_switched_away_with_its_value_drops_it_once() {
+    for (preference, schedule_all) in [
+        (Preference::Sender, false),
+        (Preference::Receiver, true),
+        (Preference::Neither, true),
+    ] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let channel = Arc::new(Channel::<Counted<0>>::new());
+        channel.set_preference(preference);
+        channel.set_schedule_all(schedule_all);
+        let sender = blocked_counted_sender(&channel, &drops);
+        let receiver = {
+            let channel = channel.clone();
+            tasklet::spawn(move || channel.receive().map(drop)).unwrap()
+        };
+        // The receiver runs, takes the value and switches away before returning.
+        tasklet::schedule().unwrap();
+        assert_eq!(
+            channel.balance(),
+            0,
+            "{preference:?} {schedule_all}: matched"
+        );
+        assert!(
+            receiver.is_alive(),
+            "{preference:?} {schedule_all}: not back yet"
+        );
+        receiver.kill_forced().unwrap();
+        tasklet::run().unwrap();
+        assert_eq!(sender.result(), Some(Ok(Ok(()))));
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "{preference:?} {schedule_all}: the abandoned receiver's value"
+        );
+        drop(receiver);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once only");
+    }
+}
+
 /// Uses the stack down to `margin` bytes above its usable end, then sends there, so that the
 /// send itself runs past the end, into the guard zone, where the switch finds it.
 fn send_near_the_end(

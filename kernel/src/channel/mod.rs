@@ -464,11 +464,22 @@ impl<T: Send> Channel<T> {
                 .pop_front()
                 .expect("positive balance means senders wait");
             state.balance -= 1;
-            // SAFETY: the sender is blocked and we hold its queue's lock: its slot is ours to
-            // empty, and it holds a T (or a bomb) parked by this channel's send.
-            let received =
-                unsafe { sender.slot().take::<T>() }.expect("a waiting sender parks a value");
             let (placement, yield_after) = after_match(&state, RECEIVE);
+            let may_switch_away = placement == Placement::Next || yield_after;
+            let received = if may_switch_away {
+                // The value waits in this receiver's own slot until it runs again: there it is
+                // the kernel's to drop if the receiver is killed for good meanwhile, not on a
+                // stack that would be abandoned.
+                // SAFETY: the sender is blocked and we hold its queue's lock, so its slot is
+                // ours; ours is empty (every receive claims what it got) and only we touch it
+                // while we run.
+                unsafe { me.slot().move_from(sender.slot()) };
+                None
+            } else {
+                // SAFETY: as above; the sender's slot holds a T (or a bomb) parked by this
+                // channel's send.
+                Some(unsafe { sender.slot().take::<T>() }.expect("a waiting sender parks a value"))
+            };
             drop(state);
             let here = scheduler.wake(sender, placement);
             let switch_now = placement == Placement::Next && here;
@@ -480,7 +491,12 @@ impl<T: Send> Channel<T> {
                     let _ = crate::tasklet::schedule_out_of_line();
                 }
             }
-            return received;
+            return match received {
+                Some(received) => received,
+                // SAFETY: running again; the value moved into our slot above is still there
+                // (nobody hands a value to a tasklet that is not blocked receiving).
+                None => unsafe { me.slot().take::<T>() }.expect("the received value waits here"),
+            };
         }
         if state.closing {
             return Err(TaskletError::Closed);

@@ -13,9 +13,8 @@
 //! - a [`Lock`] and a [`Semaphore`] held across yields (their exclusion is checked), an
 //!   [`Event`] waited on, set and cleared;
 //! - yields and sleeps; kills of a sibling tasklet of the same CPU (or itself); couriers — a
-//!   tasklet spawned to send or receive one value — killed after a few yields (a sending one
-//!   abandoned with `kill_forced`, a receiving one too with
-//!   [`SoakConfig::forced_kill_receivers`]);
+//!   tasklet spawned to send or receive one value — abandoned with `kill_forced` after a few
+//!   yields (a receiver that took its value and switched away before returning included);
 //! - echo exchanges over blocking sockets with an echo server on CPU 0 (every byte checked), and
 //!   faults injected into the network (resets, partial writes, refused connects).
 //!
@@ -92,11 +91,6 @@ pub struct SoakConfig {
     pub segment: usize,
     /// Check the scheduler's invariants after every operation.
     pub check_invariants: bool,
-    /// Abandon receiving couriers with `kill_forced` too (not only sending ones). Off by
-    /// default: a receiver that took a value from a waiting sender and switched away before its
-    /// `receive` returned (to a preferred sender, or yielding with `schedule_all`) holds that
-    /// value on its own stack, and `kill_forced` leaks it (issue 19's leak check finds it).
-    pub forced_kill_receivers: bool,
 }
 
 impl SoakConfig {
@@ -112,7 +106,6 @@ impl SoakConfig {
             stack: 64 * 1024,
             segment: 32 * 1024,
             check_invariants: true,
-            forced_kill_receivers: false,
         }
     }
 }
@@ -1221,14 +1214,6 @@ impl<D: NetDriver + Send + 'static> Soak<D> {
         extras.lock().push(courier.clone());
         if self.yields(yields) {
             return true;
-        }
-        if !send && !self.config.forced_kill_receivers {
-            // See `SoakConfig::forced_kill_receivers`: an ordinary kill instead.
-            self.counters.kills.fetch_add(1, Relaxed);
-            return match courier.kill() {
-                Ok(()) => false,
-                Err(error) => killed_by(&self.counters, error),
-            };
         }
         // A courier on its way back from another CPU (waking) cannot be abandoned now; the
         // round's end kills it the ordinary way.

@@ -187,6 +187,26 @@ impl ValueSlot {
         Some(taken)
     }
 
+    /// Moves what `from` holds (a value of any type, or a bomb) into this slot, leaving `from`
+    /// empty: the bytes move, the value is neither read nor dropped.
+    ///
+    /// # Safety
+    /// Exclusive access to both slots (see the type docs), and this slot is empty.
+    pub(crate) unsafe fn move_from(&self, from: &ValueSlot) {
+        debug_assert!(
+            self.is_empty(),
+            "value slot overwritten while holding a value"
+        );
+        // SAFETY: two distinct slots (a tasklet never hands itself a value), both exclusively
+        // ours; the payload is plain bytes whose meaning the content tag carries along.
+        unsafe {
+            self.payload
+                .get()
+                .copy_from_nonoverlapping(from.payload.get(), 1)
+        };
+        self.content.set(from.content.replace(Content::Empty));
+    }
+
     /// Drops whatever the slot holds.
     ///
     /// # Safety

@@ -155,6 +155,17 @@ fn bad_input_gives_typed_errors() {
         client.select(Some(&mut oversized), None, None, None),
         Err(NetError::InvalidInput)
     );
+    // A full descriptor table refuses the next socket with a typed error and stays usable.
+    let mock = MockNet::new(MockConfig::default()).unwrap();
+    let mut small = Sockets::new(mock.host(CLIENT_HOST), 2).unwrap();
+    let first = small.socket(SocketKind::Stream).unwrap();
+    small.socket(SocketKind::Stream).unwrap();
+    assert_eq!(
+        small.socket(SocketKind::Stream),
+        Err(NetError::TooManyDescriptors)
+    );
+    small.close(first).unwrap();
+    small.socket(SocketKind::Stream).unwrap();
 }
 
 fn seed_scenario_on_tasklets() {

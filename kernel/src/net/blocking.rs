@@ -29,7 +29,6 @@
 //! and the poller may sit on different CPUs, since wait lists cross them.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::net::SocketAddrV4;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
@@ -42,6 +41,7 @@ use super::reactor::{Interest, Reactor, WaitId, Wakeup};
 use super::select::PollFd;
 use super::sets::{Fd, FdSet, PollFlags};
 use super::socket::Sockets;
+use super::wake::{Inner, Shared, WakeRef, WakeSlot};
 use crate::tasklet::waiter::{WaitList, Waited};
 use crate::tasklet::{self, Builder, TaskletError};
 use crate::time::Deadline;
@@ -51,52 +51,6 @@ const POLLER_STACK_BYTES: usize = 32 << 10;
 
 /// How long the poller waits for the network when no other tasklet can run.
 const IDLE_TICK: Duration = Duration::from_millis(1);
-
-/// A parked call's wake slot, named in the reactor by index and generation.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct WakeRef {
-    index: u16,
-    /// 64 bits, as the reactor's: a stale reference never names a later call of its slot.
-    generation: u64,
-}
-
-#[derive(Default)]
-struct WakeSlot {
-    generation: u64,
-    /// Whether a parked call owns the slot (and is registered in the slot's wait list).
-    in_use: bool,
-    /// Why the poller (or a close) woke the slot's call; the call reads it when it settles.
-    wakeup: Option<Wakeup>,
-    /// The wake-up is recorded but not granted yet: [`Shared::deliver`] grants it once the lock
-    /// is released.
-    ungranted: bool,
-}
-
-struct Inner<D> {
-    sockets: Sockets<D>,
-    reactor: Reactor<WakeRef>,
-    slots: Vec<WakeSlot>,
-    /// Wakers taken out by a pass or a close, before their wake-ups are recorded.
-    woken: Vec<(WakeRef, Wakeup)>,
-    /// Interests of one parking call (a select or poll has many), sized once.
-    interests: Vec<(Fd, Interest)>,
-    /// Slots whose wake-up is recorded and not yet granted.
-    ungranted: usize,
-}
-
-impl<D> Inner<D> {
-    /// Records the wake-ups in `woken` in their slots, for [`Shared::deliver`] to grant.
-    fn record(&mut self) {
-        for (wake, wakeup) in self.woken.drain(..) {
-            let slot = &mut self.slots[usize::from(wake.index)];
-            if slot.in_use && slot.generation == wake.generation && !slot.ungranted {
-                slot.wakeup = Some(wakeup);
-                slot.ungranted = true;
-                self.ungranted += 1;
-            }
-        }
-    }
-}
 
 /// Sizes of a [`Net`], checked by [`Net::new`].
 ///
@@ -122,45 +76,6 @@ impl Default for NetConfig {
             max_parked: 64,
             max_waits: 256,
         }
-    }
-}
-
-struct Shared<D> {
-    inner: Mutex<Inner<D>>,
-    /// One wait list per wake slot: a parked call waits in its slot's list. They live as long
-    /// as the `Net`, so no wait outlives its list.
-    waiters: Vec<WaitList>,
-    poller_running: AtomicBool,
-}
-
-impl<D> Shared<D> {
-    /// Grants every recorded wake-up, in slot order, and wakes the calls blocked for them
-    /// (switching to each at once when it lives on this CPU); returns how many it woke. A call
-    /// not blocked at that instant (still on its way to block, or leaving after a timeout or a
-    /// kill) finds its grant when it gets there. Called without the lock: waking may switch.
-    fn deliver(&self) -> usize {
-        let mut delivered = 0;
-        for (index, waiters) in self.waiters.iter().enumerate() {
-            let woken = {
-                let mut inner = self.inner.lock();
-                if inner.ungranted == 0 {
-                    break;
-                }
-                let slot = &mut inner.slots[index];
-                if !slot.ungranted {
-                    continue;
-                }
-                slot.ungranted = false;
-                inner.ungranted -= 1;
-                // Under the lock: the call cannot settle (and free the slot) meanwhile.
-                waiters.grant_detached()
-            };
-            if let Some(woken) = woken {
-                woken.wake_now();
-                delivered += 1;
-            }
-        }
-        delivered
     }
 }
 

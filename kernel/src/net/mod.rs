@@ -61,6 +61,7 @@
 // The layers, top to bottom; each module imports only from those below it, and the items are
 // exported once, here:
 // - `blocking`: `Net`, `NetConfig`, `Socket`; joins the reactor to the scheduler.
+// - `wake`: the wake slots of parked calls and the tables they share (internal).
 // - `reactor`: the wait table of parked calls and the poll pass that wakes them (internal).
 // - `select`: `PollFd`, `Sockets::select` and `Sockets::poll`, with the quirk repair.
 // - `socket`: `Sockets`, the descriptor table.
@@ -74,6 +75,7 @@ mod reactor;
 mod select;
 mod sets;
 mod socket;
+mod wake;
 
 pub use blocking::{Net, NetConfig, Socket};
 pub use driver::{NetDriver, RawPollFd, Shutdown, SocketKind};

@@ -18,6 +18,8 @@ extern crate alloc;
 mod faults;
 mod network;
 mod ring;
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
 
 use alloc::sync::Arc;
 use core::net::{Ipv4Addr, SocketAddrV4};

@@ -8,17 +8,13 @@
 //! (defaults: 10 s, 2 threads, seed 1; `--no-invariants` skips `tasklet::check_invariants`
 //! after every operation).
 
-use spindle::net::{Net, NetConfig};
-use spindle::scenarios::soak::{NetFault, Soak, SoakConfig, SoakNet};
+use spindle::scenarios::soak::{Soak, SoakConfig};
 use spindle::tasklet::{self, CpuGroup};
-use spindle_drivers::mock_net::{Fault, MockConfig, MockDriver, MockNet};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use spindle_drivers::mock_net::scenarios::soak_network;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// How long the other threads may take to stop once the soak's time is up.
 const STOP_GRACE: Duration = Duration::from_secs(150);
 
@@ -59,35 +55,6 @@ fn parse() -> Result<Options, String> {
     Ok(options)
 }
 
-/// The mock network: an echo server's host and a client host, faults applied on request.
-fn network() -> SoakNet<MockDriver> {
-    let network = MockNet::new(MockConfig {
-        max_sockets: 256,
-        ..MockConfig::default()
-    })
-    .expect("mock network");
-    let server = Net::new(network.host(*SERVER.ip()), NetConfig::default()).expect("server net");
-    let client = Net::new(network.host(CLIENT), NetConfig::default()).expect("client net");
-    let listener = server.socket().expect("listener");
-    listener.bind(SERVER).expect("bind");
-    listener.listen(16).expect("listen");
-    SoakNet {
-        listener,
-        address: SERVER,
-        client,
-        inject: Box::new(move |fault| {
-            network.inject(match fault {
-                NetFault::ResetLatest => Fault::Reset {
-                    conn: network.stats().connections.saturating_sub(1),
-                },
-                NetFault::ResetAll => Fault::ResetAll,
-                NetFault::PartialWrites(limit) => Fault::PartialWrites { limit },
-                NetFault::RefuseConnect => Fault::RefuseConnects { count: 1 },
-            })
-        }),
-    }
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
@@ -118,7 +85,7 @@ fn main() -> ExitCode {
         options.seed,
         if options.invariants { "on" } else { "off" }
     );
-    let soak = Soak::new(config, Some(network()));
+    let soak = Soak::new(config, Some(soak_network()));
     let group: &'static CpuGroup = Box::leak(Box::new(CpuGroup::new()));
     tasklet::join_group(group);
     let (done, finished) = mpsc::channel();

@@ -6,16 +6,14 @@
 //! `--timeout` room for it).
 
 use crate::{Suite, TargetTest};
-use alloc::boxed::Box;
-use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use spindle::kprintln;
-use spindle::net::{Net, NetConfig};
 use spindle::platform::platform;
-use spindle::scenarios::soak::{NetFault, Soak, SoakConfig, SoakNet};
+use spindle::scenarios::soak::{Soak, SoakConfig};
 use spindle::tasklet;
 use spindle_arch::powerpc64::irq;
-use spindle_drivers::mock_net::{Fault, MockConfig, MockDriver, MockNet};
+use spindle_drivers::mock_net::scenarios::soak_network;
+use spindle_drivers::mock_net::MockDriver;
 
 /// The soak suite.
 pub const SUITE: Suite = Suite::new(
@@ -50,39 +48,8 @@ const fn parse_seconds(text: &str) -> u64 {
     value
 }
 
-const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-
 /// The soak, for the secondary CPUs to find (set before they start).
 static SOAK: spin::Once<&'static Soak<MockDriver>> = spin::Once::new();
-
-fn network() -> SoakNet<MockDriver> {
-    let network = MockNet::new(MockConfig {
-        max_sockets: 256,
-        ..MockConfig::default()
-    })
-    .expect("mock network");
-    let server = Net::new(network.host(*SERVER.ip()), NetConfig::default()).expect("server net");
-    let client = Net::new(network.host(CLIENT), NetConfig::default()).expect("client net");
-    let listener = server.socket().expect("listener");
-    listener.bind(SERVER).expect("bind");
-    listener.listen(16).expect("listen");
-    SoakNet {
-        listener,
-        address: SERVER,
-        client,
-        inject: Box::new(move |fault| {
-            network.inject(match fault {
-                NetFault::ResetLatest => Fault::Reset {
-                    conn: network.stats().connections.saturating_sub(1),
-                },
-                NetFault::ResetAll => Fault::ResetAll,
-                NetFault::PartialWrites(limit) => Fault::PartialWrites { limit },
-                NetFault::RefuseConnect => Fault::RefuseConnects { count: 1 },
-            })
-        }),
-    }
-}
 
 fn soak_cpu(cpu: usize) -> ! {
     irq::enable();
@@ -95,7 +62,7 @@ fn soak_cpu(cpu: usize) -> ! {
 
 fn random_programs_on_four_cpus() {
     let config = SoakConfig::new(CPUS, SEED, Duration::from_secs(SECONDS));
-    let soak = Soak::new(config, Some(network()));
+    let soak = Soak::new(config, Some(soak_network()));
     SOAK.call_once(|| soak);
     for cpu in 1..CPUS {
         tasklet::start_cpu(cpu, soak_cpu).expect("start a CPU");

@@ -32,7 +32,9 @@ use spindle::net::{
 use spindle::tasklet;
 use spindle::time::Deadline;
 
+use super::alloc::boxed::Box;
 use super::{Fault, MockConfig, MockDriver, MockNet};
+use spindle::scenarios::soak::{NetFault, SoakNet};
 
 /// The client host's address.
 pub const CLIENT_HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -527,4 +529,36 @@ pub fn a_call_that_cannot_start_the_poller_fails_with_no_buffers() {
     tasklet::run().unwrap();
     assert_eq!(peer.result().unwrap().unwrap(), Ok(5));
     assert_eq!(reader.result().unwrap().unwrap(), Ok(5));
+}
+
+/// The soak's network (`spindle::scenarios::soak`), the same on the host and on target: an echo
+/// server's listener on [`SERVER`], a client host, and the soak's faults mapped onto the mock
+/// network's.
+#[inline]
+pub fn soak_network() -> SoakNet<MockDriver> {
+    let network = MockNet::new(MockConfig {
+        max_sockets: 256,
+        ..MockConfig::default()
+    })
+    .expect("mock network");
+    let server = Net::new(network.host(SERVER_HOST), NetConfig::default()).expect("server net");
+    let client = Net::new(network.host(CLIENT_HOST), NetConfig::default()).expect("client net");
+    let listener = server.socket().expect("listener");
+    listener.bind(SERVER).expect("bind");
+    listener.listen(16).expect("listen");
+    SoakNet {
+        listener,
+        address: SERVER,
+        client,
+        inject: Box::new(move |fault| {
+            network.inject(match fault {
+                NetFault::ResetLatest => Fault::Reset {
+                    conn: network.stats().connections.saturating_sub(1),
+                },
+                NetFault::ResetAll => Fault::ResetAll,
+                NetFault::PartialWrites(limit) => Fault::PartialWrites { limit },
+                NetFault::RefuseConnect => Fault::RefuseConnects { count: 1 },
+            })
+        }),
+    }
 }

@@ -43,6 +43,9 @@
 //!   most `INITIAL_FRAME_BYTES` (a fresh context is a suspended one whose frame [`InitStack`]
 //!   wrote), and small: a tasklet that has just run into the kernel's guard zone (1 KiB or more)
 //!   must still be able to switch away without leaving its stack region.
+//! - `SUSPENDED_BYTES_BELOW_SP: usize`: how many of those bytes lie below the suspended stack
+//!   pointer (0 where the switch pushes its frame). Stack slicing copies a suspended stack from
+//!   that far below the pointer up to its top, and puts it back at the same addresses.
 //!
 //! # Cost
 //! The three switches are `#[inline(always)]` inline assembly without a call or a frame of their
@@ -170,6 +173,7 @@ pub type ScrambleAndSwitch = unsafe extern "C" fn(save_sp: *mut usize, probe_sp:
 const _: fn(context::EntryFn) -> EntryFn = core::convert::identity;
 const _: usize = context::INITIAL_FRAME_BYTES;
 const _: () = assert!(context::SWITCH_FRAME_BYTES <= context::INITIAL_FRAME_BYTES);
+const _: () = assert!(context::SUSPENDED_BYTES_BELOW_SP <= context::SWITCH_FRAME_BYTES);
 const _: Switch = context::switch;
 const _: SwitchWithoutArg = context::switch_without_arg;
 const _: SwitchFromInterrupt = context::switch_from_interrupt;

@@ -24,6 +24,10 @@ use core::arch::{asm, global_asm};
 /// of its own and the suspended r1 is the caller's.
 pub const SWITCH_FRAME_BYTES: usize = 56;
 
+/// Bytes of a suspended context that lie below its stack pointer: the whole switch frame (in
+/// the protected zone). Stack slicing copies a suspended stack from this far below its pointer.
+pub const SUSPENDED_BYTES_BELOW_SP: usize = SWITCH_FRAME_BYTES;
+
 /// Bytes [`init_stack`] uses at the top of a fresh stack: a minimal caller frame (back chain, CR,
 /// LR and TOC save words) for the entry function to write its LR into, and the switch frame
 /// below it.
@@ -254,6 +258,10 @@ pub fn stack_pointer() -> usize {
 /// # Safety
 /// `stack_top` must be the 16-byte aligned end of a writable region large enough for `function`,
 /// used by nothing else until this returns. `function` must not unwind.
+///
+/// Inlined, so that nothing of it lies below the caller's stack pointer: the caller's own
+/// stack is live exactly from there up while `function` runs (stack slicing relies on it).
+#[inline(always)]
 pub unsafe fn call_on_stack(stack_top: usize, function: extern "C" fn(usize), data: usize) {
     // SAFETY: the old r1 is kept in a non-volatile register (r28) across the call; the new stack
     // gets a minimal caller frame whose back chain points at the old one, so unwinders and the

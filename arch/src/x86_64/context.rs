@@ -20,6 +20,10 @@ pub const INITIAL_FRAME_BYTES: usize = 24;
 /// Bytes the switch itself keeps on a suspended stack.
 pub const SWITCH_FRAME_BYTES: usize = 24;
 
+/// Bytes of a suspended context that lie below its stack pointer: none (the switch pushes its
+/// frame, so it lies above). Stack slicing copies a suspended stack from this far below it.
+pub const SUSPENDED_BYTES_BELOW_SP: usize = 0;
+
 /// Entry of a fresh context: `arg` is what the first switch into it passed, `data` what
 /// [`init_stack`] was given. It must never return.
 pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
@@ -169,6 +173,10 @@ pub fn stack_pointer() -> usize {
 /// # Safety
 /// `stack_top` must be the 16-byte aligned end of a writable region large enough for `function`,
 /// used by nothing else until this returns. `function` must not unwind.
+///
+/// Inlined, so that nothing of it lies below the caller's stack pointer: the caller's own
+/// stack is live exactly from there up while `function` runs (stack slicing relies on it).
+#[inline(always)]
 pub unsafe fn call_on_stack(stack_top: usize, function: extern "C" fn(usize), data: usize) {
     // SAFETY: the old stack pointer is kept in a callee-saved register across the call; the new
     // stack is exclusively ours per the caller's contract.

@@ -53,6 +53,8 @@ pub enum TaskletError {
     InvalidTarget,
     /// Returning would leave no runnable tasklet (e.g. `schedule_remove` by the last one).
     NothingRunnable,
+    /// The slice area's size was set after the area was made (by the CPU's first sliced spawn).
+    SliceAreaInUse,
 }
 
 impl fmt::Display for TaskletError {
@@ -73,6 +75,7 @@ impl fmt::Display for TaskletError {
             Self::WrongCpu => f.write_str("tasklet belongs to another CPU"),
             Self::InvalidTarget => f.write_str("operation does not apply to this tasklet"),
             Self::NothingRunnable => f.write_str("no other tasklet is runnable"),
+            Self::SliceAreaInUse => f.write_str("the slice area already exists"),
         }
     }
 }

@@ -120,15 +120,36 @@ impl Tasklet {
         self.tcb.set_flag(tcb::FLAG_BLOCK_TRAP, trap);
     }
 
-    /// Bytes of its stack (0 for the main tasklet, which runs on the CPU's own stack).
+    /// Bytes of its own stack (0 for the main tasklet, which runs on the CPU's own stack, and
+    /// for a sliced one, which has none).
     pub fn stack_size(&self) -> usize {
-        self.tcb.stack().get().size
+        if self.is_sliced() {
+            0
+        } else {
+            self.tcb.stack().get().size
+        }
     }
 
-    /// Most bytes of its own stack ever in use (0 for the main tasklet or once dead).
+    /// Whether it runs on its CPU's slice area ([`Builder::sliced`](super::Builder::sliced)).
+    pub fn is_sliced(&self) -> bool {
+        self.tcb.has_flag(tcb::FLAG_SLICED)
+    }
+
+    /// Bytes of its live stack saved out of the slice area (0 if it is not sliced, or its stack
+    /// is in the area now, or it has not run yet).
+    pub fn saved_slice_bytes(&self) -> usize {
+        if self.is_sliced() {
+            self.tcb.stack().get().size
+        } else {
+            0
+        }
+    }
+
+    /// Most bytes of its own stack ever in use (0 for the main tasklet, a sliced one, or once
+    /// dead).
     pub fn stack_high_water(&self) -> usize {
         let stack = self.tcb.stack().get();
-        if stack.base == 0 {
+        if stack.base == 0 || self.is_sliced() {
             0
         } else {
             stack.high_water()

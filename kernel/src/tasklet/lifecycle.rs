@@ -37,7 +37,7 @@ impl Scheduler {
     ///
     /// # Safety
     /// Nothing runs on those stacks.
-    unsafe fn release_stacks(&self, tcb: &Tcb) {
+    pub(super) unsafe fn release_stacks(&self, tcb: &Tcb) {
         let mut segment_base = tcb.spill_top().replace(0);
         while segment_base != 0 {
             // SAFETY: live spill segments of a dead tasklet; their headers chain them.
@@ -47,7 +47,12 @@ impl Scheduler {
                 segment_base = previous_base;
             }
         }
-        let stack = tcb.stack().replace(StackRegion { base: 0, size: 0 });
+        if tcb.has_flag(tcb::FLAG_SLICED) {
+            self.release_slice(tcb);
+            tcb.stack_low().set(0);
+            return;
+        }
+        let stack = tcb.stack().replace(StackRegion::NONE);
         if stack.base != 0 {
             // SAFETY: the caller guarantees nothing runs on it.
             unsafe { stack.free(&self.budget) };
@@ -87,12 +92,16 @@ impl Scheduler {
     }
 
     pub(super) fn abandon_overflowed(&self, tcb: &Tcb) {
-        let stack = tcb.stack().get();
+        let stack_bytes = if tcb.has_flag(tcb::FLAG_SLICED) {
+            self.slices.area().size
+        } else {
+            tcb.stack().get().size
+        };
         crate::kprintln!(
             "spindle: stack overflow in tasklet #{} '{}' (stack {} bytes): tasklet abandoned",
             tcb.id(),
             tcb.name(),
-            stack.size
+            stack_bytes
         );
         // Found as it blocked: out of its wait queue first, or a waker would hand it on (and
         // switch into its ruined stack). If a waker on another CPU has already taken it out, it

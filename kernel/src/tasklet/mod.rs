@@ -104,6 +104,7 @@ mod list;
 pub(crate) mod per_cpu;
 pub(crate) mod ring;
 pub(crate) mod sched;
+pub mod slicing;
 pub(crate) mod slot;
 mod spill;
 mod stack;
@@ -116,6 +117,7 @@ pub use error::{TaskletError, Thrown};
 pub use group::CpuGroup;
 pub use handle::{Blocked, JoinHandle, Tasklet};
 pub use invariants::check_invariants;
+pub use slicing::{SliceStats, DEFAULT_SLICE_AREA_BYTES};
 pub use spill::{check_stack, spill, spill_with, stack_remaining};
 pub use stack::{
     DEFAULT_SPILL_SEGMENT, DEFAULT_SPILL_WATERMARK, DEFAULT_STACK_BYTES, GUARD_BYTES,
@@ -154,6 +156,7 @@ pub struct Builder {
     name: &'static str,
     stack_size: usize,
     paused: bool,
+    sliced: bool,
 }
 
 impl Default for Builder {
@@ -169,6 +172,7 @@ impl Builder {
             name: "",
             stack_size: DEFAULT_STACK_BYTES,
             paused: false,
+            sliced: false,
         }
     }
 
@@ -186,6 +190,17 @@ impl Builder {
         self
     }
 
+    /// Runs the tasklet on its CPU's shared slice area instead of a stack of its own: while it
+    /// is suspended it costs its live stack (copied out exactly sized when another sliced
+    /// tasklet needs the area) rather than a whole stack. For the many tasklets that mostly
+    /// wait; a switch into one whose slice was saved copies it back (see [`slicing`] for the
+    /// design). [`Builder::stack_size`] does not apply; the area's size does
+    /// ([`set_slice_area_bytes`]).
+    pub const fn sliced(mut self) -> Self {
+        self.sliced = true;
+        self
+    }
+
     /// Leaves the tasklet paused: it runs once inserted or run.
     pub const fn paused(mut self) -> Self {
         self.paused = true;
@@ -200,31 +215,50 @@ impl Builder {
     {
         let scheduler = this_cpu();
         let _busy = scheduler.enter();
-        let stack = StackRegion::allocate(self.stack_size, &scheduler.budget)?;
+        let (stack, stack_low) = if self.sliced {
+            (
+                StackRegion::NONE,
+                scheduler.ensure_slice_area()?.usable_low(),
+            )
+        } else {
+            let stack = StackRegion::allocate(self.stack_size, &scheduler.budget)?;
+            (stack, stack.usable_low())
+        };
+        let free_stack = || {
+            if stack.base != 0 {
+                // SAFETY: the fresh stack was never used.
+                unsafe { stack.free(&scheduler.budget) };
+            }
+        };
         let tcb = match TcbRef::allocate(scheduler.next_id()) {
             Ok(tcb) => tcb,
             Err(error) => {
-                // SAFETY: the fresh stack was never used.
-                unsafe { stack.free(&scheduler.budget) };
+                free_stack();
                 return Err(error);
             }
         };
         let body = match Body::<F, R>::allocate(self.name, function) {
             Ok(body) => body,
             Err(_unrun) => {
-                // SAFETY: as above.
-                unsafe { stack.free(&scheduler.budget) };
+                free_stack();
                 return Err(TaskletError::OutOfMemory);
             }
         };
         tcb.body().set(body);
         scheduler.adopt(&tcb);
         tcb.stack().set(stack);
-        tcb.stack_low().set(stack.usable_low());
-        // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
-        // tasklet's; the control block outlives the context (the scheduler's reference).
-        let initial_sp = unsafe {
-            context::init_stack(stack.top(), lifecycle::tasklet_entry, tcb.as_ptr() as usize)
+        tcb.stack_low().set(stack_low);
+        let initial_sp = if self.sliced {
+            tcb.set_flag(tcb::FLAG_SLICED, true);
+            // Its first run goes through the restorer, which lays out its first frame at the
+            // top of the area.
+            scheduler.restorer_context()
+        } else {
+            // SAFETY: the stack region is fresh, 16-byte aligned at its top and exclusively this
+            // tasklet's; the control block outlives the context (the scheduler's reference).
+            unsafe {
+                context::init_stack(stack.top(), lifecycle::tasklet_entry, tcb.as_ptr() as usize)
+            }
         };
         tcb.saved_sp().set(initial_sp);
         // The scheduler's own reference, released when the tasklet is reaped.
@@ -428,6 +462,18 @@ pub fn stack_budget() -> (usize, usize) {
     (budget.limit.get(), budget.in_use.get())
 }
 
+/// Sets the size of this CPU's slice area (where [sliced](Builder::sliced) tasklets run), before
+/// the CPU's first sliced spawn makes it: fails with [`TaskletError::SliceAreaInUse`] after, and
+/// with [`TaskletError::StackTooSmall`] below [`MIN_STACK_BYTES`].
+pub fn set_slice_area_bytes(bytes: usize) -> Result<(), TaskletError> {
+    this_cpu().slices.set_area_bytes(bytes)
+}
+
+/// What this CPU's slice area has copied so far (see [`slicing`]).
+pub fn slice_stats() -> SliceStats {
+    this_cpu().slices.stats()
+}
+
 /// Makes this CPU's scheduler a member of `group` (hosted threads that share channels; see
 /// [`CpuGroup`]). Call before the thread's tasklets start waiting on one another.
 pub fn join_group(group: &'static CpuGroup) {
@@ -530,6 +576,14 @@ pub fn write_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
     let tcb = this_cpu().current();
     if tcb.is_main() {
         write!(out, "main tasklet of cpu {}", this_cpu().cpu.get())
+    } else if tcb.has_flag(tcb::FLAG_SLICED) {
+        write!(
+            out,
+            "tasklet #{} '{}' (sliced, area {} bytes)",
+            tcb.id(),
+            tcb.name(),
+            this_cpu().slices.area().size
+        )
     } else {
         write!(
             out,

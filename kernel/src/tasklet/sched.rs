@@ -12,6 +12,7 @@ use super::group::CpuGroup;
 use super::inbox::Inbox;
 use super::list::List;
 use super::ring::{Placement, RunRing};
+use super::slicing::SliceArea;
 use super::stack::{self, StackBudget};
 use super::tcb::{self, Blocker, State, Tcb, WaitLinks};
 use super::timers::TimerQueue;
@@ -58,6 +59,8 @@ pub(crate) struct Scheduler {
     pub(super) next_id: Cell<u32>,
     pub(super) live: Cell<usize>,
     pub(super) scratch_sp: Cell<usize>,
+    /// The shared stack area of sliced tasklets and its restorer.
+    pub(super) slices: SliceArea,
 }
 
 // SAFETY: a scheduler is reached from other CPUs only through its inbox (a spin lock), the
@@ -85,6 +88,7 @@ impl Scheduler {
             next_id: Cell::new(1),
             live: Cell::new(1),
             scratch_sp: Cell::new(0),
+            slices: SliceArea::new(),
         }
     }
 
@@ -211,14 +215,20 @@ impl Scheduler {
         }
         self.ring.set_head(to);
         self.current.set(to);
+        // Who is switching goes along: a sliced `to` whose slice is saved resumes the restorer
+        // (see `slicing`), which may have to come back here if it runs out of memory.
+        let switching = from as *const Tcb as usize;
         // SAFETY: `to` is a live runnable tasklet of this CPU whose saved_sp came from its last
-        // suspension (or init_stack); `save_sp` points into a control block (or the scratch word);
-        // the interrupt variant is used exactly from the timer interrupt's handler.
+        // suspension (or init_stack, or is the restorer's); `save_sp` points into a control block
+        // (or the scratch word); the interrupt variant is used exactly from the timer interrupt's
+        // handler.
         unsafe {
             match switch_from {
-                SwitchFrom::Tasklet => context::switch_without_arg(save_sp, to.saved_sp().get()),
+                SwitchFrom::Tasklet => {
+                    context::switch(save_sp, to.saved_sp().get(), switching);
+                }
                 SwitchFrom::Interrupt => {
-                    context::switch_from_interrupt(save_sp, to.saved_sp().get(), 0);
+                    context::switch_from_interrupt(save_sp, to.saved_sp().get(), switching);
                 }
             }
         };

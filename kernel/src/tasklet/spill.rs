@@ -67,8 +67,11 @@ pub fn spill_with<F: FnOnce() -> R, R>(
         panic: None,
     };
     // SAFETY: the segment is exclusively this call's; `frame` outlives the call, and
-    // `run_spilled` catches panics so nothing unwinds through the switch of stacks.
+    // `run_spilled` catches panics so nothing unwinds through the switch of stacks. The stack
+    // pointer recorded is the one `call_on_stack` (inlined) leaves from: a sliced tasklet's
+    // shared area is live from there up while it runs on the segment.
     unsafe {
+        segment.set_segment_entered_from(context::stack_pointer());
         context::call_on_stack(
             segment.top(),
             run_spilled::<F, R>,

@@ -86,6 +86,11 @@ pub(crate) struct StackRegion {
     pub(crate) size: usize,
 }
 
+impl StackRegion {
+    /// No region (a tasklet without a stack of its own, or whose stack was released).
+    pub(crate) const NONE: Self = Self { base: 0, size: 0 };
+}
+
 /// The per-CPU byte budget stacks and spill segments are allocated against.
 pub(crate) struct StackBudget {
     pub(crate) limit: core::cell::Cell<usize>,
@@ -182,6 +187,75 @@ impl StackRegion {
             (self.base as *mut usize).write(previous_base);
             (self.base as *mut usize).add(1).write(self.size);
         }
+    }
+
+    /// Records, in a spill segment's header, the stack pointer of the stack it was entered
+    /// from: that stack is live from there up while the segment is in use (stack slicing
+    /// copies a sliced tasklet's shared area from there when it is suspended on a segment).
+    ///
+    /// # Safety
+    /// As for [`StackRegion::write_segment_header`].
+    pub(crate) unsafe fn set_segment_entered_from(&self, stack_pointer: usize) {
+        // SAFETY: the third header word, in the guard zone below the canaries.
+        unsafe { (self.base as *mut usize).add(2).write(stack_pointer) };
+    }
+
+    /// The stack pointer recorded by [`StackRegion::set_segment_entered_from`] in the segment
+    /// at `base`.
+    ///
+    /// # Safety
+    /// `base` is the base of a live spill segment whose entry was recorded.
+    pub(crate) unsafe fn segment_entered_from(base: usize) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { (base as *const usize).add(2).read() }
+    }
+
+    /// The fourth header word of the segment at `base`: where a sliced tasklet suspended on
+    /// this segment keeps its stack pointer while its saved context names the restorer.
+    ///
+    /// # Safety
+    /// `base` is the base of a live spill segment.
+    pub(crate) unsafe fn segment_parked_sp(base: usize) -> *mut usize {
+        // SAFETY: forwarded contract; the word lies in the guard zone below the canaries.
+        unsafe { (base as *mut usize).add(3) }
+    }
+
+    /// Allocates an exactly sized block (rounded up to 16 bytes) for a sliced tasklet's saved
+    /// stack, against `budget`. No guard, no fill: it only ever holds a copy.
+    pub(crate) fn allocate_slice(bytes: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
+        let size = bytes
+            .checked_next_multiple_of(ALIGN)
+            .ok_or(TaskletError::StackBudgetExhausted)?;
+        let in_use = budget.in_use.get();
+        if in_use
+            .checked_add(size)
+            .is_none_or(|total| total > budget.limit.get())
+        {
+            return Err(TaskletError::StackBudgetExhausted);
+        }
+        let layout = Layout::from_size_align(size.max(ALIGN), ALIGN)
+            .map_err(|_| TaskletError::StackBudgetExhausted)?;
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { alloc(layout) } as usize;
+        if base == 0 {
+            return Err(TaskletError::OutOfMemory);
+        }
+        budget.in_use.set(in_use + size);
+        Ok(Self { base, size })
+    }
+
+    /// Frees a block from [`StackRegion::allocate_slice`].
+    ///
+    /// # Safety
+    /// The block came from `allocate_slice` and nothing uses it any more.
+    pub(crate) unsafe fn free_slice(self, budget: &StackBudget) {
+        let layout =
+            Layout::from_size_align(self.size.max(ALIGN), ALIGN).expect("valid at allocation");
+        // SAFETY: allocated by `allocate_slice` with this layout; unused per the contract.
+        unsafe { dealloc(self.base as *mut u8, layout) };
+        budget
+            .in_use
+            .set(budget.in_use.get().saturating_sub(self.size));
     }
 
     /// Reads a spill segment (and the base of the one it interrupted) from its base.

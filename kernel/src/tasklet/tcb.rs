@@ -47,6 +47,8 @@ pub(crate) const FLAG_BLOCK_TRAP: u8 = 4;
 pub(crate) const FLAG_TIMER_ARMED: u8 = 16;
 /// Found overflowed while a waker on another CPU was handing it back: retired on arrival.
 pub(crate) const FLAG_ABANDONED: u8 = 32;
+/// Runs on its CPU's shared slice area (see [`super::slicing`]); `stack` is its saved slice.
+pub(crate) const FLAG_SLICED: u8 = 64;
 
 /// How to take a blocked tasklet out of whatever it waits in (kill, timeout, deadlock).
 #[derive(Clone, Copy)]
@@ -87,7 +89,9 @@ pub(crate) struct Tcb {
     wait: Link<Tcb>,
     /// Whether the tasklet is in a wait queue (under that queue's lock).
     queued: Cell<bool>,
+    /// The suspended context; for a sliced tasklet whose slice is saved, the restorer's.
     saved_sp: Cell<usize>,
+    /// Its own stack; for a sliced tasklet, its saved slice (none while it is in the area).
     stack: Cell<StackRegion>,
     /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
     stack_low: Cell<usize>,

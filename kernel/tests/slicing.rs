@@ -1,44 +1,118 @@
 //! Stack slicing on the host and in user-mode PowerPC64: sliced tasklets share one area per CPU.
 
 use spindle::channel::Channel;
-use spindle::tasklet::{self, Builder};
+use spindle::scenarios::slicing as scenarios;
+use spindle::tasklet::{self, Builder, CpuGroup};
 use std::sync::Arc;
 
 #[test]
-fn smoke_sliced_ping_pong() {
-    let ch = Arc::new(Channel::<u64>::new());
-    let mut handles = Vec::new();
-    for i in 0..4u64 {
-        let ch = ch.clone();
-        handles.push(
+fn sliced_tasklets_wait_in_saved_slices_and_get_their_values() {
+    scenarios::sliced_tasklets_wait_in_saved_slices(200, 4, |saved| {
+        assert!(saved > 0, "slices were saved");
+    });
+}
+
+#[test]
+fn two_sliced_tasklets_ping_pong_through_the_area() {
+    scenarios::sliced_ping_pong(500);
+}
+
+#[test]
+fn seed_bug_class_with_the_receiver_saved_out_of_the_area() {
+    scenarios::sliced_seed_rounds(6, 6);
+}
+
+#[test]
+fn kill_and_throw_reach_saved_tasklets() {
+    scenarios::kill_and_throw_reach_saved_tasklets();
+}
+
+#[test]
+fn sliced_tasklets_spill_and_block_on_segments() {
+    scenarios::sliced_tasklets_spill_and_block_on_segments(8);
+}
+
+#[test]
+fn overflowing_the_slice_area_is_reported() {
+    scenarios::overflowing_the_area_is_reported_and_others_run_on();
+}
+
+#[test]
+fn running_out_of_budget_while_slicing_is_an_error_for_the_switcher() {
+    scenarios::running_out_of_budget_while_slicing_is_an_error_for_the_switcher();
+}
+
+#[test]
+fn the_area_size_is_set_before_the_first_sliced_spawn() {
+    assert_eq!(
+        tasklet::set_slice_area_bytes(16),
+        Err(tasklet::TaskletError::StackTooSmall)
+    );
+    tasklet::set_slice_area_bytes(128 * 1024).expect("before the area exists");
+    let handle = Builder::new().sliced().spawn(|| 1).expect("spawn");
+    tasklet::run().expect("run");
+    assert_eq!(handle.result(), Some(Ok(1)));
+    assert_eq!(tasklet::slice_stats().area_bytes, 128 * 1024);
+    assert_eq!(
+        tasklet::set_slice_area_bytes(64 * 1024),
+        Err(tasklet::TaskletError::SliceAreaInUse)
+    );
+}
+
+/// Values handed from sliced senders on another CPU (thread) to sliced receivers that are saved
+/// out of their own CPU's area between receives: every value arrives exactly once, and every
+/// receiver's frame survives.
+#[test]
+fn values_from_another_cpu_reach_saved_sliced_receivers() {
+    static GROUP: CpuGroup = CpuGroup::new();
+    const ROUNDS: u64 = 200;
+    tasklet::join_group(&GROUP);
+    let data = Arc::new(Channel::<String>::new());
+    let receivers: Vec<_> = (0..4u64)
+        .map(|index| {
+            let data = data.clone();
             Builder::new()
                 .sliced()
                 .spawn(move || {
-                    let local = [i; 16];
-                    let r = &local;
-                    let got = ch.receive().unwrap();
-                    got + r[3]
+                    let mine = [index; 8];
+                    let mut got = Vec::new();
+                    for _ in 0..ROUNDS / 4 {
+                        got.push(data.receive().expect("receive"));
+                        tasklet::schedule().expect("yield between receives");
+                    }
+                    (got, mine.iter().sum::<u64>())
                 })
-                .unwrap(),
-        );
+                .expect("spawn")
+        })
+        .collect();
+    tasklet::schedule().expect("let them block");
+    let sender = {
+        let data = data.clone();
+        tasklet::spawn_cpu_thread(&GROUP, move || {
+            let senders: Vec<_> = (0..ROUNDS)
+                .map(|round| {
+                    let data = data.clone();
+                    Builder::new()
+                        .sliced()
+                        .spawn(move || data.send(format!("value {round}")).expect("send"))
+                        .expect("spawn a sliced sender")
+                })
+                .collect();
+            senders.iter().all(|sender| sender.join() == Ok(()))
+        })
+    };
+    let mut all = Vec::new();
+    for (index, receiver) in receivers.iter().enumerate() {
+        let (got, sum) = receiver.join().expect("receiver");
+        assert_eq!(sum, 8 * index as u64, "the receiver's frame survived");
+        all.extend(got);
     }
-    tasklet::schedule().unwrap();
-    for h in &handles {
-        assert!(h.is_blocked());
-    }
-    println!(
-        "saved slices: {:?}",
-        handles
-            .iter()
-            .map(|h| h.saved_slice_bytes())
-            .collect::<Vec<_>>()
+    assert!(
+        sender.join().expect("sender thread"),
+        "every send completed"
     );
-    for i in 0..4u64 {
-        ch.send(100 * i).unwrap();
-    }
-    tasklet::run().unwrap();
-    for (i, h) in handles.iter().enumerate() {
-        assert_eq!(h.result(), Some(Ok(101 * i as u64)));
-    }
-    println!("{:?}", tasklet::slice_stats());
+    all.sort();
+    let mut expected: Vec<String> = (0..ROUNDS).map(|round| format!("value {round}")).collect();
+    expected.sort();
+    assert_eq!(all, expected);
 }

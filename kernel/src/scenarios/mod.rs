@@ -10,6 +10,7 @@
 //!   cleanup runs after the switch away from a dying sender.
 //! - [`sync`]: Lock, Event and Queue on one CPU.
 //! - [`tasklets`]: run order, yielding, kill and throw, sleeps, stacks, spilling, the budget.
+//! - [`slicing`]: sliced tasklets: saved slices, hand-offs into them, kill, spill, overflow, budget.
 //! - [`soak`]: random programs on every CPU for a given time, every value counted to its drop.
 
 // Every function under this module is `#[inline]`, so that its code is generated only in the
@@ -18,6 +19,7 @@
 // calls them.
 
 mod seed;
+pub mod slicing;
 pub mod soak;
 pub mod sync;
 pub mod tasklets;

@@ -1,0 +1,445 @@
+//! Sliced tasklets on one CPU, run by the host suite (`kernel/tests/slicing.rs`) and the on-target suite (`tests/src/slicing.rs`).
+//!
+//! Every scenario mixes sliced tasklets with each other (so their slices are saved and restored
+//! at every switch between them) and checks what crossed the switches exactly: values handed
+//! over while the receiver was saved out of the area, stack locals that other frames point to,
+//! spilled recursion, kills and throws into saved tasklets, overflow of the area, and running
+//! out of budget while saving a slice (an error for whoever switched, nothing lost).
+
+use super::seed::{deep, receive_deep, triangle};
+use crate::channel::{Channel, Preference};
+use crate::tasklet::{self, Builder, JoinHandle, Tasklet, TaskletError, Thrown};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+
+/// A sliced spawn builder.
+#[inline]
+fn sliced(name: &'static str) -> Builder {
+    Builder::new().name(name).sliced()
+}
+
+/// Adds `depth` frames, each holding a buffer the frames below point into, then receives; the
+/// sum checks every frame's buffer after the switches (a slice restored to other addresses, or
+/// clobbered, breaks it).
+#[inline(never)]
+fn receive_through_frames(channel: &Channel<u64>, depth: u32, above: &[u64; 8]) -> u64 {
+    let mine = core::hint::black_box([u64::from(depth) * 3 + 1; 8]);
+    let below = if depth == 0 {
+        channel.receive().expect("receive in a sliced tasklet")
+    } else {
+        receive_through_frames(channel, depth - 1, &mine)
+    };
+    below + above[depth as usize % 8] + mine[7]
+}
+
+/// What [`receive_through_frames`] returns for `value` received under `depth` frames whose
+/// outermost caller passed `outer`.
+const fn frames_sum(value: u64, depth: u32, outer: u64) -> u64 {
+    let mut sum = value;
+    let mut level = 0;
+    // Frame `level` adds its own buffer's word and its caller's (the frame above, or `outer`).
+    while level <= depth {
+        let own = level as u64 * 3 + 1;
+        let caller = if level == depth {
+            outer
+        } else {
+            (level as u64 + 1) * 3 + 1
+        };
+        sum += own + caller;
+        level += 1;
+    }
+    sum
+}
+
+/// `count` sliced tasklets block in a receive under `depth` frames each; every one is saved out
+/// of the area while the next runs. Values sent afterwards arrive exactly, the frames' buffers
+/// survive, and `report` gets the bytes of saved slices while all of them wait.
+#[inline]
+pub fn sliced_tasklets_wait_in_saved_slices(count: usize, depth: u32, report: impl FnOnce(usize)) {
+    let channel = Arc::new(Channel::<u64>::new());
+    let handles: Vec<JoinHandle<u64>> = (0..count)
+        .map(|index| {
+            let channel = channel.clone();
+            sliced("waiter")
+                .spawn(move || {
+                    let outer = [index as u64; 8];
+                    receive_through_frames(&channel, depth, &outer)
+                })
+                .expect("spawn a sliced tasklet")
+        })
+        .collect();
+    tasklet::schedule().expect("let them block");
+    assert!(
+        handles.iter().all(|handle| handle.is_blocked()),
+        "all blocked"
+    );
+    let saved: usize = handles
+        .iter()
+        .map(|handle| handle.saved_slice_bytes())
+        .sum();
+    let saved_count = handles
+        .iter()
+        .filter(|handle| handle.saved_slice_bytes() != 0)
+        .count();
+    assert!(
+        saved_count + 1 >= count,
+        "all but the area's occupant are saved out ({saved_count} of {count})"
+    );
+    report(saved);
+    for index in 0..count {
+        channel.send(1000 + index as u64).expect("send");
+    }
+    tasklet::run().expect("run the waiters");
+    for (index, handle) in handles.iter().enumerate() {
+        let outer = index as u64;
+        assert_eq!(
+            handle.result(),
+            Some(Ok(frames_sum(1000 + index as u64, depth, outer))),
+            "waiter {index}"
+        );
+    }
+}
+
+/// Two sliced tasklets ping-pong `rounds` values through two channels: every hand-off switches
+/// between them, so each switch saves one slice and restores the other. Both check their own
+/// frames' buffers every round.
+#[inline]
+pub fn sliced_ping_pong(rounds: u64) {
+    let ping = Arc::new(Channel::<u64>::new());
+    let pong = Arc::new(Channel::<u64>::new());
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        sliced("echo")
+            .spawn(move || {
+                let mine = core::hint::black_box([7u64; 16]);
+                for _ in 0..rounds {
+                    let value = ping.receive().expect("ping");
+                    pong.send(value + mine[3]).expect("pong");
+                }
+                mine.iter().sum::<u64>()
+            })
+            .expect("spawn echo")
+    };
+    let driver = sliced("driver")
+        .spawn(move || {
+            let mine = core::hint::black_box([5u64; 16]);
+            let mut total = 0;
+            for round in 0..rounds {
+                ping.send(round).expect("send ping");
+                total += pong.receive().expect("receive pong") - mine[9];
+            }
+            total
+        })
+        .expect("spawn driver");
+    let before = tasklet::slice_stats();
+    tasklet::run().expect("run the ping-pong");
+    let after = tasklet::slice_stats();
+    // 7 added, 5 taken per round.
+    assert_eq!(
+        driver.result(),
+        Some(Ok(rounds * (rounds.saturating_sub(1)) / 2 + 2 * rounds))
+    );
+    assert_eq!(echo.result(), Some(Ok(7 * 16)));
+    assert!(
+        after.restored - before.restored >= rounds,
+        "every round restores a slice ({} restores for {rounds} rounds)",
+        after.restored - before.restored
+    );
+}
+
+/// A post-switch cleanup that spills, sends to a sliced receiver and kills a sliced victim,
+/// wherever it runs (the seed's bug class with slicing: "stack slicing itself, when it happened,
+/// clobbered the current tasklet's tempval").
+pub struct SlicedTrap {
+    side: Arc<Channel<u64>>,
+    victim: Option<Tasklet>,
+    ran: Arc<AtomicBool>,
+    depth: u64,
+}
+
+impl Drop for SlicedTrap {
+    #[inline]
+    fn drop(&mut self) {
+        // Spilled recursion, then a send that switches to a sliced receiver (saving whoever
+        // holds the area), then a kill of a saved-out victim, then a yield.
+        let value = deep(self.depth);
+        self.side.send(value).expect("the trap's side send");
+        if let Some(victim) = self.victim.take() {
+            victim.kill().expect("kill the sliced victim");
+        }
+        tasklet::schedule().expect("schedule in the trap's drop");
+        self.ran.store(true, Release);
+    }
+}
+
+/// [`sliced_seed_round`] under each preference, receiving at once and from spilled frames; the
+/// received payloads are checked exactly.
+#[inline]
+pub fn sliced_seed_rounds(receive_depth: u32, drop_depth: u64) {
+    for (index, preference) in [
+        Preference::Receiver,
+        Preference::Neither,
+        Preference::Sender,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for depth in [0, receive_depth] {
+            let payload = format!("payload {index} at depth {depth}: {}", "x".repeat(40));
+            let data_check = payload.clone();
+            let got = sliced_seed_round(preference, payload, depth, drop_depth);
+            assert_eq!(
+                got, data_check,
+                "{preference:?} depth {depth}: value lost or clobbered"
+            );
+        }
+    }
+}
+
+/// One round of the seed scenario with slicing, under `preference`: a sliced receiver waits
+/// (from inside `receive_depth` spilled frames) and is saved out of the area by the tasklets that
+/// run after it; a sliced sender hands it `payload` and finishes, and its result's drop — a
+/// [`SlicedTrap`] — runs after the switch away from the dead sender, in whichever tasklet resumes:
+/// it spills `drop_depth` frames, sends to a sliced side receiver and kills a sliced victim.
+/// Checks the victim ended `Killed` and the side value arrived; returns what the receiver got.
+#[inline]
+pub fn sliced_seed_round(
+    preference: Preference,
+    payload: String,
+    receive_depth: u32,
+    drop_depth: u64,
+) -> String {
+    let got = Arc::new(spin::Mutex::new(String::new()));
+    let data = Arc::new(Channel::<String>::new());
+    data.set_preference(preference);
+    let side = Arc::new(Channel::<u64>::new());
+    let idle = Arc::new(Channel::<u64>::new());
+    let ran = Arc::new(AtomicBool::new(false));
+    let side_receiver = {
+        let side = side.clone();
+        sliced("side")
+            .spawn(move || side.receive())
+            .expect("spawn side")
+    };
+    let victim = {
+        let idle = idle.clone();
+        sliced("victim")
+            .spawn(move || idle.receive())
+            .expect("spawn victim")
+    };
+    let receiver = {
+        let (data, got) = (data.clone(), got.clone());
+        sliced("receiver")
+            .spawn(move || {
+                let value = receive_deep(&data, receive_depth)?;
+                *got.lock() = value;
+                Ok::<(), TaskletError>(())
+            })
+            .expect("spawn the receiver")
+    };
+    let bystander = {
+        let idle = idle.clone();
+        sliced("bystander")
+            .spawn(move || idle.receive())
+            .expect("spawn bystander")
+    };
+    tasklet::schedule().expect("let the receivers wait");
+    assert!(receiver.is_blocked() && victim.is_blocked() && bystander.is_blocked());
+    assert!(
+        receiver.saved_slice_bytes() > 0,
+        "the receiver waits saved out of the area"
+    );
+    {
+        let (side, ran, victim) = (side.clone(), ran.clone(), Tasklet::clone(&victim));
+        drop(
+            sliced("sender")
+                .spawn(move || {
+                    data.send(payload).expect("send to the saved receiver");
+                    SlicedTrap {
+                        side,
+                        victim: Some(victim),
+                        ran,
+                        depth: drop_depth,
+                    }
+                })
+                .expect("spawn the sender"),
+        );
+    }
+    tasklet::run().expect("run the round");
+    assert!(ran.load(Acquire), "{preference:?}: the trap's drop ran");
+    assert_eq!(receiver.result(), Some(Ok(Ok(()))));
+    assert_eq!(side_receiver.result(), Some(Ok(Ok(triangle(drop_depth)))));
+    assert_eq!(victim.result(), Some(Ok(Err(TaskletError::Killed))));
+    idle.send(9).expect("release the bystander");
+    tasklet::run().expect("finish the bystander");
+    assert_eq!(bystander.result(), Some(Ok(Ok(9))));
+    let got = got.lock().clone();
+    got
+}
+
+/// Kill and throw reach sliced tasklets whose slices are saved, and a never-run sliced tasklet
+/// can be killed before it ever has a slice; the rest of the ring is untouched.
+#[inline]
+pub fn kill_and_throw_reach_saved_tasklets() {
+    let channel = Arc::new(Channel::<u64>::new());
+    let spawn_waiter = |name| {
+        let channel = channel.clone();
+        sliced(name)
+            .spawn(move || {
+                let mine = core::hint::black_box([3u64; 8]);
+                channel.receive().map(|value| value + mine[2])
+            })
+            .expect("spawn")
+    };
+    let killed = spawn_waiter("killed");
+    let thrown = spawn_waiter("thrown");
+    let survivor = spawn_waiter("survivor");
+    let never_run = sliced("never run").spawn(|| 1u64).expect("spawn");
+    never_run.kill_forced().expect("kill before it runs");
+    tasklet::schedule().expect("let them block");
+    assert!(killed.saved_slice_bytes() > 0 && thrown.saved_slice_bytes() > 0);
+    killed.kill().expect("kill a saved tasklet");
+    thrown
+        .throw(Thrown::new(42, "thrown into a saved slice"), false)
+        .expect("throw");
+    channel.send(10).expect("send to the survivor");
+    tasklet::run().expect("run");
+    assert_eq!(killed.result(), Some(Ok(Err(TaskletError::Killed))));
+    assert!(matches!(
+        thrown.result(),
+        Some(Ok(Err(TaskletError::Thrown(thrown)))) if thrown.code == 42
+    ));
+    assert_eq!(survivor.result(), Some(Ok(Ok(13))));
+    assert_eq!(never_run.result(), Some(Err(TaskletError::Killed)));
+}
+
+/// A sliced tasklet spills onto segments and blocks inside them while others take the area: its
+/// area part (above the spill) and its segments both survive, `depth` levels deep.
+#[inline]
+pub fn sliced_tasklets_spill_and_block_on_segments(depth: u32) {
+    let data = Arc::new(Channel::<String>::new());
+    let deep_receiver = {
+        let data = data.clone();
+        sliced("deep")
+            .spawn(move || receive_deep(&data, depth))
+            .expect("spawn")
+    };
+    let shallow = {
+        let data = data.clone();
+        sliced("shallow")
+            .spawn(move || data.receive())
+            .expect("spawn")
+    };
+    tasklet::schedule().expect("let both block");
+    assert!(
+        deep_receiver.saved_slice_bytes() > 0,
+        "saved while on its segments"
+    );
+    data.send(String::from("to the deep one")).expect("send");
+    data.send(String::from("to the shallow one")).expect("send");
+    tasklet::run().expect("run");
+    assert_eq!(
+        deep_receiver.result(),
+        Some(Ok(Ok(String::from("to the deep one"))))
+    );
+    assert_eq!(
+        shallow.result(),
+        Some(Ok(Ok(String::from("to the shallow one"))))
+    );
+    let summed = sliced("sum")
+        .spawn(move || deep(u64::from(depth)))
+        .expect("spawn");
+    let other = sliced("other")
+        .spawn(|| tasklet::schedule().map(|()| 5))
+        .expect("spawn");
+    tasklet::run().expect("run");
+    assert_eq!(summed.result(), Some(Ok(triangle(u64::from(depth)))));
+    assert_eq!(other.result(), Some(Ok(Ok(5))));
+}
+
+#[allow(
+    unconditional_recursion,
+    reason = "recurses until the guard of the slice area stops it"
+)]
+#[inline]
+fn overflow(depth: u64) -> u64 {
+    let pad = core::hint::black_box([depth; 32]);
+    let _ = tasklet::schedule();
+    pad[1] + overflow(depth + 1)
+}
+
+/// A sliced tasklet that overruns the slice area is abandoned with `StackOverflow`; saved
+/// tasklets waiting meanwhile and later sliced spawns run on.
+#[inline]
+pub fn overflowing_the_area_is_reported_and_others_run_on() {
+    let channel = Arc::new(Channel::<u64>::new());
+    let waiter = {
+        let channel = channel.clone();
+        sliced("waiter")
+            .spawn(move || channel.receive())
+            .expect("spawn")
+    };
+    tasklet::schedule().expect("let the waiter block");
+    let victim = sliced("deep").spawn(|| overflow(0)).expect("spawn");
+    tasklet::run().expect("run the victim");
+    assert_eq!(victim.result(), Some(Err(TaskletError::StackOverflow)));
+    channel.send(77).expect("send to the saved waiter");
+    tasklet::run().expect("run the waiter");
+    assert_eq!(waiter.result(), Some(Ok(Ok(77))));
+    let after = sliced("after")
+        .spawn(|| "still running")
+        .expect("spawn after");
+    tasklet::run().expect("run after the overflow");
+    assert_eq!(after.result(), Some(Ok("still running")));
+}
+
+/// With no budget left to save the area's occupant, a switch into another sliced tasklet fails
+/// for the switching caller — a yield returns the error, a blocking send returns its value with
+/// it — and once the budget allows, everything runs and every value arrives.
+#[inline]
+pub fn running_out_of_budget_while_slicing_is_an_error_for_the_switcher() {
+    let channel = Arc::new(Channel::<u64>::new());
+    let holder = {
+        let channel = channel.clone();
+        sliced("holder")
+            .spawn(move || channel.receive())
+            .expect("spawn")
+    };
+    tasklet::schedule().expect("the holder blocks in the area");
+    assert_eq!(
+        holder.saved_slice_bytes(),
+        0,
+        "the holder occupies the area"
+    );
+    let started = Arc::new(AtomicUsize::new(0));
+    let fresh = {
+        let started = started.clone();
+        sliced("fresh")
+            .spawn(move || {
+                started.fetch_add(1, SeqCst);
+                5u64
+            })
+            .expect("spawn")
+    };
+    let (limit, in_use) = tasklet::stack_budget();
+    tasklet::set_stack_budget(in_use);
+    // The yield to `fresh` needs the holder's slice saved: no budget.
+    assert_eq!(tasklet::schedule(), Err(TaskletError::StackBudgetExhausted));
+    assert_eq!(started.load(SeqCst), 0, "the fresh tasklet did not run");
+    // A blocking send (nobody receives on this channel) that would switch to `fresh` fails
+    // too, and gives its value back.
+    let lonely = Channel::<u64>::new();
+    let failed = lonely.send(99).expect_err("the send cannot block");
+    assert_eq!(failed.error, TaskletError::StackBudgetExhausted);
+    assert_eq!(failed.value, 99, "the value comes back");
+    assert_eq!(lonely.balance(), 0, "the failed sender left the queue");
+    tasklet::set_stack_budget(limit);
+    channel.send(3).expect("send to the holder");
+    tasklet::run().expect("run everything");
+    assert_eq!(holder.result(), Some(Ok(Ok(3))));
+    assert_eq!(fresh.result(), Some(Ok(5)));
+    assert_eq!(started.load(SeqCst), 1);
+}

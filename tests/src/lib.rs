@@ -47,6 +47,7 @@ bare_metal! {
     pub mod foundation_bench;
     pub mod dict;
     pub mod tasklets;
+    pub mod slicing;
     pub mod channels;
     pub mod scheduling_bench;
     pub mod net;
@@ -63,6 +64,8 @@ pub const SUITES: &[Suite] = &[
     dict::SUITE,
     #[cfg(target_arch = "powerpc64")]
     tasklets::SUITE,
+    #[cfg(target_arch = "powerpc64")]
+    slicing::SUITE,
     #[cfg(target_arch = "powerpc64")]
     channels::SUITE,
     #[cfg(target_arch = "powerpc64")]

@@ -28,11 +28,18 @@ fn sliced(name: &'static str) -> Builder {
 fn receive_through_frames(channel: &Channel<u64>, depth: u32, above: &[u64; 8]) -> u64 {
     let mine = core::hint::black_box([u64::from(depth) * 3 + 1; 8]);
     let below = if depth == 0 {
-        channel.receive().expect("receive in a sliced tasklet")
+        receive_here(channel)
     } else {
         receive_through_frames(channel, depth - 1, &mine)
     };
     below + above[depth as usize % 8] + mine[7]
+}
+
+/// The receive, in a frame of its own: the frames above stay ordinary ones (the function that
+/// holds a switch saves every callee-saved register in its frame, as any caller of a switch must).
+#[inline(never)]
+fn receive_here(channel: &Channel<u64>) -> u64 {
+    channel.receive().expect("receive in a sliced tasklet")
 }
 
 /// What [`receive_through_frames`] returns for `value` received under `depth` frames whose
@@ -442,4 +449,67 @@ pub fn running_out_of_budget_while_slicing_is_an_error_for_the_switcher() {
     assert_eq!(holder.result(), Some(Ok(Ok(3))));
     assert_eq!(fresh.result(), Some(Ok(5)));
     assert_eq!(started.load(SeqCst), 1);
+}
+
+/// What [`blocked_sliced_tasklets_cost`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockedCost {
+    /// Heap bytes per blocked tasklet (control block, body, saved slice, allocator overhead).
+    pub heap_per_tasklet: usize,
+    /// Of those, bytes of saved slice (the stack budget's part).
+    pub slice_per_tasklet: usize,
+}
+
+/// `count` sliced tasklets, each blocked in a channel receive under `depth` frames, with no
+/// handle kept: returns the heap they cost (from `heap_in_use`, the allocator's bytes in use)
+/// per tasklet; then releases them all and checks every one received its own value.
+#[inline]
+pub fn blocked_sliced_tasklets_cost(
+    count: usize,
+    depth: u32,
+    heap_in_use: impl Fn() -> usize,
+) -> BlockedCost {
+    let channel = Arc::new(Channel::<u64>::new());
+    let correct = Arc::new(AtomicUsize::new(0));
+    // The area exists before measuring: one per CPU, not per tasklet.
+    sliced("warm-up").spawn(|| ()).expect("spawn");
+    tasklet::run().expect("run");
+    let heap_before = heap_in_use();
+    let (_, budget_before) = tasklet::stack_budget();
+    for index in 0..count {
+        let (channel, correct) = (channel.clone(), correct.clone());
+        drop(
+            sliced("blocked")
+                .spawn(move || {
+                    let outer = [index as u64; 8];
+                    let got = receive_through_frames(&channel, depth, &outer);
+                    if got == frames_sum(index as u64, depth, index as u64) {
+                        correct.fetch_add(1, SeqCst);
+                    }
+                })
+                .expect("spawn a sliced tasklet"),
+        );
+    }
+    tasklet::schedule().expect("let them block");
+    assert_eq!(
+        channel.balance(),
+        -(count as isize),
+        "all blocked receiving"
+    );
+    let heap_during = heap_in_use();
+    let (_, budget_during) = tasklet::stack_budget();
+    for index in 0..count {
+        channel.send(index as u64).expect("release");
+    }
+    tasklet::run().expect("run them to the end");
+    assert_eq!(
+        correct.load(SeqCst),
+        count,
+        "every tasklet got its own value"
+    );
+    assert_eq!(tasklet::live_count(), 1);
+    BlockedCost {
+        heap_per_tasklet: (heap_during - heap_before) / count,
+        slice_per_tasklet: (budget_during - budget_before) / count,
+    }
 }

@@ -31,7 +31,8 @@ pub unsafe fn init(start: usize, size: usize) {
     unsafe { heap.init(start as *mut u8, size) };
 }
 
-/// Current heap usage, or `None` if the heap is locked (e.g. by the code that panicked).
+/// Current heap usage, or `None` if the heap is locked (e.g. by the code that panicked). Public
+/// as `spindle_pseries::heap_stats`: what an image's memory accounting reads.
 pub fn stats() -> Option<HeapStats> {
     irq::without(|| {
         HEAP.0.try_lock().map(|heap| HeapStats {

@@ -49,7 +49,7 @@ on_pseries! {
     pub mod testing;
 
     pub use board::{board, exit, Board};
-    pub use heap::HeapStats;
+    pub use heap::{stats as heap_stats, HeapStats};
 }
 
 /// The registry of on-target tests, for [`test_main!`] (re-exported from `spindle_test`).

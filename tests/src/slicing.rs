@@ -1,0 +1,174 @@
+//! Stack slicing on the target: sliced tasklets on the real PowerPC64 switch, under preemption and across CPUs.
+
+use crate::{Suite, TargetTest};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use core::time::Duration;
+use spindle::channel::Channel;
+use spindle::platform::platform;
+use spindle::scenarios::slicing as scenarios;
+use spindle::tasklet::{self, Builder};
+use spindle_arch::powerpc64::irq;
+
+/// The slicing suite.
+pub const SUITE: Suite = Suite::new(
+    "slicing",
+    &[
+        TargetTest::new("saved_slices_get_their_values", saved_slices_get_their_values),
+        TargetTest::new("sliced_ping_pong", sliced_ping_pong),
+        TargetTest::new("seed_bug_class_sliced", seed_bug_class_sliced),
+        TargetTest::new("kill_and_throw_saved", kill_and_throw_saved),
+        TargetTest::new("spill_and_block_on_segments", spill_and_block_on_segments),
+        TargetTest::new("area_overflow_is_reported", area_overflow_is_reported),
+        TargetTest::new("budget_exhaustion_is_the_switchers_error", budget_exhaustion),
+        TargetTest::new("watchdog_preempts_a_sliced_loop", watchdog_preempts_a_sliced_loop),
+        TargetTest::new("ten_thousand_blocked_sliced", ten_thousand_blocked_sliced),
+        TargetTest::new("sliced_receivers_across_cpus", sliced_receivers_across_cpus).cpus(2),
+    ],
+);
+
+fn saved_slices_get_their_values() {
+    scenarios::sliced_tasklets_wait_in_saved_slices(200, 4, |saved| {
+        spindle::kprintln!("200 waiting sliced tasklets: {saved} bytes of saved slices");
+        assert!(saved > 0);
+    });
+}
+
+fn sliced_ping_pong() {
+    scenarios::sliced_ping_pong(500);
+}
+
+fn seed_bug_class_sliced() {
+    scenarios::sliced_seed_rounds(6, 6);
+}
+
+fn kill_and_throw_saved() {
+    scenarios::kill_and_throw_reach_saved_tasklets();
+}
+
+fn spill_and_block_on_segments() {
+    scenarios::sliced_tasklets_spill_and_block_on_segments(8);
+}
+
+fn area_overflow_is_reported() {
+    scenarios::overflowing_the_area_is_reported_and_others_run_on();
+}
+
+fn budget_exhaustion() {
+    scenarios::running_out_of_budget_while_slicing_is_an_error_for_the_switcher();
+}
+
+/// The decrementer preempts a sliced tasklet in a loop without check points (its interrupt
+/// frame is part of its live slice) while another sliced tasklet waits saved. A switch into the
+/// waiter then saves the interrupted one; inserted again, it is restored from its saved slice
+/// into the interrupt's return path and finishes with its frame intact.
+fn watchdog_preempts_a_sliced_loop() {
+    static SPINS: AtomicU64 = AtomicU64::new(0);
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static GATE: Channel<u64> = Channel::new();
+    let waiter = Builder::new().sliced().spawn(|| GATE.receive()).unwrap();
+    tasklet::schedule().unwrap();
+    let runaway = Builder::new()
+        .sliced()
+        .name("runaway")
+        .spawn(|| {
+            let mine = core::hint::black_box([11u64; 8]);
+            // No check points at all: only the decrementer can take the CPU back.
+            while !STOP.load(Relaxed) {
+                SPINS.fetch_add(1, Relaxed);
+            }
+            mine.iter().sum::<u64>()
+        })
+        .unwrap();
+    let interrupted = tasklet::run_with_timeout(Some(Duration::from_millis(20))).unwrap();
+    assert_eq!(interrupted.as_ref(), Some(&*runaway));
+    assert!(SPINS.load(Relaxed) > 0);
+    assert!(runaway.is_paused());
+    GATE.send(5).unwrap();
+    assert_eq!(waiter.join(), Ok(Ok(5)));
+    assert!(runaway.saved_slice_bytes() > 0, "the preempted slice was saved");
+    STOP.store(true, Relaxed);
+    runaway.insert().unwrap();
+    assert_eq!(runaway.join(), Ok(88), "restored into its interrupt's return path");
+}
+
+fn ten_thousand_blocked_sliced() {
+    let heap = crate::env::get().heap_bytes;
+    let (limit, _) = tasklet::stack_budget();
+    tasklet::set_stack_budget(heap / 2);
+    let heap_in_use = || spindle_pseries::heap_stats().expect("heap not locked").used;
+    let cost = scenarios::blocked_sliced_tasklets_cost(10_000, 3, heap_in_use);
+    tasklet::set_stack_budget(limit);
+    spindle::kprintln!(
+        "10,000 sliced tasklets blocked in a receive under 4 frames: {} heap bytes each \
+         ({} saved slice, {} control block, the rest body and allocator)",
+        cost.heap_per_tasklet,
+        cost.slice_per_tasklet,
+        tasklet::CONTROL_BLOCK_BYTES
+    );
+    // A tasklet on a stack of its own costs at least the smallest stack plus its control block.
+    let own_stack = tasklet::MIN_STACK_BYTES + tasklet::CONTROL_BLOCK_BYTES;
+    assert!(
+        cost.heap_per_tasklet * 2 <= own_stack,
+        "a blocked sliced tasklet costs {} bytes, not under half of an own-stack one ({own_stack})",
+        cost.heap_per_tasklet
+    );
+}
+
+static DATA: Channel<String> = Channel::new();
+const CROSS_ROUNDS: u64 = 200;
+
+fn sliced_senders_cpu(_cpu: usize) -> ! {
+    irq::enable();
+    for round in 0..CROSS_ROUNDS {
+        drop(
+            Builder::new()
+                .sliced()
+                .spawn(move || DATA.send(format!("value {round}")).unwrap())
+                .unwrap(),
+        );
+    }
+    while tasklet::live_count() > 1 {
+        let _ = tasklet::sleep(Duration::from_millis(1));
+    }
+    loop {
+        platform().idle(None);
+    }
+}
+
+/// Sliced senders on CPU 1 hand values to sliced receivers on CPU 0 that are saved out of
+/// CPU 0's area between receives: every value arrives once, every receiver's frame survives.
+fn sliced_receivers_across_cpus() {
+    let receivers: Vec<_> = (0..4u64)
+        .map(|index| {
+            Builder::new()
+                .sliced()
+                .spawn(move || {
+                    let mine = core::hint::black_box([index; 8]);
+                    let got: Vec<String> = (0..CROSS_ROUNDS / 4)
+                        .map(|_| {
+                            let value = DATA.receive().unwrap();
+                            tasklet::schedule().unwrap();
+                            value
+                        })
+                        .collect();
+                    (got, mine.iter().sum::<u64>())
+                })
+                .unwrap()
+        })
+        .collect();
+    tasklet::schedule().unwrap();
+    tasklet::start_cpu(1, sliced_senders_cpu).expect("start CPU 1");
+    let mut all = Vec::new();
+    for (index, receiver) in receivers.iter().enumerate() {
+        let (got, sum) = receiver.join().unwrap();
+        assert_eq!(sum, 8 * index as u64, "the receiver's frame survived");
+        all.extend(got);
+    }
+    all.sort();
+    let mut expected: Vec<String> = (0..CROSS_ROUNDS).map(|round| format!("value {round}")).collect();
+    expected.sort();
+    assert_eq!(all, expected);
+}

@@ -79,6 +79,15 @@ pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
 /// running nowhere else. Call it from the CPU's ordinary (non-interrupt) code.
 pub type Switch = unsafe fn(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize;
 
+/// `context::switch_reporting_saver`: [`SwitchWithoutArg`] that, when resumed, returns the
+/// `save_sp` the resuming switch was given (every switch, [`SwitchFromInterrupt`] included, must
+/// leave it in the register it came in, so that telling costs the switchers nothing). The
+/// kernel's stack-slicing restorer learns from it which tasklet switched to it.
+///
+/// # Safety
+/// As for [`Switch`].
+pub type SwitchReportingSaver = unsafe fn(save_sp: *mut usize, resume_sp: usize) -> *mut usize;
+
 /// `context::switch_without_arg`: [`Switch`] passing no argument, for callers whose contexts
 /// ignore it (the kernel's hot paths): a fresh context's entry receives an unspecified `arg`. It
 /// may be an instruction cheaper than [`Switch`]; otherwise it is the same, safety included.
@@ -177,6 +186,7 @@ const _: () = assert!(context::SUSPENDED_BYTES_BELOW_SP <= context::SWITCH_FRAME
 const _: Switch = context::switch;
 const _: SwitchWithoutArg = context::switch_without_arg;
 const _: SwitchFromInterrupt = context::switch_from_interrupt;
+const _: SwitchReportingSaver = context::switch_reporting_saver;
 const _: SwitchContext = context::spindle_switch_context;
 const _: InitStack = context::init_stack;
 const _: CallOnStack = context::call_on_stack;

@@ -48,7 +48,7 @@ const OFFSET_RESUME: usize = 56;
 const _: () = assert!(SWITCH_FRAME_BYTES <= 288 && OFFSET_RESUME == SWITCH_FRAME_BYTES);
 
 macro_rules! switch_body {
-    ($before_resume:literal, $after_resume:literal, $save_sp:ident, $resume_sp:ident, [$($arg_operand:tt)*]) => {
+    ($before_resume:literal, $after_resume:literal, $save_sp:ident => $saver:tt, $resume_sp:ident, [$($arg_operand:tt)*]) => {
         // Without `nostack`, the assembly may use the stack below r1: the compiler keeps nothing
         // there across it.
         asm!(
@@ -83,7 +83,7 @@ macro_rules! switch_body {
             "bctr",
             ".subsection 0",
             $after_resume,
-            inout("r3") $save_sp => _,
+            inout("r3") $save_sp => $saver,
             inout("r4") $resume_sp => _,
             $($arg_operand)*
             out("r14") _, out("r15") _, out("r16") _, out("r17") _, out("r18") _,
@@ -116,7 +116,7 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
     let resumed_with: usize;
     // SAFETY: the caller's contract; every register the other context may change is declared
     // clobbered or saved in the frame by the assembly.
-    unsafe { switch_body!("", "", save_sp, resume_sp, [inout("r5") arg => resumed_with,]) };
+    unsafe { switch_body!("", "", save_sp => _, resume_sp, [inout("r5") arg => resumed_with,]) };
     resumed_with
 }
 
@@ -128,7 +128,21 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
 #[inline(always)]
 pub unsafe fn switch_without_arg(save_sp: *mut usize, resume_sp: usize) {
     // SAFETY: as in `switch`; r5 is clobbered (clobber_abi) instead of carrying an argument.
-    unsafe { switch_body!("", "", save_sp, resume_sp, []) };
+    unsafe { switch_body!("", "", save_sp => _, resume_sp, []) };
+}
+
+/// [`switch_without_arg`] that returns, when something switches back, the `save_sp` of the
+/// switch that resumed it: every switch leaves its `save_sp` in r3 as it jumps, so the switches
+/// into this context pay nothing for telling it who they were.
+///
+/// # Safety
+/// As for [`switch`].
+#[inline(always)]
+pub unsafe fn switch_reporting_saver(save_sp: *mut usize, resume_sp: usize) -> *mut usize {
+    let saver: *mut usize;
+    // SAFETY: as in `switch`; r3 is read back instead of being discarded.
+    unsafe { switch_body!("", "", save_sp => saver, resume_sp, []) };
+    saver
 }
 
 /// [`switch`] for an interrupt handler (interrupts masked) switching away from the context it
@@ -148,7 +162,7 @@ pub unsafe fn switch_from_interrupt(save_sp: *mut usize, resume_sp: usize, arg: 
             // mtmsrd with L=1 reads only bits 48 (EE) and 62 (RI): -32766 sets both.
             "li 0, -32766\nmtmsrd 0, 1",
             "li 0, 2\nmtmsrd 0, 1",
-            save_sp,
+            save_sp => _,
             resume_sp,
             [inout("r5") arg => resumed_with,]
         )
@@ -156,7 +170,7 @@ pub unsafe fn switch_from_interrupt(save_sp: *mut usize, resume_sp: usize, arg: 
     // SAFETY: as in `switch`.
     #[cfg(not(feature = "bare-metal"))]
     unsafe {
-        switch_body!("", "", save_sp, resume_sp, [inout("r5") arg => resumed_with,])
+        switch_body!("", "", save_sp => _, resume_sp, [inout("r5") arg => resumed_with,])
     };
     resumed_with
 }

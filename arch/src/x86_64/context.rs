@@ -29,7 +29,7 @@ pub const SUSPENDED_BYTES_BELOW_SP: usize = 0;
 pub type EntryFn = extern "C" fn(arg: usize, data: usize) -> !;
 
 macro_rules! switch_asm {
-    ($save_sp:ident, $resume_sp:ident, $pass_arg:literal, [$($arg_operands:tt)*]) => {
+    ($save_sp:ident => $saver:tt, $resume_sp:ident, $pass_arg:literal, [$($arg_operands:tt)*]) => {
         asm!(
             "lea rax, [rip + 2f]",
             "push rax",
@@ -43,7 +43,7 @@ macro_rules! switch_asm {
             "pop rcx",
             "jmp rcx",
             "2:",
-            in("rdi") $save_sp,
+            inout("rdi") $save_sp => $saver,
             in("rsi") $resume_sp,
             $($arg_operands)*
             out("rcx") _,
@@ -69,7 +69,7 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
     // SAFETY: the caller's contract; every register the other context may change is declared
     // (clobber_abi covers the caller-saved set, r12-r15 explicitly, rbx/rbp saved on the stack).
     unsafe {
-        switch_asm!(save_sp, resume_sp, "mov rax, rdx", [in("rdx") arg, out("rax") resumed_with,])
+        switch_asm!(save_sp => _, resume_sp, "mov rax, rdx", [in("rdx") arg, out("rax") resumed_with,])
     };
     resumed_with
 }
@@ -82,7 +82,21 @@ pub unsafe fn switch(save_sp: *mut usize, resume_sp: usize, arg: usize) -> usize
 #[inline(always)]
 pub unsafe fn switch_without_arg(save_sp: *mut usize, resume_sp: usize) {
     // SAFETY: as in `switch`, without the argument register.
-    unsafe { switch_asm!(save_sp, resume_sp, "", [out("rax") _,]) };
+    unsafe { switch_asm!(save_sp => _, resume_sp, "", [out("rax") _,]) };
+}
+
+/// [`switch_without_arg`] that returns, when something switches back, the `save_sp` of the
+/// switch that resumed it: every switch leaves its `save_sp` in rdi as it jumps, so the switches
+/// into this context pay nothing for telling it who they were.
+///
+/// # Safety
+/// As for [`switch`].
+#[inline(always)]
+pub unsafe fn switch_reporting_saver(save_sp: *mut usize, resume_sp: usize) -> *mut usize {
+    let saver: *mut usize;
+    // SAFETY: as in `switch`; rdi is read back instead of being discarded.
+    unsafe { switch_asm!(save_sp => saver, resume_sp, "", [out("rax") _,]) };
+    saver
 }
 
 /// [`switch`] for an interrupt handler switching away from the context it interrupted. Hosted

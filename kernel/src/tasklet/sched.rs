@@ -215,20 +215,15 @@ impl Scheduler {
         }
         self.ring.set_head(to);
         self.current.set(to);
-        // Who is switching goes along: a sliced `to` whose slice is saved resumes the restorer
-        // (see `slicing`), which may have to come back here if it runs out of memory.
-        let switching = from as *const Tcb as usize;
         // SAFETY: `to` is a live runnable tasklet of this CPU whose saved_sp came from its last
-        // suspension (or init_stack, or is the restorer's); `save_sp` points into a control block
-        // (or the scratch word); the interrupt variant is used exactly from the timer interrupt's
-        // handler.
+        // suspension (or init_stack, or is the restorer's, which learns from `save_sp` who
+        // switched: see `slicing`); `save_sp` points into a control block (or the scratch word);
+        // the interrupt variant is used exactly from the timer interrupt's handler.
         unsafe {
             match switch_from {
-                SwitchFrom::Tasklet => {
-                    context::switch(save_sp, to.saved_sp().get(), switching);
-                }
+                SwitchFrom::Tasklet => context::switch_without_arg(save_sp, to.saved_sp().get()),
                 SwitchFrom::Interrupt => {
-                    context::switch_from_interrupt(save_sp, to.saved_sp().get(), switching);
+                    context::switch_from_interrupt(save_sp, to.saved_sp().get(), 0);
                 }
             }
         };

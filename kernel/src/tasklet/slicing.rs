@@ -17,8 +17,9 @@
 //! stacks) saves the area's current occupant if it is alive, copies the target's slice in,
 //! frees its block and jumps into it. The restorer suspends itself at the same place every time,
 //! so its stack pointer is one fixed value, read once when the area is set up. Tasklets on
-//! stacks of their own and switches between them never go near it: the hot paths pay one
-//! instruction (the switch passes who is switching, in case the restorer has to go back).
+//! stacks of their own and switches between them never go near it, and pay nothing: the
+//! restorer learns who switched (in case it has to go back) from the word the switch saved the
+//! switcher's context in, which every switch leaves in a register (`switch_reporting_saver`).
 //!
 //! # Out of memory
 //! Saving the occupant needs a heap block (counted in the CPU's stack budget). If that fails,
@@ -178,6 +179,16 @@ impl Scheduler {
         slices.restorer_stack.set(restorer);
         slices.area.set(area);
         Ok(area)
+    }
+
+    /// The tasklet whose switch saved its context at `saver` (a control block's saved-context
+    /// word), or null for the scratch word (a finished or overflowed tasklet, never resumed).
+    fn switcher_of(&self, saver: *mut usize) -> *const Tcb {
+        if core::ptr::eq(saver, self.scratch_sp.as_ptr()) {
+            core::ptr::null()
+        } else {
+            Tcb::from_saved_sp_word(saver)
+        }
     }
 
     /// The saved context a new sliced tasklet starts with (the restorer's).
@@ -445,7 +456,9 @@ extern "C" fn restorer_entry(arg: usize, data: usize) -> ! {
         // SAFETY: `resume` is a suspended context of this CPU (the primer, the tasklet brought
         // in, or the one a failed switch goes back to); the restorer's own stack pointer is kept
         // where every saved tasklet's context names it.
-        let from = unsafe { context::switch(scheduler.slices.restorer_sp.as_ptr(), resume, 0) };
-        resume = scheduler.bring_in_current(from as *const Tcb);
+        let saver = unsafe {
+            context::switch_reporting_saver(scheduler.slices.restorer_sp.as_ptr(), resume)
+        };
+        resume = scheduler.bring_in_current(scheduler.switcher_of(saver));
     }
 }

@@ -187,6 +187,15 @@ impl Tcb {
         &self.home
     }
 
+    /// The control block whose saved-context word is at `word` (what a switch was given to save
+    /// into).
+    pub(super) fn from_saved_sp_word(word: *mut usize) -> *const Tcb {
+        word.cast::<u8>()
+            .wrapping_sub(core::mem::offset_of!(Tcb, saved_sp))
+            .cast::<Tcb>()
+            .cast_const()
+    }
+
     /// The saved context (the switch owns it).
     #[inline(always)]
     pub(super) fn saved_sp(&self) -> &Cell<usize> {

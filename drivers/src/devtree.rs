@@ -1,4 +1,4 @@
-//! What the flattened device tree says about the machine: memory, CPUs, timebase, RTAS tokens.
+//! What the flattened device tree says about the machine: memory, CPUs, timebase, RTAS tokens, NIC.
 //!
 //! QEMU's pseries firmware-less boot (`-bios`) passes the tree's address in r3. It is parsed once
 //! at boot into a [`Machine`]; a malformed or incomplete tree is a [`DevTreeError`], never a panic.
@@ -31,6 +31,25 @@ pub struct Machine<'a> {
     pub rtas: Tokens,
     /// `reg` of the first `/vdevice/vty` node (the console terminal number), if any.
     pub vty: Option<u32>,
+    /// The first virtual NIC (`/vdevice/l-lan@…`, QEMU's `spapr-vlan`), if the machine has one.
+    pub llan: Option<LlanNode>,
+}
+
+/// A PAPR logical LAN adapter (`compatible = "IBM,l-lan"`) as the tree describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlanNode {
+    /// The unit address (`reg`) every logical-LAN hcall names.
+    pub unit: u32,
+    /// The adapter's MAC address (`local-mac-address`; 8-byte forms carry it in the last 6).
+    pub mac: [u8; 6],
+    /// The DMA window's logical I/O bus number (the TCE table `H_PUT_TCE` writes).
+    pub liobn: u32,
+    /// The window's first bus address.
+    pub dma_base: u64,
+    /// The window's size in bytes.
+    pub dma_size: u64,
+    /// The XICS interrupt source, if given.
+    pub irq: Option<u32>,
 }
 
 /// A device tree that cannot describe the machine.
@@ -119,6 +138,47 @@ fn string_property<'a>(
     }))
 }
 
+impl LlanNode {
+    fn parse<'a>(dev: &Node<'a, Parser<'a>>) -> Result<Self, DevTreeError> {
+        const NODE: &str = "/vdevice/l-lan";
+        let bad = |property| DevTreeError::BadProperty {
+            node: NODE,
+            property,
+        };
+        let unit = u32_property(dev, "reg")?.ok_or(bad("reg"))?;
+        let mac_value = dev
+            .raw_property("local-mac-address")?
+            .ok_or(bad("local-mac-address"))?
+            .value;
+        let mac: [u8; 6] = match mac_value.len() {
+            6 | 8 => mac_value[mac_value.len() - 6..]
+                .try_into()
+                .map_err(|_| bad("local-mac-address"))?,
+            _ => return Err(bad("local-mac-address")),
+        };
+        let address_cells = u32_property(dev, "ibm,#dma-address-cells")?.unwrap_or(2);
+        let size_cells = u32_property(dev, "ibm,#dma-size-cells")?.unwrap_or(2);
+        let window = dev
+            .raw_property("ibm,my-dma-window")?
+            .ok_or(bad("ibm,my-dma-window"))?;
+        let mut words = cells(window.value).ok_or(bad("ibm,my-dma-window"))?;
+        let liobn = words.next().ok_or(bad("ibm,my-dma-window"))?;
+        let dma_base = read_number(&mut words, address_cells).ok_or(bad("ibm,my-dma-window"))?;
+        let dma_size = read_number(&mut words, size_cells).ok_or(bad("ibm,my-dma-window"))?;
+        let irq = dev
+            .raw_property("interrupts")?
+            .and_then(|p| cells(p.value)?.next());
+        Ok(Self {
+            unit,
+            mac,
+            liobn,
+            dma_base,
+            dma_size,
+            irq,
+        })
+    }
+}
+
 impl<'a> Machine<'a> {
     /// Parses the tree in `blob`.
     pub fn parse(blob: &'a [u8]) -> Result<Self, DevTreeError> {
@@ -192,12 +252,16 @@ impl<'a> Machine<'a> {
         };
 
         let mut vty = None;
+        let mut llan = None;
         if let Some(vdevice) = fdt.find_node("/vdevice")? {
             for dev in vdevice.children()?.iter() {
                 let dev = dev?;
-                if dev.name()?.name == "vty" {
+                if dev.name()?.name == "vty" && vty.is_none() {
                     vty = u32_property(&dev, "reg")?;
-                    break;
+                } else if string_property(&dev, "compatible")? == Some("IBM,l-lan")
+                    && llan.is_none()
+                {
+                    llan = Some(LlanNode::parse(&dev)?);
                 }
             }
         }
@@ -210,6 +274,7 @@ impl<'a> Machine<'a> {
             timebase_hz,
             rtas,
             vty,
+            llan,
         })
     }
 
@@ -257,6 +322,28 @@ mod tests {
         assert_eq!(machine.rtas.start_cpu, Some(0x2006));
         assert_eq!(machine.rtas.get_time_of_day, Some(0x2001));
         assert_eq!(machine.vty, Some(0x7100_0000));
+        assert_eq!(machine.llan, None, "no NIC unless QEMU is given one");
+    }
+
+    /// The same machine with `-netdev user,id=n0 -device spapr-vlan,netdev=n0`, one CPU.
+    static PSERIES_SPAPR_VLAN: &[u8] =
+        include_bytes!("testdata/pseries-qemu7.2-m256-spapr-vlan.fdt");
+
+    #[test]
+    fn the_spapr_vlan_node_gives_unit_mac_and_dma_window() {
+        let machine = Machine::parse(PSERIES_SPAPR_VLAN).unwrap();
+        assert_eq!(
+            machine.llan,
+            Some(LlanNode {
+                unit: 0x7100_0001,
+                mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+                liobn: 0x7100_0001,
+                dma_base: 0,
+                dma_size: 0x1000_0000,
+                irq: Some(0x1101),
+            })
+        );
+        assert_eq!(machine.cpu_servers.as_slice(), &[0]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use core::time::Duration;
 
-use common::{script, CLIENT_HOST, SERVER, SERVER_HOST};
+use common::{proptest_cases, script, CLIENT_HOST, SERVER, SERVER_HOST};
 use proptest::prelude::*;
 use spindle::net::{Net, NetConfig, NetError, Shutdown};
 use spindle::tasklet;
@@ -154,15 +154,6 @@ fn run(script: &FaultScript, lengths: &[usize]) -> Result<(), TestCaseError> {
     prop_assert_eq!(server_net.with_sockets(|s| s.open_count()), 0);
     prop_assert_eq!(mock.sockets_in_use(), 0, "a mock socket leaked");
     Ok(())
-}
-
-/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
-/// config reads it, but a count written here would override it).
-fn proptest_cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default)
 }
 
 proptest! {

@@ -5,7 +5,7 @@ mod common;
 
 use core::time::Duration;
 
-use common::{script, TwoHosts, MAX_CONNS, SERVER};
+use common::{proptest_cases, script, TwoHosts, MAX_CONNS, SERVER};
 use proptest::prelude::*;
 use spindle::net::{Fd, FdSet, NetError, PollFd, PollFlags, SocketKind, Sockets};
 use spindle_drivers::mock_net::{Fault, FaultScript, MockConfig, MockDriver};
@@ -293,15 +293,6 @@ fn run(script: &FaultScript, conns: usize, ops: &[Op]) -> Result<(), TestCaseErr
     let fd = again.socket(SocketKind::Stream).unwrap();
     prop_assert_eq!(again.connect(fd, SERVER), Err(NetError::ConnectionRefused));
     Ok(())
-}
-
-/// `default` cases, or as many as `PROPTEST_CASES` says when it is set (proptest's default
-/// config reads it, but a count written here would override it).
-fn proptest_cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default)
 }
 
 proptest! {

@@ -51,6 +51,7 @@ bare_metal! {
     pub mod channels;
     pub mod scheduling_bench;
     pub mod net;
+    pub mod nic;
     pub mod sync;
     pub mod soak;
 }
@@ -70,6 +71,8 @@ pub const SUITES: &[Suite] = &[
     channels::SUITE,
     #[cfg(target_arch = "powerpc64")]
     net::SUITE,
+    #[cfg(target_arch = "powerpc64")]
+    nic::SUITE,
     #[cfg(target_arch = "powerpc64")]
     sync::SUITE,
     #[cfg(target_arch = "powerpc64")]

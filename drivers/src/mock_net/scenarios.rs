@@ -15,6 +15,8 @@
 //!   [`a_call_beyond_max_waits_fails_with_no_buffers`] and
 //!   [`a_call_that_cannot_start_the_poller_fails_with_no_buffers`]: the limits of the blocking
 //!   layer's tables as typed errors.
+//! - [`echo_until_end`]: an echo server's connection loop over any driver (the real NIC's tests
+//!   use it too).
 
 // Every function here is `#[inline]`, so that its code is generated only in the suites that call
 // it (as in `spindle::scenarios`): as ordinary functions they would be compiled into this crate's
@@ -83,6 +85,26 @@ pub fn blocking(mock_config: MockConfig, config: NetConfig, count: usize) -> Blo
         net,
         server,
         pairs,
+    }
+}
+
+/// Echoes what `connection` receives until end of stream; returns the bytes echoed.
+#[inline]
+pub fn echo_until_end<D: spindle::net::NetDriver + Send + 'static>(
+    connection: &Socket<D>,
+) -> Result<usize, NetError> {
+    let mut buf = [0u8; 2048];
+    let mut total = 0;
+    loop {
+        let n = connection.recv(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        let mut at = 0;
+        while at < n {
+            at += connection.send(&buf[at..n])?;
+        }
+        total += n;
     }
 }
 

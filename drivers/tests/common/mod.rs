@@ -108,3 +108,11 @@ pub fn script() -> impl Strategy<Value = FaultScript> {
             })
     })
 }
+
+/// Proptest cases: `PROPTEST_CASES` (CI's scale run) or the test's own default.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}

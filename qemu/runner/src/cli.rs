@@ -1,5 +1,6 @@
 //! Command-line parsing for `spindle-qemu`.
 
+use crate::machine::Forward;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +91,8 @@ pub struct Options {
     pub ignore_expectations: bool,
     /// Tests: show every test's console, not only failing ones.
     pub nocapture: bool,
+    /// `--net`: ports of 127.0.0.1 forwarded to the guest over its NIC (QEMU user networking).
+    pub forwards: Vec<Forward>,
     /// Extra QEMU arguments (after `--`).
     pub qemu_args: Vec<String>,
 }
@@ -108,6 +111,7 @@ impl Default for Options {
             list: false,
             ignore_expectations: false,
             nocapture: false,
+            forwards: Vec::new(),
             qemu_args: Vec::new(),
         }
     }
@@ -157,6 +161,10 @@ options:
   --hang-timeout SECS   time given to a test that is expected to hang (default 3)
   --heap SIZE           heap size built into the image, e.g. 4M (default 4M; 96M for tests)
   --gdb                 wait for a debugger on localhost:1234 (QEMU -s -S); no timeout
+  --net HOSTPORT:GUESTPORT
+                        give the machine its NIC (spapr-vlan) on QEMU's user network and forward
+                        127.0.0.1:HOSTPORT to the guest's GUESTPORT (the guest is 10.0.2.15 and
+                        reaches the host's loopback at 10.0.2.2); may be repeated
   --exact               tests: FILTER must match the whole test name
   --list                tests: list them and exit
   --ignore-expectations tests: expect every test to pass (shows the runner catching failures)
@@ -173,6 +181,16 @@ pub fn parse_size(text: &str) -> Option<u64> {
     };
     let value: u64 = digits.parse().ok()?;
     value.checked_mul(1 << shift).filter(|bytes| *bytes > 0)
+}
+
+/// Parses `HOSTPORT:GUESTPORT`.
+pub fn parse_forward(text: &str) -> Option<Forward> {
+    let (host, guest) = text.split_once(':')?;
+    let port = |text: &str| text.parse::<u16>().ok().filter(|port| *port != 0);
+    Some(Forward {
+        host: port(host)?,
+        guest: port(guest)?,
+    })
 }
 
 /// Parses the arguments after the program name.
@@ -222,6 +240,12 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
                 } else {
                     options.hang_timeout = duration;
                 }
+            }
+            "--net" => {
+                let text = value("--net")?;
+                let forward = parse_forward(&text)
+                    .ok_or_else(|| bad("--net (HOSTPORT:GUESTPORT, ports 1-65535)", &text))?;
+                options.forwards.push(forward);
             }
             "--gdb" => options.gdb = true,
             "--exact" => options.exact = true,
@@ -363,9 +387,33 @@ mod tests {
             "size rocket",
             "run",
             "run a.elf b c",
+            "--net 7",
+            "--net 0:7",
+            "--net 5555:70000",
+            "--net",
         ] {
             assert!(parse(&args(line)).is_err(), "{line:?} was accepted");
         }
+    }
+
+    #[test]
+    fn net_forwards_ports_and_may_repeat() {
+        let (command, options) = parse(&args("run app.elf --net 5555:7 --net 8080:80")).unwrap();
+        assert_eq!(command, Command::RunElf(PathBuf::from("app.elf")));
+        assert_eq!(
+            options.forwards,
+            vec![
+                Forward {
+                    host: 5555,
+                    guest: 7
+                },
+                Forward {
+                    host: 8080,
+                    guest: 80
+                }
+            ]
+        );
+        assert_eq!(parse(&args("--net 1:2")).unwrap().1.forwards.len(), 1);
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub fn run(qemu: &Path, options: &Options, filter: &str) -> Result<bool, String>
         memory_bytes: options.memory_bytes,
         cpus: options.cpus.unwrap_or(1),
         gdb: false,
+        forwards: &[],
         extra: &extra,
     };
     let timeout = options.timeout.unwrap_or(COUNT_TIMEOUT);

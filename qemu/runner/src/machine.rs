@@ -5,7 +5,7 @@ use crate::quiet;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -31,8 +31,46 @@ pub struct Boot<'a> {
     pub cpus: usize,
     /// Wait for gdb on localhost:1234.
     pub gdb: bool,
+    /// TCP ports of 127.0.0.1 forwarded to the guest; any forward gives the machine its NIC.
+    pub forwards: &'a [Forward],
     /// Extra QEMU arguments.
     pub extra: &'a [String],
+}
+
+/// A TCP port on the host's loopback forwarded to a port of the guest (QEMU user networking).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// Port on 127.0.0.1.
+    pub host: u16,
+    /// Port in the guest (10.0.2.15).
+    pub guest: u16,
+}
+
+/// The QEMU arguments giving the machine its NIC (`spapr-vlan`) on a user network that forwards
+/// `forwards` from 127.0.0.1 only; the guest is 10.0.2.15 and reaches the host's loopback at
+/// 10.0.2.2.
+pub fn net_args(forwards: &[Forward]) -> Vec<String> {
+    let mut netdev = String::from("user,id=net0");
+    for forward in forwards {
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-:{}",
+            forward.host, forward.guest
+        ));
+    }
+    vec![
+        "-netdev".into(),
+        netdev,
+        "-device".into(),
+        "spapr-vlan,netdev=net0".into(),
+    ]
+}
+
+/// A free TCP port on 127.0.0.1 (the kernel's pick; free when this returns).
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|err| format!("no free port on 127.0.0.1: {err}"))
 }
 
 /// The QEMU command line for `boot` (without the program name).
@@ -62,6 +100,9 @@ pub fn qemu_args(boot: &Boot<'_>) -> Vec<OsString> {
         args.push("-s".into());
         args.push("-S".into());
     }
+    if !boot.forwards.is_empty() {
+        args.extend(net_args(boot.forwards).into_iter().map(OsString::from));
+    }
     args.extend(boot.extra.iter().map(OsString::from));
     args
 }
@@ -79,6 +120,8 @@ pub struct Outcome {
     pub stderr: String,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// The companion's verdict, if one ran.
+    pub companion: Option<Result<(), String>>,
 }
 
 impl Outcome {
@@ -91,6 +134,49 @@ impl Outcome {
                 .any(|line| line.trim_end() == SUCCESS_LINE)
     }
 }
+
+/// The guest's console as a host program beside the machine sees it: what it printed so far,
+/// and a way to type into it.
+pub struct Console {
+    output: Arc<Mutex<Vec<u8>>>,
+    input: Arc<Mutex<Option<ChildStdin>>>,
+}
+
+impl Console {
+    /// Everything printed so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    /// Waits for a printed line starting with `prefix`; returns the line.
+    pub fn wait_for_line(&self, prefix: &str, timeout: Duration) -> Result<String, String> {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.text().lines().find(|line| line.starts_with(prefix)) {
+                return Ok(line.trim_end().to_owned());
+            }
+            if start.elapsed() >= timeout {
+                return Err(format!(
+                    "the guest did not print {prefix:?} within {:.0} s",
+                    timeout.as_secs_f64()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Types `line` and a newline into the guest's console.
+    pub fn send_line(&self, line: &str) -> Result<(), String> {
+        let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+        let pipe = input.as_mut().ok_or("the console input is closed")?;
+        pipe.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| pipe.flush())
+            .map_err(|err| format!("cannot write to the guest console: {err}"))
+    }
+}
+
+/// A host program run beside the machine (a test's host side): its verdict.
+pub type Companion<'a> = Box<dyn FnOnce(&Console) -> Result<(), String> + Send + 'a>;
 
 /// Set when our stdout was closed (`spindle-qemu ... | head`): the run is then ended quietly.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
@@ -171,10 +257,23 @@ pub fn run(
     timeout: Option<Duration>,
     echo: bool,
 ) -> Result<Outcome, String> {
+    run_with(qemu, boot, input, timeout, echo, None)
+}
+
+/// [`run`], with `companion` running beside the machine (started once QEMU is); the input stays
+/// open for it to type into.
+pub fn run_with(
+    qemu: &Path,
+    boot: &Boot<'_>,
+    input: Option<&str>,
+    timeout: Option<Duration>,
+    echo: bool,
+    companion: Option<Companion<'_>>,
+) -> Result<Outcome, String> {
     let start = Instant::now();
     let mut child = Command::new(qemu)
         .args(qemu_args(boot))
-        .stdin(if input.is_some() {
+        .stdin(if input.is_some() || companion.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -201,9 +300,22 @@ pub fn run(
         Some(err) => pump(err, stderr_echo),
         None => return Err("QEMU's stderr was not captured".into()),
     };
-    let (status, timed_out) =
-        wait_with_timeout(&mut child, timeout).map_err(|err| format!("waiting for QEMU: {err}"))?;
-    drop(stdin);
+    let console_view = Console {
+        output: Arc::clone(&console),
+        input: Arc::new(Mutex::new(stdin)),
+    };
+    let (waited, companion) = std::thread::scope(|scope| {
+        let helper = companion.map(|run| scope.spawn(|| run(&console_view)));
+        let waited = wait_with_timeout(&mut child, timeout);
+        let verdict = helper.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err("the host side panicked".into()))
+        });
+        (waited, verdict)
+    });
+    let (status, timed_out) = waited.map_err(|err| format!("waiting for QEMU: {err}"))?;
+    drop(console_view);
     let _ = out_thread.join();
     let _ = err_thread.join();
     let text = |buffer: &Arc<Mutex<Vec<u8>>>| {
@@ -216,6 +328,7 @@ pub fn run(
         console: text(&console),
         stderr: text(&stderr),
         elapsed: start.elapsed(),
+        companion,
     })
 }
 
@@ -231,6 +344,7 @@ mod tests {
             memory_bytes: 256 << 20,
             cpus: 2,
             gdb: true,
+            forwards: &[],
             extra: &extra,
         };
         let args: Vec<String> = qemu_args(&boot)
@@ -244,6 +358,28 @@ mod tests {
         );
         assert!(joined.contains("-action panic=exit-failure"), "{joined}");
         assert!(joined.starts_with("-M pseries,"), "{joined}");
+        assert!(!joined.contains("-netdev"), "no NIC unless asked: {joined}");
+    }
+
+    #[test]
+    fn forwards_give_a_nic_on_loopback_only() {
+        let forwards = [
+            Forward {
+                host: 5555,
+                guest: 7,
+            },
+            Forward {
+                host: 6000,
+                guest: 80,
+            },
+        ];
+        assert_eq!(
+            net_args(&forwards).join(" "),
+            "-netdev user,id=net0,hostfwd=tcp:127.0.0.1:5555-:7,hostfwd=tcp:127.0.0.1:6000-:80 \
+             -device spapr-vlan,netdev=net0"
+        );
+        let port = free_port().unwrap();
+        assert_ne!(port, 0);
     }
 
     #[test]
@@ -254,6 +390,7 @@ mod tests {
             console: console.into(),
             stderr: String::new(),
             elapsed: Duration::ZERO,
+            companion: None,
         };
         assert!(outcome(Some(0), "boot\nspindle: exit success\n").succeeded());
         assert!(outcome(Some(0), "boot\nspindle: exit success\r\n").succeeded());

@@ -13,6 +13,7 @@ mod count;
 mod elf;
 mod image;
 mod machine;
+mod nic;
 mod quiet;
 mod setup;
 mod tier3;
@@ -155,6 +156,7 @@ fn run_elf(elf: &Path, options: &Options, default_cpus: usize) -> Result<ExitCod
         memory_bytes: options.memory_bytes,
         cpus: options.cpus.unwrap_or(default_cpus),
         gdb: options.gdb,
+        forwards: &options.forwards,
         extra: &options.qemu_args,
     };
     let timeout = if options.gdb {

@@ -6,7 +6,8 @@
 //! expect to panic (with a given text in the report) or to hang.
 
 use crate::cli::Options;
-use crate::machine::{self, Boot, Outcome};
+use crate::machine::{self, Boot, Companion, Console, Forward, Outcome};
+use crate::nic;
 use crate::quiet::outln;
 use spindle_test::protocol::{self, RunConfig, RunLine};
 use spindle_test::Expect;
@@ -165,6 +166,20 @@ pub fn observe(outcome: &Outcome, name: &str, timeout: Duration) -> Observed {
     }))
 }
 
+/// A guest that returned fails all the same when its host side failed.
+fn with_host_side(observed: Observed, outcome: &Outcome) -> Observed {
+    match (&observed, &outcome.companion) {
+        (Observed::Returned | Observed::Failed(_), Some(Err(why))) => {
+            let guest = match observed {
+                Observed::Failed(report) => format!("\nguest side: {report}"),
+                _ => String::new(),
+            };
+            Observed::Failed(format!("host side: {why}{guest}"))
+        }
+        _ => observed,
+    }
+}
+
 /// Compares what happened with what was expected.
 pub fn judge(expect: &Expectation, observed: &Observed) -> Verdict {
     let hung =
@@ -212,6 +227,7 @@ fn list(qemu: &Path, image: &Path, options: &Options) -> Result<Vec<Case>, Strin
         memory_bytes: options.memory_bytes,
         cpus: 1,
         gdb: false,
+        forwards: &[],
         extra: &options.qemu_args,
     };
     let outcome = machine::run(
@@ -293,15 +309,30 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
             protocol::INPUT,
             config.token
         );
+        // A test with a host side gets the NIC and a free port of 127.0.0.1 forwarded to it.
+        let host_side = nic::host_side(&case.name);
+        let forwards = match host_side {
+            Some(_) => vec![Forward {
+                host: machine::free_port()?,
+                guest: nic::GUEST_PORT,
+            }],
+            None => options.forwards.clone(),
+        };
         let boot = Boot {
             image,
             memory_bytes: options.memory_bytes,
             cpus,
             gdb: false,
+            forwards: &forwards,
             extra: &options.qemu_args,
         };
-        let outcome = machine::run(qemu, &boot, Some(&input), Some(timeout), false)?;
-        let observed = observe(&outcome, &case.name, timeout);
+        let companion = host_side.map(|side| {
+            let port = forwards[0].host;
+            Box::new(move |console: &Console| (side.run)(console, port)) as Companion<'_>
+        });
+        let outcome =
+            machine::run_with(qemu, &boot, Some(&input), Some(timeout), false, companion)?;
+        let observed = with_host_side(observe(&outcome, &case.name, timeout), &outcome);
         let verdict = judge(&expect, &observed);
         let seconds = outcome.elapsed.as_secs_f64();
         match &verdict {
@@ -358,6 +389,7 @@ mod tests {
             console: console.into(),
             stderr: String::new(),
             elapsed: Duration::ZERO,
+            companion: None,
         }
     }
 
@@ -429,6 +461,34 @@ mod tests {
             timeout,
         );
         assert!(matches!(silent, Observed::Failed(r) if r.contains("status 1 and no report")));
+    }
+
+    #[test]
+    fn a_failed_host_side_fails_the_test() {
+        let ok =
+            "spindle-test: running nic::t\nspindle-test: returned nic::t\nspindle: exit success\n";
+        let mut run = outcome(Some(0), false, ok);
+        let timeout = Duration::from_secs(3);
+        assert_eq!(
+            with_host_side(observe(&run, "nic::t", timeout), &run),
+            Observed::Returned
+        );
+        run.companion = Some(Ok(()));
+        assert_eq!(
+            with_host_side(observe(&run, "nic::t", timeout), &run),
+            Observed::Returned
+        );
+        run.companion = Some(Err("echo differs at byte 9".into()));
+        assert_eq!(
+            with_host_side(observe(&run, "nic::t", timeout), &run),
+            Observed::Failed("host side: echo differs at byte 9".into())
+        );
+        let hung = outcome(None, true, "");
+        assert_eq!(
+            with_host_side(observe(&hung, "nic::t", timeout), &hung),
+            Observed::Hung(timeout),
+            "a hang stays a hang"
+        );
     }
 
     #[test]

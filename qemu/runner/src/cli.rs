@@ -14,6 +14,8 @@ pub enum Image {
     Test,
     /// PMC5 benchmarks.
     Bench,
+    /// A TCP echo server on the NIC (`qemu/demo/src/bin/echo.rs`).
+    Echo,
 }
 
 impl Image {
@@ -23,19 +25,20 @@ impl Image {
             Self::Demo => "demo",
             Self::Test => "test",
             Self::Bench => "bench",
+            Self::Echo => "echo",
         }
     }
 
     /// The package that holds the binary.
     pub fn package(self) -> &'static str {
         match self {
-            Self::Demo => "spindle-demo",
+            Self::Demo | Self::Echo => "spindle-demo",
             Self::Test | Self::Bench => "spindle-target-tests",
         }
     }
 
     fn parse(word: &str) -> Option<Self> {
-        [Self::Demo, Self::Test, Self::Bench]
+        [Self::Demo, Self::Test, Self::Bench, Self::Echo]
             .into_iter()
             .find(|image| image.name() == word)
     }
@@ -58,6 +61,9 @@ pub enum Command {
     /// Exact instructions per iteration of the benchmarks matching the filter, from QEMU's
     /// execution log.
     Count,
+    /// Echo throughput and latency over the NIC against the host's loopback echo, and the
+    /// guest's instructions per byte.
+    NetBench,
     /// Run clippy on the bare-metal crates with the image flags.
     Clippy,
     /// Install what is missing when root; otherwise say how.
@@ -147,6 +153,10 @@ commands for Spindle's own images (in a Spindle checkout):
   demo            boot the demo image (the default; what `cargo run` does)
   test [FILTER]   run the on-target tests, one fresh machine per test (tier 3)
   bench           boot the benchmark image (PMC5 instruction counts)
+  echo            boot a TCP echo server on the NIC until stopped (Ctrl-C); use with
+                  --net HOSTPORT:7
+  netbench        echo throughput (1 KiB and 64 KiB chunks) and 64-byte round trips through the
+                  NIC against the host's loopback echo; guest instructions per byte
   count FILTER    exact instructions per iteration of the benchmarks whose name contains
                   FILTER, from QEMU's execution log (PMC5 misses blocks ending in blr/bctr)
   size [IMAGE]    build an image (default demo) and print its section sizes
@@ -261,8 +271,11 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
     }
     let image_arg = |rest: &[&str]| match rest {
         [] => Ok(Image::Demo),
-        [word] => Image::parse(word)
-            .ok_or_else(|| UsageError(format!("unknown image {word:?} (demo, test or bench)"))),
+        [word] => Image::parse(word).ok_or_else(|| {
+            UsageError(format!(
+                "unknown image {word:?} (demo, test, bench or echo)"
+            ))
+        }),
         _ => Err(UsageError("too many arguments".into())),
     };
     let command = match positional.as_slice() {
@@ -281,6 +294,8 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
         }
         ["run"] => return Err(UsageError("`run` needs the ELF file to boot".into())),
         ["bench"] => Command::Run(Image::Bench),
+        ["echo"] => Command::Run(Image::Echo),
+        ["netbench"] => Command::NetBench,
         ["test", rest @ ..] => {
             match rest {
                 [] => {}
@@ -414,6 +429,20 @@ mod tests {
             ]
         );
         assert_eq!(parse(&args("--net 1:2")).unwrap().1.forwards.len(), 1);
+        let (command, options) = parse(&args("echo --net 5555:7")).unwrap();
+        assert_eq!(command, Command::Run(Image::Echo));
+        assert_eq!(
+            options.forwards,
+            vec![Forward {
+                host: 5555,
+                guest: 7
+            }]
+        );
+        assert_eq!(parse(&args("netbench")).unwrap().0, Command::NetBench);
+        assert_eq!(
+            parse(&args("build echo")).unwrap().0,
+            Command::Build(Image::Echo)
+        );
     }
 
     #[test]

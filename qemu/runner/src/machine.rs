@@ -140,6 +140,7 @@ impl Outcome {
 pub struct Console {
     output: Arc<Mutex<Vec<u8>>>,
     input: Arc<Mutex<Option<ChildStdin>>>,
+    stop: AtomicBool,
 }
 
 impl Console {
@@ -163,6 +164,12 @@ impl Console {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Stops the machine (for an image that never powers off by itself, such as a server);
+    /// the run then ends as killed.
+    pub fn stop_machine(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     /// Types `line` and a newline into the guest's console.
@@ -227,11 +234,17 @@ fn pump(
 fn wait_with_timeout(
     child: &mut Child,
     timeout: Option<Duration>,
+    stop: Option<&AtomicBool>,
 ) -> std::io::Result<(Option<ExitStatus>, bool)> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok((Some(status), false));
+        }
+        if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+            child.kill()?;
+            child.wait()?;
+            return Ok((None, false));
         }
         if STDOUT_CLOSED.load(Ordering::Relaxed) {
             // Nobody reads the console any more: stop the machine rather than orphan it.
@@ -303,10 +316,11 @@ pub fn run_with(
     let console_view = Console {
         output: Arc::clone(&console),
         input: Arc::new(Mutex::new(stdin)),
+        stop: AtomicBool::new(false),
     };
     let (waited, companion) = std::thread::scope(|scope| {
         let helper = companion.map(|run| scope.spawn(|| run(&console_view)));
-        let waited = wait_with_timeout(&mut child, timeout);
+        let waited = wait_with_timeout(&mut child, timeout, Some(&console_view.stop));
         let verdict = helper.map(|handle| {
             handle
                 .join()
@@ -407,12 +421,22 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let start = Instant::now();
         let (status, timed_out) =
-            wait_with_timeout(&mut child, Some(Duration::from_millis(100))).unwrap();
+            wait_with_timeout(&mut child, Some(Duration::from_millis(100)), None).unwrap();
         assert!(timed_out && status.is_none());
         assert!(start.elapsed() < Duration::from_secs(10));
         let mut quick = Command::new("true").spawn().unwrap();
         let (status, timed_out) =
-            wait_with_timeout(&mut quick, Some(Duration::from_secs(10))).unwrap();
+            wait_with_timeout(&mut quick, Some(Duration::from_secs(10)), None).unwrap();
         assert!(!timed_out && status.is_some_and(|s| s.success()));
+        let stop = AtomicBool::new(true);
+        let mut stopped = Command::new("sleep").arg("30").spawn().unwrap();
+        let start = Instant::now();
+        let (status, timed_out) =
+            wait_with_timeout(&mut stopped, Some(Duration::from_secs(10)), Some(&stop)).unwrap();
+        assert!(
+            !timed_out && status.is_none(),
+            "a stop kills the child at once"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }

@@ -13,6 +13,7 @@ mod count;
 mod elf;
 mod image;
 mod machine;
+mod netbench;
 mod nic;
 mod quiet;
 mod setup;
@@ -54,7 +55,7 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
         Command::Help | Command::Setup => &[],
         Command::Clippy | Command::Build(_) | Command::Size(_) => &[setup::POWERPC64_TARGET],
         Command::RunElf(_) => &[setup::QEMU_SYSTEM],
-        Command::Test | Command::Run(_) | Command::Count => {
+        Command::Test | Command::Run(_) | Command::Count | Command::NetBench => {
             &[setup::POWERPC64_TARGET, setup::QEMU_SYSTEM]
         }
     };
@@ -94,14 +95,25 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
         Command::Test => {
             let heap = options.heap_bytes.or(Some(TEST_IMAGE_HEAP_BYTES));
             let built = image::build(Image::Test, heap)?;
-            run_elf(&built.elf, options, 1)
+            run_elf(&built.elf, options, 1, Some(DEFAULT_RUN_TIMEOUT))
+        }
+        Command::Run(Image::Echo) if options.forwards.is_empty() => {
+            Err("the echo image serves on the NIC: give it a port with --net HOSTPORT:7".into())
+        }
+        Command::NetBench => {
+            let built = image::build(Image::Echo, options.heap_bytes)?;
+            let qemu = qemu()?;
+            netbench::run(&qemu, &built.flat, options.memory_bytes).map(|_| ExitCode::SUCCESS)
         }
         Command::Run(which) => {
             let built = image::build(which, options.heap_bytes)?;
+            // A server (the echo image) serves until stopped unless --timeout says otherwise.
+            let timeout = (which != Image::Echo).then_some(DEFAULT_RUN_TIMEOUT);
             run_elf(
                 &built.elf,
                 options,
                 if which == Image::Demo { 2 } else { 1 },
+                timeout,
             )
         }
         Command::RunElf(elf) => {
@@ -112,7 +124,7 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
                         .into(),
                 );
             }
-            run_elf(&elf, options, 1)
+            run_elf(&elf, options, 1, Some(DEFAULT_RUN_TIMEOUT))
         }
         Command::Count => {
             let qemu = qemu()?;
@@ -129,7 +141,12 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
 
 /// Boots the image at `elf`: a test harness image runs its tests (one machine each), any other
 /// boots once with its console streamed. The exit status is the verdict.
-fn run_elf(elf: &Path, options: &Options, default_cpus: usize) -> Result<ExitCode, String> {
+fn run_elf(
+    elf: &Path,
+    options: &Options,
+    default_cpus: usize,
+    default_timeout: Option<Duration>,
+) -> Result<ExitCode, String> {
     let image = image::Prepared::from_elf(elf)?;
     let qemu = qemu()?;
     if image.is_harness {
@@ -162,7 +179,7 @@ fn run_elf(elf: &Path, options: &Options, default_cpus: usize) -> Result<ExitCod
     let timeout = if options.gdb {
         None
     } else {
-        Some(options.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT))
+        options.timeout.or(default_timeout)
     };
     if options.gdb {
         eprintln!(

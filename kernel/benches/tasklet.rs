@@ -1,9 +1,74 @@
 //! Tasklet switching benchmark: a schedule() round trip against corosensei's resume+suspend.
 //!
 //! Run: `cargo bench -p spindle --bench tasklet`. Prints medians of repeated samples and the
-//! ratio (goal: <= 1.0), plus the control-block size and the memory of 10,000 blocked tasklets.
+//! ratio (goal: <= 1.0), plus the control-block size, the memory of 10,000 blocked tasklets (on
+//! stacks of their own and sliced, by heap accounting) and the cost of a switch between sliced
+//! tasklets.
 
 mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting the bytes it has handed out (heap accounting).
+struct Counting;
+
+static HEAP_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; the counter is only arithmetic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let pointer = unsafe { System.alloc(layout) };
+        if !pointer.is_null() {
+            HEAP_IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        pointer
+    }
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        HEAP_IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(pointer, layout) };
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap_in_use() -> usize {
+    HEAP_IN_USE.load(Ordering::Relaxed)
+}
+
+/// Two sliced tasklets yield to each other (main is paused in `run`): each switch saves one
+/// slice and restores the other. Nanoseconds per round trip (two switches).
+fn sliced_round_trip_ns() -> f64 {
+    let rounds = ITERATIONS / 10;
+    let mut samples: Vec<f64> = (0..SAMPLES)
+        .map(|_| {
+            let pair: Vec<_> = (0..2)
+                .map(|_| {
+                    Builder::new()
+                        .sliced()
+                        .spawn(move || {
+                            let frame = std::hint::black_box([1u8; 256]);
+                            for _ in 0..rounds {
+                                tasklet::schedule().expect("yield");
+                            }
+                            frame[7]
+                        })
+                        .expect("spawn")
+                })
+                .collect();
+            let start = std::time::Instant::now();
+            tasklet::run().expect("run the pair");
+            let elapsed = start.elapsed().as_nanos() as f64;
+            assert!(pair.iter().all(|handle| handle.result() == Some(Ok(1))));
+            elapsed / rounds as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
 
 use spindle::tasklet::{self, Builder};
 
@@ -122,5 +187,21 @@ fn main() {
         "  10,000 blocked tasklets with {stack}-byte stacks: {} bytes ({} per tasklet)",
         total,
         total / 10_000
+    );
+    let sliced = spindle::scenarios::slicing::blocked_sliced_tasklets_cost(10_000, 3, heap_in_use);
+    println!(
+        "  10,000 sliced tasklets blocked in a receive under 4 frames: {} heap bytes per tasklet \
+         ({} saved slice)",
+        sliced.heap_per_tasklet, sliced.slice_per_tasklet
+    );
+    let sliced_ns = sliced_round_trip_ns();
+    println!(
+        "  sliced    yield round trip between two sliced tasklets:    {sliced_ns:8.2} ns \
+         ({:.1}x the schedule() round trip{})",
+        sliced_ns / spindle_ns,
+        match corosensei_round_trip_ns() {
+            Some(peer_ns) => format!(", {:.1}x corosensei", sliced_ns / peer_ns),
+            None => String::new(),
+        }
     );
 }

@@ -4,7 +4,7 @@ use crate::{BenchSuite, TargetBench};
 use core::sync::atomic::{AtomicBool, Ordering::*};
 use spindle::channel::Channel;
 use spindle::platform::platform;
-use spindle::tasklet;
+use spindle::tasklet::{self, Builder};
 use spindle_arch::powerpc64::irq;
 
 /// The scheduling benchmarks.
@@ -14,6 +14,16 @@ pub const SUITE: BenchSuite = BenchSuite::new(
         TargetBench::new("schedule_round_trip", schedule_round_trip, 1000),
         TargetBench::new("channel_rendezvous", channel_rendezvous, 1000),
         TargetBench::new("spawn_and_finish", spawn_and_finish, 100),
+        TargetBench::new("spawn_block_finish", spawn_block_finish, 100),
+        TargetBench::new("spawn_block_finish_10000_at_once", spawn_block_finish_at_once, 10_000),
+        TargetBench::new("sliced_spawn_block_finish", sliced_spawn_block_finish, 100),
+        TargetBench::new(
+            "sliced_spawn_block_finish_10000_at_once",
+            sliced_spawn_block_finish_at_once,
+            10_000,
+        ),
+        TargetBench::new("sliced_rendezvous_256", sliced_rendezvous_256, 200),
+        TargetBench::new("sliced_rendezvous_1k", sliced_rendezvous_1k, 200),
         TargetBench::new("cross_cpu_rendezvous", cross_cpu_rendezvous, 200).needing_cpus(2),
     ],
 );
@@ -74,4 +84,93 @@ fn cross_cpu_rendezvous(iters: u64) {
         CROSS_PING.send(value).expect("ping");
         CROSS_PONG.receive().expect("pong");
     }
+}
+
+static GATE: Channel<u64> = Channel::new();
+
+/// Spawns `count` tasklets that each block in a receive, lets them all block, releases them
+/// and runs them to the end: per iteration, one spawn, one block and one finish.
+fn spawn_block_finish_many(count: u64, builder: Builder) {
+    for _ in 0..count {
+        drop(builder.spawn(|| GATE.receive().is_ok()).expect("spawn"));
+    }
+    tasklet::schedule().expect("let them block");
+    for value in 0..count {
+        GATE.send(value).expect("release");
+    }
+    tasklet::run().expect("run them to the end");
+}
+
+/// One tasklet at a time: spawn it, let it block in a receive, release it, let it finish.
+fn spawn_block_finish(iters: u64) {
+    for _ in 0..iters {
+        spawn_block_finish_many(1, Builder::new());
+    }
+}
+
+/// `iters` (10,000) tasklets alive and blocked at once: what one costs when many live.
+fn spawn_block_finish_at_once(iters: u64) {
+    let (limit, _) = tasklet::stack_budget();
+    tasklet::set_stack_budget(usize::MAX / 2);
+    spawn_block_finish_many(iters, Builder::new().stack_size(tasklet::MIN_STACK_BYTES));
+    tasklet::set_stack_budget(limit);
+}
+
+fn sliced_spawn_block_finish(iters: u64) {
+    for _ in 0..iters {
+        spawn_block_finish_many(1, Builder::new().sliced());
+    }
+}
+
+fn sliced_spawn_block_finish_at_once(iters: u64) {
+    let (limit, _) = tasklet::stack_budget();
+    tasklet::set_stack_budget(usize::MAX / 2);
+    spawn_block_finish_many(iters, Builder::new().sliced());
+    tasklet::set_stack_budget(limit);
+}
+
+static SLICED_PING: Channel<u64> = Channel::new();
+static SLICED_PONG: Channel<u64> = Channel::new();
+
+/// Receives `rounds` pings and answers each, `LIVE` bytes of frame above the loop.
+#[inline(never)]
+fn echo_with_live_bytes<const LIVE: usize>(rounds: u64) {
+    let frame = core::hint::black_box([1u8; LIVE]);
+    for _ in 0..rounds {
+        let value = SLICED_PING.receive().expect("ping");
+        SLICED_PONG.send(value + u64::from(frame[LIVE / 2])).expect("pong");
+    }
+}
+
+/// Two sliced tasklets, each with about `LIVE` bytes of live stack: a ping and its echo per
+/// iteration, two rendezvous, each switching between the two saved slices.
+fn sliced_rendezvous_between<const LIVE: usize>(iters: u64) {
+    let echo = Builder::new()
+        .sliced()
+        .spawn(move || echo_with_live_bytes::<LIVE>(iters))
+        .expect("spawn echo");
+    let driver = Builder::new()
+        .sliced()
+        .spawn(move || {
+            let frame = core::hint::black_box([2u8; LIVE]);
+            for value in 0..iters {
+                SLICED_PING.send(value).expect("ping");
+                let back = SLICED_PONG.receive().expect("pong");
+                assert_eq!(back, value + u64::from(frame[0] / 2));
+            }
+        })
+        .expect("spawn driver");
+    tasklet::run().expect("run the pair");
+    assert_eq!(echo.result(), Some(Ok(())));
+    assert_eq!(driver.result(), Some(Ok(())));
+}
+
+/// Per iteration: two rendezvous between sliced tasklets with 256-byte frames.
+fn sliced_rendezvous_256(iters: u64) {
+    sliced_rendezvous_between::<256>(iters);
+}
+
+/// Per iteration: two rendezvous between sliced tasklets with 1 KiB frames.
+fn sliced_rendezvous_1k(iters: u64) {
+    sliced_rendezvous_between::<1024>(iters);
 }

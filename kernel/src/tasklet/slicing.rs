@@ -310,10 +310,10 @@ impl Scheduler {
             };
         }
         let live_low = top - saved.size;
+        let spill_top = target.spill_top().get();
         // SAFETY: the block holds the slice saved from [live_low, top) of this same area, which
         // nobody uses now; the block is freed once copied (the size given back is the rounded
-        // size it was allocated with).
-        let spill_top = target.spill_top().get();
+        // size it was allocated with); a spilled target's segment header is live.
         let sp = unsafe {
             core::ptr::copy_nonoverlapping(
                 saved.base as *const u8,

@@ -169,7 +169,7 @@ options:
   --cpus N              CPUs (default: 2 for demo, 1 for other images, per test for tests)
   --timeout SECS        fail if the run (or one test) takes longer (default 60)
   --hang-timeout SECS   time given to a test that is expected to hang (default 3)
-  --heap SIZE           heap size built into the image, e.g. 4M (default 4M; 96M for tests)
+  --heap SIZE           heap size built into the image, e.g. 4M (default 4M; 96M for tests and benchmarks)
   --gdb                 wait for a debugger on localhost:1234 (QEMU -s -S); no timeout
   --net HOSTPORT:GUESTPORT
                         give the machine its NIC (spapr-vlan) on QEMU's user network and forward

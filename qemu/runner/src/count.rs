@@ -36,7 +36,11 @@ struct Plan {
 
 /// Runs the command: prints one line per benchmark matching `filter`.
 pub fn run(qemu: &Path, options: &Options, filter: &str) -> Result<bool, String> {
-    let built = image::build_with(Image::Bench, options.heap_bytes, Some(filter))?;
+    let built = image::build_with(
+        Image::Bench,
+        options.heap_bytes.or(Some(crate::TEST_IMAGE_HEAP_BYTES)),
+        Some(filter),
+    )?;
     let log = built.flat.with_file_name("bench-exec.log");
     let mut extra = options.qemu_args.clone();
     extra.extend(["-d", "exec,nochain,in_asm", "-D"].map(String::from));

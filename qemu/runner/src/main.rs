@@ -47,8 +47,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Heap of the test image unless `--heap` says otherwise: room for the 10,000-tasklet test.
-const TEST_IMAGE_HEAP_BYTES: u64 = 96 << 20;
+/// Heap of the test and bench images unless `--heap` says otherwise: room for the 10,000-tasklet
+/// test and benchmarks.
+pub(crate) const TEST_IMAGE_HEAP_BYTES: u64 = 96 << 20;
 
 fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
     let needs: &[setup::Need] = match command {
@@ -106,7 +107,11 @@ fn execute(command: Command, options: &Options) -> Result<ExitCode, String> {
             netbench::run(&qemu, &built.flat, options.memory_bytes).map(|_| ExitCode::SUCCESS)
         }
         Command::Run(which) => {
-            let built = image::build(which, options.heap_bytes)?;
+            let heap = match which {
+                Image::Bench => options.heap_bytes.or(Some(TEST_IMAGE_HEAP_BYTES)),
+                _ => options.heap_bytes,
+            };
+            let built = image::build(which, heap)?;
             // A server (the echo image) serves until stopped unless --timeout says otherwise.
             let timeout = (which != Image::Echo).then_some(DEFAULT_RUN_TIMEOUT);
             run_elf(

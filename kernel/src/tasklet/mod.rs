@@ -444,6 +444,19 @@ impl Drop for AtomicGuard {
     }
 }
 
+/// Sets or clears the current tasklet's atomic flag outright (Stackless's `set_atomic`) and
+/// returns whether it was atomic before. Clearing it ends every [`AtomicGuard`] section of the
+/// tasklet at once (a guard dropped later leaves the flag clear); prefer the guard, which nests.
+pub fn set_atomic(atomic: bool) -> bool {
+    let tcb = this_cpu().current();
+    let was = tcb.atomic().get() > 0;
+    tcb.atomic().set(u16::from(atomic));
+    if was && !atomic {
+        this_cpu().after_atomic();
+    }
+    was
+}
+
 /// Runs `body` in an atomic section (see [`AtomicGuard`]).
 pub fn atomic<R>(body: impl FnOnce() -> R) -> R {
     let _guard = AtomicGuard::new();

@@ -118,11 +118,8 @@ fn kind(error: TaskletError) -> String {
 }
 
 fn state(tasklet: &Tasklet) -> String {
-    let blocked = match tasklet.blocked() {
-        Blocked::No => 0,
-        Blocked::Sending => 1,
-        Blocked::Receiving => -1,
-    };
+    // Stackless's `blocked` attribute is a bool.
+    let blocked = u8::from(tasklet.blocked() != Blocked::No);
     format!(
         "alive={} scheduled={} paused={} blocked={}",
         u8::from(tasklet.is_alive()),
@@ -354,7 +351,7 @@ fn run_isolated(scenario: &Scenario) -> String {
             let _ = done.send(trace);
         })
         .expect("thread");
-    match result.recv_timeout(Duration::from_secs(60)) {
+    match result.recv_timeout(Duration::from_secs(20)) {
         Ok(trace) => trace,
         Err(mpsc::RecvTimeoutError::Timeout) => "hang\n".into(),
         Err(mpsc::RecvTimeoutError::Disconnected) => "panicked\n".into(),

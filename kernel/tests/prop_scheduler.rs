@@ -203,6 +203,8 @@ struct Model {
     /// Armed timers in firing order (deadline, then arming order).
     timers: Vec<(u64, usize)>,
     log: Vec<u32>,
+    /// Main is out of the ring inside `run`, to be revived when nothing else can run.
+    main_floating: bool,
 }
 
 fn log_entry(task: usize, step: u32) -> u32 {
@@ -218,6 +220,7 @@ impl Model {
             now: 0,
             timers: Vec::new(),
             log: Vec::new(),
+            main_floating: false,
         }
     }
 
@@ -236,12 +239,6 @@ impl Model {
             .position(|&x| x == who)
             .expect("removed from the ring while in it");
         self.ring.remove(index);
-    }
-
-    /// `ring_insert(Placement::Next)`: right after the head.
-    fn insert_next(&mut self, who: usize) {
-        self.ring.insert(1.min(self.ring.len()), who);
-        self.tasks[who].place = Place::Scheduled;
     }
 
     /// `ring_insert(Placement::Tail)`: just before the head.
@@ -276,9 +273,18 @@ impl Model {
         self.timers.retain(|&(_, armed)| armed != who);
     }
 
-    /// `find_next` after the current tasklet left the ring: the head (main is always there).
+    /// `find_next` after the current tasklet left the ring: the head; with the ring empty,
+    /// expired timers fire, and then the main tasklet, floating in `run`, is revived.
     fn switch_to_head(&mut self) {
-        let next = *self.ring.front().expect("main is always in the ring");
+        if self.ring.is_empty() {
+            self.fire_timers();
+        }
+        if self.ring.is_empty() {
+            assert!(self.main_floating, "only a floating main tasklet leaves the ring");
+            self.main_floating = false;
+            self.ring.push_back(MAIN);
+        }
+        let next = *self.ring.front().expect("not empty");
         self.switch_to(next);
     }
 
@@ -297,6 +303,11 @@ impl Model {
             } else {
                 task.started = true;
                 task.step = 0;
+                // An error raised before it ever ran ends it as it starts, unrun.
+                if let Some(error) = task.pending.take() {
+                    self.end(who, Ended::Unrun(error));
+                    continue;
+                }
             }
             self.body(who);
         }
@@ -338,9 +349,7 @@ impl Model {
                     return self.switch_to_head();
                 }
                 Step::Remove => {
-                    if self.ring.len() <= 1 {
-                        return self.end(who, Ended::Unwound(TaskletError::NothingRunnable));
-                    }
+                    // Never the last runnable with main blocked: main is in the ring or floats.
                     self.ring_remove(who);
                     self.tasks[who].place = Place::Paused;
                     return self.switch_to_head();
@@ -382,14 +391,12 @@ impl Model {
         }
     }
 
-    /// `Tasklet::run` from main.
+    /// `Tasklet::run` from main: a paused target goes to the end of the queue (just before
+    /// main, which runs right after it), a scheduled one is switched to where it stands.
     fn run_now(&mut self, who: usize) -> Result<(), TaskletError> {
         match self.tasks[who].place {
-            Place::Paused => self.insert_next(who),
-            Place::Scheduled => {
-                self.ring_remove(who);
-                self.insert_next(who);
-            }
+            Place::Paused => self.insert_tail(who),
+            Place::Scheduled => {}
             Place::Sleeping => return Err(TaskletError::InvalidTarget),
             Place::Dead => return Err(TaskletError::Dead),
         }
@@ -405,18 +412,9 @@ impl Model {
         error: TaskletError,
         pending: bool,
     ) -> Result<(), TaskletError> {
-        let (place, started) = (self.tasks[who].place, self.tasks[who].started);
-        match place {
-            Place::Dead => return Ok(()),
-            Place::Scheduled | Place::Paused if !started => {
-                if place == Place::Scheduled {
-                    self.ring_remove(who);
-                }
-                let task = &mut self.tasks[who];
-                task.place = Place::Dead;
-                task.ended = Some(Ended::Unrun(error));
-                return Ok(());
-            }
+        match self.tasks[who].place {
+            Place::Dead if error == TaskletError::Killed => return Ok(()),
+            Place::Dead => return Err(TaskletError::Dead),
             Place::Sleeping => {
                 self.tasks[who].pending = Some(error);
                 self.disarm(who);
@@ -441,9 +439,8 @@ impl Model {
                 self.tasks[who].place = Place::Paused;
                 Ok(())
             }
-            Place::Paused => Ok(()),
+            Place::Paused | Place::Dead => Ok(()),
             Place::Sleeping => Err(TaskletError::InvalidTarget),
-            Place::Dead => Err(TaskletError::Dead),
         }
     }
 
@@ -460,7 +457,8 @@ impl Model {
     }
 
     /// `tasklet::run()`: until main is alone in the ring and no timer is armed, idling until the
-    /// next deadline when only sleepers are left.
+    /// next deadline when only sleepers are left. Main floats out of the ring meanwhile, and is
+    /// revived when the ring empties.
     fn run(&mut self) {
         loop {
             if self.ring.len() <= 1 {
@@ -471,7 +469,10 @@ impl Model {
                 self.fire_timers();
                 continue;
             }
-            self.schedule();
+            self.ring_remove(MAIN);
+            self.main_floating = true;
+            self.switch_to_head();
+            self.run_tasklets();
         }
     }
 }
@@ -558,8 +559,10 @@ fn spawn_real(
 }
 
 fn place_of(handle: &Handle) -> Place {
+    // A blocked tasklet counts as scheduled too (Stackless's `scheduled`).
+    assert!(!handle.is_blocked() || handle.is_scheduled());
     let places = [
-        handle.is_scheduled(),
+        handle.is_scheduled() && !handle.is_blocked(),
         handle.is_paused(),
         handle.is_blocked(),
     ];

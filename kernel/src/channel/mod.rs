@@ -409,11 +409,12 @@ impl<T: Send> Channel<T> {
             }
             return Ok(());
         }
-        if state.closing {
-            return Err((Some(parcel), TaskletError::Closed));
-        }
+        // The block trap first, as in Stackless.
         if me.has_flag(FLAG_BLOCK_TRAP) {
             return Err((Some(parcel), TaskletError::BlockTrap));
+        }
+        if state.closing {
+            return Err((Some(parcel), TaskletError::Closed));
         }
         // Park the value in our own slot and wait for a receiver.
         // SAFETY: our own slot, empty while we run; the queue lock is held.
@@ -498,11 +499,11 @@ impl<T: Send> Channel<T> {
                 None => unsafe { me.slot().take::<T>() }.expect("the received value waits here"),
             };
         }
-        if state.closing {
-            return Err(TaskletError::Closed);
-        }
         if me.has_flag(FLAG_BLOCK_TRAP) {
             return Err(TaskletError::BlockTrap);
+        }
+        if state.closing {
+            return Err(TaskletError::Closed);
         }
         self.enqueue_current(&mut state, me, RECEIVE);
         drop(state);

@@ -85,9 +85,13 @@ impl Tasklet {
         core::ptr::eq(this_cpu().current(), &*self.tcb)
     }
 
-    /// Whether it is in its run ring (or on its way there from another CPU's wake-up).
+    /// Whether it is in its run ring, on its way there from another CPU's wake-up, or blocked
+    /// (Stackless's `scheduled`: a blocked tasklet is scheduled on what it waits for).
     pub fn is_scheduled(&self) -> bool {
-        matches!(self.tcb.state(), State::Runnable | State::Waking)
+        matches!(
+            self.tcb.state(),
+            State::Runnable | State::Waking | State::Blocked
+        )
     }
 
     /// Whether it is alive but neither scheduled nor blocked.
@@ -181,7 +185,8 @@ impl Tasklet {
     }
 
     /// Takes a scheduled tasklet out of the run queue (it becomes paused). Not for the running
-    /// tasklet (use [`schedule_remove`](super::schedule_remove)) or a blocked one.
+    /// tasklet (use [`schedule_remove`](super::schedule_remove)) or a blocked one
+    /// ([`TaskletError::InvalidTarget`]); a paused or dead one is left as it is.
     pub fn remove(&self) -> Result<(), TaskletError> {
         let scheduler = self.check_home()?;
         let _busy = scheduler.enter();
@@ -194,20 +199,26 @@ impl Tasklet {
                 self.tcb.set_state(State::Paused);
                 Ok(())
             }
-            State::Paused => Ok(()),
+            State::Paused | State::Dead => Ok(()),
             State::Waking | State::Blocked => Err(TaskletError::InvalidTarget),
-            State::Dead => Err(TaskletError::Dead),
         }
     }
 
-    /// Switches to this tasklet now; the current one stays runnable and runs again when the
-    /// ring comes round to it.
+    /// Switches to this tasklet now; the current one stays runnable.
+    ///
+    /// As in Stackless, a scheduled target is switched to where it stands in the run queue (the
+    /// tasklets between the caller and it wait for their next turn), and a paused one is first
+    /// appended to the end of the queue, just before the caller, which therefore runs right
+    /// after it. A blocked target fails with [`TaskletError::InvalidTarget`], a dead one with
+    /// [`TaskletError::Dead`].
     pub fn run(&self) -> Result<(), TaskletError> {
         self.switch_in(false)
     }
 
     /// Switches to this tasklet now and pauses the current one (it runs again only when
-    /// inserted or run).
+    /// inserted or run). The target is placed as by [`Tasklet::run`]. When the main tasklet
+    /// pauses itself this way and everything else ends or blocks, it is revived (put back in
+    /// the run queue) rather than leaving nothing to run.
     pub fn switch(&self) -> Result<(), TaskletError> {
         self.switch_in(true)
     }
@@ -221,18 +232,12 @@ impl Tasklet {
         }
         let _busy = scheduler.enter();
         match self.tcb.state() {
-            State::Paused => scheduler.ring.insert(&self.tcb, Placement::Next),
-            State::Runnable => {
-                scheduler.ring.remove(&self.tcb);
-                scheduler.ring.insert(&self.tcb, Placement::Next);
-            }
+            State::Paused => scheduler.ring.insert(&self.tcb, Placement::Tail),
+            State::Runnable => {}
             State::Blocked | State::Waking => return Err(TaskletError::InvalidTarget),
             State::Dead => return Err(TaskletError::Dead),
         }
         if pause_current {
-            if me.is_main() && scheduler.run_count() == 0 {
-                return Err(TaskletError::InvalidTarget);
-            }
             scheduler.ring.remove(me);
             me.set_state(State::Paused);
         }
@@ -242,8 +247,16 @@ impl Tasklet {
     }
 
     /// Kills the tasklet (Stackless's `kill`): its current or next blocking operation returns
-    /// [`TaskletError::Killed`], and it is switched to at once so it can unwind. An unstarted
-    /// tasklet dies without running. Killing a dead tasklet does nothing.
+    /// [`TaskletError::Killed`], and it is switched to at once so it can unwind (placed as by
+    /// [`Tasklet::run`]: a blocked or paused target runs next, then the caller). An unstarted
+    /// tasklet dies as it starts, its closure dropped unrun. Killing a dead tasklet does
+    /// nothing; killing the current tasklet returns `Err(Killed)` at once, for it to unwind.
+    ///
+    /// Unlike Stackless, a kill (or throw) never takes back a hand-off that already happened:
+    /// a tasklet whose send or receive completed but which has not run since returns the
+    /// result of that operation (a received value is never dropped, and a send that returned
+    /// an error would claim its value came back), and the kill is raised at its next
+    /// scheduling point or blocking operation.
     pub fn kill(&self) -> Result<(), TaskletError> {
         self.raise(TaskletError::Killed, false)
     }
@@ -255,8 +268,11 @@ impl Tasklet {
     }
 
     /// Throws `error` into the tasklet: its current (or next) blocking operation returns
-    /// [`TaskletError::Thrown`]. With `pending`, the caller keeps running; otherwise the target
-    /// runs at once.
+    /// [`TaskletError::Thrown`]. With `pending`, the caller keeps running (a blocked or paused
+    /// target is made runnable, at the end of the queue); otherwise the target runs at once, as
+    /// with [`Tasklet::kill`]. An unstarted tasklet stays alive and scheduled until it starts,
+    /// then ends with the error without running its closure. Throwing into the current tasklet
+    /// returns the error at once; into a dead one fails with [`TaskletError::Dead`].
     pub fn throw(&self, error: Thrown, pending: bool) -> Result<(), TaskletError> {
         self.raise(TaskletError::Thrown(error), pending)
     }
@@ -267,19 +283,13 @@ impl Tasklet {
         let target = &*self.tcb;
         let busy = scheduler.enter();
         match target.state() {
-            State::Dead => return Ok(()),
+            State::Dead if error == TaskletError::Killed => return Ok(()),
+            State::Dead => return Err(TaskletError::Dead),
             _ if core::ptr::eq(me, target) => {
-                scheduler.raise_pending(target, error);
-                return Ok(());
-            }
-            State::Paused | State::Runnable if !target.has_flag(tcb::FLAG_STARTED) => {
-                // Never ran: it dies now, its closure dropped unrun.
-                if target.state() == State::Runnable {
-                    scheduler.ring.remove(target);
-                }
-                scheduler.retire(target, Some(error));
-                busy.finish_resume();
-                return Ok(());
+                // Raised at once, as Stackless raises in the current tasklet: an error raised
+                // earlier and not yet taken is replaced.
+                let _ = scheduler.take_raised(me);
+                return Err(error);
             }
             State::Blocked => {
                 if !scheduler.wake_with_error(target, error) {

@@ -1,9 +1,10 @@
 //! Nothing to run: taking in wake-ups, firing timers, idling the CPU, declaring deadlock.
 //!
 //! When a CPU's ring empties (its tasklets blocked, or `run` waits for sleepers), the scheduler
-//! drains its inbox, fires expired timers, and otherwise idles until a wake-up or the next
-//! deadline. With no deadline and no wake-up possible in its whole CPU group it declares
-//! deadlock and wakes a victim with [`TaskletError::Deadlock`].
+//! drains its inbox, fires expired timers, revives a paused main tasklet (Stackless's
+//! `revive_main`), and otherwise idles until a wake-up or the next deadline. With no deadline
+//! and no wake-up possible in its whole CPU group it declares deadlock and wakes a victim with
+//! [`TaskletError::Deadlock`]. So a CPU never idles with nothing able to wake it.
 
 use super::ring::Placement;
 use super::sched::Scheduler;
@@ -28,6 +29,13 @@ impl Scheduler {
             self.fire_timers(Deadline::now());
             if let Some(next) = self.ring.head() {
                 return next;
+            }
+            if self.main_tcb.state() == State::Paused {
+                // Stackless's revive_main: the main tasklet floats (run, schedule_remove,
+                // switch) and nothing else can run: it goes back in the ring and runs, and
+                // whoever blocked stays blocked for a later wake-up.
+                self.ring.insert(&self.main_tcb, Placement::Tail);
+                return &self.main_tcb;
             }
             let victim = blocking.unwrap_or(&self.main_tcb);
             let can_be_victim = victim.state() == State::Blocked;

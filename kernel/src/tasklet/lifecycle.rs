@@ -143,6 +143,13 @@ pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
     let tcb = unsafe { &*(data as *const Tcb) };
     tcb.set_flag(tcb::FLAG_STARTED, true);
     let body = tcb.body().get();
+    // A kill or throw raised before it ever ran ends it here, its closure dropped unrun (as
+    // Stackless raises it at the tasklet's first instruction).
+    if let Some(error) = scheduler.take_raised(tcb) {
+        // SAFETY: the body is live while the control block is; only this tasklet touches it.
+        unsafe { ((*body).vtable.fail)(body, error) };
+        scheduler.exit_current()
+    }
     // SAFETY: the body is live while the control block is; only this tasklet runs it.
     unsafe { ((*body).vtable.run)(body) };
     scheduler.exit_current()

@@ -324,15 +324,25 @@ fn schedule_slow(scheduler: &'static sched::Scheduler) -> Result<(), TaskletErro
 }
 
 /// Takes the current tasklet out of the run queue and switches away (Stackless's
-/// `schedule_remove()`); it runs again once inserted or run. Fails with
-/// [`TaskletError::NothingRunnable`] (staying scheduled) when no other tasklet could run.
+/// `schedule_remove()`); it runs again once inserted or run.
+///
+/// When nothing else can run, the main tasklet is revived as in Stackless: a paused main
+/// tasklet is put back in the ring and runs next (so the main tasklet calling this alone
+/// simply goes on, still scheduled). Only a tasklet that is the last runnable one while the
+/// main tasklet waits in a blocking operation fails, with [`TaskletError::Deadlock`], staying
+/// scheduled: nothing could ever run it again.
 pub fn schedule_remove() -> Result<(), TaskletError> {
     let scheduler = this_cpu();
     let me = scheduler.current();
     take_pending(me)?;
     let busy = scheduler.enter();
     if scheduler.run_count() <= 1 {
-        return Err(TaskletError::NothingRunnable);
+        if me.is_main() {
+            return Ok(());
+        }
+        if scheduler.main().state() != State::Paused {
+            return Err(TaskletError::Deadlock);
+        }
     }
     scheduler.ring.remove(me);
     me.set_state(State::Paused);
@@ -344,6 +354,11 @@ pub fn schedule_remove() -> Result<(), TaskletError> {
 
 /// Runs the ring until the main tasklet is the only runnable one and no tasklet of this CPU is
 /// sleeping. Call from the main tasklet.
+///
+/// As in Stackless, the main tasklet floats meanwhile: it is out of the run ring (paused, not
+/// counted by [`run_count`]) and is revived when nothing else can run — every other tasklet
+/// has ended, blocked or paused itself — so tasklets left blocked stay blocked for a later
+/// send instead of failing with [`TaskletError::Deadlock`].
 pub fn run() -> Result<(), TaskletError> {
     run_with_timeout(None).map(|_| ())
 }
@@ -353,7 +368,8 @@ pub fn run() -> Result<(), TaskletError> {
 /// go on, or kill it). `Ok(None)` when the ring emptied first. Call from the main tasklet.
 pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, TaskletError> {
     let scheduler = this_cpu();
-    if !scheduler.current().is_main() {
+    let main = scheduler.current();
+    if !main.is_main() {
         return Err(TaskletError::InvalidTarget);
     }
     // The watchdog's deadline 0 means "disarmed": a deadline at boot is the next instant.
@@ -370,12 +386,27 @@ pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, Ta
             }
             break Ok(None);
         }
-        if let Err(error) = schedule() {
+        if let Err(error) = float_main(scheduler, main) {
             break Err(error);
         }
     };
     scheduler.arm_watchdog(None);
     outcome
+}
+
+/// Takes the running main tasklet out of the ring and runs the others until it is revived
+/// (nothing else runnable), interrupted back by the watchdog, or inserted or run by a tasklet.
+fn float_main(scheduler: &'static sched::Scheduler, main: &'static Tcb) -> Result<(), TaskletError> {
+    scheduler.before_blocking(main)?;
+    let busy = scheduler.enter();
+    scheduler.ring.remove(main);
+    main.set_state(State::Paused);
+    let next = scheduler.find_next(None);
+    if !core::ptr::eq(next, main) {
+        scheduler.switch_to(main, next);
+    }
+    busy.finish_resume();
+    take_pending(main)
 }
 
 /// A cooperative preemption point: where the watchdog of [`run_with_timeout`] may interrupt

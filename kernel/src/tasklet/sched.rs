@@ -485,10 +485,31 @@ impl Scheduler {
             self.fire_timers(Deadline::now());
         }
         if let Some(next) = RunRing::next_after(me) {
-            if !core::ptr::eq(next, me) {
+            if core::ptr::eq(next, me) {
+                self.check_lone_stack(me);
+            } else {
                 self.switch_to(me, next);
             }
         }
+    }
+
+    /// A tasklet yielding with nobody else to run (the main tasklet floating in `run`) switches
+    /// nowhere, so its stack is checked here: an overflowed one is abandoned by a switch to the
+    /// main tasklet, revived for it. (A main tasklet blocked meanwhile leaves the check to the
+    /// next switch.)
+    #[inline(never)]
+    fn check_lone_stack(&self, me: &Tcb) {
+        let low = me.stack_low().get();
+        // SAFETY: a non-zero stack_low is the usable low of the live segment `me` runs on.
+        if low == 0 || unsafe { stack::guard_intact(low, context::stack_pointer()) } {
+            return;
+        }
+        let main = &self.main_tcb;
+        if main.state() != State::Paused {
+            return;
+        }
+        self.ring.insert(main, Placement::Tail);
+        self.switch_checked(me, main, false, SwitchFrom::Tasklet);
     }
 
     // ---- cross-CPU wake-ups ---------------------------------------------------------------

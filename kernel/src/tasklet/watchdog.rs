@@ -6,6 +6,7 @@
 //! the preemption waits for the next check point ([`super::atomic`] sections end with one).
 
 use super::attention;
+use super::ring::Placement;
 use super::sched::{Scheduler, SwitchFrom};
 use super::tcb::{State, TcbRef};
 use crate::platform::platform;
@@ -57,11 +58,14 @@ impl Scheduler {
         }
     }
 
-    /// Interrupts the running tasklet for the watchdog if it may be: not main, not atomic.
+    /// Interrupts the running tasklet for the watchdog if it may be: not main, not atomic, and
+/// the main tasklet not blocked (it floats, paused, while `run` runs the others).
     /// Returns after the tasklet is resumed again (if it was interrupted).
     pub(super) fn interrupt_current(&'static self, switch_from: SwitchFrom) {
         let me = self.current();
-        if me.is_main() || me.atomic().get() > 0 || self.main_tcb.state() != State::Runnable {
+        let main = &self.main_tcb;
+        let main_can_run = matches!(main.state(), State::Runnable | State::Paused);
+        if me.is_main() || me.atomic().get() > 0 || !main_can_run {
             if !me.is_main() {
                 self.set_attention(attention::PREEMPT, true);
             }
@@ -77,7 +81,11 @@ impl Scheduler {
             // SAFETY: a reference given up by into_raw earlier and not yet taken back.
             drop(unsafe { TcbRef::from_raw(previous) });
         }
-        self.switch_fully_checked(me, &self.main_tcb, switch_from);
+        if main.state() == State::Paused {
+            // Floating in `run`: back in the ring, as Stackless's watchdog is.
+            self.ring.insert(main, Placement::Tail);
+        }
+        self.switch_fully_checked(me, main, switch_from);
     }
 
     /// From the board's timer interrupt (interrupts off, on the interrupted stack).

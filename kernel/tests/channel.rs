@@ -670,3 +670,24 @@ fn a_group_whose_cpus_all_wait_detects_the_deadlock() {
     assert_eq!(mine, Err(TaskletError::Deadlock));
     assert_eq!(theirs, Err(TaskletError::Deadlock));
 }
+
+#[test]
+fn a_closed_bomb_ends_a_receivers_iteration_and_send_errors_convert_with_question_mark() {
+    let channel = Arc::new(Channel::new());
+    let sender = channel.clone();
+    let producer = tasklet::spawn(move || -> Result<(), TaskletError> {
+        sender.send(1)?;
+        sender.send(2)?;
+        // Stackless's send_exception(StopIteration): the receiver's loop ends.
+        sender.send_bomb(TaskletError::Closed)?;
+        // Nobody receives any more: the send fails, and `?` turned it into a TaskletError.
+        sender.close();
+        sender.send(3)?;
+        Ok(())
+    })
+    .unwrap();
+    let received: Vec<u32> = channel.iter().map(Result::unwrap).collect();
+    assert_eq!(received, [1, 2]);
+    tasklet::run().unwrap();
+    assert_eq!(producer.outcome(), Some(Err(TaskletError::Closed)));
+}

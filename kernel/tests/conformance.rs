@@ -42,7 +42,9 @@ fn parse(text: &str) -> Vec<Scenario> {
         if line.trim().is_empty() {
             continue;
         }
-        let scenario = scenarios.last_mut().expect("a line before the first `=== name`");
+        let scenario = scenarios
+            .last_mut()
+            .expect("a line before the first `=== name`");
         let stripped = line.trim();
         if let Some(reason) = stripped.strip_prefix("differs:") {
             scenario.differs = Some(reason.trim().to_string());
@@ -159,7 +161,9 @@ impl World {
             return "main".into();
         }
         let tasklets = self.tasklets.lock().unwrap();
-        let found = tasklets.iter().find(|(_, handle)| handle.tasklet() == tasklet);
+        let found = tasklets
+            .iter()
+            .find(|(_, handle)| handle.tasklet() == tasklet);
         found.map_or_else(|| "?".into(), |(name, _)| name.clone())
     }
 
@@ -187,9 +191,7 @@ impl World {
                 if verb == "spawn_paused" {
                     builder = builder.paused();
                 }
-                let handle = builder
-                    .spawn(move || world.run_body(&name))
-                    .expect("spawn");
+                let handle = builder.spawn(move || world.run_body(&name)).expect("spawn");
                 self.tasklets
                     .lock()
                     .unwrap()
@@ -207,7 +209,9 @@ impl World {
             ("insert", 1) => Self::ran(self.tasklet(args[0]).insert()),
             ("remove", 1) => Self::ran(self.tasklet(args[0]).remove()),
             ("state", 1) => Ok(state(&self.tasklet(args[0]))),
-            ("run", 0) => tasklet::run_with_timeout(None).map(|interrupted| self.outcome(interrupted)),
+            ("run", 0) => {
+                tasklet::run_with_timeout(None).map(|interrupted| self.outcome(interrupted))
+            }
             ("runwatch", 1) => {
                 let budget = Duration::from_micros(10 * number(0) as u64);
                 tasklet::run_with_timeout(Some(budget)).map(|interrupted| self.outcome(interrupted))
@@ -216,7 +220,10 @@ impl World {
                 spin(number(0) as u64);
                 Ok("ok".into())
             }
-            ("atomic", 1) => Ok(format!("was {}", u8::from(tasklet::set_atomic(number(0) != 0)))),
+            ("atomic", 1) => Ok(format!(
+                "was {}",
+                u8::from(tasklet::set_atomic(number(0) != 0))
+            )),
             ("block_trap", 1) => {
                 tasklet::current().set_block_trap(number(0) != 0);
                 Ok("ok".into())
@@ -230,7 +237,8 @@ impl World {
                 Ok("ok".into())
             }
             ("pref", 2) => {
-                self.channel(args[0]).set_preference(Preference::from_int(number(1)));
+                self.channel(args[0])
+                    .set_preference(Preference::from_int(number(1)));
                 Ok("ok".into())
             }
             ("all", 2) => {
@@ -370,7 +378,10 @@ fn check_area(area: &str, scenarios: &str, golden: &str, spindle_golden: &str) {
     let (mut agreed, mut differing) = (0, 0);
     for scenario in &scenarios {
         let Some(stackless) = golden.get(&scenario.name) else {
-            failures.push(format!("{}: no golden trace (run record.py)", scenario.name));
+            failures.push(format!(
+                "{}: no golden trace (run record.py)",
+                scenario.name
+            ));
             continue;
         };
         let spindle = run_isolated(scenario);

@@ -188,7 +188,7 @@ fn blocking_the_last_runnable_tasklet_is_a_deadlock_error() {
     assert_eq!(tasklet::schedule_remove(), Ok(()));
     assert!(tasklet::main().is_scheduled());
     // A tasklet that is the last runnable one while main blocks cannot pause itself.
-    let last = tasklet::spawn(|| tasklet::schedule_remove()).unwrap();
+    let last = tasklet::spawn(tasklet::schedule_remove).unwrap();
     assert_eq!(last.join(), Ok(Err(TaskletError::Deadlock)));
     forever.kill().unwrap();
 }
@@ -343,4 +343,59 @@ fn min_stack_holds_a_tasklet_that_sleeps_yields_and_receives() {
     tasklet::run().unwrap();
     assert_eq!(sleeper.result(), Some(Ok(true)));
     assert_eq!(receiving.result(), Some(Ok(true)));
+}
+
+#[test]
+fn next_prev_cpu_and_block_trap_describe_where_a_tasklet_is() {
+    let a = tasklet::spawn(|| ()).unwrap();
+    let b = Builder::new().paused().spawn(|| ()).unwrap();
+    let main = tasklet::main();
+    // The ring: main, a (appended at the end, just before main).
+    assert_eq!(main.next().as_ref(), Some(a.tasklet()));
+    assert_eq!(main.prev().as_ref(), Some(a.tasklet()));
+    assert_eq!(a.next(), Some(main.clone()));
+    assert_eq!(b.next(), None, "a paused tasklet is in no run queue");
+    b.insert().unwrap();
+    assert_eq!(a.next().as_ref(), Some(b.tasklet()));
+    assert_eq!(b.prev().as_ref(), Some(a.tasklet()));
+    assert_eq!(a.cpu(), main.cpu());
+    assert!(!a.block_trap());
+    a.set_block_trap(true);
+    assert!(a.block_trap());
+    tasklet::run().unwrap();
+    assert_eq!(a.next(), None, "a dead tasklet is in no run queue");
+    assert_eq!(
+        main.next(),
+        Some(main.clone()),
+        "alone, main is its own neighbour"
+    );
+}
+
+#[test]
+fn flat_outcomes_read_the_same_whether_the_tasklet_started_or_not() {
+    let started = tasklet::spawn(|| -> Result<u8, TaskletError> {
+        tasklet::schedule()?;
+        Ok(1)
+    })
+    .unwrap();
+    tasklet::schedule().unwrap();
+    let unstarted = Builder::new()
+        .paused()
+        .spawn(|| -> Result<u8, TaskletError> { Ok(2) })
+        .unwrap();
+    started.kill().unwrap();
+    unstarted.kill().unwrap();
+    assert_eq!(started.outcome(), Some(Err(TaskletError::Killed)));
+    assert_eq!(unstarted.outcome(), Some(Err(TaskletError::Killed)));
+    let finished = tasklet::spawn(|| -> Result<u8, TaskletError> { Ok(3) }).unwrap();
+    assert_eq!(finished.join_flat(), Ok(3));
+}
+
+#[test]
+fn set_atomic_returns_the_previous_state() {
+    assert!(!tasklet::set_atomic(true));
+    assert!(tasklet::set_atomic(true));
+    assert_eq!(tasklet::current().atomic_depth(), 1);
+    assert!(tasklet::set_atomic(false));
+    assert!(!tasklet::set_atomic(false));
 }

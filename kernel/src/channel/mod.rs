@@ -84,6 +84,15 @@ impl<T> core::fmt::Display for SendError<T> {
     }
 }
 
+/// A failed send converts into its error with `?` in a function returning
+/// `Result<_, TaskletError>`, so send, receive and scheduling errors share one type. The value
+/// that was not delivered is dropped then: match on the [`SendError`] to keep it.
+impl<T> From<SendError<T>> for TaskletError {
+    fn from(failure: SendError<T>) -> Self {
+        failure.error
+    }
+}
+
 /// Which side a channel favours after a rendezvous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preference {
@@ -544,6 +553,10 @@ impl<T: Send> Channel<T> {
 
     /// Iterates over received values until the channel is closing with no sender left (or a
     /// receive fails: the error is the last item).
+    ///
+    /// A sender ends a receiver's iteration at once, as Stackless's
+    /// `send_exception(StopIteration)` does, with `send_bomb(TaskletError::Closed)`: the
+    /// iterator ends (returns `None`) rather than yielding the error.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
             channel: self,

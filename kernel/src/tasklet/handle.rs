@@ -3,7 +3,7 @@
 
 use super::error::{TaskletError, Thrown};
 use super::per_cpu::this_cpu;
-use super::ring::Placement;
+use super::ring::{Placement, RunRing};
 use super::sched;
 use super::take_pending;
 use super::tcb::{self, State, Tcb, TcbRef};
@@ -87,16 +87,25 @@ impl Tasklet {
 
     /// Whether it is in its run ring, on its way there from another CPU's wake-up, or blocked
     /// (Stackless's `scheduled`: a blocked tasklet is scheduled on what it waits for).
+    /// The main tasklet floating in [`run`](super::run) is not scheduled (it is paused).
     pub fn is_scheduled(&self) -> bool {
         matches!(
             self.tcb.state(),
             State::Runnable | State::Waking | State::Blocked
-        )
+        ) && !self.is_floating()
     }
 
     /// Whether it is alive but neither scheduled nor blocked.
     pub fn is_paused(&self) -> bool {
-        self.tcb.state() == State::Paused
+        self.tcb.state() == State::Paused || self.is_floating()
+    }
+
+    /// Whether this is the main tasklet floating in `run` (and not running).
+    fn is_floating(&self) -> bool {
+        let scheduler = this_cpu();
+        scheduler.is_floating(&self.tcb)
+            && scheduler.is_here(&self.tcb)
+            && !core::ptr::eq(scheduler.current(), &*self.tcb)
     }
 
     /// Whether it is blocked on a channel, and which way.
@@ -122,6 +131,46 @@ impl Tasklet {
     /// of blocking (Stackless's `block_trap`).
     pub fn set_block_trap(&self, trap: bool) {
         self.tcb.set_flag(tcb::FLAG_BLOCK_TRAP, trap);
+    }
+
+    /// Whether its blocking operations fail instead of blocking (see
+    /// [`Tasklet::set_block_trap`]).
+    pub fn block_trap(&self) -> bool {
+        self.tcb.has_flag(tcb::FLAG_BLOCK_TRAP)
+    }
+
+    /// Index of the CPU it lives on (Stackless's `thread_id`).
+    pub fn cpu(&self) -> usize {
+        sched::Scheduler::home_of(&self.tcb).cpu.get()
+    }
+
+    /// The tasklet after it in its run queue (Stackless's `next`; itself when it runs alone),
+    /// or `None` when it is not in the run queue (paused, blocked, dead) or is asked about from
+    /// another CPU.
+    pub fn next(&self) -> Option<Tasklet> {
+        self.ring_neighbour(RunRing::next_after)
+    }
+
+    /// The tasklet before it in its run queue (Stackless's `prev`); see [`Tasklet::next`].
+    pub fn prev(&self) -> Option<Tasklet> {
+        self.ring_neighbour(RunRing::prev_before)
+    }
+
+    fn ring_neighbour(&self, step: fn(&Tcb) -> Option<&'static Tcb>) -> Option<Tasklet> {
+        let scheduler = self.check_home().ok()?;
+        let _busy = scheduler.enter();
+        if self.tcb.state() != State::Runnable || self.is_floating() {
+            return None;
+        }
+        // A floating main tasklet is not in the run queue as Stackless shows it.
+        let neighbour = step(&self.tcb)?;
+        let floating = scheduler.is_floating(neighbour);
+        let neighbour = if floating && !core::ptr::eq(neighbour, scheduler.current()) {
+            step(neighbour)?
+        } else {
+            neighbour
+        };
+        Some(Tasklet::from_tcb(neighbour))
     }
 
     /// Bytes of its own stack (0 for the main tasklet, which runs on the CPU's own stack, and
@@ -178,7 +227,13 @@ impl Tasklet {
                 scheduler.ring.insert(&self.tcb, Placement::Tail);
                 Ok(())
             }
-            State::Runnable | State::Waking => Ok(()),
+            State::Runnable | State::Waking => {
+                // Inserting the main tasklet floating in `run` ends that `run`.
+                if self.tcb.is_main() {
+                    scheduler.main_floating.set(false);
+                }
+                Ok(())
+            }
             State::Blocked => Err(TaskletError::InvalidTarget),
             State::Dead => Err(TaskletError::Dead),
         }
@@ -231,6 +286,10 @@ impl Tasklet {
             return Ok(());
         }
         let _busy = scheduler.enter();
+        if self.tcb.is_main() {
+            // Switching to the main tasklet floating in `run` ends that `run`.
+            scheduler.main_floating.set(false);
+        }
         match self.tcb.state() {
             State::Paused => scheduler.ring.insert(&self.tcb, Placement::Tail),
             State::Runnable => {}
@@ -421,6 +480,21 @@ impl<R: Send + 'static> JoinHandle<R> {
             scheduler.block_current(me, Some(blocker), None);
             busy.finish_resume();
         }
+    }
+}
+
+impl<T: Send + 'static> JoinHandle<Result<T, TaskletError>> {
+    /// [`JoinHandle::result`] flattened for a body that returns `Result<T, TaskletError>`:
+    /// a kill (or any error) reads the same whether the tasklet unwound with it (`?`) or died
+    /// before it ran — `Some(Err(Killed))` rather than `Some(Ok(Err(Killed)))` or
+    /// `Some(Err(Killed))` depending on timing.
+    pub fn outcome(&self) -> Option<Result<T, TaskletError>> {
+        self.result().map(|result| result.and_then(|inner| inner))
+    }
+
+    /// [`JoinHandle::join`] flattened the same way (see [`JoinHandle::outcome`]).
+    pub fn join_flat(&self) -> Result<T, TaskletError> {
+        self.join().and_then(|inner| inner)
     }
 }
 

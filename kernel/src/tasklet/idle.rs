@@ -26,16 +26,17 @@ impl Scheduler {
             if let Some(next) = self.ring.head() {
                 return next;
             }
-            self.fire_timers(Deadline::now());
-            if let Some(next) = self.ring.head() {
-                return next;
+            if !self.timers.is_empty() {
+                self.fire_timers(Deadline::now());
+                if let Some(next) = self.ring.head() {
+                    return next;
+                }
             }
-            if self.main_tcb.state() == State::Paused {
-                // Stackless's revive_main: the main tasklet floats (run, schedule_remove,
-                // switch) and nothing else can run: it goes back in the ring and runs, and
-                // whoever blocked stays blocked for a later wake-up.
-                self.ring.insert(&self.main_tcb, Placement::Tail);
-                return &self.main_tcb;
+            // The main tasklet floats (run, schedule_remove, switch) and nothing else can
+            // run: it goes back in the ring and runs, and whoever blocked stays blocked for a
+            // later wake-up.
+            if let Some(main) = self.revive_floating_main() {
+                return main;
             }
             let victim = blocking.unwrap_or(&self.main_tcb);
             let can_be_victim = victim.state() == State::Blocked;

@@ -254,6 +254,13 @@ impl<A: Adapter> Ring<A> {
         unsafe { &*A::link(node).next.get() }
     }
 
+    /// The predecessor of `node`, a ring member (itself when alone).
+    #[inline(always)]
+    pub(crate) fn prev(node: &A::Node) -> &'static A::Node {
+        // SAFETY: as in `next`.
+        unsafe { &*A::link(node).prev.get() }
+    }
+
     /// Unlinks `node`, a ring member, and clears its link. Returns its successor, unless `node`
     /// was alone.
     #[inline(always)]

@@ -355,10 +355,11 @@ pub fn schedule_remove() -> Result<(), TaskletError> {
 /// Runs the ring until the main tasklet is the only runnable one and no tasklet of this CPU is
 /// sleeping. Call from the main tasklet.
 ///
-/// As in Stackless, the main tasklet floats meanwhile: it is out of the run ring (paused, not
-/// counted by [`run_count`]) and is revived when nothing else can run — every other tasklet
+/// As in Stackless, the main tasklet floats meanwhile: it reads as paused and is not counted
+/// by [`run_count`], and it takes over again when nothing else can run — every other tasklet
 /// has ended, blocked or paused itself — so tasklets left blocked stay blocked for a later
-/// send instead of failing with [`TaskletError::Deadlock`].
+/// send instead of failing with [`TaskletError::Deadlock`]. It also returns as soon as a
+/// tasklet inserts, runs or switches to the main tasklet, the others still runnable.
 pub fn run() -> Result<(), TaskletError> {
     run_with_timeout(None).map(|_| ())
 }
@@ -386,27 +387,20 @@ pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, Ta
             }
             break Ok(None);
         }
-        if let Err(error) = float_main(scheduler, main) {
+        scheduler.main_floating.set(true);
+        let yielded = schedule();
+        if !scheduler.main_floating.replace(false) {
+            // A tasklet inserted, ran or switched to main while others could still run:
+            // `run` returns then, as Stackless's does.
+            break yielded.map(|()| scheduler.take_interrupted().map(Tasklet::from_ref));
+        }
+        if let Err(error) = yielded {
             break Err(error);
         }
     };
+    scheduler.main_floating.set(false);
     scheduler.arm_watchdog(None);
     outcome
-}
-
-/// Takes the running main tasklet out of the ring and runs the others until it is revived
-/// (nothing else runnable), interrupted back by the watchdog, or inserted or run by a tasklet.
-fn float_main(scheduler: &'static sched::Scheduler, main: &'static Tcb) -> Result<(), TaskletError> {
-    scheduler.before_blocking(main)?;
-    let busy = scheduler.enter();
-    scheduler.ring.remove(main);
-    main.set_state(State::Paused);
-    let next = scheduler.find_next(None);
-    if !core::ptr::eq(next, main) {
-        scheduler.switch_to(main, next);
-    }
-    busy.finish_resume();
-    take_pending(main)
 }
 
 /// A cooperative preemption point: where the watchdog of [`run_with_timeout`] may interrupt
@@ -426,9 +420,9 @@ pub fn main() -> Tasklet {
 }
 
 /// Number of runnable tasklets on this CPU, the running one included (Stackless's
-/// `getruncount()`).
+/// `getruncount()`; the main tasklet does not count while it floats in [`run`]).
 pub fn run_count() -> usize {
-    this_cpu().run_count()
+    this_cpu().visible_run_count()
 }
 
 /// Number of live tasklets on this CPU, the main one included.

@@ -133,6 +133,12 @@ impl RunRing {
         })
     }
 
+    /// The tasklet before `tcb` in the ring (`tcb` itself when alone); `None` if `tcb` is not
+    /// in the ring.
+    pub(super) fn prev_before(tcb: &Tcb) -> Option<&'static Tcb> {
+        Ring::<RingLinks>::is_linked(tcb).then(|| Ring::<RingLinks>::prev(tcb))
+    }
+
     /// [`RunRing::next_after`] for a tasklet known to be in the ring (the fast yield's).
     #[inline(always)]
     pub(super) fn next_of_member(me: &Tcb) -> &'static Tcb {

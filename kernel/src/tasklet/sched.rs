@@ -61,6 +61,11 @@ pub(crate) struct Scheduler {
     pub(super) scratch_sp: Cell<usize>,
     /// The shared stack area of sliced tasklets and its restorer.
     pub(super) slices: SliceArea,
+    /// The main tasklet is inside `run`, acting as Stackless's floating watchdog: it stays in
+    /// the ring (its turns just yield again, so the blocking paths stay as shallow as they
+    /// are), but reads as paused and out of the run count, and `run` returns once a tasklet
+    /// inserts, runs or switches to it (which clears this).
+    pub(crate) main_floating: Cell<bool>,
 }
 
 // SAFETY: a scheduler is reached from other CPUs only through its inbox (a spin lock), the
@@ -89,6 +94,7 @@ impl Scheduler {
             live: Cell::new(1),
             scratch_sp: Cell::new(0),
             slices: SliceArea::new(),
+            main_floating: Cell::new(false),
         }
     }
 
@@ -126,6 +132,17 @@ impl Scheduler {
 
     pub(crate) fn run_count(&self) -> usize {
         self.ring.len() + self.inbox.count()
+    }
+
+    /// [`Scheduler::run_count`] as Stackless counts it: without the main tasklet while it
+    /// floats in `run`.
+    pub(crate) fn visible_run_count(&self) -> usize {
+        self.run_count() - usize::from(self.main_floating.get())
+    }
+
+    /// Whether `tcb` is the main tasklet floating in `run` (see `main_floating`).
+    pub(crate) fn is_floating(&self, tcb: &Tcb) -> bool {
+        tcb.is_main() && self.main_floating.get()
     }
 
     pub(crate) fn live(&self) -> usize {
@@ -375,6 +392,18 @@ impl Scheduler {
             Some(next) => next,
             None => self.wait_for_next(blocking),
         }
+    }
+
+    /// Stackless's `revive_main`: a paused main tasklet goes back in the ring, to run when
+    /// nothing else can. `None` if the main tasklet is not paused.
+    #[inline(always)]
+    pub(super) fn revive_floating_main(&'static self) -> Option<&'static Tcb> {
+        let main = &self.main_tcb;
+        if main.state() != State::Paused {
+            return None;
+        }
+        self.ring.insert(main, Placement::Tail);
+        Some(main)
     }
 
     /// Takes a blocked tasklet of this CPU out of what it waits in and makes it runnable with

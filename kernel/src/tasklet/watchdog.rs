@@ -59,7 +59,7 @@ impl Scheduler {
     }
 
     /// Interrupts the running tasklet for the watchdog if it may be: not main, not atomic, and
-/// the main tasklet not blocked (it floats, paused, while `run` runs the others).
+    /// the main tasklet not blocked (it floats, paused, while `run` runs the others).
     /// Returns after the tasklet is resumed again (if it was interrupted).
     pub(super) fn interrupt_current(&'static self, switch_from: SwitchFrom) {
         let me = self.current();

@@ -439,6 +439,9 @@ impl<R: Send + 'static> JoinHandle<R> {
     /// Takes the result if the tasklet has finished: its return value, or why it did not
     /// return ([`TaskletError::Killed`], [`TaskletError::Panicked`], ...). `None` while it runs,
     /// or once taken.
+    ///
+    /// Unlike Stackless, which re-raises a tasklet's uncaught exception in the main tasklet, a
+    /// failure stays here, a value, until someone looks: nothing is raised in main.
     pub fn result(&self) -> Option<Result<R, TaskletError>> {
         if self.tasklet.is_alive() {
             return None;

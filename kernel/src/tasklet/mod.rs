@@ -72,6 +72,11 @@
 //! `throw`, `insert`, `remove`, `run` and `switch` must be called on the tasklet's own CPU and
 //! return [`TaskletError::WrongCpu`] elsewhere.
 //!
+//! # Coming from Stackless
+//! `kernel/docs/for-stackless-users.md` maps each Stackless API to its spelling here and lists
+//! the remaining differences, with their reasons; `kernel/tests/conformance.rs` checks the
+//! shared behaviour against traces recorded on a real Stackless 3.7.
+//!
 //! # Rooms
 //! The scheduler is split by job; a room's state is a type of its own, and only the files named
 //! here change it.
@@ -367,6 +372,12 @@ pub fn run() -> Result<(), TaskletError> {
 /// Runs the ring like [`run`] under a watchdog: once `timeout` has passed, the running tasklet
 /// (unless atomic) is interrupted, taken out of the run queue and returned (insert it to let it
 /// go on, or kill it). `Ok(None)` when the ring emptied first. Call from the main tasklet.
+///
+/// The budget is time since the call (Stackless counts ticks, and restarts them at each switch
+/// unless `totaltimeout`). A kill of the interrupted tasklet is raised at its next scheduling
+/// point or blocking operation, not inside the loop it was interrupted in, as Stackless would:
+/// Rust code cannot be unwound at an arbitrary instruction ([`Tasklet::kill_forced`] abandons a
+/// loop that never reaches one).
 pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, TaskletError> {
     let scheduler = this_cpu();
     let main = scheduler.current();

@@ -177,7 +177,7 @@ fn config() -> impl Strategy<Value = DictConfig> {
     (
         (0u32..6, 1u8..20, 2u8..21, 1u8..40),
         (
-            prop::bool::ANY,
+            prop::sample::select(vec![Layout::Sparse, Layout::Compact, Layout::TwoChoice]),
             prop::bool::ANY,
             prop::bool::ANY,
             prop::option::of(1u8..8),
@@ -185,17 +185,13 @@ fn config() -> impl Strategy<Value = DictConfig> {
     )
         .prop_filter_map(
             "invalid configuration",
-            |((small, load_num, load_den, growth), (compact, exact, bits, shrink))| {
+            |((small, load_num, load_den, growth), (layout, exact, bits, shrink))| {
                 let growth_den = 8;
                 DictConfig::builder()
                     .small_table(1 << small)
                     .max_load(load_num, load_den)
                     .growth(growth_den + growth, growth_den)
-                    .layout(if compact {
-                        Layout::Compact
-                    } else {
-                        Layout::Sparse
-                    })
+                    .layout(layout)
                     .sizing(if exact {
                         Sizing::Exact
                     } else {

@@ -257,6 +257,16 @@ fn profiles_are_what_they_say() {
         (ec.layout(), ec.sizing(), ec.index_width()),
         (Layout::Compact, Sizing::Exact, IndexWidth::Bits)
     );
+    let lean = DictConfig::lean();
+    assert_eq!(
+        (lean.layout(), lean.sizing(), lean.max_load(), lean.growth()),
+        (
+            Layout::TwoChoice,
+            Sizing::Exact,
+            Fraction::new(31, 32),
+            Fraction::new(11, 10)
+        )
+    );
     // A profile is a starting point for a builder.
     // Every field survives the packing.
     let odd = DictConfig::builder()
@@ -321,6 +331,51 @@ fn exact_sizes_are_not_powers_of_two() {
     assert!(sizes.iter().any(|s| !s.is_power_of_two()));
     // Fine-grained: no resize more than 9/8 of the live entries (plus rounding) past the max load.
     assert!(*sizes.last().unwrap() < 1000 * 8 / 7 * 9 / 8 + 8);
+}
+
+#[test]
+fn lean_tables_stay_at_least_seven_eighths_full() {
+    // Growth 11/10 below a max load of 31/32 leaves a table at least 7/8 full (hashbrown's
+    // max load) once it holds a few groups, so a lean dict never takes more memory a slot than
+    // hashbrown at its fullest; and at most 20 bytes an entry from 1000 (u64, u64) entries on.
+    let mut d: Dict<u64, u64> = Dict::with_config(DictConfig::lean());
+    for j in 0..30_000u64 {
+        d.insert(j.wrapping_mul(0x9e37_79b9_7f4a_7c15), j);
+        let n = d.len();
+        assert!(
+            d.slots() * 31 >= n * 32 || d.slots() <= 8,
+            "over max load at {n}"
+        );
+        if n >= 100 {
+            assert!(n * 8 >= d.slots() * 7, "{n} entries in {} slots", d.slots());
+        }
+        if n >= 1000 {
+            assert!(d.footprint() <= 20 * n, "{} bytes at {n}", d.footprint());
+        }
+    }
+}
+
+#[test]
+fn lean_removals_leave_no_dummies() {
+    let mut d: Dict<u64, u64> = Dict::with_config(DictConfig::lean());
+    d.extend((0..5000).map(|k| (k, k)));
+    let slots = d.slots();
+    // Removing and inserting as many again reuses the freed slots: no growth, no rebuild.
+    for round in 1..4u64 {
+        for k in 0..5000 {
+            assert_eq!(
+                d.remove(&(k + 5000 * (round - 1))),
+                Some(k + 5000 * (round - 1))
+            );
+        }
+        assert!(d.is_empty());
+        d.extend((0..5000).map(|k| (k + 5000 * round, k + 5000 * round)));
+        assert_eq!(d.slots(), slots, "round {round}");
+    }
+    // A small dict fills its table completely, as hashbrown's smallest tables do not.
+    let mut small: Dict<u64, u64> = Dict::with_config(DictConfig::lean());
+    small.extend((0..3).map(|k| (k, k)));
+    assert_eq!(small.slots(), 3);
 }
 
 #[test]

@@ -46,6 +46,7 @@ bare_metal! {
     pub mod foundation;
     pub mod foundation_bench;
     pub mod dict;
+    pub mod dict_bench;
     pub mod tasklets;
     pub mod slicing;
     pub mod channels;
@@ -87,6 +88,8 @@ pub const BENCH_SUITES: &[BenchSuite] = &[
     foundation_bench::SUITE,
     #[cfg(target_arch = "powerpc64")]
     net::BENCH_SUITE,
+    #[cfg(target_arch = "powerpc64")]
+    dict_bench::SUITE,
 ];
 
 #[cfg(test)]

@@ -56,6 +56,11 @@ pub enum Layout {
     /// iteration follows insertion order (see [`Dict::remove`](super::Dict::remove) for how a
     /// removal moves the newest entry).
     Compact,
+    /// Sparse slots probed as bucketized two-choice hashing: a key sits in the emptier of two
+    /// groups of slots its hash names (or, when both are full, in the next group after the second
+    /// with room, which the second group's overflow count records), so a lookup reads at most
+    /// two groups whatever the load. Removals leave no dummies. See the dict module's "Probing".
+    TwoChoice,
 }
 
 /// Which table sizes are allowed, and so how a hash becomes a slot index.
@@ -164,6 +169,14 @@ pub struct DictConfig {
 const COMPACT: u8 = 1;
 const EXACT: u8 = 2;
 const BITS: u8 = 4;
+const TWO_CHOICE: u8 = 8;
+
+/// Two-choice tables of at most this many slots may fill completely, and larger ones hold at
+/// least this many entries whatever the max load: a table this small is one group on any CPU,
+/// which a lookup reads whole without needing an empty slot, and a dict of a few entries then
+/// takes no more memory than their slots. Larger tables keep the max load, which leaves room for
+/// the balanced placement.
+pub(crate) const FULL_TABLE_SLOTS: usize = 8;
 
 /// The parameters as given to the builder, before validation and packing.
 #[derive(Clone, Copy, Debug)]
@@ -277,6 +290,7 @@ impl DictConfigBuilder {
             }
         }
         let flags = (matches!(c.layout, Layout::Compact) as u8 * COMPACT)
+            | (matches!(c.layout, Layout::TwoChoice) as u8 * TWO_CHOICE)
             | (matches!(c.sizing, Sizing::Exact) as u8 * EXACT)
             | (matches!(c.index_width, IndexWidth::Bits) as u8 * BITS);
         Ok(DictConfig {
@@ -394,13 +408,27 @@ impl DictConfig {
         )
     }
 
+    /// Tight and fast: two-choice groups over exact sizes, max load 31/32, growth 11/10 (so a
+    /// table is at least 7/8 full after growing: `hashbrown`'s max load).
+    pub const fn lean() -> Self {
+        valid(
+            DictConfig::builder()
+                .layout(Layout::TwoChoice)
+                .sizing(Sizing::Exact)
+                .max_load(31, 32)
+                .growth(11, 10)
+                .build(),
+        )
+    }
+
     /// Every named profile with its name, for tables and tests.
-    pub const PROFILES: [(&'static str, DictConfig); 5] = [
+    pub const PROFILES: [(&'static str, DictConfig); 6] = [
         ("cpython27", Self::cpython27()),
         ("tight", Self::tight()),
         ("exact", Self::exact()),
         ("compact", Self::compact()),
         ("exact_compact", Self::exact_compact()),
+        ("lean", Self::lean()),
     ];
 
     /// Slots of the small table.
@@ -439,7 +467,9 @@ impl DictConfig {
 
     /// The layout.
     pub const fn layout(&self) -> Layout {
-        if self.flags & COMPACT != 0 {
+        if self.flags & TWO_CHOICE != 0 {
+            Layout::TwoChoice
+        } else if self.flags & COMPACT != 0 {
             Layout::Compact
         } else {
             Layout::Sparse
@@ -466,14 +496,20 @@ impl DictConfig {
 
     /// Whether `fill` filled slots put a table of `slots` at or over the max load.
     pub(crate) fn at_max_load(&self, slots: usize, fill: usize) -> bool {
-        fill as u128 * self.max_load.den as u128 >= slots as u128 * self.max_load.num as u128
+        fill > self.capacity_of(slots)
     }
 
-    /// The most filled slots a table of `slots` holds below the max load.
+    /// The most filled slots a table of `slots` holds below the max load (for two-choice
+    /// tables at least [`FULL_TABLE_SLOTS`] of them; a capacity grows with the slots).
     pub(crate) fn capacity_of(&self, slots: usize) -> usize {
         let num = self.max_load.num as u128;
         let den = self.max_load.den as u128;
-        ((slots as u128 * num).saturating_sub(1) / den) as usize
+        let below = ((slots as u128 * num).saturating_sub(1) / den) as usize;
+        if self.flags & TWO_CHOICE != 0 {
+            below.max(slots.min(FULL_TABLE_SLOTS))
+        } else {
+            below
+        }
     }
 
     /// Rounds `slots` up to a permitted size: at least the small table, a power of two if needed.
@@ -487,6 +523,10 @@ impl DictConfig {
 
     /// The smallest permitted size holding `entries` below the max load.
     pub(crate) fn size_for(&self, entries: usize) -> Option<usize> {
+        if self.flags & TWO_CHOICE != 0 && (1..=FULL_TABLE_SLOTS).contains(&entries) {
+            // Any table of at least `entries` slots holds them.
+            return self.permitted(entries);
+        }
         // entries * den < slots * num  <=>  slots > entries * den / num.
         let min = entries as u128 * self.max_load.den as u128 / self.max_load.num as u128 + 1;
         self.permitted(usize::try_from(min).ok()?)
@@ -526,8 +566,11 @@ impl DictConfig {
 /// The tag byte of a tail whose configuration is not a named profile (its packed bytes precede
 /// the tag); otherwise the tag's low bits are the profile's place in [`DictConfig::PROFILES`].
 const CUSTOM: u8 = 0x80;
-/// Where the tag byte keeps the configuration's flags.
-const FLAGS_SHIFT: u32 = 4;
+/// Where the tag byte keeps the configuration's flags (four bits, below [`CUSTOM`]).
+const FLAGS_SHIFT: u32 = 3;
+/// The tag byte's bits that number a named profile.
+const PROFILE_BITS: u8 = (1 << FLAGS_SHIFT) - 1;
+const _: () = assert!(DictConfig::PROFILES.len() <= PROFILE_BITS as usize + 1);
 /// Bytes a configuration that is not a profile packs into.
 const PACKED: usize = 15;
 /// The most bytes a tail takes: a packed configuration, the tag, and the index bits.
@@ -587,7 +630,7 @@ pub(crate) fn tail_shrinks(tail: &[u8]) -> bool {
             }
             shrinks
         };
-        SHRINKS[usize::from(tag & 0xf)]
+        SHRINKS[usize::from(tag & PROFILE_BITS)]
     } else {
         // The packed shrink fraction's denominator: zero means never.
         tail[13] != 0
@@ -643,7 +686,7 @@ impl DictConfig {
                 }
                 configs
             };
-            return CONFIGS[usize::from(tag & 0xf)];
+            return CONFIGS[usize::from(tag & PROFILE_BITS)];
         }
         let b = tail;
         let fraction = |i: usize| Fraction::new(b[6 + 2 * i], b[7 + 2 * i]);

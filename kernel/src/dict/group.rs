@@ -6,8 +6,8 @@
 //! same questions, so the tables built on them behave the same (iteration order aside, which
 //! follows the slots).
 
-use imp::BITS_PER_SLOT;
 pub(crate) use imp::{Group, GROUP};
+use imp::{PairBits, BITS_PER_SLOT};
 
 /// The control bytes' encoding that the groups rely on (the sparse module owns their meaning).
 pub(crate) mod byte {
@@ -33,7 +33,7 @@ impl Slots {
         self.0 != 0
     }
 
-    /// The first slot's place in its group (the set must not be empty).
+    /// The first slot's place in its group; for an empty set, `GROUP` or more.
     #[inline(always)]
     pub(crate) fn lowest(self) -> usize {
         (self.0.trailing_zeros() / BITS_PER_SLOT) as usize
@@ -57,6 +57,31 @@ impl Slots {
     }
 }
 
+/// The slots of two groups as one set (the second's after the first's), so that a two-choice
+/// lookup walks the candidates of both groups in one loop, with no branch on which group holds
+/// the key (a coin toss for a hit).
+#[derive(Clone, Copy)]
+pub(crate) struct PairSlots(PairBits);
+
+impl PairSlots {
+    #[inline(always)]
+    pub(crate) fn new(first: Slots, second: Slots) -> Self {
+        Self(PairBits::from(first.0) | PairBits::from(second.0) << (GROUP as u32 * BITS_PER_SLOT))
+    }
+
+    /// Every slot of the set in turn, the first group's first: whether it is in the second
+    /// group, and its place in its group.
+    #[inline(always)]
+    pub(crate) fn next_lowest(&mut self) -> Option<(bool, usize)> {
+        if self.0 == 0 {
+            return None;
+        }
+        let at = (self.0.trailing_zeros() / BITS_PER_SLOT) as usize;
+        self.0 &= self.0 - 1;
+        Some((at >= GROUP, at % GROUP))
+    }
+}
+
 /// SSE2, which every x86_64 CPU has: the `unsafe` blocks call its intrinsics, which Rust counts
 /// as unsafe unless the calling function enables the feature itself.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -73,6 +98,8 @@ mod imp {
     pub(crate) const GROUP: usize = 16;
     /// A slot's bits in a [`Slots`]: `pmovmskb` gives one a byte. Its sets are exact.
     pub(crate) const BITS_PER_SLOT: u32 = 1;
+    /// Two groups' sets side by side.
+    pub(crate) type PairBits = u64;
 
     /// A group's control bytes.
     #[derive(Clone, Copy)]
@@ -123,6 +150,8 @@ mod imp {
     pub(crate) const GROUP: usize = 8;
     /// A slot's bits in a [`Slots`]: its byte's, of which the high bit is set.
     pub(crate) const BITS_PER_SLOT: u32 = 8;
+    /// Two groups' sets side by side.
+    pub(crate) type PairBits = u128;
 
     /// The low bit of every byte of a word.
     const LOW_BITS: u64 = u64::from_le_bytes([0x01; GROUP]);
@@ -204,6 +233,16 @@ mod tests {
                 (group.empty(), |b, _| b == EMPTY),
                 (group.vacant(), |b, _| b == EMPTY || b == DUMMY),
             ];
+            // Two groups as a pair: the first's members, then the second's (here the same group).
+            let mut pair = PairSlots::new(group.matching(tag), group.empty());
+            let paired: alloc::vec::Vec<(bool, usize)> =
+                core::iter::from_fn(|| pair.next_lowest()).collect();
+            let expected: alloc::vec::Vec<(bool, usize)> = members(group.matching(tag))
+                .into_iter()
+                .map(|i| (false, i))
+                .chain(members(group.empty()).into_iter().map(|i| (true, i)))
+                .collect();
+            prop_assert_eq!(paired, expected);
             for (set, wanted) in cases {
                 let found = members(set);
                 let truth: alloc::vec::Vec<usize> =

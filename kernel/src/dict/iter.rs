@@ -154,7 +154,9 @@ impl<K, V, S> IntoIterator for Dict<K, V, S> {
         let left = self.len();
         let inner = match self.table {
             Table::Unallocated(_) => IntoIterInner::Compact(Vec::new().into_iter()),
-            Table::Sparse(t) | Table::SparseExact(t) => IntoIterInner::Sparse(t.into_entries()),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => {
+                IntoIterInner::Sparse(t.into_entries())
+            }
             Table::Compact(t) => IntoIterInner::Compact(t.into_raw().into_iter()),
         };
         IntoIter { inner, left }

@@ -40,7 +40,7 @@
 //!
 //! # Profiles
 //!
-//! A configuration combines a [`Layout`], a [`Sizing`] and the numbers below; five profiles name
+//! A configuration combines a [`Layout`], a [`Sizing`] and the numbers below; six profiles name
 //! useful points, and [`Dict::new`] takes `tight`:
 //!
 //! | profile | layout | sizes | small | max load | growth |
@@ -50,6 +50,7 @@
 //! | [`exact`](DictConfig::exact) | sparse | any | 1 | 7/8 | 9/8 |
 //! | [`compact`](DictConfig::compact) | compact, 1/2/4/8-byte indices | 2^k | 8 | 2/3 | 3x |
 //! | [`exact_compact`](DictConfig::exact_compact) | compact, bit-packed indices | any | 1 | 7/8 | 17/16 |
+//! | [`lean`](DictConfig::lean) | two-choice | any | 1 | 31/32 | 11/10 |
 //!
 //! - **Sparse** (CPython 2.7): each entry in its slot, and a separate array of one control byte
 //!   a slot: empty, dummy, or full with 7 bits of the key's hash. Probes read the control bytes
@@ -62,6 +63,10 @@
 //!   through an array of small integers naming them. A removal moves the newest entry into the
 //!   hole (as `indexmap`'s `swap_remove`), so iteration is insertion order until the first
 //!   removal.
+//! - **Two-choice**: the sparse layout's slots and control bytes, probed differently (see
+//!   "Probing"): a key sits in one of two groups of slots, so lookups cost the same at any load
+//!   and the table can stay nearly full. Removals empty their slot (no dummies). Tables of up
+//!   to 8 slots may fill completely, so a dict of a few entries takes little more than them.
 //! - **Exact** sizes are any integer, reduced with Lemire's `(hash * size) >> 64` instead of a
 //!   mask, so growth can be fine-grained (the seed's wish: "there is no inherent need for [powers
 //!   of two] except that it makes for nice bitwise arithmetic").
@@ -93,6 +98,19 @@
 //! first group with an empty slot. Inserts take the first dummy or empty slot along the same
 //! path, so a lookup never stops short of its key. Between CPUs, the group width changes the
 //! probe order, the iteration order and the padding of tables smaller than a group.
+//!
+//! Two-choice tables (`lean`) are bucketized two-choice ("cuckoo") hashing over the same
+//! groups: the control bytes are padded to whole groups, and the hash names two groups by
+//! Lemire's reduction (of its top bits and of its bits 31 down) and a 7-bit tag (its low bits).
+//! A lookup reads both groups at once and opens the slots whose byte is the tag, in one loop
+//! over both. An insert takes the emptier of the two groups (judged by its lowest empty slot);
+//! if both are full, it moves one of their entries to that entry's other group, and only if none
+//! can move does it take the first group with room after the second, counting the overflow in
+//! a byte per group (kept after the control bytes, saturating). A lookup goes past its two
+//! groups only while those counts are non-zero, which at these loads is rare, so neither hits
+//! nor misses wait on a branch that depends on the load. A resize moves the entries in a
+//! scattered order: in slot order they would arrive clustered (each entry of an old group has
+//! one of its new groups at the same place) and overflow.
 //!
 //! # Memory and speed
 //!
@@ -233,7 +251,9 @@ impl<K, V, S> Dict<K, V, S> {
     pub fn config(&self) -> DictConfig {
         match &self.table {
             Table::Unallocated(config) => *config,
-            Table::Sparse(t) | Table::SparseExact(t) => DictConfig::from_tail(t.tail()),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => {
+                DictConfig::from_tail(t.tail())
+            }
             Table::Compact(t) => DictConfig::from_tail(t.tail()),
         }
     }
@@ -262,7 +282,7 @@ impl<K, V, S> Dict<K, V, S> {
     pub fn slots(&self) -> usize {
         match &self.table {
             Table::Unallocated(_) => 0,
-            Table::Sparse(t) | Table::SparseExact(t) => t.slots(),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => t.slots(),
             Table::Compact(_) => self.count as usize,
         }
     }
@@ -280,7 +300,9 @@ impl<K, V, S> Dict<K, V, S> {
     fn may_shrink(&self) -> bool {
         match &self.table {
             Table::Unallocated(_) => false,
-            Table::Sparse(t) | Table::SparseExact(t) => config::tail_shrinks(t.tail()),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => {
+                config::tail_shrinks(t.tail())
+            }
             Table::Compact(t) => config::tail_shrinks(t.tail()),
         }
     }
@@ -290,7 +312,7 @@ impl<K, V, S> Dict<K, V, S> {
         mem::size_of::<Self>()
             + match &self.table {
                 Table::Unallocated(_) => 0,
-                Table::Sparse(t) | Table::SparseExact(t) => t.heap_bytes(),
+                Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => t.heap_bytes(),
                 Table::Compact(t) => t.heap_bytes(),
             }
     }
@@ -327,7 +349,9 @@ impl<K, V, S> Dict<K, V, S> {
     pub fn iter(&self) -> Iter<'_, K, V> {
         let inner = match &self.table {
             Table::Unallocated(_) => IterInner::Compact([].iter()),
-            Table::Sparse(t) | Table::SparseExact(t) => IterInner::Sparse(t.iter()),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => {
+                IterInner::Sparse(t.iter())
+            }
             Table::Compact(t) => IterInner::Compact(t.raw().iter()),
         };
         Iter {
@@ -341,7 +365,9 @@ impl<K, V, S> Dict<K, V, S> {
         let left = self.len();
         let inner = match &mut self.table {
             Table::Unallocated(_) => IterMutInner::Compact([].iter_mut()),
-            Table::Sparse(t) | Table::SparseExact(t) => IterMutInner::Sparse(t.iter_mut()),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => {
+                IterMutInner::Sparse(t.iter_mut())
+            }
             Table::Compact(t) => IterMutInner::Compact(t.raw_mut().iter_mut()),
         };
         IterMut { inner, left }
@@ -364,7 +390,7 @@ impl<K, V, S> Dict<K, V, S> {
 
     fn entry_at(&self, pos: Pos) -> (&K, &V) {
         match &self.table {
-            Table::Sparse(t) | Table::SparseExact(t) => t.entry(pos.slot),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => t.entry(pos.slot),
             Table::Compact(t) => t.entry(pos),
             Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         }
@@ -372,7 +398,7 @@ impl<K, V, S> Dict<K, V, S> {
 
     fn entry_at_mut(&mut self, pos: Pos) -> (&K, &mut V) {
         match &mut self.table {
-            Table::Sparse(t) | Table::SparseExact(t) => t.entry_mut(pos.slot),
+            Table::Sparse(t) | Table::SparseExact(t) | Table::TwoChoice(t) => t.entry_mut(pos.slot),
             Table::Compact(t) => t.entry_mut(pos),
             Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         }
@@ -491,6 +517,15 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if let Table::TwoChoice(t) = &mut self.table {
+            // The key's hash is the stored key's: no need to hash that again.
+            let (slot, ..) = t.view().find_two_choice(hash, key)?;
+            let removed = t.remove_two_choice(slot, hash);
+            self.count -= 1;
+            self.growth_left += 1;
+            self.shrink_after_removal();
+            return Some(removed);
+        }
         let (pos, ..) = self.find_hashed(hash, key)?;
         Some(self.remove_at(pos))
     }

@@ -1,4 +1,5 @@
-//! The sparse layout: CPython 2.7's one array of slots, with a byte of control per slot.
+//! The sparse layout: CPython 2.7's one array of slots, with a byte of control per slot; also
+//! the two-choice layout's storage, which probes the same slots differently.
 //!
 //! The dict's main use of `unsafe` (the other is the SSE2 groups of control bytes). A slot is
 //! a `MaybeUninit<(K, V)>`, which holds an entry exactly
@@ -16,7 +17,7 @@ use core::borrow::Borrow;
 use core::mem::{self, MaybeUninit};
 use core::slice;
 
-use super::group::{Group, Slots, GROUP};
+use super::group::{Group, PairSlots, Slots, GROUP};
 use super::probe::{Probe, Reduce};
 use super::{config, TryReserveError, Vacancy};
 
@@ -62,6 +63,68 @@ const MISS_PROBES: usize = 4;
 #[inline(always)]
 fn is_full(byte: u8) -> bool {
     byte < 0x80
+}
+
+/// Groups of a two-choice table of `slots` slots: the last one padded if `slots` is not a
+/// multiple of the group width.
+#[inline(always)]
+fn two_choice_groups(slots: usize) -> usize {
+    slots.div_ceil(GROUP)
+}
+
+/// The group after `group` in a table of `groups`, wrapping.
+#[inline(always)]
+fn next_group(group: usize, groups: usize) -> usize {
+    if group + 1 == groups {
+        0
+    } else {
+        group + 1
+    }
+}
+
+/// Where a key may sit in a two-choice table: its two groups, from independent bits of its
+/// hash by Lemire's reduction (which uses the top bits of its input), and its tag, from the low
+/// bits, which neither choice uses.
+#[derive(Clone, Copy)]
+struct Choices {
+    first: usize,
+    second: usize,
+    tag: u8,
+}
+
+impl Choices {
+    #[inline(always)]
+    fn new(hash: u64, groups: usize) -> Self {
+        let reduce = |bits: u64| ((u128::from(bits) * groups as u128) >> 64) as usize;
+        Self {
+            first: reduce(hash),
+            second: reduce(hash.rotate_left(32)),
+            tag: hash as u8 & 0x7f,
+        }
+    }
+
+    /// Whether an entry in `group` passed overflow counts on its way there: whether it sits in
+    /// neither of its groups.
+    #[inline(always)]
+    fn overflowed_to(self, group: usize) -> bool {
+        group != self.first && group != self.second
+    }
+}
+
+/// A step that visits every one of `count` places once, far apart: the one nearest
+/// `count / phi` that shares no factor with `count`.
+fn scattering_stride(count: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut stride = ((count as u128 * 0x9e37_79b9) >> 32) as usize;
+    while gcd(stride.max(1), count) != 1 {
+        stride += 1;
+    }
+    stride.max(1)
 }
 
 /// A slot: initialized exactly when its control byte is full. No stored hash (CPython keeps
@@ -124,6 +187,65 @@ impl<'a, K, V> View<'a, K, V> {
         } else {
             self.find_slot_by_slot::<R, Q>(hash, key)
         }
+    }
+
+    /// The entry for `key` in a two-choice table: its slot, and its key and value. Reads the
+    /// key's two groups, then (rarely) the groups after the second while their overflow counts
+    /// say that a key passed them. Cannot panic but in `K`'s `eq` (see [`find`](Self::find)).
+    #[inline(always)]
+    pub(crate) fn find_two_choice<Q>(self, hash: u64, key: &Q) -> Option<(usize, &'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let groups = two_choice_groups(self.slots.len());
+        let (ctrl, overflow) = self.ctrl.split_at_checked(groups * GROUP)?;
+        let (ctrl, _) = ctrl.as_chunks::<GROUP>();
+        let choices = Choices::new(hash, groups);
+        let first = Group::load(ctrl.get(choices.first)?).matching(choices.tag);
+        let second = Group::load(ctrl.get(choices.second)?).matching(choices.tag);
+        let mut candidates = PairSlots::new(first, second);
+        while let Some((in_second, in_group)) = candidates.next_lowest() {
+            let group = if in_second {
+                choices.second
+            } else {
+                choices.first
+            };
+            if let Some(found) = self.open(group * GROUP + in_group, key) {
+                return Some(found);
+            }
+        }
+        // Bounded by the table: a count that stays saturated cannot make the walk go round
+        // for ever.
+        let mut group = choices.second;
+        for _ in 1..groups {
+            if *overflow.get(group)? == 0 {
+                return None;
+            }
+            group = next_group(group, groups);
+            let mut matches = Group::load(ctrl.get(group)?).matching(choices.tag);
+            while let Some(in_group) = matches.next_lowest() {
+                if let Some(found) = self.open(group * GROUP + in_group, key) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    /// The entry in slot `at`, whose control byte matched `key`'s tag, if it has `key`.
+    #[inline(always)]
+    fn open<Q>(self, at: usize, key: &Q) -> Option<(usize, &'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        // Padding is never full, so a matching byte is a slot's: `get` always finds it.
+        let slot = self.slots.get(at)?;
+        // SAFETY: the slot's control byte is the tag or the tag with its low bit flipped
+        // (`Group::matching`), so full: the slot holds an entry.
+        let (k, v) = unsafe { slot.assume_init_ref() };
+        (k.borrow() == key).then_some((at, k, v))
     }
 
     /// [`find`](Self::find) in a power-of-two table, a group at a time: the slots whose control
@@ -255,7 +377,26 @@ impl<K, V> Sparse<K, V> {
     /// An empty table of `slots` (non-zero) slots ending with `tail`; on failure nothing is
     /// allocated.
     pub(crate) fn try_new<R: Reduce>(slots: usize, tail: &[u8]) -> Result<Self, TryReserveError> {
-        let len = ctrl_len::<R>(slots)
+        Self::allocate(slots, ctrl_len::<R>(slots), 0, tail)
+    }
+
+    /// An empty two-choice table of `slots` (non-zero) slots ending with `tail`: its control
+    /// bytes padded to whole groups, then a zero overflow count a group; on failure nothing is
+    /// allocated.
+    pub(crate) fn try_new_two_choice(slots: usize, tail: &[u8]) -> Result<Self, TryReserveError> {
+        let groups = two_choice_groups(slots);
+        Self::allocate(slots, groups * GROUP, groups, tail)
+    }
+
+    /// Slots, and control bytes: `slots` empty ones, padding up to `padded`, `zeros` zero
+    /// bytes, and the tail.
+    fn allocate(
+        slots: usize,
+        padded: usize,
+        zeros: usize,
+        tail: &[u8],
+    ) -> Result<Self, TryReserveError> {
+        let len = (padded + zeros)
             .checked_add(tail.len())
             .ok_or(TryReserveError::CapacityOverflow)?;
         let mut ctrl = Vec::new();
@@ -266,7 +407,8 @@ impl<K, V> Sparse<K, V> {
             .try_reserve_exact(slots)
             .map_err(|_| TryReserveError::refused::<Slot<K, V>>(slots))?;
         ctrl.resize(slots, EMPTY);
-        ctrl.resize(ctrl_len::<R>(slots), PAD);
+        ctrl.resize(padded, PAD);
+        ctrl.resize(padded + zeros, 0);
         ctrl.extend_from_slice(tail);
         fresh.resize_with(slots, MaybeUninit::uninit);
         Ok(Self {
@@ -451,6 +593,187 @@ impl<K, V> Sparse<K, V> {
             let h = hash(&k);
             let at = into.vacant::<R>(h);
             into.insert_at::<R>(at, h, k, v);
+        }
+    }
+
+    /// The slot a two-choice insert of an absent key takes: an empty slot of the emptier of
+    /// its two groups (the first on a tie); else one that moving an entry of those groups to its
+    /// other group frees (one step of cuckoo hashing: `hash` hashes that entry's key); else an
+    /// empty slot of the first group after the second that has one. `None` if the table is full.
+    ///
+    /// The move keeps overflows, and so lookups that go past their two groups, rare: without
+    /// it one insert in a hundred overflows at the max load.
+    ///
+    /// A group's emptiness is judged by its lowest empty slot: inserts fill a group from its
+    /// first slot, so that is its count of entries, unless removals have left holes (then the
+    /// group looks emptier than it is, which costs a little balance and nothing else). It saves
+    /// counting bits, which CPUs without a population count instruction do slowly.
+    #[inline(always)]
+    fn place(&mut self, choices: Choices, hash: &impl Fn(&K) -> u64) -> Option<usize> {
+        let groups = two_choice_groups(self.slots.len());
+        let (ctrl, _) = self.ctrl[..groups * GROUP].as_chunks::<GROUP>();
+        let first = Group::load(&ctrl[choices.first]).empty();
+        let second = Group::load(&ctrl[choices.second]).empty();
+        if first.any() || second.any() {
+            // Chosen by arithmetic: which group is emptier is a coin toss, and a branch on it
+            // would be mispredicted for every other entry a resize moves. An empty set's lowest
+            // slot is past any slot, so a full group is never the emptier.
+            let in_first = first.lowest() <= second.lowest();
+            let pick = usize::from(in_first).wrapping_neg();
+            let at_first = choices.first * GROUP + first.lowest();
+            let at_second = choices.second * GROUP + second.lowest();
+            return Some(at_second ^ ((at_first ^ at_second) & pick));
+        }
+        if let Some(freed) = self.move_aside(choices, hash) {
+            return Some(freed);
+        }
+        let groups = two_choice_groups(self.slots.len());
+        let (ctrl, _) = self.ctrl[..groups * GROUP].as_chunks::<GROUP>();
+        let mut group = choices.second;
+        for _ in 1..groups {
+            group = next_group(group, groups);
+            let empty = Group::load(&ctrl[group]).empty();
+            if empty.any() {
+                return Some(group * GROUP + empty.lowest());
+            }
+        }
+        None
+    }
+
+    /// Frees a slot of `choices`' two (full) groups by moving one of their entries to its other
+    /// group, if that has an empty slot; returns the freed slot. Hashes each entry it considers
+    /// before changing anything, so a panicking `hash` leaves the table as it was.
+    #[cold]
+    fn move_aside(&mut self, choices: Choices, hash: &impl Fn(&K) -> u64) -> Option<usize> {
+        let groups = two_choice_groups(self.slots.len());
+        for group in [choices.first, choices.second] {
+            let end = (group * GROUP + GROUP).min(self.slots.len());
+            for slot in group * GROUP..end {
+                if !is_full(self.ctrl[slot]) {
+                    continue;
+                }
+                // SAFETY: the slot's control byte is full.
+                let (key, _) = unsafe { self.slots[slot].assume_init_ref() };
+                let theirs = Choices::new(hash(key), groups);
+                let other = if theirs.first == group {
+                    theirs.second
+                } else if theirs.second == group {
+                    theirs.first
+                } else {
+                    // An overflowed entry: its overflow counts name this group.
+                    continue;
+                };
+                let bytes: &[u8; GROUP] = self.ctrl[other * GROUP..][..GROUP]
+                    .try_into()
+                    .expect("a group's bytes");
+                let empty = Group::load(bytes).empty();
+                if other == group || !empty.any() {
+                    continue;
+                }
+                let to = other * GROUP + empty.lowest();
+                let tag = self.ctrl[slot];
+                // Out, then in: the entry's tag moves with it, and it stays in one of its
+                // groups, so no overflow count changes.
+                self.ctrl[slot] = EMPTY;
+                // SAFETY: the slot's control byte was full and is now empty: read once.
+                let entry = unsafe { self.slots[slot].assume_init_read() };
+                self.slots[to].write(entry);
+                self.ctrl[to] = tag;
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Inserts an absent key with `hash` into a two-choice table (which must have an empty
+    /// slot: an insert grows it first if not); returns its slot. `rehash` hashes keys already
+    /// in the table (see [`place`](Self::place)).
+    pub(crate) fn insert_two_choice(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        rehash: impl Fn(&K) -> u64,
+    ) -> (usize, &K, &mut V) {
+        let choices = Choices::new(hash, two_choice_groups(self.slots.len()));
+        let slot = self
+            .place(choices, &rehash)
+            .expect("a dict table below its capacity has an empty slot");
+        let (k, v) = self.put(slot, choices, (key, value));
+        (slot, k, v)
+    }
+
+    /// Puts `entry`, whose key has `choices`, into the empty `slot`.
+    #[inline(always)]
+    fn put(&mut self, slot: usize, choices: Choices, entry: (K, V)) -> (&K, &mut V) {
+        assert!(!is_full(self.ctrl[slot]), "dict vacancy is full");
+        // A count that saturates stays so: lookups then always walk past its group.
+        self.passed_groups(slot, choices, |count| count.saturating_add(1));
+        let (k, v) = self.slots[slot].write(entry);
+        // After the write: the byte then says full of a written slot.
+        self.ctrl[slot] = choices.tag;
+        (k, v)
+    }
+
+    /// Applies `change` to the overflow count of every group that a key with `choices` passed
+    /// on its way to `slot`'s group (none if that is one of its two).
+    #[inline(always)]
+    fn passed_groups(&mut self, slot: usize, choices: Choices, change: impl Fn(u8) -> u8) {
+        let target = slot / GROUP;
+        if !choices.overflowed_to(target) {
+            return;
+        }
+        let groups = two_choice_groups(self.slots.len());
+        let counts = &mut self.ctrl[groups * GROUP..groups * GROUP + groups];
+        let mut group = choices.second;
+        while group != target {
+            counts[group] = change(counts[group]);
+            group = next_group(group, groups);
+        }
+    }
+
+    /// Takes the entry out of `slot` of a two-choice table, whose key has `hash`, leaving the
+    /// slot empty: lookups do not stop at empty slots, so no dummy is needed.
+    pub(crate) fn remove_two_choice(&mut self, slot: usize, hash: u64) -> (K, V) {
+        assert!(is_full(self.ctrl[slot]), "dict position names no entry");
+        let choices = Choices::new(hash, two_choice_groups(self.slots.len()));
+        self.passed_groups(slot, choices, |count| match count {
+            u8::MAX => u8::MAX,
+            count => count.saturating_sub(1),
+        });
+        // Before the read: the byte no longer claims the entry being moved out.
+        self.ctrl[slot] = EMPTY;
+        // SAFETY: the slot's control byte was full, and is now empty, so nothing reads or drops
+        // the slot again: the entry is moved out once.
+        unsafe { self.slots[slot].assume_init_read() }
+    }
+
+    /// [`move_into`](Self::move_into) for two-choice tables (`into` must hold every entry).
+    ///
+    /// The old groups are visited in a scattered order, not one after the other: each entry of
+    /// an old group has one of its new groups at about the same place in the new table, so in
+    /// table order the entries would all arrive where the new table is still empty and fill it,
+    /// leaving later entries both of their groups full (a quarter of the groups overflowed after
+    /// a resize at 100000 entries, against about 1 in 20 in a scattered order).
+    pub(crate) fn move_into_two_choice(mut self, into: &mut Self, hash: impl Fn(&K) -> u64) {
+        let slots = self.slots.len();
+        let into_groups = two_choice_groups(into.slots.len());
+        let stride = scattering_stride(slots);
+        let mut slot = 0;
+        for _ in 0..slots {
+            if is_full(self.ctrl[slot]) {
+                // As in `move_into`: out first, so a panicking hasher drops it once.
+                let entry = self.remove_at(slot);
+                let choices = Choices::new(hash(&entry.0), into_groups);
+                let at = into
+                    .place(choices, &hash)
+                    .expect("a rebuilt dict table holds every entry");
+                into.put(at, choices, entry);
+            }
+            slot += stride;
+            if slot >= slots {
+                slot -= slots;
+            }
         }
     }
 

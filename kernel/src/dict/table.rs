@@ -30,6 +30,12 @@ impl Vacancy {
         slot: 0,
         empty: true,
     };
+    /// For a two-choice table: the insert picks the slot once it has made sure of room (the
+    /// table may be full before it grows). Its slot is never read.
+    const UNPLACED: Vacancy = Vacancy {
+        slot: usize::MAX,
+        empty: true,
+    };
 }
 
 /// A dict's storage. The configuration lives in the first variant until a table exists, then in
@@ -45,6 +51,8 @@ pub(super) enum Table<K, V> {
     SparseExact(Sparse<K, V>),
     /// Compact layout, either sizing (its tail says which).
     Compact(Compact<K, V>),
+    /// Two-choice layout, either sizing (both reduce with Lemire's multiply).
+    TwoChoice(Sparse<K, V>),
 }
 
 /// Runs `$body` with `$R` bound to the reduction a compact table's sizing uses.
@@ -130,13 +138,18 @@ where
                 let view = t.view(self.count as usize);
                 compact_sized!(view, |R| view.find::<R, Q>(hash, key))
             }
+            Table::TwoChoice(t) => t
+                .view()
+                .find_two_choice(hash, key)
+                .map(|(slot, k, v)| (Pos::at(slot), k, v)),
             Table::Unallocated(_) => None,
         }
     }
 
-    /// `key`'s stored key and value: what `get` needs, returned in two registers. The tight
-    /// profile's layout (sparse, power-of-two) is probed inline; the others out of line, so that
-    /// lookups stay small enough to inline into their callers.
+    /// `key`'s stored key and value: what `get` needs, returned in two registers. The layouts of
+    /// the tight and lean profiles (sparse with power-of-two sizes, two-choice) are probed
+    /// inline; the others out of line, so that lookups stay small enough to inline into their
+    /// callers. (Inline, a lean hit at n = 1000 took 5.7 ns instead of 6.8.)
     ///
     /// The out-of-line lookup gets the table's slices, not the dict, and cannot panic or write
     /// memory: the compiler then knows that the call leaves the dict as it was, and a caller's
@@ -151,9 +164,11 @@ where
         let hash = self.hash(key);
         if let Table::Sparse(t) = &self.table {
             t.view().find::<Mask, Q>(hash, key).map(|(_, k, v)| (k, v))
+        } else if let Table::TwoChoice(t) = &self.table {
+            t.view().find_two_choice(hash, key).map(|(_, k, v)| (k, v))
         } else {
-            // Tells the compiler to test for the tight layout alone first rather than jump
-            // through a table of the four.
+            // Tells the compiler to test for the tight and lean layouts alone first rather than
+            // jump through a table of the five.
             core::hint::cold_path();
             match &self.table {
                 Table::SparseExact(t) => t.view().find_out_of_line::<Lemire, Q>(hash, key),
@@ -161,7 +176,7 @@ where
                     let (index, entries) = t.view(0).parts();
                     find_compact(index, entries, self.count as usize, hash, key)
                 }
-                Table::Sparse(_) | Table::Unallocated(_) => None,
+                Table::Sparse(_) | Table::TwoChoice(_) | Table::Unallocated(_) => None,
             }
         }
     }
@@ -175,6 +190,10 @@ where
                 let slots = self.count as usize;
                 compact_sized!(t, |R| t.find_or_vacant::<R, K>(slots, hash, key))
             }
+            Table::TwoChoice(t) => match t.view().find_two_choice(hash, key) {
+                Some((slot, ..)) => Ok(Pos::at(slot)),
+                None => Err(Vacancy::UNPLACED),
+            },
         }
     }
 
@@ -188,6 +207,7 @@ where
                 let slots = self.count as usize;
                 compact_sized!(t, |R| t.fresh_vacancy::<R>(slots, hash))
             }
+            Table::TwoChoice(_) => Vacancy::UNPLACED,
         }
     }
 
@@ -233,6 +253,20 @@ where
                 } else {
                     Table::Sparse(fresh)
                 };
+                self.count = live;
+            }
+            Layout::TwoChoice => {
+                let tail = config.tail(0);
+                let mut fresh = Sparse::try_new_two_choice(slots, tail.as_slice())?;
+                // As for the sparse layout: no entries counted while they move.
+                let live = mem::take(&mut self.count);
+                self.growth_left = 0;
+                if let Table::TwoChoice(old) =
+                    mem::replace(&mut self.table, Table::Unallocated(config))
+                {
+                    old.move_into_two_choice(&mut fresh, hash);
+                }
+                self.table = Table::TwoChoice(fresh);
                 self.count = live;
             }
             Layout::Compact => {
@@ -291,10 +325,15 @@ where
             vacancy = self.fresh_vacancy(hash);
         }
         // The counts change once the entry is in.
+        let hasher = &self.hasher;
         let (value, counted) = match &mut self.table {
             Table::Sparse(t) => (t.insert_at::<Mask>(vacancy.slot, hash, key, value).1, 1),
             Table::SparseExact(t) => (t.insert_at::<Lemire>(vacancy.slot, hash, key, value).1, 1),
             Table::Compact(t) => (t.insert_at(vacancy.slot, key, value).1, 0),
+            Table::TwoChoice(t) => {
+                let rehash = |k: &K| hasher.hash_one(k);
+                (t.insert_two_choice(hash, key, value, rehash).2, 1)
+            }
             Table::Unallocated(_) => unreachable!("an insert allocates first"),
         };
         self.growth_left -= u32::from(vacancy.empty);
@@ -313,6 +352,14 @@ where
             Table::Compact(t) => {
                 let slots = self.count as usize;
                 compact_sized!(t, |R| t.remove_at::<R>(slots, pos, |k| hasher.hash_one(k)))
+            }
+            Table::TwoChoice(t) => {
+                // Hashed before anything changes: should the hasher panic, nothing has.
+                let hash = hasher.hash_one(t.entry(pos.slot).0);
+                let removed = t.remove_two_choice(pos.slot, hash);
+                self.count -= 1;
+                self.growth_left += 1;
+                removed
             }
             Table::Unallocated(_) => unreachable!("an empty dict has no positions"),
         };

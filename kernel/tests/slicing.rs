@@ -43,6 +43,11 @@ fn running_out_of_budget_while_slicing_is_an_error_for_the_switcher() {
 }
 
 #[test]
+fn a_sliced_tasklet_that_cannot_be_restored_after_a_finish_is_abandoned() {
+    scenarios::a_sliced_tasklet_that_cannot_be_restored_after_a_finish_is_abandoned();
+}
+
+#[test]
 fn the_area_size_is_set_before_the_first_sliced_spawn() {
     assert_eq!(
         tasklet::set_slice_area_bytes(16),

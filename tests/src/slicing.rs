@@ -23,6 +23,10 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("spill_and_block_on_segments", spill_and_block_on_segments),
         TargetTest::new("area_overflow_is_reported", area_overflow_is_reported),
         TargetTest::new("budget_exhaustion_is_the_switchers_error", budget_exhaustion),
+        TargetTest::new(
+            "unrestorable_after_a_finish_is_abandoned",
+            unrestorable_after_a_finish_is_abandoned,
+        ),
         TargetTest::new("watchdog_preempts_a_sliced_loop", watchdog_preempts_a_sliced_loop),
         TargetTest::new("ten_thousand_blocked_sliced", ten_thousand_blocked_sliced),
         TargetTest::new("sliced_receivers_across_cpus", sliced_receivers_across_cpus).cpus(2),
@@ -58,6 +62,10 @@ fn area_overflow_is_reported() {
 
 fn budget_exhaustion() {
     scenarios::running_out_of_budget_while_slicing_is_an_error_for_the_switcher();
+}
+
+fn unrestorable_after_a_finish_is_abandoned() {
+    scenarios::a_sliced_tasklet_that_cannot_be_restored_after_a_finish_is_abandoned();
 }
 
 /// The decrementer preempts a sliced tasklet in a loop without check points (its interrupt

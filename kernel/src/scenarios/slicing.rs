@@ -513,3 +513,42 @@ pub fn blocked_sliced_tasklets_cost(
         slice_per_tasklet: (budget_during - budget_before) / count,
     }
 }
+
+/// A tasklet finishing on a stack of its own cannot take an error: when the switch from it into
+/// a sliced tasklet needs a slice saved and the budget is short even after the dead tasklets'
+/// stacks are released, the sliced tasklet that cannot be brought in is abandoned with the
+/// error (its joiners see it) and the rest runs on; with the budget back, the saved holder gets
+/// its value.
+#[inline]
+pub fn a_sliced_tasklet_that_cannot_be_restored_after_a_finish_is_abandoned() {
+    let channel = Arc::new(Channel::<u64>::new());
+    let holder = {
+        let channel = channel.clone();
+        sliced("holder")
+            .spawn(move || channel.receive())
+            .expect("spawn")
+    };
+    tasklet::schedule().expect("the holder blocks in the area");
+    let stack = tasklet::MIN_STACK_BYTES.max(16 * 1024);
+    let finisher = Builder::new()
+        .name("finisher")
+        .stack_size(stack)
+        .spawn(|| 1u64)
+        .expect("spawn");
+    let fresh = sliced("fresh").spawn(|| 5u64).expect("spawn");
+    let (limit, in_use) = tasklet::stack_budget();
+    // Even with the finisher's stack released there is no room for the holder's slice.
+    tasklet::set_stack_budget(in_use - stack);
+    tasklet::run().expect("run");
+    tasklet::set_stack_budget(limit);
+    assert_eq!(finisher.result(), Some(Ok(1)));
+    assert_eq!(
+        fresh.result(),
+        Some(Err(TaskletError::StackBudgetExhausted)),
+        "the tasklet that could not be restored was abandoned with the error"
+    );
+    assert!(holder.is_blocked(), "the holder still waits");
+    channel.send(8).expect("send to the holder");
+    tasklet::run().expect("run the holder");
+    assert_eq!(holder.result(), Some(Ok(Ok(8))));
+}

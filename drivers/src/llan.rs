@@ -187,11 +187,16 @@ pub struct LlanConfig {
 
 impl Default for LlanConfig {
     fn default() -> Self {
-        Self { rx_buffers: 64 }
+        Self {
+            rx_buffers: Self::DEFAULT_RX_BUFFERS,
+        }
     }
 }
 
 impl LlanConfig {
+    /// Receive buffers of the default configuration.
+    pub const DEFAULT_RX_BUFFERS: usize = 64;
+
     /// Pages of the driver's region: lists, queue, receive buffers, one transmit page.
     pub fn region_pages(&self) -> usize {
         RX_BUFFERS_PAGE + (self.rx_buffers * RX_BUFFER_BYTES).div_ceil(PAGE_BYTES) + 1

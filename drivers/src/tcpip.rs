@@ -18,7 +18,8 @@
 //! arrived before the reset has been read. A blocking-mode call that cannot proceed answers
 //! [`NetError::WouldBlock`] as the mock does (the stack cannot run while a caller spins); the
 //! blocking layer uses non-blocking mode throughout. Datagram sockets are
-//! [`NetError::Unsupported`].
+//! [`NetError::Unsupported`]. With [`TcpIpConfig::quirk`], raw select/poll fail with a watched
+//! socket's pending error as the console's did, so the socket layer's repair runs over real TCP.
 
 use alloc::vec::Vec;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -63,6 +64,9 @@ pub struct TcpIpConfig {
     /// How long a connect or an unacknowledged send may go without progress before the
     /// connection ends with [`NetError::TimedOut`].
     pub timeout: Duration,
+    /// Whether raw select/poll fail with a watched socket's pending error, as the console's did
+    /// (the socket layer repairs it; on, the repair runs over a real wire).
+    pub quirk: bool,
 }
 
 impl TcpIpConfig {
@@ -79,6 +83,7 @@ impl TcpIpConfig {
             tx_buffer: 16 << 10,
             max_backlog: 8,
             timeout: Duration::from_secs(10),
+            quirk: false,
         }
     }
 
@@ -104,6 +109,8 @@ pub struct TcpIpStats {
     pub resets: u64,
     /// Connects and listens that found the TCP pool empty.
     pub pool_exhausted: u64,
+    /// Raw select/poll calls failed with a pending socket error ([`TcpIpConfig::quirk`]).
+    pub quirk_errors: u64,
 }
 
 /// Where a connection is.
@@ -265,6 +272,11 @@ impl<D: Device> TcpIp<D> {
     /// The configuration.
     pub fn config(&self) -> &TcpIpConfig {
         &self.config
+    }
+
+    /// Turns the console's select/poll quirk on or off ([`TcpIpConfig::quirk`]).
+    pub fn set_quirk(&mut self, on: bool) {
+        self.config.quirk = on;
     }
 
     /// The device (its counters).
@@ -491,6 +503,25 @@ impl<D: Device> TcpIp<D> {
         match self.slots.get(socket.index()) {
             Some(slot) => self.readiness(slot),
             None => PollFlags::NVAL,
+        }
+    }
+
+    /// With the quirk on: the pending error of the first watched socket that has one, which a
+    /// quirky select/poll fails with (leaving it pending).
+    fn quirk_error(
+        &mut self,
+        mut watched: impl Iterator<Item = RawSocket>,
+    ) -> Result<(), NetError> {
+        if !self.config.quirk {
+            return Ok(());
+        }
+        let error = watched.find_map(|socket| self.slots.get(socket.index())?.pending_error);
+        match error {
+            Some(error) => {
+                count(&mut self.stats.quirk_errors);
+                Err(error)
+            }
+            None => Ok(()),
         }
     }
 
@@ -835,6 +866,7 @@ impl<D: Device> NetDriver for TcpIp<D> {
             })
         };
         self.wait_until(timeout, |this| ready_in(this, &sets));
+        self.quirk_error(sets.iter().flatten().flat_map(|set| set.iter()))?;
         let mut total = 0;
         for (set, flags) in sets.iter_mut().zip(wanted) {
             let Some(set) = set else { continue };
@@ -861,6 +893,7 @@ impl<D: Device> NetDriver for TcpIp<D> {
         self.wait_until(timeout, |this| {
             fds.iter().any(|entry| !report(this, entry).is_empty())
         });
+        self.quirk_error(fds.iter().map(|entry| entry.socket))?;
         let mut ready = 0;
         for entry in fds.iter_mut() {
             entry.revents = report(self, entry);

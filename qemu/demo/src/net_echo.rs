@@ -20,6 +20,12 @@ pub const ECHO_PORT: u16 = 7;
 
 type Stack = TcpIp<Llan<Hypervisor>>;
 
+/// A builder for tasklets that call into the stack: a call may run a whole poll of smoltcp's
+/// interface on the caller's stack, more than the default tasklet stack holds.
+fn stacked() -> tasklet::Builder {
+    tasklet::Builder::new().stack_size(64 << 10)
+}
+
 /// Instructions completed on this CPU, summed across PMC5's 32-bit wraps (sample it more often
 /// than every 4 billion instructions).
 struct InstructionCount {
@@ -87,30 +93,31 @@ pub fn serve() -> Result<(), &'static str> {
         config.tx_buffer,
         per_socket - config.rx_buffer - config.tx_buffer,
     );
-    let server = tasklet::spawn(move || {
-        let mut echoes = Vec::new();
-        loop {
-            let (connection, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    kprintln!("echo: accept failed: {error}");
-                    continue;
+    let server = stacked()
+        .spawn(move || {
+            let mut echoes = Vec::new();
+            loop {
+                let (connection, peer) = match listener.accept() {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        kprintln!("echo: accept failed: {error}");
+                        continue;
+                    }
+                };
+                echoes.retain(|echo: &tasklet::JoinHandle<()>| echo.result().is_none());
+                let spawned = stacked().spawn(move || match echo_counted(&connection) {
+                    Ok((bytes, instructions)) => kprintln!(
+                        "echo: {peer} closed: {bytes} bytes echoed, {instructions} instructions"
+                    ),
+                    Err(error) => kprintln!("echo: {peer}: {error}"),
+                });
+                match spawned {
+                    Ok(echo) => echoes.push(echo),
+                    Err(error) => kprintln!("echo: no tasklet for {peer}: {error}"),
                 }
-            };
-            echoes.retain(|echo: &tasklet::JoinHandle<()>| echo.result().is_none());
-            let spawned = tasklet::spawn(move || match echo_counted(&connection) {
-                Ok((bytes, instructions)) => kprintln!(
-                    "echo: {peer} closed: {bytes} bytes echoed, {instructions} instructions"
-                ),
-                Err(error) => kprintln!("echo: {peer}: {error}"),
-            });
-            match spawned {
-                Ok(echo) => echoes.push(echo),
-                Err(error) => kprintln!("echo: no tasklet for {peer}: {error}"),
             }
-        }
-    })
-    .map_err(|_| "no tasklet for the server")?;
+        })
+        .map_err(|_| "no tasklet for the server")?;
     let _ = tasklet::run();
     drop(server);
     Err("the scheduler stopped")

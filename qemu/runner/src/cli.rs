@@ -171,10 +171,10 @@ options:
   --hang-timeout SECS   time given to a test that is expected to hang (default 3)
   --heap SIZE           heap size built into the image, e.g. 4M (default 4M; 96M for tests and benchmarks)
   --gdb                 wait for a debugger on localhost:1234 (QEMU -s -S); no timeout
-  --net HOSTPORT:GUESTPORT
+  --net [udp:]HOSTPORT:GUESTPORT
                         give the machine its NIC (spapr-vlan) on QEMU's user network and forward
-                        127.0.0.1:HOSTPORT to the guest's GUESTPORT (the guest is 10.0.2.15 and
-                        reaches the host's loopback at 10.0.2.2); may be repeated
+                        127.0.0.1:HOSTPORT to the guest's GUESTPORT, TCP unless udp: (the guest
+                        is 10.0.2.15 and reaches the host's loopback at 10.0.2.2); may be repeated
   --exact               tests: FILTER must match the whole test name
   --list                tests: list them and exit
   --ignore-expectations tests: expect every test to pass (shows the runner catching failures)
@@ -193,13 +193,18 @@ pub fn parse_size(text: &str) -> Option<u64> {
     value.checked_mul(1 << shift).filter(|bytes| *bytes > 0)
 }
 
-/// Parses `HOSTPORT:GUESTPORT`.
+/// Parses `[udp:]HOSTPORT:GUESTPORT` (TCP unless it says `udp:`).
 pub fn parse_forward(text: &str) -> Option<Forward> {
-    let (host, guest) = text.split_once(':')?;
+    let (udp, ports) = match text.strip_prefix("udp:") {
+        Some(ports) => (true, ports),
+        None => (false, text.strip_prefix("tcp:").unwrap_or(text)),
+    };
+    let (host, guest) = ports.split_once(':')?;
     let port = |text: &str| text.parse::<u16>().ok().filter(|port| *port != 0);
     Some(Forward {
         host: port(host)?,
         guest: port(guest)?,
+        udp,
     })
 }
 
@@ -254,7 +259,7 @@ pub fn parse(args: &[String]) -> Result<(Command, Options), UsageError> {
             "--net" => {
                 let text = value("--net")?;
                 let forward = parse_forward(&text)
-                    .ok_or_else(|| bad("--net (HOSTPORT:GUESTPORT, ports 1-65535)", &text))?;
+                    .ok_or_else(|| bad("--net ([udp:]HOSTPORT:GUESTPORT, ports 1-65535)", &text))?;
                 options.forwards.push(forward);
             }
             "--gdb" => options.gdb = true,
@@ -405,6 +410,7 @@ mod tests {
             "--net 7",
             "--net 0:7",
             "--net 5555:70000",
+            "--net sctp:1:2",
             "--net",
         ] {
             assert!(parse(&args(line)).is_err(), "{line:?} was accepted");
@@ -413,18 +419,21 @@ mod tests {
 
     #[test]
     fn net_forwards_ports_and_may_repeat() {
-        let (command, options) = parse(&args("run app.elf --net 5555:7 --net 8080:80")).unwrap();
+        let (command, options) =
+            parse(&args("run app.elf --net 5555:7 --net udp:8080:80")).unwrap();
         assert_eq!(command, Command::RunElf(PathBuf::from("app.elf")));
         assert_eq!(
             options.forwards,
             vec![
                 Forward {
                     host: 5555,
-                    guest: 7
+                    guest: 7,
+                    udp: false
                 },
                 Forward {
                     host: 8080,
-                    guest: 80
+                    guest: 80,
+                    udp: true
                 }
             ]
         );
@@ -435,7 +444,8 @@ mod tests {
             options.forwards,
             vec![Forward {
                 host: 5555,
-                guest: 7
+                guest: 7,
+                udp: false
             }]
         );
         assert_eq!(parse(&args("netbench")).unwrap().0, Command::NetBench);

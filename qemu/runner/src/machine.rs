@@ -37,13 +37,15 @@ pub struct Boot<'a> {
     pub extra: &'a [String],
 }
 
-/// A TCP port on the host's loopback forwarded to a port of the guest (QEMU user networking).
+/// A port on the host's loopback forwarded to a port of the guest (QEMU user networking).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
     /// Port on 127.0.0.1.
     pub host: u16,
     /// Port in the guest (10.0.2.15).
     pub guest: u16,
+    /// UDP instead of TCP.
+    pub udp: bool,
 }
 
 /// The QEMU arguments giving the machine its NIC (`spapr-vlan`) on a user network that forwards
@@ -53,8 +55,10 @@ pub fn net_args(forwards: &[Forward]) -> Vec<String> {
     let mut netdev = String::from("user,id=net0");
     for forward in forwards {
         netdev.push_str(&format!(
-            ",hostfwd=tcp:127.0.0.1:{}-:{}",
-            forward.host, forward.guest
+            ",hostfwd={}:127.0.0.1:{}-:{}",
+            if forward.udp { "udp" } else { "tcp" },
+            forward.host,
+            forward.guest
         ));
     }
     vec![
@@ -381,15 +385,17 @@ mod tests {
             Forward {
                 host: 5555,
                 guest: 7,
+                udp: false,
             },
             Forward {
                 host: 6000,
                 guest: 80,
+                udp: true,
             },
         ];
         assert_eq!(
             net_args(&forwards).join(" "),
-            "-netdev user,id=net0,hostfwd=tcp:127.0.0.1:5555-:7,hostfwd=tcp:127.0.0.1:6000-:80 \
+            "-netdev user,id=net0,hostfwd=tcp:127.0.0.1:5555-:7,hostfwd=udp:127.0.0.1:6000-:80 \
              -device spapr-vlan,netdev=net0"
         );
         let port = free_port().unwrap();

@@ -225,6 +225,7 @@ pub fn run(qemu: &Path, image: &Path, memory_bytes: u64) -> Result<bool, String>
     let forwards = [Forward {
         host: machine::free_port()?,
         guest: 7,
+        udp: false,
     }];
     let boot = Boot {
         image,

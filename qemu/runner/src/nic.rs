@@ -9,7 +9,7 @@
 use crate::machine::Console;
 use socket2::SockRef;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// The guest port every `nic::` test listens on (forwarded from the host).
@@ -20,8 +20,11 @@ const STEP: Duration = Duration::from_secs(30);
 /// The host side of one test.
 #[derive(Debug, Clone, Copy)]
 pub struct HostSide {
-    /// Runs beside the machine with the host port forwarded to [`GUEST_PORT`].
+    /// Runs beside the machine with the host port forwarded to [`GUEST_PORT`] (TCP, and UDP
+    /// too with `udp`).
     pub run: fn(&Console, u16) -> Result<(), String>,
+    /// The same port number is forwarded for UDP too.
+    pub udp: bool,
 }
 
 /// The host side of test `name`, if it has one (and so needs the machine's NIC).
@@ -31,9 +34,11 @@ pub fn host_side(name: &str) -> Option<HostSide> {
         "nic::reset_mid_transfer_seen_by_select" => reset_mid_transfer,
         "nic::guest_is_a_client_of_a_host_server" => serve_the_guest,
         "nic::refused_connect_and_full_tables" => refuse_and_fill,
+        "nic::a_flood_is_dropped_counted_and_recovered" => flood,
         _ => return None,
     };
-    Some(HostSide { run })
+    let udp = name == "nic::a_flood_is_dropped_counted_and_recovered";
+    Some(HostSide { run, udp })
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
@@ -228,5 +233,27 @@ fn refuse_and_fill(console: &Console, _port: u16) -> Result<(), String> {
     if held.is_empty() {
         return Err("the guest never connected to the open port".into());
     }
+    Ok(())
+}
+
+/// Datagrams of the flood, and their size.
+const FLOOD_DATAGRAMS: usize = 2000;
+const FLOOD_DATAGRAM_BYTES: usize = 1000;
+/// Bytes echoed after the flood.
+pub const FLOOD_ECHO_BYTES: usize = 64 << 10;
+
+fn flood(console: &Console, port: u16) -> Result<(), String> {
+    console.wait_for_line("nic: flood me", STEP)?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("bind"))?;
+    let datagram = pattern(9, FLOOD_DATAGRAM_BYTES);
+    for _ in 0..FLOOD_DATAGRAMS {
+        // A full socket buffer on the host is part of a flood: go on.
+        let _ = socket.send_to(&datagram, ("127.0.0.1", port));
+    }
+    console.wait_for_line("nic: listening", STEP)?;
+    let mut stream = connect(port)?;
+    echo_checked(&mut stream, &pattern(3, FLOOD_ECHO_BYTES), 4096)?;
+    stream.shutdown(Shutdown::Write).map_err(io("shutdown"))?;
+    console.wait_for_line("nic: flood echoed", STEP)?;
     Ok(())
 }

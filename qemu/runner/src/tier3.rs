@@ -312,10 +312,20 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
         // A test with a host side gets the NIC and a free port of 127.0.0.1 forwarded to it.
         let host_side = nic::host_side(&case.name);
         let forwards = match host_side {
-            Some(_) => vec![Forward {
-                host: machine::free_port()?,
-                guest: nic::GUEST_PORT,
-            }],
+            Some(side) => {
+                let host = machine::free_port()?;
+                let tcp = Forward {
+                    host,
+                    guest: nic::GUEST_PORT,
+                    udp: false,
+                };
+                let udp = Forward { udp: true, ..tcp };
+                if side.udp {
+                    vec![tcp, udp]
+                } else {
+                    vec![tcp]
+                }
+            }
             None => options.forwards.clone(),
         };
         let boot = Boot {

@@ -121,3 +121,73 @@ fn values_from_another_cpu_reach_saved_sliced_receivers() {
     expected.sort();
     assert_eq!(all, expected);
 }
+
+/// Sliced tasklets call onto worker CPUs (threads) with `call_async`: each waits saved out of
+/// the area while its job runs elsewhere, and gets its own result back.
+#[test]
+fn sliced_tasklets_call_async_onto_workers() {
+    use spindle::sync::{ThreadCpus, WorkerPool};
+    static GROUP: CpuGroup = CpuGroup::new();
+    static POOL: WorkerPool<ThreadCpus, 2, 8> = WorkerPool::new(ThreadCpus::new(), &GROUP);
+    tasklet::join_group(&GROUP);
+    let threads = POOL.start_threads().expect("start workers");
+    let callers: Vec<_> = (0..6u64)
+        .map(|index| {
+            Builder::new()
+                .sliced()
+                .spawn(move || {
+                    let mine = [index; 8];
+                    let result = POOL.call_async(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        index * 100
+                    });
+                    (result, mine.iter().sum::<u64>())
+                })
+                .expect("spawn a sliced caller")
+        })
+        .collect();
+    for (index, caller) in callers.iter().enumerate() {
+        let index = index as u64;
+        assert_eq!(caller.join(), Ok((Ok(index * 100), 8 * index)));
+    }
+    assert!(
+        tasklet::slice_stats().saved > 0,
+        "callers were saved while waiting"
+    );
+    POOL.shutdown();
+    for thread in threads {
+        assert_eq!(thread.join().expect("worker thread"), Ok(()));
+    }
+}
+
+/// Deadlock detection works for sliced tasklets: with main waiting for a sliced tasklet that
+/// blocks where nothing can wake it (another sliced one waits saved meanwhile), the blocking one
+/// gets `Deadlock`, and the saved one is untouched until it is killed.
+#[test]
+fn deadlock_is_reported_to_a_sliced_tasklet() {
+    let never = Arc::new(Channel::<u64>::new());
+    let saved = {
+        let never = never.clone();
+        Builder::new()
+            .sliced()
+            .spawn(move || never.receive())
+            .expect("spawn")
+    };
+    tasklet::schedule().expect("it blocks");
+    let last = {
+        let never = never.clone();
+        Builder::new()
+            .sliced()
+            .spawn(move || {
+                let mine = core::hint::black_box([9u64; 8]);
+                never.receive().map(|value| value + mine[1])
+            })
+            .expect("spawn")
+    };
+    assert_eq!(last.join(), Ok(Err(tasklet::TaskletError::Deadlock)));
+    assert!(saved.is_blocked());
+    assert!(saved.saved_slice_bytes() > 0, "the other one waits saved");
+    saved.kill().expect("kill the saved one");
+    tasklet::run().expect("run the kill");
+    assert_eq!(saved.result(), Some(Ok(Err(tasklet::TaskletError::Killed))));
+}

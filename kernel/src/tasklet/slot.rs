@@ -17,15 +17,16 @@ pub const INLINE_BYTES: usize = 32;
 #[repr(C, align(8))]
 struct Payload([MaybeUninit<u8>; INLINE_BYTES]);
 
-#[derive(Clone, Copy)]
-enum Content {
-    Empty,
-    /// A value stored inline; the function drops it in place.
-    Inline(unsafe fn(*mut u8)),
-    /// A pointer to a boxed value stored inline; the function drops and frees the box.
-    Boxed(unsafe fn(*mut u8)),
-    /// An error to deliver instead of a value, stored in the payload.
-    Bomb,
+/// What a slot holds, in one word: [`EMPTY`], [`BOMB`], or the address of the function that
+/// drops the value in the payload (inline, or through the box the payload points to: which one
+/// is known from the value's type, see [`fits_inline`]). A function's address is never 0 or 1.
+type Content = usize;
+const EMPTY: Content = 0;
+/// An error to deliver instead of a value, stored in the payload.
+const BOMB: Content = 1;
+
+fn content_of(drop_fn: unsafe fn(*mut u8)) -> Content {
+    drop_fn as usize
 }
 
 /// One value in flight. Access is serialised by the scheduler protocol: the owning tasklet while
@@ -113,12 +114,12 @@ impl ValueSlot {
     pub(crate) const fn new() -> Self {
         Self {
             payload: UnsafeCell::new(Payload([MaybeUninit::uninit(); INLINE_BYTES])),
-            content: Cell::new(Content::Empty),
+            content: Cell::new(EMPTY),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        matches!(self.content.get(), Content::Empty)
+        self.content.get() == EMPTY
     }
 
     /// Stores a staged value; never fails.
@@ -135,12 +136,12 @@ impl ValueSlot {
             Staged::Inline(value) => {
                 // SAFETY: Inline is only built when T fits the 8-aligned payload.
                 unsafe { place.cast::<T>().write(value) };
-                self.content.set(Content::Inline(drop_inline::<T>));
+                self.content.set(content_of(drop_inline::<T>));
             }
             Staged::Boxed(boxed) => {
                 // SAFETY: the payload holds one pointer.
                 unsafe { place.cast::<*mut T>().write(boxed) };
-                self.content.set(Content::Boxed(drop_boxed::<T>));
+                self.content.set(content_of(drop_boxed::<T>));
             }
         }
     }
@@ -156,7 +157,7 @@ impl ValueSlot {
         );
         // SAFETY: a TaskletError fits the 8-aligned payload (checked at compile time below).
         unsafe { self.payload.get().cast::<TaskletError>().write(error) };
-        self.content.set(Content::Bomb);
+        self.content.set(BOMB);
     }
 
     /// Takes what the slot holds: `None` if empty, `Some(Err(_))` for a bomb.
@@ -166,12 +167,13 @@ impl ValueSlot {
     pub(crate) unsafe fn take<T>(&self) -> Option<Result<T, TaskletError>> {
         let place = self.payload.get().cast::<u8>();
         let taken = match self.content.get() {
-            Content::Empty => return None,
+            EMPTY => return None,
             // SAFETY: put_bomb wrote a TaskletError into the payload.
-            Content::Bomb => Err(unsafe { place.cast::<TaskletError>().read() }),
-            // SAFETY: an inline T was written by `put_staged::<T>` (the caller's type contract).
-            Content::Inline(_) => Ok(unsafe { place.cast::<T>().read() }),
-            Content::Boxed(_) => {
+            BOMB => Err(unsafe { place.cast::<TaskletError>().read() }),
+            // SAFETY: an inline T was written by `put_staged::<T>` (the caller's type contract;
+            // `Staged::new` keeps exactly the types that fit inline).
+            _ if fits_inline::<T>() => Ok(unsafe { place.cast::<T>().read() }),
+            _ => {
                 // SAFETY: a boxed T was written by `put_staged::<T>`; read it out and free the box.
                 unsafe {
                     let boxed = place.cast::<*mut T>().read();
@@ -183,7 +185,7 @@ impl ValueSlot {
                 }
             }
         };
-        self.content.set(Content::Empty);
+        self.content.set(EMPTY);
         Some(taken)
     }
 
@@ -204,7 +206,7 @@ impl ValueSlot {
                 .get()
                 .copy_from_nonoverlapping(from.payload.get(), 1)
         };
-        self.content.set(from.content.replace(Content::Empty));
+        self.content.set(from.content.replace(EMPTY));
     }
 
     /// Drops whatever the slot holds.
@@ -213,11 +215,13 @@ impl ValueSlot {
     /// Exclusive access (see the type docs).
     pub(crate) unsafe fn clear(&self) {
         let place = self.payload.get().cast::<u8>();
-        let content = self.content.replace(Content::Empty);
-        match content {
-            // SAFETY: the drop function matches the stored value (set together in `put`).
-            Content::Inline(drop_fn) | Content::Boxed(drop_fn) => unsafe { drop_fn(place) },
-            Content::Empty | Content::Bomb => {}
+        let content = self.content.replace(EMPTY);
+        if content != EMPTY && content != BOMB {
+            // SAFETY: any other content is the address of the drop function stored together
+            // with the value (`put_staged`), a function of this type.
+            let drop_fn: unsafe fn(*mut u8) = unsafe { core::mem::transmute(content) };
+            // SAFETY: the drop function matches the stored value.
+            unsafe { drop_fn(place) };
         }
     }
 }

@@ -38,7 +38,7 @@ impl Scheduler {
     /// # Safety
     /// Nothing runs on those stacks.
     pub(super) unsafe fn release_stacks(&self, tcb: &Tcb) {
-        let mut segment_base = tcb.spill_top().replace(0);
+        let mut segment_base = self.spill_top_of(tcb);
         while segment_base != 0 {
             // SAFETY: live spill segments of a dead tasklet; their headers chain them.
             unsafe {

@@ -61,6 +61,8 @@ pub(crate) struct Scheduler {
     pub(super) scratch_sp: Cell<usize>,
     /// The shared stack area of sliced tasklets and its restorer.
     pub(super) slices: SliceArea,
+    /// The main tasklet's guarded stack low (0: unguarded), where it is when not spilled.
+    pub(super) main_stack_low: Cell<usize>,
     /// The main tasklet is inside `run`, acting as Stackless's floating watchdog: it stays in
     /// the ring (its turns just yield again, so the blocking paths stay as shallow as they
     /// are), but reads as paused and out of the run count, and `run` returns once a tasklet
@@ -94,6 +96,7 @@ impl Scheduler {
             live: Cell::new(1),
             scratch_sp: Cell::new(0),
             slices: SliceArea::new(),
+            main_stack_low: Cell::new(0),
             main_floating: Cell::new(false),
         }
     }
@@ -106,6 +109,7 @@ impl Scheduler {
                 // SAFETY: the board vouches that [low, high) is this CPU's stack; its bottom
                 // guard-sized part is far below anything running now (we are near the top).
                 main.stack_low().set(unsafe { stack::arm_guard(low) });
+                self.main_stack_low.set(main.stack_low().get());
             }
         }
         self.current.set(main);
@@ -117,6 +121,29 @@ impl Scheduler {
             self.join(group);
         }
         self.initialized.set(true);
+    }
+
+    /// The base of the innermost spill segment `tcb` (of this CPU) runs or is suspended on, 0
+    /// if none: a tasklet is on a segment exactly when its stack low is not its own stack's (or
+    /// the slice area's, or for main the CPU's), and a segment's usable low lies one guard zone
+    /// above its base.
+    pub(super) fn spill_top_of(&self, tcb: &Tcb) -> usize {
+        let low = tcb.stack_low().get();
+        let home_low = if tcb.is_main() {
+            self.main_stack_low.get()
+        } else if tcb.has_flag(tcb::FLAG_SLICED) {
+            self.slices.area().usable_low()
+        } else {
+            match tcb.stack().get() {
+                stack if stack.base == 0 => 0,
+                stack => stack.usable_low(),
+            }
+        };
+        if low == 0 || low == home_low {
+            0
+        } else {
+            low - stack::GUARD_BYTES
+        }
     }
 
     #[inline]

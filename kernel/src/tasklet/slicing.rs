@@ -262,7 +262,7 @@ impl Scheduler {
         let slices = &self.slices;
         let top = slices.area.get().top();
         let saved_sp = occupant.saved_sp().get();
-        let spill_top = occupant.spill_top().get();
+        let spill_top = self.spill_top_of(occupant);
         let live_low = if spill_top == 0 {
             saved_sp - context::SUSPENDED_BYTES_BELOW_SP
         } else {
@@ -310,7 +310,7 @@ impl Scheduler {
             };
         }
         let live_low = top - saved.size;
-        let spill_top = target.spill_top().get();
+        let spill_top = self.spill_top_of(target);
         // SAFETY: the block holds the slice saved from [live_low, top) of this same area, which
         // nobody uses now; the block is freed once copied (the size given back is the rounded
         // size it was allocated with); a spilled target's segment header is live.

@@ -54,12 +54,11 @@ pub fn spill_with<F: FnOnce() -> R, R>(
         let _busy = scheduler.enter();
         StackRegion::allocate(segment_bytes, &scheduler.budget)?
     };
-    let previous_top = me.spill_top().get();
+    let previous_top = scheduler.spill_top_of(me);
     // SAFETY: the segment is fresh and ours; its header chains the segment it interrupts so a
     // forced kill can free the whole chain.
     unsafe { segment.write_segment_header(previous_top) };
     let previous_low = me.stack_low().replace(segment.usable_low());
-    me.spill_top().set(segment.base);
 
     let mut frame: SpillFrame<F, R> = SpillFrame {
         body: Some(body),
@@ -80,7 +79,6 @@ pub fn spill_with<F: FnOnce() -> R, R>(
     };
 
     me.stack_low().set(previous_low);
-    me.spill_top().set(previous_top);
     {
         let _busy = scheduler.enter();
         // SAFETY: the body returned; nothing runs on the segment any more.

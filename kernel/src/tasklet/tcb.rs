@@ -95,8 +95,6 @@ pub(crate) struct Tcb {
     stack: Cell<StackRegion>,
     /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
     stack_low: Cell<usize>,
-    /// Base of the innermost live spill segment (0: none).
-    spill_top: Cell<usize>,
     state: AtomicU8,
     flags: Cell<u8>,
     /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
@@ -136,7 +134,6 @@ impl Tcb {
             saved_sp: Cell::new(0),
             stack: Cell::new(StackRegion { base: 0, size: 0 }),
             stack_low: Cell::new(0),
-            spill_top: Cell::new(0),
             state: AtomicU8::new(State::Paused as u8),
             flags: Cell::new(flags),
             direction: AtomicI8::new(0),
@@ -212,12 +209,6 @@ impl Tcb {
     #[inline(always)]
     pub(super) fn stack_low(&self) -> &Cell<usize> {
         &self.stack_low
-    }
-
-    /// The innermost spill segment (spilling and reaping own it).
-    #[inline(always)]
-    pub(super) fn spill_top(&self) -> &Cell<usize> {
-        &self.spill_top
     }
 
     /// Which way it is blocked on a channel (the channel sets it, a waker clears it).

@@ -303,3 +303,56 @@ fn tier3_runner_refuses_bad_input() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("is not a test image"), "{stderr}");
 }
+
+/// A user's image through the cargo runner's path (`spindle-qemu run ELF --net HOST:GUEST`):
+/// the echo image serves a client on the forwarded port of 127.0.0.1. Closing the runner's
+/// stdout ends the run (the runner stops the machine rather than orphan it).
+#[test]
+fn tier3_run_elf_with_net_serves_a_host_client() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
+    setup();
+    let (code, built, stderr) = runner(&["build", "echo"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let elf = built.lines().next().expect("build prints the ELF path");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle-qemu"))
+        .args(["run", elf, "--net", &format!("{port}:7"), "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run spindle-qemu");
+    let mut console = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    while !line.starts_with("echo: listening") {
+        line.clear();
+        let read = console.read_line(&mut line).expect("reading the console");
+        assert!(read > 0, "the image ended before it listened");
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the guest");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let message: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    stream.write_all(&message).expect("send");
+    let mut back = vec![0u8; message.len()];
+    stream.read_exact(&mut back).expect("the echo");
+    assert_eq!(back, message);
+    // Closing the console pipe first: the guest's next line (this connection's report) ends it.
+    drop(console);
+    drop(stream);
+    let start = Instant::now();
+    while child.try_wait().expect("waiting").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the runner did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -464,7 +464,7 @@ impl<R: Send + 'static> JoinHandle<R> {
             let busy = scheduler.enter();
             let target = &*self.tasklet.tcb;
             {
-                let mut joiners = target.joiners().lock();
+                let mut joiners = target.joiners();
                 if target.state() == State::Dead {
                     drop(joiners);
                     drop(busy);
@@ -504,5 +504,5 @@ impl<T: Send + 'static> JoinHandle<Result<T, TaskletError>> {
 unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
     // SAFETY: `object` is the joined tasklet's control block, kept alive by the joiner's handle.
     let target = unsafe { &*(object as *const Tcb) };
-    target.joiners().lock().remove(waiter)
+    target.joiners().remove(waiter)
 }

@@ -83,7 +83,7 @@ impl Scheduler {
         let _ = self.take_raised(tcb);
         tcb.set_state(State::Dead);
         self.live.set(self.live.get() - 1);
-        let mut joiners = tcb.joiners().lock();
+        let mut joiners = tcb.joiners();
         while let Some(joiner) = joiners.pop_front() {
             wake(joiner, Placement::Tail);
         }

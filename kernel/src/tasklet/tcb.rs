@@ -11,7 +11,7 @@ use super::TaskletError;
 use alloc::alloc::{alloc, dealloc, Layout};
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicI8, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI8, AtomicU32, AtomicU8, Ordering};
 
 /// Lifecycle of a tasklet, readable from any CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,10 @@ pub(crate) struct Tcb {
     timer: Link<Tcb>,
     body: Cell<*mut BodyHeader>,
     /// Tasklets waiting for this one to finish.
-    joiners: spin::Mutex<WaitQueue>,
+    joiners: UnsafeCell<WaitQueue>,
+    /// The lock of `joiners` (a byte among the small fields, where a `spin::Mutex` around the
+    /// queue would cost a word of padding).
+    joiners_lock: AtomicBool,
 }
 
 // SAFETY: a control block is shared between CPUs, but every field has an owner: the home CPU's
@@ -144,7 +147,8 @@ impl Tcb {
             timer_deadline: Cell::new(0),
             timer: Link::new(),
             body: Cell::new(core::ptr::null_mut()),
-            joiners: spin::Mutex::new(WaitQueue::new()),
+            joiners: UnsafeCell::new(WaitQueue::new()),
+            joiners_lock: AtomicBool::new(false),
         }
     }
 
@@ -255,8 +259,15 @@ impl Tcb {
 
     /// Tasklets joining it (join and retirement own it).
     #[inline(always)]
-    pub(super) fn joiners(&self) -> &spin::Mutex<WaitQueue> {
-        &self.joiners
+    pub(super) fn joiners(&self) -> JoinersGuard<'_> {
+        while self
+            .joiners_lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        JoinersGuard { tcb: self }
     }
     /// The tasklet id (0 for a main tasklet).
     #[inline(always)]
@@ -370,6 +381,32 @@ impl WaitQueue {
     /// Visits the queued tasklets front to back.
     pub(crate) fn for_each(&self, visit: impl FnMut(&Tcb)) {
         self.list.iter().for_each(visit);
+    }
+}
+
+/// The locked queue of a tasklet's joiners ([`Tcb::joiners`]); unlocks when dropped.
+pub(crate) struct JoinersGuard<'a> {
+    tcb: &'a Tcb,
+}
+
+impl core::ops::Deref for JoinersGuard<'_> {
+    type Target = WaitQueue;
+    fn deref(&self) -> &WaitQueue {
+        // SAFETY: the guard holds the joiners' lock.
+        unsafe { &*self.tcb.joiners.get() }
+    }
+}
+
+impl core::ops::DerefMut for JoinersGuard<'_> {
+    fn deref_mut(&mut self) -> &mut WaitQueue {
+        // SAFETY: the guard holds the joiners' lock, and is borrowed mutably.
+        unsafe { &mut *self.tcb.joiners.get() }
+    }
+}
+
+impl Drop for JoinersGuard<'_> {
+    fn drop(&mut self) {
+        self.tcb.joiners_lock.store(false, Ordering::Release);
     }
 }
 

@@ -356,6 +356,28 @@ fn lean_tables_stay_at_least_seven_eighths_full() {
 }
 
 #[test]
+fn lean_keeps_every_key_through_moves_aside_and_overflows() {
+    // Near the max load some inserts find both groups full and move an entry aside or overflow;
+    // every key stays findable, through removals too. Small enough to run under Miri, which
+    // checks the slots' `unsafe` (README).
+    let keys: Vec<String> = (0..1500u32).map(|k| format!("key {k}")).collect();
+    let mut d: Dict<String, u32> = Dict::with_config(DictConfig::lean());
+    for (i, k) in keys.iter().enumerate() {
+        d.insert(k.clone(), i as u32);
+    }
+    for round in 0..2 {
+        for (i, k) in keys.iter().enumerate() {
+            let present = round == 0 || i % 3 != 0;
+            assert_eq!(d.get(k), present.then_some(&(i as u32)), "{k}");
+        }
+        for k in keys.iter().step_by(3) {
+            d.remove(k);
+        }
+    }
+    assert_eq!(d.len(), 1000);
+}
+
+#[test]
 fn lean_removals_leave_no_dummies() {
     let mut d: Dict<u64, u64> = Dict::with_config(DictConfig::lean());
     d.extend((0..5000).map(|k| (k, k)));

@@ -119,10 +119,10 @@
 //! after its control or index bytes (17 bytes for a configuration that is not a named profile).
 //! Group lookups are inlined in the caller: a hash (one folded multiply for an integer key), one
 //! load and compare of a group, one slot opened; at these loads the first group almost always
-//! decides. The other layouts are probed out of line and pay for their parameters: at a 7/8 max
-//! load a hit averages 2.2 probes and a miss 6.7, growth of 9/8 or 17/16 moves each entry 8 or
-//! 17 times on the way to 100000 entries, and a compact probe must read the entry to compare
-//! keys.
+//! decides. Two-choice lookups are inlined too: two multiplies, two groups, one slot opened. The
+//! other layouts are probed out of line and pay for their parameters: at a 7/8 max load a hit
+//! averages 2.2 probes and a miss 6.7, growth of 9/8 or 17/16 moves each entry 8 or 17 times on
+//! the way to 100000 entries, and a compact probe must read the entry to compare keys.
 //!
 //! `cargo bench -p spindle --bench dict` measures the trade-off for `(u64, u64)` entries: every
 //! profile's footprint beside `hashbrown`, CPython 3.11 and the 16n lower bound (also drawn in
@@ -137,6 +137,7 @@
 //! | `exact` | 20.2, 20.0 | 0.25x, 0.13x | 0.4-0.5x, 0.27x |
 //! | `compact` | 26.0, 76.9 | 0.3x, 0.2x | 0.3x, 0.5x |
 //! | `exact_compact` | 18.2, 19.3 | 0.17x, 0.10x | 0.2x, 0.2x |
+//! | `lean` | 18.7, 18.2 | 0.46x, 0.41x | 0.6x, 0.84-0.9x |
 //! | `hashbrown` | 34.9, 22.3 | 1x | 1x |
 //!
 //! `exact_compact` stays at or below `hashbrown`'s footprint for every n from 1 to 100000. At
@@ -144,6 +145,26 @@
 //! on memory twice, for its group and its slot, while a miss seldom leaves the quarter MiB of
 //! control bytes. Inserts into `exact` and `exact_compact` run at a fifth and a tenth of
 //! `hashbrown`'s speed; into the others at 0.6x to 1.4x.
+//!
+//! `lean` is the profile meant to be both tight and fast. Its memory: at most 19.4 bytes an entry
+//! for every n from 1000 to 100000 and never above `hashbrown` for n from 1 to 100000 (0.995x at
+//! worst), because a table is at least 7/8 full (`hashbrown`'s max load) once it has resized and
+//! a table of up to 8 slots fills completely. Its price, against `hashbrown` (two runs):
+//!
+//! | lean vs `hashbrown` | hit | miss | insert | remove |
+//! |---|---|---|---|---|
+//! | n = 1000 | 0.46x | 0.41x | 0.16x | 0.31-0.32x |
+//! | n = 100000 | 0.59-0.61x | 0.84-0.90x | 0.10x | 0.33-0.35x |
+//!
+//! A lookup reads two groups where `hashbrown` reads one, and sees 30 candidate bytes for its
+//! 7-bit tag instead of 16, so a fifth of misses open a slot; at n = 100000 the two reads of the
+//! small control array overlap and cost little beside the slot's. Inserts pay for the memory
+//! bound: a table that must stay 7/8 full cannot grow by more than 8/7 of its max load, and each
+//! resize moves every entry, about 10 moves an insert (with `try_reserve` first, an insert at
+//! n = 1000 costs about what one into `tight` does: 16.7 ns against 15.3). Against
+//! `exact_compact`, the smallest profile before it, `lean` takes less memory and is 1.4 to 1.6
+//! times as fast at inserts and 3 to 4.4 times at lookups. `kernel/docs/dict-notes.md` has the design's trail and why the
+//! speed goals it was built for (lookups 0.7x, inserts and removals 0.4x) are not all met.
 //!
 //! # Hashing
 //!

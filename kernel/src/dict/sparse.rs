@@ -734,6 +734,7 @@ impl<K, V> Sparse<K, V> {
 
     /// Takes the entry out of `slot` of a two-choice table, whose key has `hash`, leaving the
     /// slot empty: lookups do not stop at empty slots, so no dummy is needed.
+    #[inline]
     pub(crate) fn remove_two_choice(&mut self, slot: usize, hash: u64) -> (K, V) {
         assert!(is_full(self.ctrl[slot]), "dict position names no entry");
         let choices = Choices::new(hash, two_choice_groups(self.slots.len()));
@@ -750,11 +751,11 @@ impl<K, V> Sparse<K, V> {
 
     /// [`move_into`](Self::move_into) for two-choice tables (`into` must hold every entry).
     ///
-    /// The old groups are visited in a scattered order, not one after the other: each entry of
+    /// The old slots are visited in a scattered order, not one after the other: each entry of
     /// an old group has one of its new groups at about the same place in the new table, so in
-    /// table order the entries would all arrive where the new table is still empty and fill it,
+    /// slot order the entries would all arrive where the new table is still empty and fill it,
     /// leaving later entries both of their groups full (a quarter of the groups overflowed after
-    /// a resize at 100000 entries, against about 1 in 20 in a scattered order).
+    /// a resize at 100000 entries, against about 1 in 20 with the old groups scattered).
     pub(crate) fn move_into_two_choice(mut self, into: &mut Self, hash: impl Fn(&K) -> u64) {
         let slots = self.slots.len();
         let into_groups = two_choice_groups(into.slots.len());

@@ -160,6 +160,7 @@ impl Scheduler {
             );
             saw_current |= core::ptr::eq(member, current);
             pending += usize::from(member.pending().get().is_some());
+            self.check_slice_state(member, current);
         }
         ensure!(
             self,
@@ -173,6 +174,46 @@ impl Scheduler {
             Who(current)
         );
         (count, pending)
+    }
+
+    /// A runnable sliced tasklet is exactly one of: running (then it occupies the area), in the
+    /// area suspended (its own context saved, no saved slice), or out of it (its context is the
+    /// restorer's; a saved slice unless it never ran).
+    fn check_slice_state(&'static self, member: &Tcb, current: &Tcb) {
+        if !member.has_flag(tcb::FLAG_SLICED) {
+            return;
+        }
+        let occupies = core::ptr::eq(self.slices.occupant(), member);
+        if core::ptr::eq(member, current) {
+            ensure!(
+                self,
+                occupies,
+                "the running sliced {} does not occupy the slice area",
+                Who(member)
+            );
+            return;
+        }
+        let parked = member.saved_sp().get() == self.restorer_context();
+        ensure!(
+            self,
+            occupies != parked,
+            "sliced {} is {} the area and its context {} the restorer's",
+            Who(member),
+            if occupies { "in" } else { "out of" },
+            if parked { "is" } else { "is not" }
+        );
+        ensure!(
+            self,
+            !occupies || member.stack().get().base == 0,
+            "sliced {} occupies the area and also has a saved slice",
+            Who(member)
+        );
+        ensure!(
+            self,
+            member.stack().get().base != 0 || occupies || !member.has_flag(tcb::FLAG_STARTED),
+            "sliced {} has run, is out of the area, and has no saved slice",
+            Who(member)
+        );
     }
 
     /// The timer queue; returns its blocked members and how many of those have an error raised.
@@ -424,6 +465,47 @@ mod tests {
                 let _ = Ring::<RingLinks>::unlink(scheduler.current());
             },
             "is unlinked",
+        );
+    }
+
+    /// Two sliced tasklets that yield twice: after one yield each, the first waits out of the
+    /// area (saved) and the second in it.
+    fn two_sliced() {
+        for _ in 0..2 {
+            Builder::new()
+                .sliced()
+                .spawn(|| {
+                    api::schedule()?;
+                    api::schedule()
+                })
+                .expect("spawn");
+        }
+        api::schedule().expect("let both run once");
+    }
+
+    #[test]
+    fn a_saved_sliced_tasklet_without_the_restorers_context_is_caught() {
+        expect_violation(
+            two_sliced,
+            |scheduler| {
+                let saved = second(scheduler);
+                assert!(saved.stack().get().base != 0, "the first one is saved");
+                saved.saved_sp().set(saved.stack().get().base);
+            },
+            "is out of the area and its context is not the restorer's",
+        );
+    }
+
+    #[test]
+    fn a_sliced_tasklet_that_lost_the_area_without_a_saved_slice_is_caught() {
+        expect_violation(
+            two_sliced,
+            |scheduler| {
+                let resident = RunRing::next_of_member(second(scheduler));
+                assert!(core::ptr::eq(scheduler.slices.occupant(), resident));
+                scheduler.slices.clear_occupant_for_tests();
+            },
+            "is out of the area and its context is not the restorer's",
         );
     }
 

@@ -143,6 +143,17 @@ impl SliceArea {
         Ok(())
     }
 
+    /// The tasklet whose live stack is in the area (null if none).
+    pub(crate) fn occupant(&self) -> *const Tcb {
+        self.occupant.get()
+    }
+
+    /// Forgets the occupant (the invariant checker's tests corrupt the state with it).
+    #[cfg(test)]
+    pub(crate) fn clear_occupant_for_tests(&self) {
+        self.occupant.set(core::ptr::null());
+    }
+
     /// The region sliced tasklets run on (`NONE` before the first sliced spawn).
     pub(crate) fn area(&self) -> StackRegion {
         self.area.get()

@@ -18,6 +18,9 @@
 //! - echo exchanges over blocking sockets with an echo server on CPU 0 (every byte checked), and
 //!   faults injected into the network (resets, partial writes, refused connects).
 //!
+//! Every other script and half the couriers run sliced (on the CPU's shared slice area), so
+//! saved and restored slices meet every operation above, kills and spills included.
+//!
 //! Each CPU's main tasklet spawns its tasklets and polls them until they end; tasklets still
 //! alive when the whole soak has made no progress for [`SoakConfig::stall`], or after the
 //! round's budget, are killed (their blocked calls return the kill). Once every CPU is done,

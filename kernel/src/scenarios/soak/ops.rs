@@ -243,6 +243,12 @@ impl<D: NetDriver + Send + 'static> Soak<D> {
         let builder = Builder::new()
             .name("soak courier")
             .stack_size(self.config.stack);
+        // Half the couriers run sliced (saved out of the area while they wait).
+        let builder = if yields % 2 == 1 {
+            builder.sliced()
+        } else {
+            builder
+        };
         let spawned = if send {
             let value = value();
             builder.spawn(move || {

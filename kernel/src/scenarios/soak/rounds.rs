@@ -104,9 +104,14 @@ impl<D: NetDriver + Send + 'static> Soak<D> {
             .map(|index| {
                 let (program, siblings, extras) =
                     (program.clone(), siblings.clone(), extras.clone());
-                Builder::new()
-                    .name("soak")
-                    .stack_size(self.config.stack)
+                // Every other script runs sliced, on the CPU's shared slice area.
+                let builder = Builder::new().name("soak").stack_size(self.config.stack);
+                let builder = if index % 2 == 1 {
+                    builder.sliced()
+                } else {
+                    builder
+                };
+                builder
                     .spawn(move || self.script(&program, cpu, index, &siblings, &extras))
                     .unwrap_or_else(|error| self.fail(format!("spawn a script: {error:?}")))
             })

@@ -340,7 +340,8 @@ fn write_chart(
     .unwrap();
 
     let colors = [
-        "#8c564b", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#e377c2", "#000000",
+        "#8c564b", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#17becf", "#9467bd", "#e377c2",
+        "#000000",
     ];
     /// A named curve of `(n, bytes)` points.
     type Curve = (String, Vec<(usize, usize)>);

@@ -118,7 +118,10 @@ impl Scheduler {
         }
     }
 
-    /// The running tasklet finished: retire it and run something else, for good.
+    /// The running tasklet finished: retire it and run something else, for good. Never inlined:
+    /// the switch in it makes its frame save every callee-saved register, which no caller's
+    /// frame should carry while the tasklet runs.
+    #[inline(never)]
     pub(crate) fn exit_current(&'static self) -> ! {
         let _busy = self.enter();
         let me = self.current();
@@ -136,21 +139,31 @@ impl Scheduler {
 
 /// Entry of every spawned tasklet's context.
 pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
+    // Nothing is kept across the body's run: this frame stays under every frame of the
+    // tasklet for its whole life (and in every slice a sliced tasklet saves), so it is kept
+    // to the ABI's minimum; the work before and after lies in functions of their own.
+    let body = start_body(data);
+    // SAFETY: the body is live while the control block is; only this tasklet runs it.
+    unsafe { ((*body).vtable.run)(body) };
+    this_cpu().exit_current()
+}
+
+/// The first steps of a new tasklet: finishes the switch into it, marks it started and returns
+/// its body to run. A kill or throw raised before it ever ran ends it here instead, its closure
+/// dropped unrun (as Stackless raises it at the tasklet's first instruction).
+#[inline(never)]
+fn start_body(data: usize) -> *mut tcb::BodyHeader {
     let scheduler = this_cpu();
     scheduler.finish_resume();
-    // SAFETY: `data` is the control block pointer given to init_stack at spawn; the scheduler's
-    // reference keeps it alive while the tasklet runs.
+    // SAFETY: `data` is the control block pointer given to init_stack at spawn (or by the
+    // restorer); the scheduler's reference keeps it alive while the tasklet runs.
     let tcb = unsafe { &*(data as *const Tcb) };
     tcb.set_flag(tcb::FLAG_STARTED, true);
     let body = tcb.body().get();
-    // A kill or throw raised before it ever ran ends it here, its closure dropped unrun (as
-    // Stackless raises it at the tasklet's first instruction).
     if let Some(error) = scheduler.take_raised(tcb) {
         // SAFETY: the body is live while the control block is; only this tasklet touches it.
         unsafe { ((*body).vtable.fail)(body, error) };
         scheduler.exit_current()
     }
-    // SAFETY: the body is live while the control block is; only this tasklet runs it.
-    unsafe { ((*body).vtable.run)(body) };
-    scheduler.exit_current()
+    body
 }

@@ -249,6 +249,7 @@ impl<'a> Machine<'a> {
             os_term: u32_property(&rtas_node, "ibm,os-term")?,
             start_cpu: u32_property(&rtas_node, "start-cpu")?,
             get_time_of_day: u32_property(&rtas_node, "get-time-of-day")?,
+            set_xive: u32_property(&rtas_node, "ibm,set-xive")?,
         };
 
         let mut vty = None;
@@ -321,6 +322,7 @@ mod tests {
         assert_eq!(machine.rtas.os_term, Some(0x201f));
         assert_eq!(machine.rtas.start_cpu, Some(0x2006));
         assert_eq!(machine.rtas.get_time_of_day, Some(0x2001));
+        assert_eq!(machine.rtas.set_xive, Some(0x200a));
         assert_eq!(machine.vty, Some(0x7100_0000));
         assert_eq!(machine.llan, None, "no NIC unless QEMU is given one");
     }

@@ -38,6 +38,8 @@ pub const H_FREE_LOGICAL_LAN: u64 = 0x118;
 pub const H_ADD_LOGICAL_LAN_BUFFER: u64 = 0x11c;
 /// H_SEND_LOGICAL_LAN: send one frame from up to six buffer descriptors.
 pub const H_SEND_LOGICAL_LAN: u64 = 0x120;
+/// H_VIO_SIGNAL: turn a virtual device's interrupt on (mode 1) or off (0).
+pub const H_VIO_SIGNAL: u64 = 0x104;
 
 /// The DMA page size (TCE granularity).
 pub const PAGE_BYTES: usize = 4096;
@@ -110,6 +112,8 @@ pub trait LlanCalls {
     fn add_buffer(&self, unit: u32, descriptor: u64) -> Result<(), HcallError>;
     /// H_SEND_LOGICAL_LAN with up to six descriptors (unused ones 0).
     fn send(&self, unit: u32, descriptors: [u64; 6]) -> Result<(), HcallError>;
+    /// H_VIO_SIGNAL: the adapter raises its interrupt for every received frame (`on`), or not.
+    fn signal(&self, unit: u32, on: bool) -> Result<(), HcallError>;
 }
 
 /// The real hypervisor (QEMU's pseries machine).
@@ -174,6 +178,13 @@ impl LlanCalls for Hypervisor {
             [u64::from(unit), d[0], d[1], d[2], d[3], d[4], d[5]],
         )
     }
+
+    fn signal(&self, unit: u32, on: bool) -> Result<(), HcallError> {
+        Self::call(
+            H_VIO_SIGNAL,
+            [u64::from(unit), u64::from(on), 0, 0, 0, 0, 0],
+        )
+    }
 }
 
 /// Sizes of a [`Llan`].
@@ -217,6 +228,8 @@ pub enum LlanError {
     OutOfMemory,
     /// An hcall failed: which one, and its status.
     Hcall(&'static str, HcallError),
+    /// Routing the adapter's interrupt failed (RTAS), or the tree names no interrupt.
+    Interrupt(Option<crate::rtas::RtasError>),
 }
 
 impl fmt::Display for LlanError {
@@ -225,6 +238,8 @@ impl fmt::Display for LlanError {
             Self::BadConfig => write!(f, "logical LAN: bad configuration or DMA window too small"),
             Self::OutOfMemory => write!(f, "logical LAN: cannot allocate its DMA region"),
             Self::Hcall(name, err) => write!(f, "logical LAN: {name}: {err}"),
+            Self::Interrupt(None) => write!(f, "logical LAN: the device tree names no interrupt"),
+            Self::Interrupt(Some(err)) => write!(f, "logical LAN: routing its interrupt: {err}"),
         }
     }
 }
@@ -604,6 +619,18 @@ impl<C: LlanCalls> Llan<C> {
         self.shared.node.mac
     }
 
+    /// Makes the adapter raise its interrupt (the device tree's source, [`LlanNode::irq`]) for
+    /// every frame it delivers, or stop. The interrupt only wakes a ceded CPU: frames are still
+    /// taken by polling; route the source to a CPU first (RTAS `ibm,set-xive`).
+    pub fn set_interrupts(&self, on: bool) -> Result<(), HcallError> {
+        self.shared.calls.signal(self.shared.node.unit, on)
+    }
+
+    /// The adapter as the device tree describes it.
+    pub fn node(&self) -> &LlanNode {
+        &self.shared.node
+    }
+
     /// The hypervisor calls (for a model's inspection in tests).
     pub fn calls(&self) -> &C {
         &self.shared.calls
@@ -638,6 +665,30 @@ impl<C: LlanCalls> Llan<C> {
     /// An oversized request is built in the page but not sent, and counted as a failed send.
     pub fn transmit<R>(&mut self, len: usize, build: impl FnOnce(&mut [u8]) -> R) -> R {
         self.shared.transmit(&mut self.tx, len, build)
+    }
+}
+
+/// The priority the adapter's interrupt is delivered at (below the wake-up IPI's).
+pub const INTERRUPT_PRIORITY: u8 = 5;
+
+#[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
+impl Llan<Hypervisor> {
+    /// Opens the adapter `node` on pseries and routes its interrupt to CPU `server` (RTAS
+    /// `ibm,set-xive`, then H_VIO_SIGNAL): a received frame ends that CPU's cede, so a stack
+    /// waiting with [`crate::tcpip::Wait::Cede`] sleeps while the link is quiet.
+    pub fn open_pseries(
+        node: LlanNode,
+        config: LlanConfig,
+        rtas: &crate::rtas::Rtas,
+        server: u32,
+    ) -> Result<Self, LlanError> {
+        let llan = Llan::new(node, Hypervisor, config)?;
+        let irq = node.irq.ok_or(LlanError::Interrupt(None))?;
+        rtas.set_xive(irq, server, INTERRUPT_PRIORITY)
+            .map_err(|err| LlanError::Interrupt(Some(err)))?;
+        llan.set_interrupts(true)
+            .map_err(|err| LlanError::Hcall("H_VIO_SIGNAL", err))?;
+        Ok(llan)
     }
 }
 
@@ -772,6 +823,9 @@ mod tests {
         let (llan, model) = open(8);
         assert!(model.is_open());
         assert_eq!(model.posted(), 8);
+        assert!(!model.signalling());
+        llan.set_interrupts(true).unwrap();
+        assert!(model.signalling());
         assert_eq!(model.mapped_pages(), config.region_pages());
         assert_eq!(config.region_pages(), 3 + 4 + 1);
         drop(llan);

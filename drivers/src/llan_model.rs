@@ -38,6 +38,7 @@ struct State {
     sent: VecDeque<Vec<u8>>,
     /// Where sent frames go instead of `sent` (a wire to another model).
     peer: Option<alloc::sync::Weak<Mutex<State>>>,
+    signalling: bool,
     failing_adds: u32,
     failing_sends: u32,
     dropped: u64,
@@ -198,6 +199,11 @@ impl LlanModel {
             .count()
     }
 
+    /// Whether the driver asked for an interrupt per frame (H_VIO_SIGNAL).
+    pub fn signalling(&self) -> bool {
+        self.state.lock().signalling
+    }
+
     /// Frames dropped for want of a buffer.
     pub fn dropped(&self) -> u64 {
         self.state.lock().dropped
@@ -351,6 +357,15 @@ impl LlanCalls for LlanModel {
             return Err(H_RESOURCE);
         }
         state.posted.push(descriptor);
+        Ok(())
+    }
+
+    fn signal(&self, unit: u32, on: bool) -> Result<(), HcallError> {
+        let mut state = self.state.lock();
+        if unit != state.unit {
+            return Err(H_PARAMETER);
+        }
+        state.signalling = on;
         Ok(())
     }
 

@@ -21,6 +21,8 @@ pub struct Tokens {
     pub start_cpu: Option<u32>,
     /// `get-time-of-day`.
     pub get_time_of_day: Option<u32>,
+    /// `ibm,set-xive`: routes an interrupt source to a CPU server at a priority.
+    pub set_xive: Option<u32>,
 }
 
 /// Why an RTAS call failed.
@@ -206,6 +208,13 @@ impl Rtas {
         Call::new(token, &[server, address_word(entry)?, address_word(r3)?], 1)
     }
 
+    /// The `ibm,set-xive` call: deliver interrupt source `irq` to CPU `server` at `priority` (0xff masks
+    /// it).
+    pub fn set_xive_call(&self, irq: u32, server: u32, priority: u8) -> Result<Call, RtasError> {
+        let token = Self::token(self.tokens.set_xive, "ibm,set-xive")?;
+        Call::new(token, &[irq, server, u32::from(priority)], 1)
+    }
+
     /// The `get-time-of-day` call.
     pub fn get_time_of_day_call(&self) -> Result<Call, RtasError> {
         Call::new(
@@ -233,6 +242,12 @@ pub fn decode_time_of_day(call: &Call) -> Result<TimeOfDay, RtasError> {
 
 #[cfg(all(target_arch = "powerpc64", feature = "bare-metal"))]
 impl Rtas {
+    /// Routes interrupt source `irq` to CPU `server` at `priority` (`ibm,set-xive`).
+    pub fn set_xive(&self, irq: u32, server: u32, priority: u8) -> Result<(), RtasError> {
+        let mut call = self.set_xive_call(irq, server, priority)?;
+        call.run().and_then(|()| call.status())
+    }
+
     /// Powers the machine off: QEMU exits with status 0. Returns only on failure.
     pub fn power_off(&self) -> RtasError {
         let mut call = match self.power_off_call() {
@@ -284,6 +299,7 @@ mod tests {
         os_term: Some(0x201f),
         start_cpu: Some(0x2006),
         get_time_of_day: None,
+        set_xive: Some(0x200a),
     };
 
     #[test]
@@ -315,6 +331,16 @@ mod tests {
             Rtas::new(Tokens::default()).power_off_call(),
             Err(RtasError::MissingToken("power-off"))
         );
+        assert_eq!(
+            Rtas::new(Tokens::default()).set_xive_call(0x1101, 0, 5),
+            Err(RtasError::MissingToken("ibm,set-xive"))
+        );
+        let xive = rtas.set_xive_call(0x1101, 1, 5).unwrap();
+        let expect: [u8; 24] = [
+            0, 0, 0x20, 0x0a, 0, 0, 0, 3, 0, 0, 0, 1, // token, nargs, nret
+            0, 0, 0x11, 0x01, 0, 0, 0, 1, 0, 0, 0, 5, // irq, server, priority
+        ];
+        assert_eq!(&xive.as_bytes()[..24], &expect);
         assert_eq!(Call::new(1, &[0; 16], 1), Err(RtasError::TooManyWords));
         assert_eq!(Call::new(1, &[], 0), Err(RtasError::TooManyWords));
     }

@@ -67,6 +67,22 @@ pub struct TcpIpConfig {
     /// Whether raw select/poll fail with a watched socket's pending error, as the console's did
     /// (the socket layer repairs it; on, the repair runs over a real wire).
     pub quirk: bool,
+    /// How a select/poll with a timeout waits for the link.
+    pub wait: Wait,
+}
+
+/// How a select/poll with a timeout (the blocking layer's poller, when nothing else can run)
+/// waits for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Poll the link again and again until something is ready or the timeout passes: the
+    /// lowest latency, and the CPU busy the whole time.
+    Spin,
+    /// Between polls, idle the CPU (the platform's `idle`: H_CEDE on pseries) until the timeout;
+    /// an interrupt ends it early. With the NIC's interrupt on ([`crate::llan::Llan::set_interrupts`])
+    /// every frame does, so the CPU sleeps while the link is quiet; without it a frame waits for
+    /// the timeout.
+    Cede,
 }
 
 impl TcpIpConfig {
@@ -84,6 +100,7 @@ impl TcpIpConfig {
             max_backlog: 8,
             timeout: Duration::from_secs(10),
             quirk: false,
+            wait: Wait::Cede,
         }
     }
 
@@ -272,6 +289,11 @@ impl<D: Device> TcpIp<D> {
     /// The configuration.
     pub fn config(&self) -> &TcpIpConfig {
         &self.config
+    }
+
+    /// Sets how a select/poll with a timeout waits ([`TcpIpConfig::wait`]).
+    pub fn set_wait(&mut self, wait: Wait) {
+        self.config.wait = wait;
     }
 
     /// Turns the console's select/poll quirk on or off ([`TcpIpConfig::quirk`]).
@@ -532,7 +554,18 @@ impl<D: Device> TcpIp<D> {
             if ready(self) || deadline.is_some_and(Deadline::has_passed) {
                 return;
             }
-            core::hint::spin_loop();
+            match self.config.wait {
+                Wait::Spin => core::hint::spin_loop(),
+                Wait::Cede => {
+                    // The stack's own timers (retransmissions) bound the nap too.
+                    let timer = self.poll_delay().map(Deadline::after);
+                    let until = match (deadline, timer) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    spindle::platform::platform().idle(until.map(Deadline::as_ns));
+                }
+            }
         }
     }
 }

@@ -70,7 +70,9 @@ pub fn open_stack(tcp_sockets: usize, descriptors: usize) -> Net<Stack> {
     let Some(node) = spindle_pseries::board().machine.llan else {
         panic!("no NIC in the device tree: run with the runner's --net");
     };
-    let llan = match Llan::new(node, Hypervisor, LlanConfig::default()) {
+    let board = spindle_pseries::board();
+    let server = board.server(0).expect("CPU 0's interrupt server");
+    let llan = match Llan::open_pseries(node, LlanConfig::default(), &board.rtas, server) {
         Ok(llan) => llan,
         Err(err) => panic!("{err}"),
     };

@@ -13,7 +13,7 @@ use spindle::net::{Net, NetConfig, NetError, Socket};
 use spindle::tasklet;
 use spindle_arch::powerpc64::pmc;
 use spindle_drivers::llan::{Hypervisor, Llan, LlanConfig};
-use spindle_drivers::tcpip::{TcpIp, TcpIpConfig};
+use spindle_drivers::tcpip::{TcpIp, TcpIpConfig, Wait};
 
 /// The port the server listens on.
 pub const ECHO_PORT: u16 = 7;
@@ -69,15 +69,35 @@ fn echo_counted(connection: &Socket<Stack>) -> Result<(u64, u64), NetError> {
     }
 }
 
+/// How the stack waits: [`Wait::Cede`] (the CPU sleeps until a frame's interrupt), or
+/// [`Wait::Spin`] when the console's input starts with `spin` by boot (netbench compares both).
+fn wait_mode() -> Wait {
+    let mut line = [0u8; 8];
+    // Whatever the host typed before boot is already there; nothing typed means the default.
+    let typed = spindle_drivers::hvterm::HvTerm::console()
+        .poll(&mut line)
+        .unwrap_or(0);
+    if line[..typed].starts_with(b"spin") {
+        Wait::Spin
+    } else {
+        Wait::Cede
+    }
+}
+
 /// Opens the NIC and serves echo forever; `Err` only when the network cannot be set up.
 pub fn serve() -> Result<(), &'static str> {
     let node = spindle_pseries::board()
         .machine
         .llan
         .ok_or("no NIC in the device tree: boot with --net HOSTPORT:7")?;
-    let llan =
-        Llan::new(node, Hypervisor, LlanConfig::default()).map_err(|_| "the NIC would not open")?;
-    let config = TcpIpConfig::qemu_user(node.mac);
+    let board = spindle_pseries::board();
+    let server = board.server(0).ok_or("no interrupt server for CPU 0")?;
+    let llan = Llan::open_pseries(node, LlanConfig::default(), &board.rtas, server)
+        .map_err(|_| "the NIC would not open")?;
+    let config = TcpIpConfig {
+        wait: wait_mode(),
+        ..TcpIpConfig::qemu_user(node.mac)
+    };
     let per_socket = config.bytes_per_tcp_socket();
     let stack = TcpIp::new(llan, config).map_err(|_| "no memory for the TCP/IP stack")?;
     let net = Net::new(stack, NetConfig::default()).map_err(|_| "no memory for the sockets")?;
@@ -87,8 +107,9 @@ pub fn serve() -> Result<(), &'static str> {
         .and_then(|()| listener.listen(config.max_backlog))
         .map_err(|_| "cannot listen")?;
     kprintln!(
-        "echo: listening on {}:{ECHO_PORT}; memory per TCP socket: {per_socket} bytes ({} receive + {} send buffer + {} socket)",
+        "echo: listening on {}:{ECHO_PORT}, waiting by {:?}; memory per TCP socket: {per_socket} bytes ({} receive + {} send buffer + {} socket)",
         config.address,
+        config.wait,
         config.rx_buffer,
         config.tx_buffer,
         per_socket - config.rx_buffer - config.tx_buffer,

@@ -16,6 +16,7 @@ const FALLBACK_TOKENS: Tokens = Tokens {
     os_term: Some(0x201f),
     start_cpu: None,
     get_time_of_day: None,
+    set_xive: None,
 };
 
 /// What the board found at boot.

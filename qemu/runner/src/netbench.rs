@@ -140,25 +140,34 @@ fn guest_cost(console: &Console, index: usize) -> Result<(u64, u64), String> {
     }
 }
 
-/// One figure against both servers: the guest's median, the host's, and the guest's instructions
-/// per echoed byte.
+/// One figure: the guest's median and its instructions per echoed byte, and the host's.
 struct Row {
-    name: &'static str,
-    unit: &'static str,
     guest: f64,
-    host: f64,
     instructions_per_byte: Option<f64>,
+    host: f64,
 }
 
-fn measure(console: &Console, guest_port: u16) -> Result<(), String> {
+/// What one boot of the echo image measured.
+struct Figures {
+    listening: String,
+    rows: Vec<Row>,
+    idle_instructions_per_second: f64,
+}
+
+const FIGURES: [(&str, &str); 3] = [
+    ("echo throughput, 1 KiB chunks", "MB/s"),
+    ("echo throughput, 64 KiB chunks", "MB/s"),
+    ("64-byte echo round trip", "us"),
+];
+
+/// Seconds an idle connection stays open for the idle figure.
+const IDLE_SECONDS: f64 = 1.0;
+
+fn measure(console: &Console, guest_port: u16, host_port: u16) -> Result<Figures, String> {
     let listening = console.wait_for_line("echo: listening", Duration::from_secs(30))?;
-    let host_port = start_host_echo()?;
     let mut rows = Vec::new();
     let mut connections = 0;
-    for (name, chunk) in [
-        ("echo throughput, 1 KiB chunks", 1024),
-        ("echo throughput, 64 KiB chunks", 65536),
-    ] {
+    for chunk in [1024, 65536] {
         let (mut guest, mut host, mut per_byte) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
             guest.push(throughput(guest_port, chunk, THROUGHPUT_BYTES)?);
@@ -168,60 +177,44 @@ fn measure(console: &Console, guest_port: u16) -> Result<(), String> {
             host.push(throughput(host_port, chunk, THROUGHPUT_BYTES)?);
         }
         rows.push(Row {
-            name,
-            unit: "MB/s",
             guest: median(guest),
-            host: median(host),
             instructions_per_byte: Some(median(per_byte)),
+            host: median(host),
         });
     }
-    let (mut guest, mut host) = (Vec::new(), Vec::new());
+    let (mut guest, mut host, mut per_byte) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         guest.push(latency(guest_port)?);
-        guest_cost(console, connections)?;
+        let (bytes, instructions) = guest_cost(console, connections)?;
         connections += 1;
+        per_byte.push(instructions as f64 / bytes.max(1) as f64);
         host.push(latency(host_port)?);
     }
     rows.push(Row {
-        name: "64-byte echo round trip",
-        unit: "us",
         guest: median(guest),
+        instructions_per_byte: Some(median(per_byte)),
         host: median(host),
-        instructions_per_byte: None,
     });
-    outln!("\nnetbench: echo over the pseries NIC (spapr-vlan, QEMU user network, smoltcp) vs the host's loopback TCP echo");
-    outln!("{}", listening.trim_start_matches("echo: "));
-    outln!(
-        "{:<32} {:>12} {:>13} {:>10} {:>24}",
-        "figure (median of 3)",
-        "guest",
-        "host loopback",
-        "guest/host",
-        "guest instr per byte*"
-    );
-    for row in rows {
-        let per_byte = row
-            .instructions_per_byte
-            .map_or(String::from("-"), |value| format!("{value:.0}"));
-        outln!(
-            "{:<32} {:>7.2} {:<4} {:>8.2} {:<4} {:>10.3} {:>24}",
-            row.name,
-            row.guest,
-            row.unit,
-            row.host,
-            row.unit,
-            row.guest / row.host,
-            per_byte
-        );
-    }
-    outln!(
-        "* PMC5 instructions the guest CPU completed while echoing, per byte echoed (each byte is\n  received once and sent once; stack, driver, poller and scheduler included; PMC5 reads low\n  under QEMU TCG: blocks ending in an indirect branch are not counted)"
-    );
-    Ok(())
+    // A connection open and quiet: what waiting for the link costs.
+    let idle = connect(guest_port)?;
+    std::thread::sleep(Duration::from_secs_f64(IDLE_SECONDS));
+    drop(idle);
+    let (_, instructions) = guest_cost(console, connections)?;
+    Ok(Figures {
+        listening,
+        rows,
+        idle_instructions_per_second: instructions as f64 / IDLE_SECONDS,
+    })
 }
 
-/// Runs the benchmark on the built echo image `image`.
-pub fn run(qemu: &Path, image: &Path, memory_bytes: u64) -> Result<bool, String> {
+/// Boots the echo image once, typing `input` first, and measures it.
+fn boot_and_measure(
+    qemu: &Path,
+    image: &Path,
+    memory_bytes: u64,
+    input: &str,
+    host_port: u16,
+) -> Result<Figures, String> {
     let forwards = [Forward {
         host: machine::free_port()?,
         guest: 7,
@@ -237,24 +230,93 @@ pub fn run(qemu: &Path, image: &Path, memory_bytes: u64) -> Result<bool, String>
     };
     let guest_port = forwards[0].host;
     let companion = Box::new(move |console: &Console| {
-        let result = measure(console, guest_port);
+        let result = measure(console, guest_port, host_port);
         console.stop_machine();
-        result
+        result.map(|figures| {
+            *FIGURES_OUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(figures);
+        })
     });
     let outcome = machine::run_with(
         qemu,
         &boot,
-        None,
+        Some(input),
         Some(Duration::from_secs(600)),
         false,
         Some(companion),
     )?;
     match outcome.companion {
-        Some(Ok(())) => Ok(true),
+        Some(Ok(())) => FIGURES_OUT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| "netbench: the figures went missing".into()),
         Some(Err(why)) => Err(format!(
             "netbench: {why}\n-- guest console --\n{}",
             outcome.console.trim_end()
         )),
         None => Err("netbench: the measurement did not run".into()),
     }
+}
+
+/// Where the companion leaves its figures.
+static FIGURES_OUT: std::sync::Mutex<Option<Figures>> = std::sync::Mutex::new(None);
+
+/// Runs the benchmark on the built echo image `image`: once waiting by interrupt and cede (the
+/// default), once spinning on the link.
+pub fn run(qemu: &Path, image: &Path, memory_bytes: u64) -> Result<bool, String> {
+    let host_port = start_host_echo()?;
+    let cede = boot_and_measure(qemu, image, memory_bytes, "\n", host_port)?;
+    let spin = boot_and_measure(qemu, image, memory_bytes, "spin\n", host_port)?;
+    if !cede.listening.contains("Cede") || !spin.listening.contains("Spin") {
+        return Err(format!(
+            "netbench: the image did not take the wait modes: {:?} / {:?}",
+            cede.listening, spin.listening
+        ));
+    }
+    outln!("\nnetbench: echo over the pseries NIC (spapr-vlan, QEMU user network, smoltcp) vs the host's loopback TCP echo");
+    outln!("guest {}", cede.listening.trim_start_matches("echo: "));
+    outln!("guest waiting by Cede: H_CEDE between link polls, woken by the NIC's interrupt; by Spin: polling the link");
+    outln!(
+        "{:<32} {:>16} {:>16} {:>16} {:>11} {:>11}",
+        "figure (median of 3)",
+        "guest, Cede",
+        "guest, Spin",
+        "host loopback",
+        "instr/B Cede",
+        "instr/B Spin"
+    );
+    for (index, (name, unit)) in FIGURES.iter().enumerate() {
+        let (c, p) = (&cede.rows[index], &spin.rows[index]);
+        let per_byte = |row: &Row| {
+            row.instructions_per_byte
+                .map_or(String::from("-"), |value| format!("{value:.0}"))
+        };
+        outln!(
+            "{:<32} {:>11.2} {:<4} {:>11.2} {:<4} {:>11.2} {:<4} {:>11} {:>11}",
+            name,
+            c.guest,
+            unit,
+            p.guest,
+            unit,
+            c.host,
+            unit,
+            per_byte(c),
+            per_byte(p)
+        );
+    }
+    outln!(
+        "{:<32} {:>11.0} {:<4} {:>11.0} {:<4}",
+        "idle connection, instr per s",
+        cede.idle_instructions_per_second,
+        "",
+        spin.idle_instructions_per_second,
+        ""
+    );
+    outln!(
+        "instr/B: PMC5 instructions the guest CPU completed while echoing, per byte echoed (each byte\n\
+         is received once and sent once; stack, driver, poller, scheduler and waiting included; PMC5\n\
+         reads low under QEMU TCG: blocks ending in an indirect branch are not counted). Host figures\n\
+         are from the first boot's runs."
+    );
+    Ok(true)
 }

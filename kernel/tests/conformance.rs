@@ -224,6 +224,10 @@ impl World {
                 "was {}",
                 u8::from(tasklet::set_atomic(number(0) != 0))
             )),
+            ("raise_unhandled", 1) => {
+                tasklet::raise_unhandled_in_main(number(0) != 0);
+                Ok("ok".into())
+            }
             ("block_trap", 1) => {
                 tasklet::current().set_block_trap(number(0) != 0);
                 Ok("ok".into())

@@ -399,3 +399,32 @@ fn set_atomic_returns_the_previous_state() {
     assert!(tasklet::set_atomic(false));
     assert!(!tasklet::set_atomic(false));
 }
+
+#[test]
+fn unhandled_errors_reach_main_when_asked_as_in_stackless() {
+    // Off (the default), a failure stays with its tasklet.
+    let quiet = tasklet::spawn(|| panic!("kept in the result")).unwrap();
+    assert_eq!(tasklet::run(), Ok(()));
+    assert_eq!(quiet.result(), Some(Err(TaskletError::Panicked)));
+
+    assert!(!tasklet::raise_unhandled_in_main(true));
+    // A panic reaches run().
+    let panicking = tasklet::spawn(|| panic!("unhandled")).unwrap();
+    assert_eq!(tasklet::run(), Err(TaskletError::Panicked));
+    assert_eq!(panicking.result(), Some(Err(TaskletError::Panicked)));
+    // An error thrown before the tasklet ran wakes a blocked main tasklet.
+    let channel = Channel::<u8>::new();
+    let unstarted = Builder::new().paused().spawn(|| 1).unwrap();
+    let thrown = Thrown::new(5, "never ran");
+    unstarted.throw(thrown, true).unwrap();
+    assert_eq!(channel.receive(), Err(TaskletError::Thrown(thrown)));
+    assert_eq!(unstarted.result(), Some(Err(TaskletError::Thrown(thrown))));
+    // A kill is no error, and neither is a body that returns its error.
+    let killed = tasklet::spawn(|| 2).unwrap();
+    killed.kill_pending().unwrap();
+    let returned = tasklet::spawn(|| Err::<(), _>(TaskletError::Closed)).unwrap();
+    assert_eq!(tasklet::run(), Ok(()));
+    assert_eq!(killed.result(), Some(Err(TaskletError::Killed)));
+    assert_eq!(returned.outcome(), Some(Err(TaskletError::Closed)));
+    assert!(tasklet::raise_unhandled_in_main(false));
+}

@@ -350,16 +350,7 @@ impl Tasklet {
                 let _ = scheduler.take_raised(me);
                 return Err(error);
             }
-            State::Blocked => {
-                if !scheduler.wake_with_error(target, error) {
-                    scheduler.raise_pending(target, error);
-                }
-            }
-            State::Paused => {
-                scheduler.raise_pending(target, error);
-                scheduler.ring.insert(target, Placement::Tail);
-            }
-            State::Runnable | State::Waking => scheduler.raise_pending(target, error),
+            _ => scheduler.raise_into(target, error),
         }
         drop(busy);
         if !pending && target.state() == State::Runnable {
@@ -441,7 +432,10 @@ impl<R: Send + 'static> JoinHandle<R> {
     /// or once taken.
     ///
     /// Unlike Stackless, which re-raises a tasklet's uncaught exception in the main tasklet, a
-    /// failure stays here, a value, until someone looks: nothing is raised in main.
+    /// failure stays here, a value, until someone looks; [`raise_unhandled_in_main`] also
+    /// raises it in main.
+    ///
+    /// [`raise_unhandled_in_main`]: super::raise_unhandled_in_main
     pub fn result(&self) -> Option<Result<R, TaskletError>> {
         if self.tasklet.is_alive() {
             return None;

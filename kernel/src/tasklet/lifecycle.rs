@@ -72,6 +72,7 @@ impl Scheduler {
     /// release.
     pub(crate) fn retire(&self, tcb: &Tcb, error: Option<TaskletError>) {
         if let Some(error) = error {
+            let _ = self.unhandled(tcb, error);
             let body = tcb.body().get();
             if !body.is_null() {
                 // SAFETY: the body is live while the control block is; this CPU owns it.
@@ -89,6 +90,23 @@ impl Scheduler {
         }
         drop(joiners);
         self.push_reap(tcb);
+    }
+
+    /// A tasklet failed with `error` without handling it (it panicked, overflowed its stack, or
+    /// had an error raised into it before it ever ran): with [`super::raise_unhandled_in_main`]
+    /// on, the error is raised in the main tasklet as Stackless does (waking it from a wait; a
+    /// kill is no error, as `TaskletExit` is none).
+    /// Returns whether it was raised in main.
+    pub(crate) fn unhandled(&self, tcb: &Tcb, error: TaskletError) -> bool {
+        if !self.raise_unhandled.get() || error == TaskletError::Killed || tcb.is_main() {
+            return false;
+        }
+        let main = &self.main_tcb;
+        if main.state() == State::Dead {
+            return false;
+        }
+        self.raise_into(main, error);
+        true
     }
 
     pub(super) fn abandon_overflowed(&self, tcb: &Tcb) {
@@ -121,13 +139,23 @@ impl Scheduler {
     /// The running tasklet finished: retire it and run something else, for good. Never inlined:
     /// the switch in it makes its frame save every callee-saved register, which no caller's
     /// frame should carry while the tasklet runs.
+    ///
+    /// `failure` is an error it did not handle (a panic, an error raised before it ran): with
+    /// [`super::raise_unhandled_in_main`] on, it is raised in the main tasklet, which then runs
+    /// next if it can (Stackless hands the error straight to main).
     #[inline(never)]
-    pub(crate) fn exit_current(&'static self) -> ! {
+    pub(crate) fn exit_current(&'static self, failure: Option<TaskletError>) -> ! {
         let _busy = self.enter();
         let me = self.current();
+        let main_next = failure.is_some_and(|error| self.unhandled(me, error));
         self.ring.remove(me);
         self.retire(me, None);
-        let next = self.find_next(None);
+        let main = &self.main_tcb;
+        let next = if main_next && main.state() == State::Runnable {
+            main
+        } else {
+            self.find_next(None)
+        };
         self.ring.set_head(next);
         self.current.set(next);
         // SAFETY: `next` is runnable; the dead tasklet's context is never resumed, so its save
@@ -144,8 +172,8 @@ pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
     // to the ABI's minimum; the work before and after lies in functions of their own.
     let body = start_body(data);
     // SAFETY: the body is live while the control block is; only this tasklet runs it.
-    unsafe { ((*body).vtable.run)(body) };
-    this_cpu().exit_current()
+    let panicked = unsafe { ((*body).vtable.run)(body) };
+    this_cpu().exit_current(panicked)
 }
 
 /// The first steps of a new tasklet: finishes the switch into it, marks it started and returns
@@ -163,7 +191,7 @@ fn start_body(data: usize) -> *mut tcb::BodyHeader {
     if let Some(error) = scheduler.take_raised(tcb) {
         // SAFETY: the body is live while the control block is; only this tasklet touches it.
         unsafe { ((*body).vtable.fail)(body, error) };
-        scheduler.exit_current()
+        scheduler.exit_current(Some(error))
     }
     body
 }

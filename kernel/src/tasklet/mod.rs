@@ -414,6 +414,19 @@ pub fn run_with_timeout(timeout: Option<Duration>) -> Result<Option<Tasklet>, Ta
     outcome
 }
 
+/// Makes an error that a tasklet of this CPU does not handle reach the main tasklet, as in
+/// Stackless, and returns the previous setting (off by default).
+///
+/// Unhandled means the tasklet panicked (hosted builds catch the panic at its boundary),
+/// overflowed its stack, or had an error thrown into it before it ever ran — a kill is not an
+/// error, as Stackless's `TaskletExit` is none, and a body that returns `Err` has handled its
+/// error by returning it. On, the error is raised in the main tasklet: its current or next
+/// blocking operation or scheduling point returns it, [`run`] included (a blocked main tasklet
+/// is woken with it). Either way the tasklet's [`JoinHandle::result`] keeps the error.
+pub fn raise_unhandled_in_main(on: bool) -> bool {
+    this_cpu().raise_unhandled.replace(on)
+}
+
 /// A cooperative preemption point: where the watchdog of [`run_with_timeout`] may interrupt
 /// the current tasklet on platforms without timer preemption (hosted builds).
 pub fn checkpoint() {

@@ -68,6 +68,8 @@ pub(crate) struct Scheduler {
     /// are), but reads as paused and out of the run count, and `run` returns once a tasklet
     /// inserts, runs or switches to it (which clears this).
     pub(crate) main_floating: Cell<bool>,
+    /// Errors tasklets did not handle are raised in the main tasklet (see `unhandled`).
+    pub(crate) raise_unhandled: Cell<bool>,
 }
 
 // SAFETY: a scheduler is reached from other CPUs only through its inbox (a spin lock), the
@@ -98,6 +100,7 @@ impl Scheduler {
             slices: SliceArea::new(),
             main_stack_low: Cell::new(0),
             main_floating: Cell::new(false),
+            raise_unhandled: Cell::new(false),
         }
     }
 
@@ -431,6 +434,25 @@ impl Scheduler {
         }
         self.ring.insert(main, Placement::Tail);
         Some(main)
+    }
+
+    /// Raises `error` into `tcb`, a live tasklet of this CPU that is not running: a blocked
+    /// one is taken out of its wait, a paused one appended to the run queue, so it runs to see
+    /// the error (kill, throw, an unhandled error for main).
+    pub(crate) fn raise_into(&self, tcb: &Tcb, error: TaskletError) {
+        match tcb.state() {
+            State::Blocked => {
+                if !self.wake_with_error(tcb, error) {
+                    self.raise_pending(tcb, error);
+                }
+            }
+            State::Paused => {
+                self.raise_pending(tcb, error);
+                self.ring.insert(tcb, Placement::Tail);
+            }
+            State::Runnable | State::Waking => self.raise_pending(tcb, error),
+            State::Dead => {}
+        }
     }
 
     /// Takes a blocked tasklet of this CPU out of what it waits in and makes it runnable with

@@ -67,8 +67,8 @@ pub(crate) struct BodyHeader {
 }
 
 pub(crate) struct BodyVTable {
-    /// Runs the closure (once) and stores its result.
-    pub(crate) run: unsafe fn(*mut BodyHeader),
+    /// Runs the closure (once) and stores its result; returns the error if it panicked.
+    pub(crate) run: unsafe fn(*mut BodyHeader) -> Option<TaskletError>,
     /// Replaces the body's state with a failed result, dropping an unstarted closure. With
     /// `abandoned`, a started closure's state is on the abandoned stack and is not touched.
     pub(crate) fail: unsafe fn(*mut BodyHeader, TaskletError),
@@ -548,16 +548,16 @@ where
         Ok(raw.cast())
     }
 
-    unsafe fn run(header: *mut BodyHeader) {
+    unsafe fn run(header: *mut BodyHeader) -> Option<TaskletError> {
         let body = header.cast::<Self>();
         // SAFETY: `header` is the first field of a live Body<F, R> (repr(C) all the way down);
         // only the tasklet itself runs its body, once.
-        let Some(function) = (unsafe { (*(*body).closure.get()).take() }) else {
-            return;
-        };
+        let function = unsafe { (*(*body).closure.get()).take() }?;
         let result = run_catching(function);
+        let panicked = result.as_ref().err().copied();
         // SAFETY: as above; nobody else writes the result while the tasklet runs.
         unsafe { *(*body).prefix.result.get() = ResultState::Finished(result) };
+        panicked
     }
 
     unsafe fn fail(header: *mut BodyHeader, error: TaskletError) {

@@ -180,6 +180,9 @@ def drive(path, name):
         if verb == 'atomic':
             previous = stackless.getcurrent().set_atomic(int(args[0]))
             return 'was %d' % previous
+        if verb == 'raise_unhandled':
+            # Stackless always raises a tasklet's uncaught exception in main.
+            return 'ok'
         if verb == 'block_trap':
             stackless.getcurrent().block_trap = bool(int(args[0]))
             return 'ok'

@@ -224,6 +224,15 @@ impl World {
                 "was {}",
                 u8::from(tasklet::set_atomic(number(0) != 0))
             )),
+            ("next" | "prev", 1) => {
+                let tasklet = self.tasklet(args[0]);
+                let other = if verb == "next" {
+                    tasklet.next()
+                } else {
+                    tasklet.prev()
+                };
+                Ok(other.map_or_else(|| "none".into(), |other| self.name_of(&other)))
+            }
             ("raise_unhandled", 1) => {
                 tasklet::raise_unhandled_in_main(number(0) != 0);
                 Ok("ok".into())

@@ -180,6 +180,12 @@ def drive(path, name):
         if verb == 'atomic':
             previous = stackless.getcurrent().set_atomic(int(args[0]))
             return 'was %d' % previous
+        if verb in ('next', 'prev'):
+            t = stackless.getmain() if args[0] == 'main' else tasklets[args[0]]
+            other = t.next if verb == 'next' else t.prev
+            if other is None:
+                return 'none'
+            return 'main' if other.is_main else names[id(other)]
         if verb == 'raise_unhandled':
             # Stackless always raises a tasklet's uncaught exception in main.
             return 'ok'

@@ -173,7 +173,7 @@ pub(crate) extern "C" fn tasklet_entry(_arg: usize, data: usize) -> ! {
     let body = start_body(data);
     // SAFETY: the body is live while the control block is; only this tasklet runs it.
     let panicked = unsafe { ((*body).vtable.run)(body) };
-    this_cpu().exit_current(panicked)
+    this_cpu().exit_current(panicked.then_some(TaskletError::Panicked))
 }
 
 /// The first steps of a new tasklet: finishes the switch into it, marks it started and returns

@@ -67,8 +67,9 @@ pub(crate) struct BodyHeader {
 }
 
 pub(crate) struct BodyVTable {
-    /// Runs the closure (once) and stores its result; returns the error if it panicked.
-    pub(crate) run: unsafe fn(*mut BodyHeader) -> Option<TaskletError>,
+    /// Runs the closure (once) and stores its result; returns whether it panicked (a `bool`,
+    /// in a register: the entry frame under the tasklet's whole life keeps no slot for it).
+    pub(crate) run: unsafe fn(*mut BodyHeader) -> bool,
     /// Replaces the body's state with a failed result, dropping an unstarted closure. With
     /// `abandoned`, a started closure's state is on the abandoned stack and is not touched.
     pub(crate) fail: unsafe fn(*mut BodyHeader, TaskletError),
@@ -548,13 +549,15 @@ where
         Ok(raw.cast())
     }
 
-    unsafe fn run(header: *mut BodyHeader) -> Option<TaskletError> {
+    unsafe fn run(header: *mut BodyHeader) -> bool {
         let body = header.cast::<Self>();
         // SAFETY: `header` is the first field of a live Body<F, R> (repr(C) all the way down);
         // only the tasklet itself runs its body, once.
-        let function = unsafe { (*(*body).closure.get()).take() }?;
+        let Some(function) = (unsafe { (*(*body).closure.get()).take() }) else {
+            return false;
+        };
         let result = run_catching(function);
-        let panicked = result.as_ref().err().copied();
+        let panicked = result.is_err();
         // SAFETY: as above; nobody else writes the result while the tasklet runs.
         unsafe { *(*body).prefix.result.get() = ResultState::Finished(result) };
         panicked

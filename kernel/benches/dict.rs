@@ -1,10 +1,11 @@
 //! Dict benchmark: footprint table and chart per profile beside hashbrown, CPython and 16n, then
-//! insert/lookup/remove throughput against hashbrown (`lean`, the profile meant to be both tight
-//! and fast, with its goals).
+//! insert/lookup/remove throughput against hashbrown, and inserts into a reserved map (`lean`,
+//! the profile meant to be both tight and fast, with its goals).
 //!
-//! `cargo bench -p spindle --bench dict`. Footprints are exact (the dict's own `footprint()`,
-//! cross-checked against a counting allocator); hashbrown's is measured with that allocator and
-//! CPython's by running `python3` when present.
+//! `cargo bench -p spindle --bench dict` (`-- footprint` or `-- speed` for one half;
+//! `-- linear-hashing` for a design study instead, see `kernel/docs/dict-notes.md`). Footprints
+//! are exact (the dict's own `footprint()`, cross-checked against a counting allocator);
+//! hashbrown's is measured with that allocator and CPython's by running `python3` when present.
 
 mod common;
 
@@ -415,6 +416,7 @@ fn keys(count: usize, mut state: u64) -> Vec<u64> {
 /// loops alike, so that no design's figures depend on the compiler's inlining choice there.
 trait Map {
     fn make() -> Self;
+    fn room(&mut self, additional: usize);
     fn put(&mut self, k: u64, v: u64);
     fn look(&self, k: &u64) -> Option<&u64>;
     fn take(&mut self, k: &u64) -> Option<u64>;
@@ -427,6 +429,10 @@ impl<const P: usize> Map for Ours<P> {
     #[inline(always)]
     fn make() -> Self {
         Ours(Dict::with_config(DictConfig::PROFILES[P].1))
+    }
+    #[inline(always)]
+    fn room(&mut self, additional: usize) {
+        self.0.reserve(additional);
     }
     #[inline(always)]
     fn put(&mut self, k: u64, v: u64) {
@@ -448,6 +454,10 @@ impl<S: std::hash::BuildHasher + Default + Clone> Map for hashbrown::HashMap<u64
         Self::default()
     }
     #[inline(always)]
+    fn room(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+    #[inline(always)]
     fn put(&mut self, k: u64, v: u64) {
         self.insert(k, v);
     }
@@ -461,14 +471,17 @@ impl<S: std::hash::BuildHasher + Default + Clone> Map for hashbrown::HashMap<u64
     }
 }
 
-/// Ns per insert, hit, miss and remove in one run over `present` keys.
+/// Ns per insert, hit, miss and remove in one run over `present` keys, and per insert into a
+/// map reserved for them all.
 ///
 /// The run builds a map (timed as inserts), looks every key up once untimed (so lookups are
 /// measured in steady state, not on the tail of the build), then times hits in `order` (another
-/// permutation), misses in `absent`'s order, and removals from a map built the same way. Out of
-/// line, so that each design's loops are compiled alone and not shaped by the others'.
+/// permutation), misses in `absent`'s order, removals from a map built the same way, and the
+/// inserts into a map that `reserve` (untimed) has grown for every key: the cost of an insert
+/// without the cost of growing, which for the tightest profiles is most of it. Out of line, so
+/// that each design's loops are compiled alone and not shaped by the others'.
 #[inline(never)]
-fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64]) -> [f64; 4] {
+fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64]) -> [f64; 5] {
     let per = present.len() as f64;
     let ns_per_key = |start: Instant| start.elapsed().as_nanos() as f64 / per;
     let start = Instant::now();
@@ -507,7 +520,18 @@ fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64]) -> [f64; 4
     for k in order {
         black_box(victim.take(k));
     }
-    [insert, hit, miss, ns_per_key(start)]
+    let remove = ns_per_key(start);
+    drop(victim);
+
+    let mut reserved = M::make();
+    reserved.room(present.len());
+    let start = Instant::now();
+    for &k in present {
+        reserved.put(k, k);
+    }
+    let reserved_insert = ns_per_key(start);
+    drop(keep(reserved));
+    [insert, hit, miss, remove, reserved_insert]
 }
 
 /// `keys` in a pseudo-random order (Fisher-Yates with xorshift).
@@ -531,8 +555,8 @@ fn speeds() {
             "\n== throughput, n = {n} random u64 keys, median ns/op of {samples} rounds (speed vs hashbrown) =="
         );
         println!(
-            "{:>26} {:>15} {:>15} {:>15} {:>15}",
-            "design", "insert", "hit lookup", "miss lookup", "remove"
+            "{:>26} {:>15} {:>15} {:>15} {:>15} {:>15}",
+            "design", "insert", "hit lookup", "miss lookup", "remove", "reserved ins."
         );
         // One run of every design per round, so that whatever slows the machine for a while
         // (it is a shared VM) falls on all of them alike; the medians are over the rounds.
@@ -546,7 +570,7 @@ fn speeds() {
             "exact_compact",
             "lean",
         ];
-        let mut runs: [[Vec<f64>; 4]; 8] = Default::default();
+        let mut runs: [[Vec<f64>; 5]; 8] = Default::default();
         for round in 0..samples as u64 {
             // Fresh orders each round: a branch predictor can learn a sequence of a thousand
             // lookups that repeats run after run, which made the small table look about twice
@@ -569,7 +593,7 @@ fn speeds() {
                 }
             }
         }
-        let rows: Vec<(&str, [f64; 4])> = names
+        let rows: Vec<(&str, [f64; 5])> = names
             .into_iter()
             .zip(runs)
             .map(|(name, times)| (name, times.map(|mut t| median(&mut t))))
@@ -591,13 +615,135 @@ fn speeds() {
         let lean = rows[7].1;
         println!(
             "lean vs hashbrown (goals: lookups >= 0.7x, insert and remove >= 0.4x): \
-             hit {:.2}x, miss {:.2}x, insert {:.2}x, remove {:.2}x",
+             hit {:.2}x, miss {:.2}x, insert {:.2}x, remove {:.2}x; \
+             insert into a reserved map {:.2}x",
             base[1] / lean[1],
             base[2] / lean[2],
             base[0] / lean[0],
-            base[3] / lean[3]
+            base[3] / lean[3],
+            base[4] / lean[4]
         );
     }
+}
+
+/// A design study, not a measurement of the dict: bucketized two-choice hashing (groups of
+/// `group` slots) grown by linear hashing, one group split at a time, as `lean` would grow if it
+/// did not rebuild. Each choice addresses a group by `h mod 2^(k+1)`, less `2^k` when that is
+/// past the last group; an insert takes the emptier of its two groups, else moves one of their
+/// entries to its other group (one cuckoo step), else goes to an overflow list; a group splits
+/// when the load passes `max_load`, its entries staying unless neither choice still names it.
+/// Prints, at n = 1000, 10000 and 100000, how often both groups of an insert are full, the
+/// overflow list, moves an insert, and the emptiest table from n = 1000 (its bytes an entry:
+/// 17 / load).
+fn linear_hashing(group: usize, max_load: f64) {
+    struct Table {
+        groups: Vec<Vec<(u64, u64)>>,
+        bits: u32,
+    }
+    impl Table {
+        fn at(&self, h: u64) -> usize {
+            let a = (h & ((2u64 << self.bits) - 1)) as usize;
+            if a >= self.groups.len() {
+                a - (1 << self.bits)
+            } else {
+                a
+            }
+        }
+    }
+    let mut t = Table {
+        groups: vec![Vec::new()],
+        bits: 0,
+    };
+    let (mut moves, mut both_full, mut failed) = (0usize, 0usize, 0usize);
+    let mut overflow: Vec<(u64, u64)> = Vec::new();
+    let (mut most_overflow, mut emptiest) = (0usize, 1.0f64);
+    let mut state = 0x5eed_u64;
+    let mut next = || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for n in 1..=MAX_N {
+        let e = (next(), next());
+        let (a, b) = (t.at(e.0), t.at(e.1));
+        if t.groups[a].len() < group || t.groups[b].len() < group {
+            let to = if t.groups[a].len() <= t.groups[b].len() {
+                a
+            } else {
+                b
+            };
+            t.groups[to].push(e);
+        } else {
+            both_full += 1;
+            let step = [a, b].into_iter().find_map(|g| {
+                t.groups[g].iter().enumerate().find_map(|(i, f)| {
+                    let (fa, fb) = (t.at(f.0), t.at(f.1));
+                    let other = if fa == g { fb } else { fa };
+                    (other != g && t.groups[other].len() < group).then_some((g, i, other))
+                })
+            });
+            match step {
+                Some((g, i, other)) => {
+                    let f = t.groups[g].swap_remove(i);
+                    t.groups[other].push(f);
+                    t.groups[g].push(e);
+                    moves += 1;
+                }
+                None => {
+                    failed += 1;
+                    overflow.push(e);
+                }
+            }
+        }
+        while n as f64 > max_load * (group * t.groups.len()) as f64 {
+            let split = t.groups.len() - (1 << t.bits);
+            t.groups.push(Vec::new());
+            if t.groups.len() == 2 << t.bits {
+                t.bits += 1;
+            }
+            let last = t.groups.len() - 1;
+            for e in core::mem::take(&mut t.groups[split]) {
+                let stays = t.at(e.0) == split || t.at(e.1) == split;
+                t.groups[if stays { split } else { last }].push(e);
+                moves += usize::from(!stays);
+            }
+            let waiting = core::mem::take(&mut overflow);
+            for e in waiting {
+                let (a, b) = (t.at(e.0), t.at(e.1));
+                let to = if t.groups[a].len() <= t.groups[b].len() {
+                    a
+                } else {
+                    b
+                };
+                if t.groups[to].len() < group {
+                    t.groups[to].push(e);
+                    moves += 1;
+                } else {
+                    overflow.push(e);
+                }
+            }
+        }
+        most_overflow = most_overflow.max(overflow.len());
+        let load = n as f64 / (group * t.groups.len()) as f64;
+        if n >= 1000 {
+            emptiest = emptiest.min(load);
+        }
+        if [1000, 10_000, MAX_N].contains(&n) {
+            println!(
+                "  n = {n:>6}: load {load:.3}, inserts finding both groups full {:.3}, one cuckoo \
+                 step failing {failed}, overflowed now {}, moves an insert {:.2}",
+                both_full as f64 / n as f64,
+                overflow.len(),
+                moves as f64 / n as f64
+            );
+        }
+    }
+    println!(
+        "  {group}-slot groups, max load {max_load}: emptiest from n = 1000 {emptiest:.3} \
+         ({:.1} bytes an entry), most overflowed at once {most_overflow}",
+        17.0 / emptiest
+    );
 }
 
 fn main() {
@@ -629,5 +775,12 @@ fn main() {
     }
     if only("speed") {
         speeds();
+    }
+    // `-- linear-hashing`: the design study behind the notes on growing `lean` in place.
+    if std::env::args().any(|a| a == "linear-hashing") {
+        println!("\n== two-choice groups grown by linear hashing (simulated) ==");
+        for (group, max_load) in [(16, 0.9), (16, 0.875), (16, 0.8), (8, 0.875)] {
+            linear_hashing(group, max_load);
+        }
     }
 }

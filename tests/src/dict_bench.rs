@@ -14,6 +14,8 @@ pub const SUITE: BenchSuite = BenchSuite::new(
     &[
         TargetBench::new("tight_insert_1000", insert::<TIGHT>, N as u64),
         TargetBench::new("lean_insert_1000", insert::<LEAN>, N as u64),
+        TargetBench::new("tight_reserved_insert_1000", reserved_insert::<TIGHT>, N as u64),
+        TargetBench::new("lean_reserved_insert_1000", reserved_insert::<LEAN>, N as u64),
         TargetBench::new("tight_hit_1000", hit::<TIGHT>, N as u64),
         TargetBench::new("lean_hit_1000", hit::<LEAN>, N as u64),
         TargetBench::new("tight_miss_1000", miss::<TIGHT>, N as u64),
@@ -65,6 +67,22 @@ fn insert<const PROFILE: usize>(iters: u64) {
     for i in 0..iters as usize {
         if i % N == 0 {
             dict = Dict::with_config(config(PROFILE));
+        }
+        let key = present[i % N];
+        dict.insert(key, key);
+    }
+    black_box(dict);
+}
+
+/// [`insert`] into dicts reserved for the 1000 keys first: the cost of an insert without
+/// growth (the reserve, one allocation a dict, counts too).
+fn reserved_insert<const PROFILE: usize>(iters: u64) {
+    let present = &keys().0;
+    let mut dict = Dict::with_config(config(PROFILE));
+    for i in 0..iters as usize {
+        if i % N == 0 {
+            dict = Dict::with_config(config(PROFILE));
+            dict.reserve(N);
         }
         let key = present[i % N];
         dict.insert(key, key);

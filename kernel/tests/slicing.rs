@@ -65,14 +65,33 @@ fn the_area_size_is_set_before_the_first_sliced_spawn() {
 }
 
 /// Values handed from sliced senders on another CPU (thread) to sliced receivers that are saved
-/// out of their own CPU's area between receives: every value arrives exactly once, and every
-/// receiver's frame survives.
+/// out of their own CPU's area between receives; each sender's trap, dropped on the sending CPU
+/// after the sender died, spills, sends across to a sliced side receiver and kills a saved
+/// victim there. Every value arrives exactly once, every receiver's frame survives, every trap
+/// runs, kills its victim and delivers its side value.
 #[test]
 fn values_from_another_cpu_reach_saved_sliced_receivers() {
+    use spindle::scenarios::slicing::SlicedTrap;
+    use spindle::tasklet::TaskletError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static GROUP: CpuGroup = CpuGroup::new();
     const ROUNDS: u64 = 200;
+    const TRAP_DEPTH: u64 = 4;
     tasklet::join_group(&GROUP);
     let data = Arc::new(Channel::<String>::new());
+    let side = Arc::new(Channel::<u64>::new());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let side_receiver = {
+        let side = side.clone();
+        Builder::new()
+            .sliced()
+            .spawn(move || {
+                (0..ROUNDS)
+                    .map(|_| side.receive().expect("side"))
+                    .sum::<u64>()
+            })
+            .expect("spawn")
+    };
     let receivers: Vec<_> = (0..4u64)
         .map(|index| {
             let data = data.clone();
@@ -92,18 +111,51 @@ fn values_from_another_cpu_reach_saved_sliced_receivers() {
         .collect();
     tasklet::schedule().expect("let them block");
     let sender = {
-        let data = data.clone();
+        let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
+        let ran_here = ran.clone();
         tasklet::spawn_cpu_thread(&GROUP, move || {
-            let senders: Vec<_> = (0..ROUNDS)
+            let ran = ran_here;
+            let idle = Arc::new(Channel::<u64>::new());
+            let victims: Vec<_> = (0..ROUNDS)
                 .map(|round| {
-                    let data = data.clone();
-                    Builder::new()
-                        .sliced()
-                        .spawn(move || data.send(format!("value {round}")).expect("send"))
-                        .expect("spawn a sliced sender")
+                    let victim = {
+                        let idle = idle.clone();
+                        Builder::new()
+                            .sliced()
+                            .spawn(move || idle.receive())
+                            .expect("victim")
+                    };
+                    let (data, side, ran) = (data.clone(), side.clone(), ran.clone());
+                    let doomed = tasklet::Tasklet::clone(&victim);
+                    drop(
+                        Builder::new()
+                            .sliced()
+                            .spawn(move || {
+                                data.send(format!("value {round}")).expect("send");
+                                SlicedTrap::new(side, Some(doomed), ran, TRAP_DEPTH)
+                            })
+                            .expect("spawn a sliced sender"),
+                    );
+                    victim
                 })
                 .collect();
-            senders.iter().all(|sender| sender.join() == Ok(()))
+            // A victim that ran another sender's trap when its own kill came took the kill there
+            // (a destructor cannot unwind) and waits on: those are killed again once every trap
+            // has run.
+            while ran.load(Ordering::Acquire) < ROUNDS as usize || tasklet::run_count() > 1 {
+                tasklet::sleep(std::time::Duration::from_millis(1)).expect("sleep");
+            }
+            victims
+                .iter()
+                .filter(|victim| {
+                    if victim.is_alive() {
+                        victim
+                            .kill()
+                            .expect("kill a victim that took its kill in a trap");
+                    }
+                    victim.join() == Ok(Err(TaskletError::Killed))
+                })
+                .count()
         })
     };
     let mut all = Vec::new();
@@ -112,14 +164,22 @@ fn values_from_another_cpu_reach_saved_sliced_receivers() {
         assert_eq!(sum, 8 * index as u64, "the receiver's frame survived");
         all.extend(got);
     }
-    assert!(
-        sender.join().expect("sender thread"),
-        "every send completed"
+    // The side values first: joining the sender's thread blocks this CPU, and the traps there
+    // need this CPU's side receiver to take what they send.
+    assert_eq!(
+        side_receiver.join(),
+        Ok(ROUNDS * TRAP_DEPTH * (TRAP_DEPTH + 1) / 2)
+    );
+    assert_eq!(
+        sender.join().expect("sender thread") as u64,
+        ROUNDS,
+        "every victim killed"
     );
     all.sort();
     let mut expected: Vec<String> = (0..ROUNDS).map(|round| format!("value {round}")).collect();
     expected.sort();
     assert_eq!(all, expected);
+    assert_eq!(ran.load(Ordering::Acquire) as u64, ROUNDS);
 }
 
 /// Sliced tasklets call onto worker CPUs (threads) with `call_async`: each waits saved out of

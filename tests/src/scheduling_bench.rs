@@ -15,13 +15,15 @@ pub const SUITE: BenchSuite = BenchSuite::new(
         TargetBench::new("channel_rendezvous", channel_rendezvous, 1000),
         TargetBench::new("spawn_and_finish", spawn_and_finish, 100),
         TargetBench::new("spawn_block_finish", spawn_block_finish, 100),
-        TargetBench::new("spawn_block_finish_10000_at_once", spawn_block_finish_at_once, 10_000),
+        TargetBench::new("spawn_block_finish_10000_at_once", spawn_block_finish_at_once, 10_000)
+            .counted_by_name_only(),
         TargetBench::new("sliced_spawn_block_finish", sliced_spawn_block_finish, 100),
         TargetBench::new(
             "sliced_spawn_block_finish_10000_at_once",
             sliced_spawn_block_finish_at_once,
             10_000,
-        ),
+        )
+        .counted_by_name_only(),
         TargetBench::new("sliced_rendezvous_256", sliced_rendezvous_256, 200),
         TargetBench::new("sliced_rendezvous_1k", sliced_rendezvous_1k, 200),
         TargetBench::new("cross_cpu_rendezvous", cross_cpu_rendezvous, 200).needing_cpus(2),

@@ -7,13 +7,13 @@
 //! out of budget while saving a slice (an error for whoever switched, nothing lost).
 
 use super::seed::{deep, receive_deep, triangle};
-use crate::channel::{Channel, Preference};
+use crate::channel::{Channel, Preference, SendError};
 use crate::tasklet::{self, Builder, JoinHandle, Tasklet, TaskletError, Thrown};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicUsize, Ordering::*};
 
 /// A sliced spawn builder.
 #[inline]
@@ -163,22 +163,62 @@ pub fn sliced_ping_pong(rounds: u64) {
 pub struct SlicedTrap {
     side: Arc<Channel<u64>>,
     victim: Option<Tasklet>,
-    ran: Arc<AtomicBool>,
+    ran: Arc<AtomicUsize>,
     depth: u64,
+}
+
+impl SlicedTrap {
+    /// A trap that, when dropped, sends `deep(depth)` on `side`, kills `victim` (if any) and
+    /// counts itself in `ran`.
+    #[inline]
+    pub fn new(
+        side: Arc<Channel<u64>>,
+        victim: Option<Tasklet>,
+        ran: Arc<AtomicUsize>,
+        depth: u64,
+    ) -> Self {
+        Self {
+            side,
+            victim,
+            ran,
+            depth,
+        }
+    }
 }
 
 impl Drop for SlicedTrap {
     #[inline]
     fn drop(&mut self) {
         // Spilled recursion, then a send that switches to a sliced receiver (saving whoever
-        // holds the area), then a kill of a saved-out victim, then a yield.
-        let value = deep(self.depth);
-        self.side.send(value).expect("the trap's side send");
-        if let Some(victim) = self.victim.take() {
-            victim.kill().expect("kill the sliced victim");
+        // holds the area), then a kill of a saved-out victim, then a yield. The cleanup runs in
+        // whichever tasklet resumes, which may itself be another trap's victim: a kill raised
+        // into it then ends one of these operations, and is taken here (a destructor cannot
+        // unwind); the operation is done again, so nothing the trap owes is lost.
+        let mut value = deep(self.depth);
+        loop {
+            match self.side.send(value) {
+                Ok(()) => break,
+                Err(SendError {
+                    value: back,
+                    error: TaskletError::Killed,
+                }) => value = back,
+                Err(error) => panic!("the trap's side send: {:?}", error.error),
+            }
         }
-        tasklet::schedule().expect("schedule in the trap's drop");
-        self.ran.store(true, Release);
+        if let Some(victim) = self.victim.take() {
+            while victim.is_alive() {
+                match victim.kill() {
+                    Ok(()) => break,
+                    Err(TaskletError::Killed) => {}
+                    Err(error) => panic!("kill the sliced victim: {error:?}"),
+                }
+            }
+        }
+        match tasklet::schedule() {
+            Ok(()) | Err(TaskletError::Killed) => {}
+            Err(error) => panic!("schedule in the trap's drop: {error:?}"),
+        }
+        self.ran.fetch_add(1, AcqRel);
     }
 }
 
@@ -224,7 +264,7 @@ pub fn sliced_seed_round(
     data.set_preference(preference);
     let side = Arc::new(Channel::<u64>::new());
     let idle = Arc::new(Channel::<u64>::new());
-    let ran = Arc::new(AtomicBool::new(false));
+    let ran = Arc::new(AtomicUsize::new(0));
     let side_receiver = {
         let side = side.clone();
         sliced("side")
@@ -276,7 +316,11 @@ pub fn sliced_seed_round(
         );
     }
     tasklet::run().expect("run the round");
-    assert!(ran.load(Acquire), "{preference:?}: the trap's drop ran");
+    assert_eq!(
+        ran.load(Acquire),
+        1,
+        "{preference:?}: the trap's drop ran once"
+    );
     assert_eq!(receiver.result(), Some(Ok(Ok(()))));
     assert_eq!(side_receiver.result(), Some(Ok(Ok(triangle(drop_depth)))));
     assert_eq!(victim.result(), Some(Ok(Err(TaskletError::Killed))));

@@ -130,6 +130,9 @@ pub struct TargetBench {
     pub iters: u64,
     /// CPUs it needs: with fewer the image reports it skipped instead of a count.
     pub cpus: usize,
+    /// Counted exactly (`cargo run -- count`) only when the filter is its whole name: its run
+    /// is long enough that QEMU's execution log would take gigabytes.
+    pub counted_by_name_only: bool,
 }
 
 impl TargetBench {
@@ -140,12 +143,22 @@ impl TargetBench {
             run,
             iters,
             cpus: 1,
+            counted_by_name_only: false,
         }
     }
 
     /// The same benchmark, needing `cpus` CPUs.
     pub const fn needing_cpus(self, cpus: usize) -> Self {
         Self { cpus, ..self }
+    }
+
+    /// The same benchmark, counted exactly only when named in full (see
+    /// [`TargetBench::counted_by_name_only`]); the PMC5 run (`cargo run -- bench`) always runs it.
+    pub const fn counted_by_name_only(self) -> Self {
+        Self {
+            counted_by_name_only: true,
+            ..self
+        }
     }
 }
 

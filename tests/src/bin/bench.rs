@@ -38,6 +38,15 @@ fn mark() {
     }
 }
 
+/// Whether `filter` is exactly `suite::bench`.
+#[cfg(target_arch = "powerpc64")]
+fn full_name_is(suite: &str, bench: &str, filter: &str) -> bool {
+    filter.len() == suite.len() + 2 + bench.len()
+        && filter.starts_with(suite)
+        && filter[suite.len()..].starts_with("::")
+        && filter.ends_with(bench)
+}
+
 /// Whether `suite::bench` contains `filter`.
 #[cfg(target_arch = "powerpc64")]
 fn full_name_contains(suite: &str, bench: &str, filter: &str) -> bool {
@@ -88,6 +97,16 @@ fn main() -> ! {
                     bench.cpus
                 );
                 continue;
+            }
+            if let Some(only) = ONLY.filter(|_| bench.counted_by_name_only) {
+                if !full_name_is(suite.name, bench.name, only) {
+                    kprintln!(
+                        "{}::{}: not counted (a long run: name it in full to count it)",
+                        suite.name,
+                        bench.name
+                    );
+                    continue;
+                }
             }
             if ONLY.is_some() {
                 kprintln!(

@@ -7,6 +7,7 @@
 //! out of budget while saving a slice (an error for whoever switched, nothing lost).
 
 use super::seed::{deep, receive_deep, triangle};
+use super::tasklets::overflow;
 use crate::channel::{Channel, Preference, SendError};
 use crate::tasklet::{self, Builder, JoinHandle, Tasklet, TaskletError, Thrown};
 use alloc::format;
@@ -409,17 +410,6 @@ pub fn sliced_tasklets_spill_and_block_on_segments(depth: u32) {
     tasklet::run().expect("run");
     assert_eq!(summed.result(), Some(Ok(triangle(u64::from(depth)))));
     assert_eq!(other.result(), Some(Ok(Ok(5))));
-}
-
-#[allow(
-    unconditional_recursion,
-    reason = "recurses until the guard of the slice area stops it"
-)]
-#[inline]
-fn overflow(depth: u64) -> u64 {
-    let pad = core::hint::black_box([depth; 32]);
-    let _ = tasklet::schedule();
-    pad[1] + overflow(depth + 1)
 }
 
 /// A sliced tasklet that overruns the slice area is abandoned with `StackOverflow`; saved

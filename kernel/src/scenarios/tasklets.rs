@@ -145,7 +145,7 @@ pub fn sleep_wakes_in_deadline_order(millis: &[u64]) {
     reason = "recurses until the stack guard stops it"
 )]
 #[inline]
-fn overflow(depth: u64) -> u64 {
+pub(super) fn overflow(depth: u64) -> u64 {
     let pad = core::hint::black_box([depth; 32]);
     let _ = tasklet::schedule();
     pad[1] + overflow(depth + 1)

@@ -335,7 +335,7 @@ impl Scheduler {
                 base: saved.base,
                 size: saved.size.next_multiple_of(16),
             }
-            .free_slice(&self.budget);
+            .free(&self.budget);
             if spill_top == 0 {
                 live_low + context::SUSPENDED_BYTES_BELOW_SP
             } else {
@@ -361,7 +361,7 @@ impl Scheduler {
                     base: saved.base,
                     size: saved.size.next_multiple_of(16),
                 }
-                .free_slice(&self.budget)
+                .free(&self.budget)
             };
         }
         if core::ptr::eq(self.slices.occupant.get(), tcb) {

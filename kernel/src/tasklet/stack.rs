@@ -112,7 +112,25 @@ impl StackRegion {
         if size < MIN_STACK_BYTES {
             return Err(TaskletError::StackTooSmall);
         }
-        let size = size
+        let region = Self::allocate_block(size, budget)?;
+        // SAFETY: the whole region was just allocated for us.
+        unsafe {
+            core::ptr::write_bytes(region.base as *mut u8, 0, GUARD_BYTES);
+            core::ptr::write_bytes(
+                region.usable_low() as *mut u8,
+                FILL,
+                region.size - GUARD_BYTES,
+            );
+            arm_guard(region.base);
+        }
+        Ok(region)
+    }
+
+    /// Allocates `bytes` (rounded up to 16, at least 16) against `budget`, uninitialised: the
+    /// part common to stacks, spill segments and saved slices.
+    fn allocate_block(bytes: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
+        let size = bytes
+            .max(ALIGN)
             .checked_next_multiple_of(ALIGN)
             .ok_or(TaskletError::StackBudgetExhausted)?;
         let in_use = budget.in_use.get();
@@ -123,21 +141,14 @@ impl StackRegion {
             return Err(TaskletError::StackBudgetExhausted);
         }
         let layout =
-            Layout::from_size_align(size, ALIGN).map_err(|_| TaskletError::StackTooSmall)?;
-        // SAFETY: layout has a non-zero size (size >= MIN_STACK_BYTES).
+            Layout::from_size_align(size, ALIGN).map_err(|_| TaskletError::StackBudgetExhausted)?;
+        // SAFETY: the layout has a non-zero size (at least ALIGN).
         let base = unsafe { alloc(layout) } as usize;
         if base == 0 {
             return Err(TaskletError::OutOfMemory);
         }
         budget.in_use.set(in_use + size);
-        let region = Self { base, size };
-        // SAFETY: the whole region was just allocated for us.
-        unsafe {
-            core::ptr::write_bytes(base as *mut u8, 0, GUARD_BYTES);
-            core::ptr::write_bytes(region.usable_low() as *mut u8, FILL, size - GUARD_BYTES);
-            arm_guard(base);
-        }
-        Ok(region)
+        Ok(Self { base, size })
     }
 
     /// Returns the region's memory to the heap and the budget.
@@ -147,7 +158,8 @@ impl StackRegion {
     pub(crate) unsafe fn free(self, budget: &StackBudget) {
         let layout =
             Layout::from_size_align(self.size, ALIGN).expect("layout was valid at allocation");
-        // SAFETY: allocated by `allocate` with this layout; the caller guarantees it is unused.
+        // SAFETY: allocated by `allocate_block` with this layout; the caller guarantees it is
+        // unused.
         unsafe { dealloc(self.base as *mut u8, layout) };
         budget
             .in_use
@@ -221,41 +233,10 @@ impl StackRegion {
     }
 
     /// Allocates an exactly sized block (rounded up to 16 bytes) for a sliced tasklet's saved
-    /// stack, against `budget`. No guard, no fill: it only ever holds a copy.
+    /// stack, against `budget`. No guard, no fill: it only ever holds a copy. Freed with
+    /// [`StackRegion::free`], given the rounded size.
     pub(crate) fn allocate_slice(bytes: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
-        let size = bytes
-            .checked_next_multiple_of(ALIGN)
-            .ok_or(TaskletError::StackBudgetExhausted)?;
-        let in_use = budget.in_use.get();
-        if in_use
-            .checked_add(size)
-            .is_none_or(|total| total > budget.limit.get())
-        {
-            return Err(TaskletError::StackBudgetExhausted);
-        }
-        let layout = Layout::from_size_align(size.max(ALIGN), ALIGN)
-            .map_err(|_| TaskletError::StackBudgetExhausted)?;
-        // SAFETY: the layout has a non-zero size.
-        let base = unsafe { alloc(layout) } as usize;
-        if base == 0 {
-            return Err(TaskletError::OutOfMemory);
-        }
-        budget.in_use.set(in_use + size);
-        Ok(Self { base, size })
-    }
-
-    /// Frees a block from [`StackRegion::allocate_slice`].
-    ///
-    /// # Safety
-    /// The block came from `allocate_slice` and nothing uses it any more.
-    pub(crate) unsafe fn free_slice(self, budget: &StackBudget) {
-        let layout =
-            Layout::from_size_align(self.size.max(ALIGN), ALIGN).expect("valid at allocation");
-        // SAFETY: allocated by `allocate_slice` with this layout; unused per the contract.
-        unsafe { dealloc(self.base as *mut u8, layout) };
-        budget
-            .in_use
-            .set(budget.in_use.get().saturating_sub(self.size));
+        Self::allocate_block(bytes, budget)
     }
 
     /// Reads a spill segment (and the base of the one it interrupted) from its base.

@@ -124,7 +124,9 @@ pub type SwitchContext =
 /// (unwinders and debuggers stop there), the global registers the compiled code relies on
 /// (PowerPC64: r2, the TOC), a clear floating-point control state where the port switches it,
 /// and on bare metal with interrupts enabled whoever resumed it (a secondary CPU's boot code runs
-/// masked). It switches nothing itself.
+/// masked). Every other callee-saved register starts cleared, not with its creator's values:
+/// nothing leaks between contexts, and a register class a context never uses leaves only zeros
+/// in its save slots, which stack slicing does not store. It switches nothing itself.
 ///
 /// # Safety
 /// `stack_top` must be the 16-byte aligned end of a writable region of at least
@@ -177,6 +179,19 @@ pub type ProbePreservation = unsafe extern "C" fn(save_sp: *mut usize, resume_sp
 /// `*probe_sp` must hold a probe suspended in [`ProbePreservation`] whenever it is resumed.
 pub type ScrambleAndSwitch = unsafe extern "C" fn(save_sp: *mut usize, probe_sp: *const usize) -> !;
 
+/// `context::selftest::spindle_report_fresh_registers`: the fresh-context report (unmangled
+/// symbol, in assembly), the entry of a context made with [`InitStack`].
+///
+/// **Does**: ORs every register [`InitStack`] promises to clear, as the context starts, into
+/// the word at `data`, then switches (through `spindle_switch_context`, saving itself at
+/// `data + 8`) to the context suspended at `data + 16`. Never returns; never resumed.
+/// [`check_fresh_context_registers`](crate::check_fresh_context_registers) drives it.
+///
+/// # Safety
+/// `data` points at three words that outlive the context; the third holds a suspended context
+/// by the time this runs.
+pub type ReportFreshRegisters = unsafe extern "C" fn(arg: usize, data: usize) -> !;
+
 // ---- the checks: the running CPU's `context` module against the contract ---------------------
 
 const _: fn(context::EntryFn) -> EntryFn = core::convert::identity;
@@ -195,3 +210,4 @@ const _: CallOnStack = context::call_on_stack;
 const _: StackPointer = context::stack_pointer;
 const _: ProbePreservation = context::selftest::spindle_probe_preservation;
 const _: ScrambleAndSwitch = context::selftest::spindle_scramble_and_switch;
+const _: ReportFreshRegisters = context::selftest::spindle_report_fresh_registers;

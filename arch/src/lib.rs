@@ -73,3 +73,45 @@ pub fn check_register_preservation(
     }
     Ok(())
 }
+
+/// Checks that a fresh context starts with its callee-saved registers cleared (the
+/// `init_stack` contract), even though the context that first switches to it holds sentinels in
+/// all of them: runs `context::selftest::spindle_report_fresh_registers` as the entry of a fresh
+/// context on `scratch_stack`, switched to by the probe. Returns the OR of the registers the
+/// fresh context found (`Err`, when not all zero), or the probe's mismatch mask shifted left by
+/// 32 if the switch back lost one of the probe's.
+pub fn check_fresh_context_registers(scratch_stack: &mut [u8]) -> Result<(), u64> {
+    /// The report's words: what it found, its own suspended context, the probe's.
+    #[repr(C)]
+    struct Report {
+        registers: u64,
+        reporter_sp: usize,
+        probe_sp: usize,
+    }
+
+    let top = (scratch_stack.as_mut_ptr() as usize + scratch_stack.len()) & !15;
+    let mut report = Report {
+        registers: u64::MAX,
+        reporter_sp: 0,
+        probe_sp: 0,
+    };
+    let data = &mut report as *mut Report as usize;
+    let report_entry: unsafe extern "C" fn(usize, usize) -> ! =
+        context::selftest::spindle_report_fresh_registers;
+    // SAFETY: the same signature and ABI; only the trampoline calls it, with the `data` given
+    // here. The scratch stack is borrowed exclusively for this call and outlives the context,
+    // which is never resumed after it switches back.
+    let fresh = unsafe {
+        let entry: context::EntryFn = core::mem::transmute(report_entry);
+        context::init_stack(top, entry, data)
+    };
+    // SAFETY: `fresh` is a fresh context that switches back to the probe through the word the
+    // probe saves itself in (`report.probe_sp`, alive for the call).
+    let mask =
+        unsafe { context::selftest::spindle_probe_preservation(&mut report.probe_sp, fresh) };
+    match (mask, report.registers) {
+        (0, 0) => Ok(()),
+        (0, found) => Err(found),
+        (mask, _) => Err(mask << 32),
+    }
+}

@@ -15,6 +15,16 @@ fn callee_saved_registers_survive_a_switch_through_a_scrambler() {
     );
 }
 
+#[test]
+fn a_fresh_context_starts_with_its_callee_saved_registers_cleared() {
+    let mut stack = vec![0u8; 64 * 1024];
+    assert_eq!(
+        spindle_arch::check_fresh_context_registers(&mut stack),
+        Ok(()),
+        "the OR of the callee-saved registers a fresh context found"
+    );
+}
+
 struct Ping {
     main_sp: usize,
     task_sp: usize,

@@ -23,6 +23,11 @@ fn seed_bug_class_with_the_receiver_saved_out_of_the_area() {
 }
 
 #[test]
+fn zero_runs_are_left_out_of_saved_slices() {
+    scenarios::zero_runs_are_left_out_of_saved_slices();
+}
+
+#[test]
 fn kill_and_throw_reach_saved_tasklets() {
     scenarios::kill_and_throw_reach_saved_tasklets();
 }

@@ -19,6 +19,7 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("saved_slices_get_their_values", saved_slices_get_their_values),
         TargetTest::new("sliced_ping_pong", sliced_ping_pong),
         TargetTest::new("seed_bug_class_sliced", seed_bug_class_sliced),
+        TargetTest::new("zero_runs_left_out", zero_runs_left_out),
         TargetTest::new("kill_and_throw_saved", kill_and_throw_saved),
         TargetTest::new("spill_and_block_on_segments", spill_and_block_on_segments),
         TargetTest::new("area_overflow_is_reported", area_overflow_is_reported),
@@ -32,6 +33,10 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("sliced_receivers_across_cpus", sliced_receivers_across_cpus).cpus(2),
     ],
 );
+
+fn zero_runs_left_out() {
+    scenarios::zero_runs_are_left_out_of_saved_slices();
+}
 
 fn saved_slices_get_their_values() {
     scenarios::sliced_tasklets_wait_in_saved_slices(200, 4, |saved| {

@@ -12,6 +12,10 @@ pub const SUITE: Suite = Suite::new(
     "tasklets",
     &[
         TargetTest::new("registers_survive_a_switch", registers_survive_a_switch),
+        TargetTest::new(
+            "fresh_context_starts_with_cleared_registers",
+            fresh_context_starts_with_cleared_registers,
+        ),
         TargetTest::new("round_robin_order", round_robin_order),
         TargetTest::new("yield_ping_pong", yield_ping_pong),
         TargetTest::new("kill_and_throw", kill_and_throw),
@@ -53,6 +57,13 @@ fn registers_survive_a_switch() {
     let mut stack = alloc::vec![0u8; 64 * 1024];
     if let Err((round, mask)) = spindle_arch::check_register_preservation(&mut stack, 3) {
         panic!("round {round}: clobbered registers, mask {mask:#x}");
+    }
+}
+
+fn fresh_context_starts_with_cleared_registers() {
+    let mut stack = alloc::vec![0u8; 64 * 1024];
+    if let Err(found) = spindle_arch::check_fresh_context_registers(&mut stack) {
+        panic!("a fresh context found its callee-saved registers not cleared: {found:#x}");
     }
 }
 

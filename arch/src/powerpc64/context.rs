@@ -201,11 +201,29 @@ macro_rules! trampoline {
             ".p2align 4",
             "spindle_context_trampoline:",
             $enable_interrupts,
+            // The context starts with its callee-saved registers cleared rather than holding
+            // whatever its creator had: nothing leaks from one context into another, and the
+            // save slots of a register class a context never uses stay zero in its frames
+            // (stack slicing leaves runs of zeros out of saved slices).
+            "    .irp n, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28",
+            "    li \\n, 0",
+            "    .endr",
+            "    std 28, -8(1)",
+            "    lfd 14, -8(1)",
+            "    .irp n, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31",
+            "    fmr \\n, 14",
+            "    .endr",
+            "    .irp n, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31",
+            "    vxor \\n, \\n, \\n",
+            "    .endr",
             // r29 = entry, r30 = data, r5 = the arg of the switch that resumed us.
             "    mr 12, 29",
             "    mtctr 12",
             "    mr 3, 5",
             "    mr 4, 30",
+            "    li 29, 0",
+            "    li 30, 0",
+            "    li 31, 0",
             "    bctrl",
             "    trap",
             ".size spindle_context_trampoline, . - spindle_context_trampoline",
@@ -225,8 +243,9 @@ unsafe extern "C" {
 }
 
 /// Lays out a fresh context at the top of a stack and returns its stack pointer, ready for
-/// [`switch`]. The new context starts with this context's TOC, a clear FPSCR and, on bare metal,
-/// external interrupts enabled.
+/// [`switch`]. The new context starts with this context's TOC, its other callee-saved registers
+/// (r14-r31, f14-f31, v20-v31) cleared, a clear FPSCR and, on bare metal, external interrupts
+/// enabled.
 ///
 /// # Safety
 /// `stack_top` must be the 16-byte aligned end of a writable region of at least

@@ -16,6 +16,9 @@ unsafe extern "C" {
     /// Overwrites every non-volatile register, then switches to `*probe_sp` saving its own
     /// stack pointer in `save_sp`; loops forever doing so.
     pub fn spindle_scramble_and_switch(save_sp: *mut usize, probe_sp: *const usize) -> !;
+    /// A fresh context's entry: ORs r14-r31, f14-f31 and v20-v31 (as it starts) into
+    /// `data[0]`, then switches to `data[2]`, saving itself at `data[1]`. Never returns.
+    pub fn spindle_report_fresh_registers(arg: usize, data: usize) -> !;
 }
 
 global_asm!(
@@ -541,4 +544,41 @@ global_asm!(
     "    bl spindle_switch_context",
     "    nop",
     "    b 2b",
+);
+
+// The fresh-context report: ORs every callee-saved register it starts with into `data[0]`, then
+// switches to the probe suspended at `data[2]` (saving itself at `data[1]`), never to return.
+global_asm!(
+    ".text",
+    ".machine power8",
+    ".global spindle_report_fresh_registers",
+    ".p2align 4",
+    "spindle_report_fresh_registers:",
+    "    stdu 1, -64(1)",
+    "    mr 0, 14",
+    "    .irp n, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31",
+    "    or 0, 0, \\n",
+    "    .endr",
+    "    .irp n, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31",
+    "    stfd \\n, 32(1)",
+    "    ld 5, 32(1)",
+    "    or 0, 0, 5",
+    "    .endr",
+    "    vor 0, 20, 21",
+    "    .irp n, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31",
+    "    vor 0, 0, \\n",
+    "    .endr",
+    "    li 5, 48",
+    "    stvx 0, 1, 5",
+    "    ld 5, 48(1)",
+    "    or 0, 0, 5",
+    "    ld 5, 56(1)",
+    "    or 0, 0, 5",
+    "    std 0, 0(4)",
+    "    addi 3, 4, 8",
+    "    ld 4, 16(4)",
+    "    li 5, 0",
+    "    bl spindle_switch_context",
+    "    nop",
+    "    trap",
 );

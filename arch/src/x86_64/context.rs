@@ -137,7 +137,15 @@ global_asm!(
     "    mov rdi, rax",
     "    mov rsi, rbx",
     "    mov rcx, rbp",
+    // The context starts with its callee-saved registers cleared rather than holding whatever
+    // its creator had: nothing leaks between contexts, and unused save slots stay zero (stack
+    // slicing leaves runs of zeros out of saved slices).
     "    xor ebp, ebp",
+    "    xor ebx, ebx",
+    "    xor r12d, r12d",
+    "    xor r13d, r13d",
+    "    xor r14d, r14d",
+    "    xor r15d, r15d",
     "    call rcx",
     "    ud2",
     ".size spindle_context_trampoline, . - spindle_context_trampoline",

@@ -16,6 +16,9 @@ unsafe extern "C" {
     /// Overwrites every callee-saved register with garbage, then switches to `*probe_sp`
     /// saving its own stack pointer in `save_sp`; loops forever doing so.
     pub fn spindle_scramble_and_switch(save_sp: *mut usize, probe_sp: *const usize) -> !;
+    /// A fresh context's entry: ORs rbx, rbp and r12-r15 (as it starts) into `data[0]`, then
+    /// switches to `data[2]`, saving itself at `data[1]`. Never returns.
+    pub fn spindle_report_fresh_registers(arg: usize, data: usize) -> !;
 }
 
 global_asm!(
@@ -93,4 +96,26 @@ global_asm!(
     "    pop r13",
     "    pop r12",
     "    jmp 2b",
+);
+
+// The fresh-context report (see the declaration). Entered by a call: one push realigns the
+// stack for the call to the switch.
+global_asm!(
+    ".text",
+    ".global spindle_report_fresh_registers",
+    ".p2align 4",
+    "spindle_report_fresh_registers:",
+    "    push rax",
+    "    mov rax, rbx",
+    "    or rax, rbp",
+    "    or rax, r12",
+    "    or rax, r13",
+    "    or rax, r14",
+    "    or rax, r15",
+    "    mov [rsi], rax",
+    "    lea rdi, [rsi + 8]",
+    "    mov rsi, [rsi + 16]",
+    "    xor edx, edx",
+    "    call spindle_switch_context",
+    "    ud2",
 );

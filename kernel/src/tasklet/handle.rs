@@ -188,8 +188,9 @@ impl Tasklet {
         self.tcb.has_flag(tcb::FLAG_SLICED)
     }
 
-    /// Bytes of its live stack saved out of the slice area (0 if it is not sliced, or its stack
-    /// is in the area now, or it has not run yet).
+    /// Bytes its live stack takes while saved out of the slice area: the stack without its long
+    /// runs of zero words, plus a short description of them (0 if it is not sliced, or its
+    /// stack is in the area now, or it has not run yet).
     pub fn saved_slice_bytes(&self) -> usize {
         if self.is_sliced() {
             self.tcb.stack().get().size

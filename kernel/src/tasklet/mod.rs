@@ -108,6 +108,7 @@ mod lifecycle;
 mod list;
 pub(crate) mod per_cpu;
 pub(crate) mod ring;
+mod saved_slice;
 pub(crate) mod sched;
 pub mod slicing;
 pub(crate) mod slot;

@@ -5,8 +5,9 @@
 //! default), and when it is suspended its stack is just the live part from its stack pointer to
 //! the area's top — a few hundred bytes for a tasklet blocked in a channel receive. That part is
 //! copied out to an exactly sized heap block only when another sliced tasklet needs the area
-//! (**lazy save**), and copied back to the same addresses before the tasklet resumes, so
-//! pointers into its stack stay valid. Stackless and greenlet keep their idle tasklets the same
+//! (**lazy save**), without its long runs of zero words (the save slots of register classes the
+//! tasklet never used, mostly: see `saved_slice.rs`), and copied back to the same addresses
+//! before the tasklet resumes, so pointers into its stack stay valid. Stackless and greenlet keep their idle tasklets the same
 //! way; what a blocked tasklet costs is its control block plus its live slice.
 //!
 //! # How a switch reaches a saved tasklet
@@ -48,6 +49,7 @@
 use super::error::TaskletError;
 use super::lifecycle::tasklet_entry;
 use super::ring::Placement;
+use super::saved_slice::{self, SlicePlan};
 use super::sched::Scheduler;
 use super::stack::StackRegion;
 use super::tcb::{self, State, Tcb};
@@ -64,6 +66,8 @@ pub const DEFAULT_SLICE_AREA_BYTES: usize = if cfg!(any(test, feature = "std")) 
 } else {
     32 * 1024
 };
+
+const WORD: usize = core::mem::size_of::<usize>();
 
 /// The restorer's own stack: the copy and, after a failure, the scheduler's choice of who runs
 /// next (including idling) run there.
@@ -95,6 +99,9 @@ pub struct SliceStats {
     pub restored: u64,
     /// Bytes copied either way.
     pub bytes_copied: u64,
+    /// Bytes of saved slices not stored because they were long runs of zero words (such as
+    /// the save slots of register classes a tasklet never used).
+    pub bytes_left_out: u64,
     /// Bytes of the area (0 until the first sliced spawn on this CPU).
     pub area_bytes: usize,
 }
@@ -104,6 +111,7 @@ struct SliceCounters {
     saved: Cell<u64>,
     restored: Cell<u64>,
     bytes_copied: Cell<u64>,
+    bytes_left_out: Cell<u64>,
 }
 
 impl SliceArea {
@@ -118,6 +126,7 @@ impl SliceArea {
                 saved: Cell::new(0),
                 restored: Cell::new(0),
                 bytes_copied: Cell::new(0),
+                bytes_left_out: Cell::new(0),
             },
         }
     }
@@ -127,6 +136,7 @@ impl SliceArea {
             saved: self.counters.saved.get(),
             restored: self.counters.restored.get(),
             bytes_copied: self.counters.bytes_copied.get(),
+            bytes_left_out: self.counters.bytes_left_out.get(),
             area_bytes: self.area.get().size,
         }
     }
@@ -168,7 +178,7 @@ impl Scheduler {
         if slices.area.get().base != 0 {
             return Ok(slices.area.get());
         }
-        let area = StackRegion::allocate(slices.area_bytes.get(), &self.budget)?;
+        let area = StackRegion::allocate_zeroed(slices.area_bytes.get(), &self.budget)?;
         let restorer = match StackRegion::allocate(RESTORER_STACK_BYTES, &self.budget) {
             Ok(restorer) => restorer,
             Err(error) => {
@@ -283,19 +293,26 @@ impl Scheduler {
         let area = slices.area.get();
         debug_assert!(live_low >= area.usable_low() && live_low <= top);
         let length = top - live_low;
-        let block = StackRegion::allocate_slice(length, &self.budget)?;
+        debug_assert_eq!(length % WORD, 0, "stack pointers are word aligned");
         // SAFETY: [live_low, top) is inside the area, the suspended occupant's live stack, which
-        // nothing runs on now (we are on the restorer's stack); the block is fresh and at least
-        // `length` bytes; a spilled occupant's segment header is live.
+        // nothing runs on now (we are on the restorer's stack).
+        let slice = unsafe { core::slice::from_raw_parts(live_low as *const usize, length / WORD) };
+        let plan = SlicePlan::scan(slice);
+        let block = StackRegion::allocate_slice(plan.encoded_words() * WORD, &self.budget)?;
+        // SAFETY: the block is fresh, word aligned and at least that long; a spilled occupant's
+        // segment header is live.
         unsafe {
-            core::ptr::copy_nonoverlapping(live_low as *const u8, block.base as *mut u8, length);
+            let words =
+                core::slice::from_raw_parts_mut(block.base as *mut usize, plan.encoded_words());
+            plan.encode(slice, words);
             if spill_top != 0 {
                 StackRegion::segment_parked_sp(spill_top).write(saved_sp);
             }
         }
+        let kept = plan.encoded_words() * WORD;
         occupant.stack().set(StackRegion {
             base: block.base,
-            size: length,
+            size: kept,
         });
         occupant.saved_sp().set(slices.restorer_sp.get());
         let counters = &slices.counters;
@@ -303,6 +320,9 @@ impl Scheduler {
         counters
             .bytes_copied
             .set(counters.bytes_copied.get() + length as u64);
+        counters
+            .bytes_left_out
+            .set(counters.bytes_left_out.get() + (plan.zero_words() * WORD) as u64);
         Ok(())
     }
 
@@ -320,16 +340,19 @@ impl Scheduler {
                 context::init_stack(top, tasklet_entry, target as *const Tcb as usize)
             };
         }
-        let live_low = top - saved.size;
+        // SAFETY: the block holds a slice saved by `slice_out`, `saved.size` bytes of words.
+        let block =
+            unsafe { core::slice::from_raw_parts(saved.base as *const usize, saved.size / WORD) };
+        let slice_words = saved_slice::decoded_words(block[0]);
+        let live_low = top - slice_words * WORD;
         let spill_top = self.spill_top_of(target);
         // SAFETY: the block holds the slice saved from [live_low, top) of this same area, which
         // nobody uses now; the block is freed once copied (the size given back is the rounded
         // size it was allocated with); a spilled target's segment header is live.
         let sp = unsafe {
-            core::ptr::copy_nonoverlapping(
-                saved.base as *const u8,
-                live_low as *mut u8,
-                saved.size,
+            saved_slice::decode(
+                block,
+                core::slice::from_raw_parts_mut(live_low as *mut usize, slice_words),
             );
             StackRegion {
                 base: saved.base,
@@ -346,7 +369,7 @@ impl Scheduler {
         counters.restored.set(counters.restored.get() + 1);
         counters
             .bytes_copied
-            .set(counters.bytes_copied.get() + saved.size as u64);
+            .set(counters.bytes_copied.get() + (slice_words * WORD) as u64);
         sp
     }
 

@@ -107,8 +107,20 @@ impl StackBudget {
 }
 
 impl StackRegion {
-    /// Allocates a region of `size` bytes (rounded up to 16) against `budget`.
+    /// Allocates a region of `size` bytes (rounded up to 16) against `budget`, painted so that
+    /// [`Self::high_water`] can tell how deep it was used.
     pub(crate) fn allocate(size: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
+        Self::allocate_filled(size, budget, FILL)
+    }
+
+    /// [`Self::allocate`] for a CPU's slice area, zeroed instead of painted: nobody measures the
+    /// area's high water, and frame slots no tasklet ever writes (padding, unused locals) then
+    /// stay zero, which saved slices do not store.
+    pub(crate) fn allocate_zeroed(size: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
+        Self::allocate_filled(size, budget, 0)
+    }
+
+    fn allocate_filled(size: usize, budget: &StackBudget, fill: u8) -> Result<Self, TaskletError> {
         if size < MIN_STACK_BYTES {
             return Err(TaskletError::StackTooSmall);
         }
@@ -118,7 +130,7 @@ impl StackRegion {
             core::ptr::write_bytes(region.base as *mut u8, 0, GUARD_BYTES);
             core::ptr::write_bytes(
                 region.usable_low() as *mut u8,
-                FILL,
+                fill,
                 region.size - GUARD_BYTES,
             );
             arm_guard(region.base);

@@ -7,6 +7,8 @@
 //! low for it. This command builds the bench image with `SPINDLE_BENCH_ONLY=FILTER`, which
 //! brackets every sample with calls to `spindle_bench_mark`, boots it with QEMU's execution log
 //! (`-d exec,nochain,in_asm`), and adds up the instructions CPU 0 executed between the marks.
+//! The log (`bench-exec.log` beside the image) is deleted once read unless
+//! `SPINDLE_KEEP_EXEC_LOG` is set, for profiling which functions the instructions went to.
 
 use crate::cli::{Image, Options};
 use crate::quiet::outln;
@@ -77,7 +79,10 @@ pub fn run(qemu: &Path, options: &Options, filter: &str) -> Result<bool, String>
     let marks = mark_positions(BufReader::new(file), plan.mark)
         .map_err(|err| format!("reading {}: {err}", log.display()));
     // The log grows by gigabytes for long benchmarks: it is read once and removed.
-    let _ = std::fs::remove_file(&log);
+    // The log is huge; keep it only when asked (SPINDLE_KEEP_EXEC_LOG=1), to profile from.
+    if std::env::var_os("SPINDLE_KEEP_EXEC_LOG").is_none() {
+        let _ = std::fs::remove_file(&log);
+    }
     for line in report(&plan, &marks?)? {
         outln!("{line}");
     }

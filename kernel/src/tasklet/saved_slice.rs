@@ -1,0 +1,273 @@
+//! Saved slices: a suspended sliced tasklet's stack, kept without its long runs of zero words.
+//!
+//! A slice is mostly frames, and a good part of a frame can be zero: above all the save slots of
+//! the register classes a tasklet never used. The function that holds a switch saves every
+//! callee-saved register for its callers, including on PowerPC64 the 18 floating-point and 12
+//! vector ones (336 bytes), and a fresh context starts with all of them cleared (the arch
+//! trampoline's contract), so in a tasklet that does no floating-point or vector work those slots
+//! hold zeros. Storing a slice without its zero runs makes a blocked tasklet cost what it
+//! actually holds, the way a kernel that saves FP state lazily keeps none for a task that never
+//! touched it.
+//!
+//! The block is words: a header (slice length in words, number of zero runs), the runs (start
+//! and length in words, ascending), then every word of the slice outside the runs, in order.
+//! Runs are whole blocks of [`MIN_ZERO_RUN_WORDS`] words counted from the slice's start (a
+//! shorter run costs about as much to describe as to keep, and testing a block at a time keeps
+//! the scan cheap), the [`MAX_ZERO_RUNS`] longest of them (the plan lives on the restorer's
+//! stack); the words of other runs are kept as they are.
+//!
+//! The price is paid in the sliced switch: a save scans the slice before copying it, and both
+//! directions copy it in pieces. `cargo run -- count scheduling::sliced_rendezvous` measures it.
+
+// Two counts share a header word.
+const _: () = assert!(
+    usize::BITS == 64,
+    "saved slices are laid out for 64-bit words"
+);
+
+/// Zero runs are found and left out in blocks of this many words (a run costs one word to
+/// describe).
+pub(crate) const MIN_ZERO_RUN_WORDS: usize = 4;
+
+/// Most runs one block describes (the longest are kept); further runs are stored as ordinary
+/// words. Each run costs a copy and a fill when the slice comes back.
+pub(crate) const MAX_ZERO_RUNS: usize = 8;
+
+/// Where a slice's zero runs are, found by [`SlicePlan::scan`].
+pub(crate) struct SlicePlan {
+    slice_words: usize,
+    runs: [(u32, u32); MAX_ZERO_RUNS],
+    run_count: usize,
+    zero_words: usize,
+}
+
+impl SlicePlan {
+    /// Finds the zero runs of `slice` (the [`MAX_ZERO_RUNS`] longest): maximal sequences of
+    /// all-zero blocks of [`MIN_ZERO_RUN_WORDS`] words, counted from the slice's start. Testing a
+    /// block at a time keeps the scan to a few instructions a word; a run's ragged ends are
+    /// kept as ordinary words.
+    pub(crate) fn scan(slice: &[usize]) -> Self {
+        let mut plan = Self {
+            slice_words: slice.len(),
+            runs: [(0, 0); MAX_ZERO_RUNS],
+            run_count: 0,
+            zero_words: 0,
+        };
+        let mut run_start = None;
+        for (index, block) in slice.chunks_exact(MIN_ZERO_RUN_WORDS).enumerate() {
+            let zero = block.iter().fold(0, |any, &word| any | word) == 0;
+            match (zero, run_start) {
+                (true, None) => run_start = Some(index),
+                (false, Some(start)) => {
+                    run_start = None;
+                    plan.add_run(start, index);
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run_start {
+            plan.add_run(start, slice.len() / MIN_ZERO_RUN_WORDS);
+        }
+        plan
+    }
+
+    /// Records the run of blocks `[start, end)`, in place of the shortest one kept if the plan
+    /// is full and this one is longer.
+    fn add_run(&mut self, start: usize, end: usize) {
+        let (start, length) = (
+            start * MIN_ZERO_RUN_WORDS,
+            (end - start) * MIN_ZERO_RUN_WORDS,
+        );
+        // Slices are far below 2^32 words: the area is one stack region.
+        let run = (start as u32, length as u32);
+        if self.run_count < MAX_ZERO_RUNS {
+            self.runs[self.run_count] = run;
+            self.run_count += 1;
+            self.zero_words += length;
+            return;
+        }
+        let shortest = (0..MAX_ZERO_RUNS)
+            .min_by_key(|&index| self.runs[index].1)
+            .unwrap_or(0);
+        let replaced = self.runs[shortest].1 as usize;
+        if replaced < length {
+            // Runs stay in address order: the new one is the last.
+            self.runs.copy_within(shortest + 1.., shortest);
+            self.runs[MAX_ZERO_RUNS - 1] = run;
+            self.zero_words = self.zero_words - replaced + length;
+        }
+    }
+
+    /// Words of the slice left out (the runs' total).
+    pub(crate) fn zero_words(&self) -> usize {
+        self.zero_words
+    }
+
+    /// Words of the encoded block.
+    pub(crate) fn encoded_words(&self) -> usize {
+        1 + self.run_count + self.slice_words - self.zero_words
+    }
+
+    /// Writes `slice` (the one scanned) into `block`, exactly [`Self::encoded_words`] long.
+    pub(crate) fn encode(&self, slice: &[usize], block: &mut [usize]) {
+        assert_eq!(slice.len(), self.slice_words, "the slice that was scanned");
+        assert_eq!(
+            block.len(),
+            self.encoded_words(),
+            "a block of the planned size"
+        );
+        let (header, rest) = block.split_at_mut(1 + self.run_count);
+        header[0] = pack(self.slice_words, self.run_count);
+        let mut kept = 0;
+        let mut next = 0;
+        for (descriptor, &(start, length)) in header[1..].iter_mut().zip(&self.runs) {
+            let (start, length) = (start as usize, length as usize);
+            *descriptor = pack(start, length);
+            let span = start - next;
+            rest[kept..kept + span].copy_from_slice(&slice[next..start]);
+            kept += span;
+            next = start + length;
+        }
+        rest[kept..].copy_from_slice(&slice[next..]);
+    }
+}
+
+/// Words of the slice that `block` holds (from its header).
+pub(crate) fn decoded_words(block_header: usize) -> usize {
+    unpack(block_header).0
+}
+
+/// Writes the slice that `block` holds into `slice` ([`decoded_words`] long).
+pub(crate) fn decode(block: &[usize], slice: &mut [usize]) {
+    let (slice_words, run_count) = unpack(block[0]);
+    assert_eq!(slice.len(), slice_words, "a slice of the saved length");
+    let (header, kept) = block.split_at(1 + run_count);
+    let mut taken = 0;
+    let mut next = 0;
+    for &descriptor in &header[1..] {
+        let (start, length) = unpack(descriptor);
+        let span = start - next;
+        slice[next..start].copy_from_slice(&kept[taken..taken + span]);
+        taken += span;
+        slice[start..start + length].fill(0);
+        next = start + length;
+    }
+    slice[next..].copy_from_slice(&kept[taken..]);
+}
+
+/// Two counts below 2^32 in one word.
+fn pack(high: usize, low: usize) -> usize {
+    (high << 32) | low
+}
+
+fn unpack(word: usize) -> (usize, usize) {
+    (word >> 32, word & 0xffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    fn round_trip(slice: &[usize]) -> (Vec<usize>, usize) {
+        let plan = SlicePlan::scan(slice);
+        let mut block = vec![0xdead_beef; plan.encoded_words()];
+        plan.encode(slice, &mut block);
+        assert_eq!(decoded_words(block[0]), slice.len());
+        let mut back = vec![0x5a5a_5a5a; slice.len()];
+        decode(&block, &mut back);
+        (back, block.len())
+    }
+
+    #[test]
+    fn register_save_areas_of_zeros_are_left_out() {
+        // A frame: 4 header words, 20 zero FP slots, 4 live words, 24 zero vector words, one.
+        let mut slice = vec![7, 8, 9, 10];
+        slice.extend([0; 20]);
+        slice.extend([1, 0, 3, 4]);
+        slice.extend([0; 24]);
+        slice.push(2);
+        let (back, words) = round_trip(&slice);
+        assert_eq!(back, slice);
+        assert_eq!(words, 1 + 2 + 9, "header, two runs, nine live words");
+    }
+
+    #[test]
+    fn zeros_outside_whole_blocks_are_kept_as_words() {
+        // Runs of 7 and 9 zeros, each holding one whole block; their ragged ends are kept.
+        let slice = [5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+        let (back, words) = round_trip(&slice);
+        assert_eq!(back, slice);
+        assert_eq!(
+            words,
+            1 + 2 + slice.len() - 8,
+            "blocks 1 and 3 left out, two runs"
+        );
+    }
+
+    #[test]
+    fn beyond_the_limit_the_longest_runs_are_left_out() {
+        // Runs of 1, 2, 1, 3, 1, ... blocks: the longest MAX_ZERO_RUNS of them are left out.
+        let lengths: Vec<usize> = (0..MAX_ZERO_RUNS * 2).map(|run| 1 + run % 3).collect();
+        let slice: Vec<usize> = lengths
+            .iter()
+            .flat_map(|&blocks| {
+                [9, 9, 9, 9]
+                    .into_iter()
+                    .chain(core::iter::repeat_n(0, blocks * MIN_ZERO_RUN_WORDS))
+            })
+            .collect();
+        let (back, words) = round_trip(&slice);
+        assert_eq!(back, slice);
+        let mut longest = lengths.clone();
+        longest.sort_unstable_by(|a, b| b.cmp(a));
+        let dropped: usize = longest[..MAX_ZERO_RUNS].iter().sum::<usize>() * MIN_ZERO_RUN_WORDS;
+        assert_eq!(words, 1 + MAX_ZERO_RUNS + slice.len() - dropped);
+    }
+
+    #[test]
+    fn empty_and_all_zero_slices() {
+        assert_eq!(round_trip(&[]), (vec![], 1));
+        let zeros = [0; 42];
+        assert_eq!(
+            round_trip(&zeros),
+            (zeros.to_vec(), 1 + 1 + 2),
+            "the ragged end is kept"
+        );
+    }
+
+    proptest! {
+        /// Any slice comes back word for word, and the block is what a block-by-block model
+        /// says: never longer than the slice plus its header.
+        #[test]
+        fn decode_gives_back_what_encode_took(
+            slice in proptest::collection::vec(
+                prop_oneof![6 => Just(0usize), 1 => any::<usize>()], 0..400)
+        ) {
+            let (back, words) = round_trip(&slice);
+            prop_assert_eq!(&back, &slice);
+            // Model: runs of consecutive all-zero blocks, the MAX_ZERO_RUNS longest left out.
+            let zero_blocks: Vec<bool> = slice
+                .chunks_exact(MIN_ZERO_RUN_WORDS)
+                .map(|block| block.iter().all(|&word| word == 0))
+                .collect();
+            let mut runs = Vec::new();
+            let mut length = 0;
+            for &zero in zero_blocks.iter().chain([false].iter()) {
+                if zero {
+                    length += MIN_ZERO_RUN_WORDS;
+                } else if length > 0 {
+                    runs.push(length);
+                    length = 0;
+                }
+            }
+            runs.sort_unstable_by(|a, b| b.cmp(a));
+            runs.truncate(MAX_ZERO_RUNS);
+            let expected = 1 + runs.len() + slice.len() - runs.iter().sum::<usize>();
+            prop_assert_eq!(words, expected);
+            prop_assert!(words <= slice.len() + 1);
+        }
+    }
+}

@@ -28,6 +28,33 @@ fn zero_runs_are_left_out_of_saved_slices() {
 }
 
 #[test]
+fn a_trap_can_run_in_its_own_victim() {
+    on_a_cpu_of_its_own(|| scenarios::a_trap_can_run_in_its_own_victim(4));
+}
+
+#[test]
+fn two_traps_can_kill_each_others_tasklets() {
+    on_a_cpu_of_its_own(|| scenarios::two_traps_can_kill_each_others_tasklets(4));
+}
+
+/// Runs `scenario` on a CPU (thread) of its own and fails after a minute instead of hanging:
+/// traps that kept retrying their kills would spin there for good.
+fn on_a_cpu_of_its_own(scenario: fn()) {
+    let cpu = std::thread::spawn(scenario);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cpu.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scenario did not finish within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if let Err(panic) = cpu.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
 fn kill_and_throw_reach_saved_tasklets() {
     scenarios::kill_and_throw_reach_saved_tasklets();
 }
@@ -144,9 +171,9 @@ fn values_from_another_cpu_reach_saved_sliced_receivers() {
                     victim
                 })
                 .collect();
-            // A victim that ran another sender's trap when its own kill came took the kill there
-            // (a destructor cannot unwind) and waits on: those are killed again once every trap
-            // has run.
+            // A victim that was running a trap when its kill came, or that ran its own trap,
+            // took the kill there (a destructor cannot unwind) and waits on: those are killed
+            // again once every trap has run.
             while ran.load(Ordering::Acquire) < ROUNDS as usize || tasklet::run_count() > 1 {
                 tasklet::sleep(std::time::Duration::from_millis(1)).expect("sleep");
             }

@@ -3,13 +3,14 @@
 use crate::{Suite, TargetTest};
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use core::time::Duration;
 use spindle::channel::Channel;
 use spindle::platform::platform;
 use spindle::scenarios::slicing as scenarios;
-use spindle::tasklet::{self, Builder};
+use spindle::tasklet::{self, Builder, Tasklet, TaskletError};
 use spindle_arch::powerpc64::irq;
 
 /// The slicing suite.
@@ -21,6 +22,10 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("seed_bug_class_sliced", seed_bug_class_sliced),
         TargetTest::new("zero_runs_left_out", zero_runs_left_out),
         TargetTest::new("kill_and_throw_saved", kill_and_throw_saved),
+        TargetTest::new("a_trap_can_run_in_its_own_victim", a_trap_can_run_in_its_own_victim)
+            .timeout_secs(20),
+        TargetTest::new("two_traps_kill_each_others_tasklets", two_traps_kill_each_other)
+            .timeout_secs(20),
         TargetTest::new("spill_and_block_on_segments", spill_and_block_on_segments),
         TargetTest::new("area_overflow_is_reported", area_overflow_is_reported),
         TargetTest::new("budget_exhaustion_is_the_switchers_error", budget_exhaustion),
@@ -55,6 +60,16 @@ fn seed_bug_class_sliced() {
 
 fn kill_and_throw_saved() {
     scenarios::kill_and_throw_reach_saved_tasklets();
+}
+
+/// This and the next are the two ways the cross-CPU test below hung, made certain on one CPU:
+/// a trap that retried its kill spun here for good (the runner's timeout reports it).
+fn a_trap_can_run_in_its_own_victim() {
+    scenarios::a_trap_can_run_in_its_own_victim(4);
+}
+
+fn two_traps_kill_each_other() {
+    scenarios::two_traps_can_kill_each_others_tasklets(4);
 }
 
 fn spill_and_block_on_segments() {
@@ -133,27 +148,71 @@ fn ten_thousand_blocked_sliced() {
 static DATA: Channel<String> = Channel::new();
 const CROSS_ROUNDS: u64 = 200;
 
+/// The side channel the traps on CPU 1 send to (received by a sliced tasklet on CPU 0).
+static SIDE: spin::Once<Arc<Channel<u64>>> = spin::Once::new();
+static TRAPS_RAN: spin::Once<Arc<AtomicUsize>> = spin::Once::new();
+const TRAP_DEPTH: u64 = 4;
+/// CPU 1's count of victims that ended killed, sent once every trap has run.
+static VERDICT: Channel<u64> = Channel::new();
+
+/// CPU 1: per round, a sliced victim waits on a local channel and a sliced sender hands a value
+/// to CPU 0 then finishes; its result, a trap, is dropped after the switch away from the dead
+/// sender: it spills, sends to CPU 0's side receiver and kills the saved victim.
 fn sliced_senders_cpu(_cpu: usize) -> ! {
     irq::enable();
+    let idle = Arc::new(Channel::<u64>::new());
+    let side = SIDE.get().expect("side channel").clone();
+    let ran = TRAPS_RAN.get().expect("trap counter").clone();
+    let mut victims = Vec::new();
     for round in 0..CROSS_ROUNDS {
+        let victim = {
+            let idle = idle.clone();
+            Builder::new().sliced().spawn(move || idle.receive()).unwrap()
+        };
+        let (side, ran, doomed) = (side.clone(), ran.clone(), Tasklet::clone(&victim));
         drop(
             Builder::new()
                 .sliced()
-                .spawn(move || DATA.send(format!("value {round}")).unwrap())
+                .spawn(move || {
+                    DATA.send(format!("value {round}")).unwrap();
+                    scenarios::SlicedTrap::new(side, Some(doomed), ran, TRAP_DEPTH)
+                })
                 .unwrap(),
         );
+        victims.push(victim);
     }
-    while tasklet::live_count() > 1 {
+    // A victim that was running a trap when its kill came, or that ran its own trap, took the
+    // kill there (a destructor cannot unwind) and waits on: those are killed again once every
+    // trap has run.
+    while (ran.load(Acquire) as u64) < CROSS_ROUNDS || tasklet::run_count() > 1 {
         let _ = tasklet::sleep(Duration::from_millis(1));
     }
+    let killed = victims
+        .iter()
+        .filter(|victim| {
+            if victim.is_alive() {
+                victim.kill().expect("kill a victim that took its kill in a trap");
+            }
+            victim.join() == Ok(Err(TaskletError::Killed))
+        })
+        .count();
+    VERDICT.send(killed as u64).expect("report to CPU 0");
     loop {
         platform().idle(None);
     }
 }
 
-/// Sliced senders on CPU 1 hand values to sliced receivers on CPU 0 that are saved out of
-/// CPU 0's area between receives: every value arrives once, every receiver's frame survives.
+/// Sliced senders on CPU 1 hand values to sliced receivers on CPU 0 that are saved out of CPU
+/// 0's area between receives; each sender's trap, dropped on CPU 1 after the sender died,
+/// spills, sends across to CPU 0 and kills a saved victim on CPU 1. Every value arrives once,
+/// every receiver's frame survives, every trap's side value arrives.
 fn sliced_receivers_across_cpus() {
+    let side = SIDE.call_once(|| Arc::new(Channel::new())).clone();
+    let ran = TRAPS_RAN.call_once(|| Arc::new(AtomicUsize::new(0))).clone();
+    let side_receiver = Builder::new()
+        .sliced()
+        .spawn(move || (0..CROSS_ROUNDS).map(|_| side.receive().unwrap()).sum::<u64>())
+        .unwrap();
     let receivers: Vec<_> = (0..4u64)
         .map(|index| {
             Builder::new()
@@ -184,4 +243,17 @@ fn sliced_receivers_across_cpus() {
     let mut expected: Vec<String> = (0..CROSS_ROUNDS).map(|round| format!("value {round}")).collect();
     expected.sort();
     assert_eq!(all, expected);
+    assert_eq!(
+        side_receiver.join(),
+        Ok(CROSS_ROUNDS * TRAP_DEPTH * (TRAP_DEPTH + 1) / 2),
+        "every trap's side value arrived"
+    );
+    // CPU 1 counts the traps that ran only after they finished, past their side sends: its
+    // report says when all of them did.
+    assert_eq!(
+        VERDICT.receive(),
+        Ok(CROSS_ROUNDS),
+        "every trap killed its victim"
+    );
+    assert_eq!(ran.load(Acquire) as u64, CROSS_ROUNDS, "every trap ran");
 }

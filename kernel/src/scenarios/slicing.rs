@@ -169,8 +169,8 @@ pub struct SlicedTrap {
 }
 
 impl SlicedTrap {
-    /// A trap that, when dropped, sends `deep(depth)` on `side`, kills `victim` (if any) and
-    /// counts itself in `ran`.
+    /// A trap that, when dropped, sends `deep(depth)` on `side`, kills `victim` (if any, and
+    /// unless the trap runs in it) and counts itself in `ran`.
     #[inline]
     pub fn new(
         side: Arc<Channel<u64>>,
@@ -194,7 +194,12 @@ impl Drop for SlicedTrap {
         // holds the area), then a kill of a saved-out victim, then a yield. The cleanup runs in
         // whichever tasklet resumes, which may itself be another trap's victim: a kill raised
         // into it then ends one of these operations, and is taken here (a destructor cannot
-        // unwind); the operation is done again, so nothing the trap owes is lost.
+        // unwind). A send that ends so gave its value back and is done again, so nothing the
+        // trap owes is lost. A kill that ends so is not: the victim's kill was raised before
+        // the switch that took ours, and the victim may be this tasklet (killing the current
+        // tasklet returns `Killed` at once) or run a trap that kills this one — retried, either
+        // kill would come back forever (see `a_trap_can_run_in_its_own_victim` and
+        // `two_traps_can_kill_each_others_tasklets`).
         let mut value = deep(self.depth);
         loop {
             match self.side.send(value) {
@@ -207,12 +212,9 @@ impl Drop for SlicedTrap {
             }
         }
         if let Some(victim) = self.victim.take() {
-            while victim.is_alive() {
-                match victim.kill() {
-                    Ok(()) => break,
-                    Err(TaskletError::Killed) => {}
-                    Err(error) => panic!("kill the sliced victim: {error:?}"),
-                }
+            match victim.kill() {
+                Ok(()) | Err(TaskletError::Killed) => {}
+                Err(error) => panic!("kill the sliced victim: {error:?}"),
             }
         }
         match tasklet::schedule() {
@@ -220,6 +222,61 @@ impl Drop for SlicedTrap {
             Err(error) => panic!("schedule in the trap's drop: {error:?}"),
         }
         self.ran.fetch_add(1, AcqRel);
+    }
+}
+
+/// What the traps of one scenario share: the side channel their drops send to, the channel
+/// their victims wait on, and the count of drops that ran.
+struct TrapChannels {
+    side: Arc<Channel<u64>>,
+    idle: Arc<Channel<u64>>,
+    ran: Arc<AtomicUsize>,
+}
+
+impl TrapChannels {
+    fn new() -> Self {
+        Self {
+            side: Arc::new(Channel::new()),
+            idle: Arc::new(Channel::new()),
+            ran: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A sliced tasklet that takes `count` side values and returns their sum.
+    fn side_receiver(&self, count: usize) -> JoinHandle<Result<u64, TaskletError>> {
+        let side = self.side.clone();
+        sliced("side")
+            .spawn(move || (0..count).map(|_| side.receive()).sum())
+            .expect("spawn side")
+    }
+
+    /// A sliced tasklet that waits on the idle channel (running `first` before).
+    fn waiter(
+        &self,
+        name: &'static str,
+        first: impl FnOnce() -> Result<(), TaskletError> + Send + 'static,
+    ) -> JoinHandle<Result<u64, TaskletError>> {
+        let idle = self.idle.clone();
+        sliced(name)
+            .spawn(move || {
+                first()?;
+                idle.receive()
+            })
+            .expect("spawn a waiter")
+    }
+
+    /// A trap that kills `victim` (see [`SlicedTrap::new`]).
+    fn trap(&self, victim: &Tasklet, depth: u64) -> SlicedTrap {
+        SlicedTrap::new(
+            self.side.clone(),
+            Some(victim.clone()),
+            self.ran.clone(),
+            depth,
+        )
+    }
+
+    fn ran(&self) -> usize {
+        self.ran.load(Acquire)
     }
 }
 
@@ -263,21 +320,9 @@ pub fn sliced_seed_round(
     let got = Arc::new(spin::Mutex::new(String::new()));
     let data = Arc::new(Channel::<String>::new());
     data.set_preference(preference);
-    let side = Arc::new(Channel::<u64>::new());
-    let idle = Arc::new(Channel::<u64>::new());
-    let ran = Arc::new(AtomicUsize::new(0));
-    let side_receiver = {
-        let side = side.clone();
-        sliced("side")
-            .spawn(move || side.receive())
-            .expect("spawn side")
-    };
-    let victim = {
-        let idle = idle.clone();
-        sliced("victim")
-            .spawn(move || idle.receive())
-            .expect("spawn victim")
-    };
+    let traps = TrapChannels::new();
+    let side_receiver = traps.side_receiver(1);
+    let victim = traps.waiter("victim", || Ok(()));
     let receiver = {
         let (data, got) = (data.clone(), got.clone());
         sliced("receiver")
@@ -288,48 +333,105 @@ pub fn sliced_seed_round(
             })
             .expect("spawn the receiver")
     };
-    let bystander = {
-        let idle = idle.clone();
-        sliced("bystander")
-            .spawn(move || idle.receive())
-            .expect("spawn bystander")
-    };
+    let bystander = traps.waiter("bystander", || Ok(()));
     tasklet::schedule().expect("let the receivers wait");
     assert!(receiver.is_blocked() && victim.is_blocked() && bystander.is_blocked());
     assert!(
         receiver.saved_slice_bytes() > 0,
         "the receiver waits saved out of the area"
     );
-    {
-        let (side, ran, victim) = (side.clone(), ran.clone(), Tasklet::clone(&victim));
-        drop(
-            sliced("sender")
-                .spawn(move || {
-                    data.send(payload).expect("send to the saved receiver");
-                    SlicedTrap {
-                        side,
-                        victim: Some(victim),
-                        ran,
-                        depth: drop_depth,
-                    }
-                })
-                .expect("spawn the sender"),
-        );
-    }
-    tasklet::run().expect("run the round");
-    assert_eq!(
-        ran.load(Acquire),
-        1,
-        "{preference:?}: the trap's drop ran once"
+    let trap = traps.trap(&victim, drop_depth);
+    drop(
+        sliced("sender")
+            .spawn(move || {
+                data.send(payload).expect("send to the saved receiver");
+                trap
+            })
+            .expect("spawn the sender"),
     );
+    tasklet::run().expect("run the round");
+    assert_eq!(traps.ran(), 1, "{preference:?}: the trap's drop ran once");
     assert_eq!(receiver.result(), Some(Ok(Ok(()))));
     assert_eq!(side_receiver.result(), Some(Ok(Ok(triangle(drop_depth)))));
     assert_eq!(victim.result(), Some(Ok(Err(TaskletError::Killed))));
-    idle.send(9).expect("release the bystander");
+    traps.idle.send(9).expect("release the bystander");
     tasklet::run().expect("finish the bystander");
     assert_eq!(bystander.result(), Some(Ok(Ok(9))));
     let got = got.lock().clone();
     got
+}
+
+/// A [`SlicedTrap`] can run in its own victim: the cleanup after the sender's death runs in
+/// whichever tasklet resumes, and here that is the victim, suspended in a yield it made to the
+/// sender. Killing the current tasklet switches nowhere (it returns `Killed` at once, for the
+/// tasklet to unwind) and a destructor cannot unwind, so the trap takes that kill itself and
+/// returns; the victim goes on to wait, alive, and is killed afterwards. Checks the trap ran
+/// once, its side value arrived, and the victim took no kill until the one sent after.
+#[inline]
+pub fn a_trap_can_run_in_its_own_victim(drop_depth: u64) {
+    let traps = TrapChannels::new();
+    let side_receiver = traps.side_receiver(1);
+    // Yields to the sender; resumes right after it died, the only one left to run (the main
+    // tasklet waits in the join below), so the sender's trap runs in it.
+    let victim = traps.waiter("victim", tasklet::schedule);
+    let trap = traps.trap(&victim, drop_depth);
+    drop(
+        sliced("sender")
+            .spawn(move || trap)
+            .expect("spawn the sender"),
+    );
+    assert_eq!(
+        side_receiver.join(),
+        Ok(Ok(triangle(drop_depth))),
+        "the trap's side value arrived"
+    );
+    tasklet::run().expect("let the trap and its victim finish");
+    assert_eq!(traps.ran(), 1, "the trap's drop ran once");
+    kill_again_after_its_trap(&victim);
+}
+
+/// Checks that `trapped`, which took a kill inside a trap (a destructor cannot unwind), waits
+/// on alive, and that a kill sent now ends it `Killed`.
+fn kill_again_after_its_trap(trapped: &JoinHandle<Result<u64, TaskletError>>) {
+    assert!(trapped.is_blocked(), "took its kill in a trap and waits on");
+    trapped.kill().expect("kill it again");
+    assert_eq!(trapped.result(), Some(Ok(Err(TaskletError::Killed))));
+}
+
+/// Two [`SlicedTrap`]s, each dropped in the tasklet the other kills: both wait in their side
+/// sends until a receiver takes both values, then each kills the other's tasklet, whose trap
+/// takes that kill (a destructor cannot unwind). Checks both traps end, both side values
+/// arrive, and both tasklets go on to wait, alive, until killed afterwards.
+#[inline]
+pub fn two_traps_can_kill_each_others_tasklets(drop_depth: u64) {
+    let traps = TrapChannels::new();
+    let slots: [Arc<spin::Mutex<Option<SlicedTrap>>>; 2] = Default::default();
+    let trapped: Vec<_> = slots
+        .iter()
+        .map(|slot| {
+            let slot = slot.clone();
+            traps.waiter("trapped", move || {
+                drop(slot.lock().take());
+                Ok(())
+            })
+        })
+        .collect();
+    for (slot, victim) in slots.iter().zip(trapped.iter().rev()) {
+        *slot.lock() = Some(traps.trap(victim, drop_depth));
+    }
+    tasklet::run().expect("both traps wait in their side sends");
+    assert!(
+        trapped.iter().all(|tasklet| tasklet.is_blocked()),
+        "both wait to send"
+    );
+    let side_receiver = traps.side_receiver(2);
+    tasklet::run().expect("the traps kill each other's tasklets");
+    assert_eq!(
+        side_receiver.result(),
+        Some(Ok(Ok(2 * triangle(drop_depth))))
+    );
+    assert_eq!(traps.ran(), 2, "both traps' drops ran once");
+    trapped.iter().for_each(kill_again_after_its_trap);
 }
 
 /// Kill and throw reach sliced tasklets whose slices are saved, and a never-run sliced tasklet

@@ -54,6 +54,7 @@ pub fn run(qemu: &Path, options: &Options, filter: &str) -> Result<bool, String>
         gdb: false,
         forwards: &[],
         extra: &extra,
+        hang_symbols: None,
     };
     let timeout = options.timeout.unwrap_or(COUNT_TIMEOUT);
     let outcome = machine::run(qemu, &boot, None, Some(timeout), false)?;

@@ -1,4 +1,4 @@
-//! ELF64 big-endian images: the flat binary `-bios` loads, and section sizes.
+//! ELF64 big-endian images: the flat binary `-bios` loads, section sizes, and code symbols.
 //!
 //! `-bios` loads a file verbatim at address 0 and starts it at 0x100, so the image's PT_LOAD
 //! segments are laid out by physical address into one buffer. Bytes past a segment's file size
@@ -12,7 +12,12 @@ pub const ENTRY: u64 = 0x100;
 pub const MAX_FLAT_BYTES: u64 = 4 << 20;
 
 const PT_LOAD: u32 = 1;
+const SHT_SYMTAB: u32 = 2;
 const SHT_NOBITS: u32 = 8;
+/// Symbol types kept by [`code_symbols`]: functions, and untyped labels (assembly entry points).
+const STT_NOTYPE: u8 = 0;
+const STT_FUNC: u8 = 2;
+const SYMBOL_BYTES: usize = 24;
 const ET_EXEC: u16 = 2;
 const SHF_ALLOC: u64 = 2;
 
@@ -93,6 +98,15 @@ impl Reader<'_> {
             .checked_add(len)
             .and_then(|end| self.0.get(offset..end))
             .ok_or(ElfError::Truncated { offset })
+    }
+    /// The NUL-terminated string at `offset` (a name in a string table).
+    fn c_string(&self, offset: usize) -> Result<String, ElfError> {
+        let len = self
+            .0
+            .get(offset..)
+            .and_then(|rest| rest.iter().position(|&b| b == 0))
+            .ok_or(ElfError::Truncated { offset })?;
+        Ok(String::from_utf8_lossy(self.slice(offset, len)?).into_owned())
     }
 }
 
@@ -190,33 +204,78 @@ pub struct Section {
     pub in_file: bool,
 }
 
+/// The offsets of `elf`'s section headers in index order, where the one with a given index is,
+/// and the index of the section names' string table.
+fn section_headers(
+    reader: &Reader<'_>,
+) -> Result<(Vec<usize>, impl Fn(usize) -> usize, usize), ElfError> {
+    let header = header(reader)?;
+    let (shoff, shentsize) = (header.shoff, header.shentsize);
+    let entry = move |index: usize| shoff + index * shentsize;
+    Ok((
+        (0..header.shnum).map(entry).collect(),
+        entry,
+        header.shstrndx,
+    ))
+}
+
 /// The allocated (loaded or zeroed) sections of `elf`, in header order.
 pub fn sections(elf: &[u8]) -> Result<Vec<Section>, ElfError> {
     let reader = Reader(elf);
-    let header = header(&reader)?;
-    let entry = |i: usize| header.shoff + i * header.shentsize;
-    let strtab = reader.usize(entry(header.shstrndx) + 24)?;
+    let (headers, entry, shstrndx) = section_headers(&reader)?;
+    let strtab = reader.usize(entry(shstrndx) + 24)?;
     let mut out = Vec::new();
-    for i in 0..header.shnum {
-        let sh = entry(i);
+    for sh in headers {
         if reader.u64(sh + 8)? & SHF_ALLOC == 0 {
             continue;
         }
-        let name_at = strtab + reader.u32(sh)? as usize;
-        let name_len = elf
-            .get(name_at..)
-            .and_then(|rest| rest.iter().position(|&b| b == 0));
-        let name = reader.slice(
-            name_at,
-            name_len.ok_or(ElfError::Truncated { offset: name_at })?,
-        )?;
         out.push(Section {
-            name: String::from_utf8_lossy(name).into_owned(),
+            name: reader.c_string(strtab + reader.u32(sh)? as usize)?,
             addr: reader.u64(sh + 16)?,
             size: reader.u64(sh + 32)?,
             in_file: reader.u32(sh + 4)? != SHT_NOBITS,
         });
     }
+    Ok(out)
+}
+
+/// A named code address of an image (its symbol table's functions and labels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// Its (mangled) name.
+    pub name: String,
+    /// Start address.
+    pub addr: u64,
+    /// Size in bytes (0 for a label).
+    pub size: u64,
+}
+
+/// The functions and labels of `elf`'s symbol table, by address (empty if it was stripped).
+pub fn code_symbols(elf: &[u8]) -> Result<Vec<Symbol>, ElfError> {
+    let reader = Reader(elf);
+    let (headers, entry, _) = section_headers(&reader)?;
+    let mut out = Vec::new();
+    for sh in headers {
+        if reader.u32(sh + 4)? != SHT_SYMTAB {
+            continue;
+        }
+        let strtab = reader.usize(entry(reader.u32(sh + 40)? as usize) + 24)?;
+        let (offset, size) = (reader.usize(sh + 24)?, reader.usize(sh + 32)?);
+        for at in (offset..offset + size).step_by(SYMBOL_BYTES) {
+            let kind = reader.bytes::<1>(at + 4)?[0] & 0xf;
+            let addr = reader.u64(at + 8)?;
+            let name_at = reader.u32(at)? as usize;
+            if !matches!(kind, STT_FUNC | STT_NOTYPE) || addr == 0 || name_at == 0 {
+                continue;
+            }
+            out.push(Symbol {
+                name: reader.c_string(strtab + name_at)?,
+                addr,
+                size: reader.u64(at + 16)?,
+            });
+        }
+    }
+    out.sort_by_key(|symbol| symbol.addr);
     Ok(out)
 }
 
@@ -319,6 +378,55 @@ mod tests {
             flat_binary(&huge_phnum),
             Err(ElfError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn code_symbols_come_from_the_symbol_table_by_address() {
+        let mut elf = sample(0x100, 0x108);
+        elf.resize(0x700, 0);
+        // Section headers move to 0x400, with a symbol table (4) and its strings (3) after them;
+        // the symbols are at 0x580, their names at 0x600.
+        elf.copy_within(0x200..0x2c0, 0x400);
+        elf[40..48].copy_from_slice(&0x400u64.to_be_bytes());
+        elf[60..62].copy_from_slice(&5u16.to_be_bytes());
+        let strings = b"\0late\0early\0data\0";
+        elf[0x600..0x600 + strings.len()].copy_from_slice(strings);
+        let header = |elf: &mut Vec<u8>, i: usize, kind: u32, offset: u64, size: u64, link: u32| {
+            let at = 0x400 + i * 64;
+            elf[at + 4..at + 8].copy_from_slice(&kind.to_be_bytes());
+            elf[at + 24..at + 32].copy_from_slice(&offset.to_be_bytes());
+            elf[at + 32..at + 40].copy_from_slice(&size.to_be_bytes());
+            elf[at + 40..at + 44].copy_from_slice(&link.to_be_bytes());
+        };
+        header(&mut elf, 3, 3, 0x600, strings.len() as u64, 0);
+        header(&mut elf, 4, SHT_SYMTAB, 0x580, 4 * 24, 3);
+        let symbol = |elf: &mut Vec<u8>, i: usize, name: u32, kind: u8, addr: u64, size: u64| {
+            let at = 0x580 + i * 24;
+            elf[at..at + 4].copy_from_slice(&name.to_be_bytes());
+            elf[at + 4] = 0x10 | kind; // global
+            elf[at + 8..at + 16].copy_from_slice(&addr.to_be_bytes());
+            elf[at + 16..at + 24].copy_from_slice(&size.to_be_bytes());
+        };
+        symbol(&mut elf, 0, 0, 0, 0, 0); // the null symbol
+        symbol(&mut elf, 1, 1, STT_FUNC, 0x200, 0x40);
+        symbol(&mut elf, 2, 6, STT_NOTYPE, 0x100, 0);
+        symbol(&mut elf, 3, 12, 1, 0x1000, 8); // an object: not code
+        assert_eq!(
+            code_symbols(&elf).unwrap(),
+            vec![
+                Symbol {
+                    name: "early".into(),
+                    addr: 0x100,
+                    size: 0
+                },
+                Symbol {
+                    name: "late".into(),
+                    addr: 0x200,
+                    size: 0x40
+                },
+            ]
+        );
+        assert_eq!(code_symbols(&sample(0x100, 0x108)).unwrap(), vec![]);
     }
 
     #[test]

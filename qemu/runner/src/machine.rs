@@ -1,6 +1,7 @@
 //! Running `qemu-system-ppc64 -M pseries`: finding (or installing) it, its arguments, and a run
 //! with a timeout that streams and records the console.
 
+use crate::hang::{MonitorSocket, Symbols};
 use crate::quiet;
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -35,6 +36,9 @@ pub struct Boot<'a> {
     pub forwards: &'a [Forward],
     /// Extra QEMU arguments.
     pub extra: &'a [String],
+    /// The image's symbols: a run its timeout cuts off is then reported with where each CPU
+    /// was (see [`hang`]); without them (or with `gdb`) QEMU gets no monitor.
+    pub hang_symbols: Option<&'a Symbols>,
 }
 
 /// A port on the host's loopback forwarded to a port of the guest (QEMU user networking).
@@ -118,6 +122,8 @@ pub struct Outcome {
     pub code: Option<i32>,
     /// Killed because the timeout passed.
     pub timed_out: bool,
+    /// Where each CPU was when the timeout cut the run off (see [`Boot::hang_symbols`]).
+    pub hang_report: Option<String>,
     /// Everything the guest printed.
     pub console: String,
     /// What QEMU itself printed on stderr.
@@ -235,10 +241,13 @@ fn pump(
     (buffer, handle)
 }
 
+/// Waits for `child` to exit, to be stopped through `stop`, or for the timeout, where it runs
+/// `at_timeout` (with the machine still there) and kills it.
 fn wait_with_timeout(
     child: &mut Child,
     timeout: Option<Duration>,
     stop: Option<&AtomicBool>,
+    at_timeout: &mut dyn FnMut(),
 ) -> std::io::Result<(Option<ExitStatus>, bool)> {
     let start = Instant::now();
     loop {
@@ -257,6 +266,7 @@ fn wait_with_timeout(
             quiet::Quit.exit();
         }
         if timeout.is_some_and(|limit| start.elapsed() >= limit) {
+            at_timeout();
             child.kill()?;
             child.wait()?;
             return Ok((None, true));
@@ -288,8 +298,13 @@ pub fn run_with(
     companion: Option<Companion<'_>>,
 ) -> Result<Outcome, String> {
     let start = Instant::now();
+    let monitor = boot
+        .hang_symbols
+        .filter(|_| !boot.gdb)
+        .map(|symbols| (MonitorSocket::new(), symbols));
     let mut child = Command::new(qemu)
         .args(qemu_args(boot))
+        .args(monitor.iter().flat_map(|(socket, _)| socket.qemu_args()))
         .stdin(if input.is_some() || companion.is_some() {
             Stdio::piped()
         } else {
@@ -322,9 +337,20 @@ pub fn run_with(
         input: Arc::new(Mutex::new(stdin)),
         stop: AtomicBool::new(false),
     };
+    let mut hang_report = None;
     let (waited, companion) = std::thread::scope(|scope| {
         let helper = companion.map(|run| scope.spawn(|| run(&console_view)));
-        let waited = wait_with_timeout(&mut child, timeout, Some(&console_view.stop));
+        let mut at_timeout = || {
+            hang_report = monitor
+                .as_ref()
+                .map(|(socket, symbols)| socket.report(symbols));
+        };
+        let waited = wait_with_timeout(
+            &mut child,
+            timeout,
+            Some(&console_view.stop),
+            &mut at_timeout,
+        );
         let verdict = helper.map(|handle| {
             handle
                 .join()
@@ -343,6 +369,7 @@ pub fn run_with(
     Ok(Outcome {
         code: status.and_then(|status| status.code()),
         timed_out,
+        hang_report,
         console: text(&console),
         stderr: text(&stderr),
         elapsed: start.elapsed(),
@@ -364,6 +391,7 @@ mod tests {
             gdb: true,
             forwards: &[],
             extra: &extra,
+            hang_symbols: None,
         };
         let args: Vec<String> = qemu_args(&boot)
             .into_iter()
@@ -407,6 +435,7 @@ mod tests {
         let outcome = |code, console: &str| Outcome {
             code,
             timed_out: false,
+            hang_report: None,
             console: console.into(),
             stderr: String::new(),
             elapsed: Duration::ZERO,
@@ -426,19 +455,37 @@ mod tests {
     fn a_hung_child_is_killed_at_the_timeout() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let start = Instant::now();
-        let (status, timed_out) =
-            wait_with_timeout(&mut child, Some(Duration::from_millis(100)), None).unwrap();
+        let mut reported = 0;
+        let (status, timed_out) = wait_with_timeout(
+            &mut child,
+            Some(Duration::from_millis(100)),
+            None,
+            &mut || reported += 1,
+        )
+        .unwrap();
         assert!(timed_out && status.is_none());
+        assert_eq!(reported, 1, "the hang is reported before the kill");
+        let mut not_hung = || panic!("only a timeout is reported");
         assert!(start.elapsed() < Duration::from_secs(10));
         let mut quick = Command::new("true").spawn().unwrap();
-        let (status, timed_out) =
-            wait_with_timeout(&mut quick, Some(Duration::from_secs(10)), None).unwrap();
+        let (status, timed_out) = wait_with_timeout(
+            &mut quick,
+            Some(Duration::from_secs(10)),
+            None,
+            &mut not_hung,
+        )
+        .unwrap();
         assert!(!timed_out && status.is_some_and(|s| s.success()));
         let stop = AtomicBool::new(true);
         let mut stopped = Command::new("sleep").arg("30").spawn().unwrap();
         let start = Instant::now();
-        let (status, timed_out) =
-            wait_with_timeout(&mut stopped, Some(Duration::from_secs(10)), Some(&stop)).unwrap();
+        let (status, timed_out) = wait_with_timeout(
+            &mut stopped,
+            Some(Duration::from_secs(10)),
+            Some(&stop),
+            &mut not_hung,
+        )
+        .unwrap();
         assert!(
             !timed_out && status.is_none(),
             "a stop kills the child at once"

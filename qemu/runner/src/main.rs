@@ -11,6 +11,7 @@
 mod cli;
 mod count;
 mod elf;
+mod hang;
 mod image;
 mod machine;
 mod netbench;
@@ -155,7 +156,7 @@ fn run_elf(
     let image = image::Prepared::from_elf(elf)?;
     let qemu = qemu()?;
     if image.is_harness {
-        let all_ok = tier3::run(&qemu, &image.flat, options)?;
+        let all_ok = tier3::run(&qemu, elf, &image.flat, options)?;
         return Ok(if all_ok {
             ExitCode::SUCCESS
         } else {
@@ -173,6 +174,7 @@ fn run_elf(
         || elf.display().to_string(),
         |name| name.to_string_lossy().into_owned(),
     );
+    let symbols = hang::Symbols::from_elf(elf);
     let boot = machine::Boot {
         image: &image.flat,
         memory_bytes: options.memory_bytes,
@@ -180,6 +182,7 @@ fn run_elf(
         gdb: options.gdb,
         forwards: &options.forwards,
         extra: &options.qemu_args,
+        hang_symbols: Some(&symbols),
     };
     let timeout = if options.gdb {
         None
@@ -201,6 +204,9 @@ fn run_elf(
              it hung (raise the limit with --timeout SECS)",
             outcome.elapsed.as_secs_f64()
         );
+        if let Some(report) = &outcome.hang_report {
+            eprintln!("spindle-qemu: {report}");
+        }
         return Ok(ExitCode::from(HUNG));
     }
     if outcome.succeeded() {

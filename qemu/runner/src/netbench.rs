@@ -227,6 +227,7 @@ fn boot_and_measure(
         gdb: false,
         forwards: &forwards,
         extra: &[],
+        hang_symbols: None,
     };
     let guest_port = forwards[0].host;
     let companion = Box::new(move |console: &Console| {

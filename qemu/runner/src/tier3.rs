@@ -6,6 +6,7 @@
 //! expect to panic (with a given text in the report) or to hang.
 
 use crate::cli::Options;
+use crate::hang::Symbols;
 use crate::machine::{self, Boot, Companion, Console, Forward, Outcome};
 use crate::nic;
 use crate::quiet::outln;
@@ -229,6 +230,7 @@ fn list(qemu: &Path, image: &Path, options: &Options) -> Result<Vec<Case>, Strin
         gdb: false,
         forwards: &[],
         extra: &options.qemu_args,
+        hang_symbols: None,
     };
     let outcome = machine::run(
         qemu,
@@ -247,10 +249,12 @@ fn list(qemu: &Path, image: &Path, options: &Options) -> Result<Vec<Case>, Strin
     parse_list(&outcome.console)
 }
 
-/// Runs the tests; returns whether all were as expected. Prints one line per test and the
-/// summary `N passed, N failed`.
-pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String> {
+/// Runs the tests of `image` (the flat binary of the ELF file `elf`); returns whether all were
+/// as expected. Prints one line per test and the summary `N passed, N failed`; a test cut off
+/// by its timeout is reported with where each CPU was.
+pub fn run(qemu: &Path, elf: &Path, image: &Path, options: &Options) -> Result<bool, String> {
     let cases = list(qemu, image, options)?;
+    let symbols = Symbols::from_elf(elf);
     let selected: Vec<&Case> = cases
         .iter()
         .filter(|case| match &options.filter {
@@ -335,6 +339,8 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
             gdb: false,
             forwards: &forwards,
             extra: &options.qemu_args,
+            // A test that is meant to hang needs no report of where.
+            hang_symbols: (expect != Expectation::Hang).then_some(&symbols),
         };
         let companion = host_side.map(|side| {
             let port = forwards[0].host;
@@ -367,6 +373,9 @@ pub fn run(qemu: &Path, image: &Path, options: &Options) -> Result<bool, String>
         outln!("\nfailures:");
         for (name, reason, outcome) in &failures {
             outln!("\n---- {name} ----\n{reason}");
+            if let Some(report) = &outcome.hang_report {
+                outln!("-- {report}");
+            }
             if !options.nocapture {
                 outln!("-- console --\n{}", outcome.console.trim_end());
             }
@@ -396,6 +405,7 @@ mod tests {
         Outcome {
             code,
             timed_out,
+            hang_report: None,
             console: console.into(),
             stderr: String::new(),
             elapsed: Duration::ZERO,

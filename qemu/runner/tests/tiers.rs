@@ -110,7 +110,8 @@ fn tier3_on_target() {
 }
 
 /// The runner must report a failed assertion, a panic and a hang as failures when nothing says
-/// they are expected: the self-tests run with expectations ignored.
+/// they are expected: the self-tests run with expectations ignored. The hang is reported with
+/// where the CPU was, named from the image's symbols.
 #[test]
 fn tier3_runner_reports_failures() {
     let _serial = SERIAL.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -137,6 +138,9 @@ fn tier3_runner_reports_failures() {
         "deliberate panic from selftest::panics",
         "test selftest::hangs ... FAILED",
         "hung: no result within 5.0 s",
+        "where each CPU was at the timeout",
+        "at   0x",
+        "spindle_target_tests::selftest::hangs+0x",
     ] {
         assert!(
             stdout.contains(expected),

@@ -127,22 +127,28 @@ fn ten_thousand_blocked_sliced() {
     let (limit, _) = tasklet::stack_budget();
     tasklet::set_stack_budget(heap / 2);
     let heap_in_use = || spindle_pseries::heap_stats().expect("heap not locked").used;
-    let cost = scenarios::blocked_sliced_tasklets_cost(10_000, 3, heap_in_use);
+    // Frames of 64-byte locals above the receive: 4 (depth 3), and 1 (depth 0).
+    for (depth, frames) in [(3, 4), (0, 1)] {
+        let cost = scenarios::blocked_sliced_tasklets_cost(10_000, depth, heap_in_use);
+        spindle::kprintln!(
+            "10,000 sliced tasklets blocked in a receive under {frames} frame(s) of 64-byte \
+             locals: {} heap bytes each ({} saved slice, {} control block, the rest body and \
+             allocator)",
+            cost.heap_per_tasklet,
+            cost.slice_per_tasklet,
+            tasklet::CONTROL_BLOCK_BYTES
+        );
+        // A tasklet on a stack of its own costs at least the smallest stack plus its control
+        // block.
+        let own_stack = tasklet::MIN_STACK_BYTES + tasklet::CONTROL_BLOCK_BYTES;
+        assert!(
+            cost.heap_per_tasklet * 2 <= own_stack,
+            "a blocked sliced tasklet costs {} bytes, not under half of an own-stack one \
+             ({own_stack})",
+            cost.heap_per_tasklet
+        );
+    }
     tasklet::set_stack_budget(limit);
-    spindle::kprintln!(
-        "10,000 sliced tasklets blocked in a receive under 4 frames: {} heap bytes each \
-         ({} saved slice, {} control block, the rest body and allocator)",
-        cost.heap_per_tasklet,
-        cost.slice_per_tasklet,
-        tasklet::CONTROL_BLOCK_BYTES
-    );
-    // A tasklet on a stack of its own costs at least the smallest stack plus its control block.
-    let own_stack = tasklet::MIN_STACK_BYTES + tasklet::CONTROL_BLOCK_BYTES;
-    assert!(
-        cost.heap_per_tasklet * 2 <= own_stack,
-        "a blocked sliced tasklet costs {} bytes, not under half of an own-stack one ({own_stack})",
-        cost.heap_per_tasklet
-    );
 }
 
 static DATA: Channel<String> = Channel::new();

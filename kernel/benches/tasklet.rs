@@ -178,7 +178,7 @@ fn main() {
         None => println!("  corosensei: not available on this architecture"),
     }
     println!(
-        "  control block: {} bytes (goal <= 256)",
+        "  control block: {} bytes (goal <= 192)",
         tasklet::CONTROL_BLOCK_BYTES
     );
     let stack = tasklet::MIN_STACK_BYTES.max(4096);

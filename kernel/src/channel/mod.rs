@@ -62,7 +62,7 @@
 use crate::tasklet::per_cpu::this_cpu;
 use crate::tasklet::ring::Placement;
 use crate::tasklet::slot::Staged;
-use crate::tasklet::tcb::{Blocker, State, Tcb, WaitQueue, FLAG_BLOCK_TRAP};
+use crate::tasklet::tcb::{Blocker, State, Tcb, WaitKind, WaitQueue, FLAG_BLOCK_TRAP};
 use crate::tasklet::{Tasklet, TaskletError, Thrown};
 use crate::time::Deadline;
 use core::marker::PhantomData;
@@ -221,7 +221,8 @@ impl<T: Send> Default for Channel<T> {
 const SEND: i8 = 1;
 const RECEIVE: i8 = -1;
 
-unsafe fn cancel_wait(object: *const (), tcb: &Tcb) -> bool {
+/// Takes a blocked tasklet out of its channel's wait queue ([`WaitKind::Channel`]).
+pub(crate) unsafe fn cancel_wait(object: *const (), tcb: &Tcb) -> bool {
     // SAFETY: `object` is the Core of the channel the tasklet waits on; the waiting tasklet
     // borrows the channel for the whole wait, so it is alive.
     let core = unsafe { &*(object as *const Core) };
@@ -545,10 +546,7 @@ impl<T: Send> Channel<T> {
     }
 
     fn blocker(&self) -> Blocker {
-        Blocker {
-            cancel: cancel_wait,
-            object: &self.core as *const Core as *const (),
-        }
+        Blocker::new(WaitKind::Channel, &self.core)
     }
 
     /// Iterates over received values until the channel is closing with no sender left (or a

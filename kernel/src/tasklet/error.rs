@@ -82,6 +82,96 @@ impl fmt::Display for TaskletError {
 
 impl core::error::Error for TaskletError {}
 
+/// A [`TaskletError`] (or none) taken apart into a kind byte, a code and a message, so that a
+/// control block can keep one with the kind and the code among its small fields: kept whole,
+/// an `Option<TaskletError>` takes 32 bytes, 11 of them padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ErrorParts {
+    /// [`ErrorParts::NONE_KIND`], [`ErrorParts::THROWN_KIND`], or which other variant.
+    pub(crate) kind: u8,
+    /// The code of a thrown error (0 otherwise).
+    pub(crate) code: i32,
+    /// The message of a thrown error (empty otherwise).
+    pub(crate) message: &'static str,
+}
+
+/// The kind bytes of the variants without data, from one list: the match that makes them is
+/// exhaustive, so a new variant does not compile until it has a kind.
+macro_rules! unit_kinds {
+    ($($variant:ident = $kind:literal,)*) => {
+        const fn unit_kind(error: TaskletError) -> u8 {
+            match error {
+                TaskletError::Thrown(_) => ErrorParts::THROWN_KIND,
+                $(TaskletError::$variant => $kind,)*
+            }
+        }
+
+        const fn unit_error(kind: u8) -> Option<TaskletError> {
+            match kind {
+                $($kind => Some(TaskletError::$variant),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+unit_kinds! {
+    Killed = 2,
+    Deadlock = 3,
+    Closed = 4,
+    TimedOut = 5,
+    BlockTrap = 6,
+    OutOfMemory = 7,
+    StackBudgetExhausted = 8,
+    StackTooSmall = 9,
+    StackOverflow = 10,
+    Panicked = 11,
+    Dead = 12,
+    WrongCpu = 13,
+    InvalidTarget = 14,
+    NothingRunnable = 15,
+    SliceAreaInUse = 16,
+}
+
+impl ErrorParts {
+    /// The kind of no error.
+    pub(crate) const NONE_KIND: u8 = 0;
+    /// The kind of [`TaskletError::Thrown`].
+    pub(crate) const THROWN_KIND: u8 = 1;
+    /// No error.
+    pub(crate) const NONE: Self = Self {
+        kind: Self::NONE_KIND,
+        code: 0,
+        message: "",
+    };
+
+    /// Takes `error` apart.
+    #[inline]
+    pub(crate) const fn of(error: Option<TaskletError>) -> Self {
+        match error {
+            None => Self::NONE,
+            Some(TaskletError::Thrown(thrown)) => Self {
+                kind: Self::THROWN_KIND,
+                code: thrown.code,
+                message: thrown.message,
+            },
+            Some(error) => Self {
+                kind: unit_kind(error),
+                ..Self::NONE
+            },
+        }
+    }
+
+    /// Puts the error back together (`None` for [`ErrorParts::NONE`]).
+    #[inline]
+    pub(crate) const fn error(self) -> Option<TaskletError> {
+        match self.kind {
+            Self::THROWN_KIND => Some(TaskletError::Thrown(Thrown::new(self.code, self.message))),
+            kind => unit_error(kind),
+        }
+    }
+}
+
 impl embedded_io::Error for TaskletError {
     fn kind(&self) -> embedded_io::ErrorKind {
         use embedded_io::ErrorKind;
@@ -93,5 +183,55 @@ impl embedded_io::Error for TaskletError {
             Self::StackTooSmall | Self::InvalidTarget | Self::WrongCpu => ErrorKind::InvalidInput,
             _ => ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// Every kind byte that names a variant without data, and that variant.
+    fn unit_variants() -> Vec<(u8, TaskletError)> {
+        (0..=u8::MAX)
+            .filter_map(|kind| unit_error(kind).map(|error| (kind, error)))
+            .collect()
+    }
+
+    #[test]
+    fn every_error_survives_being_taken_apart() {
+        let units = unit_variants();
+        // 16 variants: Thrown and the 15 without data.
+        assert_eq!(units.len(), 15);
+        for (kind, error) in units {
+            let parts = ErrorParts::of(Some(error));
+            assert_eq!(parts.kind, kind, "{error:?}");
+            assert_eq!(parts.error(), Some(error));
+        }
+        for thrown in [
+            Thrown::new(0, ""),
+            Thrown::new(i32::MIN, "minimum"),
+            Thrown::new(i32::MAX, "a message with more than one word in it, é"),
+        ] {
+            let error = TaskletError::Thrown(thrown);
+            let parts = ErrorParts::of(Some(error));
+            assert_eq!(parts.kind, ErrorParts::THROWN_KIND);
+            assert_eq!(parts.error(), Some(error));
+            assert!(core::ptr::eq(parts.message, thrown.message));
+        }
+        assert_eq!(ErrorParts::of(None), ErrorParts::NONE);
+        assert_eq!(ErrorParts::NONE.error(), None);
+    }
+
+    #[test]
+    fn kinds_are_distinct() {
+        let mut kinds: Vec<u8> = unit_variants().iter().map(|(kind, _)| *kind).collect();
+        kinds.push(ErrorParts::THROWN_KIND);
+        kinds.push(ErrorParts::NONE_KIND);
+        let count = kinds.len();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), count);
     }
 }

@@ -471,10 +471,7 @@ impl<R: Send + 'static> JoinHandle<R> {
                 me.set_state(State::Blocked);
                 joiners.push_back(me);
             }
-            let blocker = tcb::Blocker {
-                cancel: cancel_join,
-                object: target as *const Tcb as *const (),
-            };
+            let blocker = tcb::Blocker::new(tcb::WaitKind::Join, target);
             scheduler.block_current(me, Some(blocker), None);
             busy.finish_resume();
         }
@@ -496,7 +493,8 @@ impl<T: Send + 'static> JoinHandle<Result<T, TaskletError>> {
     }
 }
 
-unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
+/// Takes a joiner out of the joined tasklet's joiners ([`tcb::WaitKind::Join`]).
+pub(super) unsafe fn cancel_join(object: *const (), waiter: &Tcb) -> bool {
     // SAFETY: `object` is the joined tasklet's control block, kept alive by the joiner's handle.
     let target = unsafe { &*(object as *const Tcb) };
     target.joiners().remove(waiter)

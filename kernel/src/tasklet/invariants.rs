@@ -159,7 +159,7 @@ impl Scheduler {
                 "another CPU's main tasklet is in this run ring"
             );
             saw_current |= core::ptr::eq(member, current);
-            pending += usize::from(member.pending().get().is_some());
+            pending += usize::from(member.has_pending());
             self.check_slice_state(member, current);
         }
         ensure!(
@@ -258,7 +258,7 @@ impl Scheduler {
             previous = Some(deadline);
             if state == State::Blocked {
                 blocked += 1;
-                pending += usize::from(member.pending().get().is_some());
+                pending += usize::from(member.has_pending());
             }
         }
         (blocked, pending)
@@ -305,7 +305,7 @@ impl Scheduler {
         );
         ensure!(
             self,
-            self.current().pending().get().is_none() || word >= attention::PENDING_ONE,
+            !self.current().has_pending() || word >= attention::PENDING_ONE,
             "a raised error not counted in the attention word"
         );
         let owned = word & (attention::TIMERS | attention::WATCHDOG);

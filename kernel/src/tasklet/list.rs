@@ -3,7 +3,9 @@
 //! A node (a tasklet control block) carries one [`Link`] per list it can be in, and an
 //! [`Adapter`] names which link a list uses. [`List`] is a linear FIFO with a head and a tail
 //! (wait queues, the cross-CPU inbox, the sorted timer queue, the reap list); [`Ring`] is a
-//! circle with no ends (the run ring, whose position the scheduler keeps). All the pointer
+//! circle with no ends (the run ring, whose position the scheduler keeps); [`RingFifo`] is a
+//! FIFO on a ring, kept by one pointer (a tasklet's joiners, a queue in every control block
+//! that is nearly always empty). [`Fifo`] is what the two FIFO shapes share. All the pointer
 //! surgery of the kernel's lists is here, so the callers hold no `unsafe` for it.
 //!
 //! # The contract
@@ -198,12 +200,135 @@ impl<A: Adapter> List<A> {
 
     /// The nodes, front to back. Do not unlink them meanwhile.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &'static A::Node> + '_ {
+        Fifo::walk(self)
+    }
+}
+
+/// The queue operations both FIFO shapes ([`List`], [`RingFifo`]) provide, for the wait queues
+/// that may take either.
+pub(crate) trait Fifo {
+    /// The node type.
+    type Node: 'static;
+    /// An empty queue.
+    const EMPTY: Self;
+    /// The first node.
+    fn front(&self) -> Option<&'static Self::Node>;
+    /// The node after `node`, a member of this queue.
+    fn next_of(&self, node: &Self::Node) -> Option<&'static Self::Node>;
+    /// Links `node` at the end.
+    ///
+    /// # Safety
+    /// `node` is in no list through this link, and stays alive at its address until unlinked.
+    unsafe fn push_back(&self, node: &Self::Node);
+    /// Unlinks and returns the first node.
+    fn pop_front(&self) -> Option<&'static Self::Node>;
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    /// `node` is a member of this queue.
+    unsafe fn remove(&self, node: &Self::Node);
+
+    /// The nodes, front to back. Do not unlink them meanwhile.
+    fn walk(&self) -> impl Iterator<Item = &'static Self::Node> + '_ {
         let mut cursor = self.front();
         core::iter::from_fn(move || {
             let node = cursor?;
             cursor = self.next_of(node);
             Some(node)
         })
+    }
+}
+
+impl<A: Adapter> Fifo for List<A> {
+    type Node = A::Node;
+    const EMPTY: Self = Self::new();
+
+    #[inline(always)]
+    fn front(&self) -> Option<&'static A::Node> {
+        List::front(self)
+    }
+
+    #[inline(always)]
+    fn next_of(&self, node: &A::Node) -> Option<&'static A::Node> {
+        List::next_of(self, node)
+    }
+
+    #[inline(always)]
+    unsafe fn push_back(&self, node: &A::Node) {
+        // SAFETY: forwarded contract.
+        unsafe { List::push_back(self, node) }
+    }
+
+    #[inline(always)]
+    fn pop_front(&self) -> Option<&'static A::Node> {
+        List::pop_front(self)
+    }
+
+    #[inline(always)]
+    unsafe fn remove(&self, node: &A::Node) {
+        // SAFETY: forwarded contract.
+        unsafe { List::remove(self, node) }
+    }
+}
+
+/// A FIFO on a [`Ring`], kept by one pointer: its first node (the last is the first's
+/// predecessor). Half the size of a [`List`], for queues that are nearly always empty.
+pub(crate) struct RingFifo<A: Adapter> {
+    first: Cell<*const A::Node>,
+    adapter: PhantomData<A>,
+}
+
+// SAFETY: as for `List`: a pointer to a node whose owner serialises every use.
+unsafe impl<A: Adapter> Send for RingFifo<A> where A::Node: Sync {}
+
+impl<A: Adapter> Fifo for RingFifo<A> {
+    type Node = A::Node;
+    const EMPTY: Self = Self {
+        first: Cell::new(ptr::null()),
+        adapter: PhantomData,
+    };
+
+    #[inline(always)]
+    fn front(&self) -> Option<&'static A::Node> {
+        // SAFETY: members are alive while linked (module contract).
+        unsafe { node_ref(self.first.get()) }
+    }
+
+    #[inline]
+    fn next_of(&self, node: &A::Node) -> Option<&'static A::Node> {
+        let next = Ring::<A>::next(node);
+        (!ptr::eq(next, self.first.get())).then_some(next)
+    }
+
+    #[inline]
+    unsafe fn push_back(&self, node: &A::Node) {
+        // SAFETY: forwarded contract; the first node, if any, is a member of the ring. The
+        // last node is just before the first.
+        unsafe {
+            match self.front() {
+                Some(first) => Ring::<A>::insert_before(first, node),
+                None => {
+                    Ring::<A>::link_alone(node);
+                    self.first.set(node);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn pop_front(&self) -> Option<&'static A::Node> {
+        let first = self.front()?;
+        self.first
+            .set(Ring::<A>::unlink(first).map_or(ptr::null(), ptr::from_ref));
+        Some(first)
+    }
+
+    #[inline]
+    unsafe fn remove(&self, node: &A::Node) {
+        let successor = Ring::<A>::unlink(node);
+        if ptr::eq(node, self.first.get()) {
+            self.first.set(successor.map_or(ptr::null(), ptr::from_ref));
+        }
     }
 }
 
@@ -410,6 +535,41 @@ mod tests {
                 check_links(&list);
                 prop_assert_eq!(ids(&list), model.iter().copied().collect::<Vec<_>>());
                 prop_assert_eq!(list.front().map(|n| n.id), model.front().copied());
+            }
+        }
+
+        /// A one-pointer FIFO stays equal to a `VecDeque` model under pushes, pops and
+        /// removals anywhere, and its walk ends at its last node.
+        #[test]
+        fn ring_fifo_matches_a_deque(ops in proptest::collection::vec(op(), 0..64)) {
+            let pool = nodes(8);
+            let fifo = RingFifo::<ByLink>::EMPTY;
+            let mut model: VecDeque<usize> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::PushBack(i) | Op::PushFront(i) | Op::InsertBefore(_, i)
+                        if !model.contains(&i) =>
+                    {
+                        // SAFETY: not linked (the model says), leaked.
+                        unsafe { fifo.push_back(pool[i]) };
+                        model.push_back(i);
+                    }
+                    Op::PopFront | Op::TakeAll => {
+                        prop_assert_eq!(fifo.pop_front().map(|n| n.id), model.pop_front());
+                    }
+                    Op::Remove(i) => {
+                        if let Some(p) = model.iter().position(|&m| m == i) {
+                            // SAFETY: a member (the model says).
+                            unsafe { fifo.remove(pool[i]) };
+                            model.remove(p);
+                            prop_assert!(!Ring::<ByLink>::is_linked(pool[i]));
+                        }
+                    }
+                    _ => {}
+                }
+                let walked: Vec<usize> = fifo.walk().map(|n| n.id).collect();
+                prop_assert_eq!(walked, model.iter().copied().collect::<Vec<_>>());
+                prop_assert_eq!(fifo.front().map(|n| n.id), model.front().copied());
             }
         }
 

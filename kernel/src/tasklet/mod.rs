@@ -82,8 +82,8 @@
 //! here change it.
 //! - `tcb.rs`: the control block (never on a stack), its wait queues, and the links every list
 //!   threads through; each field is reached through an accessor as visible as its owners.
-//! - `list.rs`: the one intrusive list implementation (a linear list and a ring) and all its
-//!   pointer surgery.
+//! - `list.rs`: the one intrusive list implementation (a linear list, a ring, and a FIFO on a
+//!   ring kept by one pointer) and all its pointer surgery.
 //! - `ring.rs`: the run ring of one CPU and its position; `timers.rs`: the timer queue by
 //!   deadline; `inbox.rs`: wake-ups from other CPUs; `group.rs`: CPU groups and their stuck
 //!   count; `attention.rs`: the bits of the one word the fast paths test.
@@ -142,9 +142,10 @@ use tcb::{Body, State, Tcb, TcbRef};
 #[inline(always)]
 pub(crate) fn take_pending(tcb: &Tcb) -> Result<(), TaskletError> {
     // Tested before taking, so that the common case is one load and no store.
-    match tcb.pending().get() {
-        None => Ok(()),
-        Some(_) => take_raised(tcb),
+    if tcb.has_pending() {
+        take_raised(tcb)
+    } else {
+        Ok(())
     }
 }
 
@@ -190,7 +191,9 @@ impl Builder {
 
     /// Stack size in bytes, the guard zone included. Below [`MIN_STACK_BYTES`], which debug
     /// builds raise to about 10 KiB (4 KiB optimised), the spawn fails with
-    /// [`TaskletError::StackTooSmall`]: 16 KiB or more fits every build profile.
+    /// [`TaskletError::StackTooSmall`]: 16 KiB or more fits every build profile. Above 4 GiB
+    /// less 16 bytes (the most a control block records), or above what is left of the CPU's
+    /// stack budget, it fails with [`TaskletError::StackBudgetExhausted`].
     pub const fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -619,7 +622,8 @@ pub fn sleep_until_deadline(deadline: Deadline) -> Result<(), TaskletError> {
     take_pending(me)
 }
 
-/// Size in bytes of a tasklet control block (for memory budgeting).
+/// Size in bytes of a tasklet control block (for memory budgeting): 192 on 64-bit targets, and
+/// never more (checked at compile time).
 pub const CONTROL_BLOCK_BYTES: usize = core::mem::size_of::<Tcb>();
 
 /// Entry from a board's timer interrupt (the decrementer on PowerPC64): preemption by the

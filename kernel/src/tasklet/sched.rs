@@ -351,7 +351,7 @@ impl Scheduler {
     /// only writers of a `pending` (they keep the attention word's count).
     pub(crate) fn raise_pending(&self, tcb: &Tcb, error: TaskletError) {
         debug_assert!(self.is_here(tcb), "an error raised from another CPU");
-        if tcb.pending().replace(Some(error)).is_none() {
+        if !tcb.set_pending(error) {
             self.attention
                 .fetch_add(attention::PENDING_ONE, Ordering::Relaxed);
         }
@@ -365,7 +365,7 @@ impl Scheduler {
     /// Takes the error raised into `tcb`, a tasklet of this CPU, if there is one.
     pub(crate) fn take_raised(&self, tcb: &Tcb) -> Option<TaskletError> {
         debug_assert!(self.is_here(tcb), "an error taken on another CPU");
-        let error = tcb.pending().take();
+        let error = tcb.take_pending();
         if error.is_some() {
             self.attention
                 .fetch_sub(attention::PENDING_ONE, Ordering::Relaxed);
@@ -408,7 +408,7 @@ impl Scheduler {
         match tcb.blocker().get() {
             // SAFETY: the blocker was installed by the blocking operation for this tasklet and
             // its object outlives the wait (the waiter holds it).
-            Some(blocker) => unsafe { (blocker.cancel)(blocker.object, tcb) },
+            Some(blocker) => unsafe { blocker.cancel(tcb) },
             None => true,
         }
     }

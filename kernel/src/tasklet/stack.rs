@@ -68,6 +68,10 @@ pub const DEFAULT_SPILL_WATERMARK: usize = if cfg!(debug_assertions) {
 /// Size of a segment [`spill`](super::spill) allocates.
 pub const DEFAULT_SPILL_SEGMENT: usize = 16 * 1024;
 
+/// Largest region (stack, spill segment, saved slice) allocated: a control block keeps its
+/// stack's size in 32 bits. A larger request fails as the budget would.
+pub(crate) const MAX_REGION_BYTES: usize = u32::MAX as usize & !(ALIGN - 1);
+
 const CANARY: u64 = 0x5350_494e_444c_4521; // "SPINDLE!"
 /// The canary word nearest the stack, which every switch checks: a value both CPUs compare
 /// with an immediate (a sign-extended 16-bit one), so the check needs no constant kept in a
@@ -144,6 +148,7 @@ impl StackRegion {
         let size = bytes
             .max(ALIGN)
             .checked_next_multiple_of(ALIGN)
+            .filter(|&size| size <= MAX_REGION_BYTES)
             .ok_or(TaskletError::StackBudgetExhausted)?;
         let in_use = budget.in_use.get();
         if in_use
@@ -315,4 +320,30 @@ pub(crate) unsafe fn first_guard_intact(usable_low: usize, stack_pointer: usize)
     // SAFETY: the word below usable_low is the top of the live region's guard zone.
     stack_pointer >= usable_low
         && unsafe { ((usable_low - 8) as *const u64).read_volatile() } == NEAR_CANARY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_larger_than_a_control_block_can_record_fails_cleanly() {
+        let budget = StackBudget::new(usize::MAX);
+        for bytes in [MAX_REGION_BYTES + 1, usize::MAX - 1] {
+            assert_eq!(
+                StackRegion::allocate(bytes, &budget),
+                Err(TaskletError::StackBudgetExhausted)
+            );
+            assert_eq!(
+                StackRegion::allocate_slice(bytes, &budget),
+                Err(TaskletError::StackBudgetExhausted)
+            );
+        }
+        assert_eq!(budget.in_use.get(), 0, "nothing was charged");
+        let region = StackRegion::allocate_slice(100, &budget).expect("a small slice");
+        assert_eq!(region.size, 112);
+        // SAFETY: nothing runs on the fresh block.
+        unsafe { region.free(&budget) };
+        assert_eq!(budget.in_use.get(), 0);
+    }
 }

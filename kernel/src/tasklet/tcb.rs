@@ -4,7 +4,8 @@
 //! never on the tasklet's stack — so stacks can later be moved (slicing). Control blocks are
 //! reference counted by [`TcbRef`]; the home scheduler holds one reference while the tasklet lives.
 
-use super::list::{Adapter, Link, List};
+use super::error::ErrorParts;
+use super::list::{Adapter, Fifo, Link, List, RingFifo};
 use super::slot::ValueSlot;
 use super::stack::StackRegion;
 use super::TaskletError;
@@ -50,13 +51,71 @@ pub(crate) const FLAG_ABANDONED: u8 = 32;
 /// Runs on its CPU's shared slice area (see [`super::slicing`]); `stack` is its saved slice.
 pub(crate) const FLAG_SLICED: u8 = 64;
 
-/// How to take a blocked tasklet out of whatever it waits in (kill, timeout, deadlock).
+/// How to take a blocked tasklet out of whatever it waits in (kill, timeout, deadlock), in one
+/// word: the address of the object waited on, with the [`WaitKind`] in its low bits (every such
+/// object is aligned to more than the kinds need, checked where a blocker is made).
 #[derive(Clone, Copy)]
-pub(crate) struct Blocker {
-    /// Removes `tcb` from the queue at `object` under the queue's lock; false if a waker already
-    /// took it out (it is then on its way to its CPU).
-    pub(crate) cancel: unsafe fn(object: *const (), tcb: &Tcb) -> bool,
-    pub(crate) object: *const (),
+pub(crate) struct Blocker(NonNull<u8>);
+
+/// What a [`Blocker`] names, and so which queue its cancel takes the tasklet out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitKind {
+    /// A channel's wait queue; the object is the channel's core.
+    Channel,
+    /// A wait list's queue of waiters; the object is the `WaitList`.
+    Waiter,
+    /// A wait list's queue of wakers waiting for their hand-off to be taken.
+    Handoff,
+    /// The joiners of a tasklet; the object is its control block.
+    Join,
+}
+
+impl WaitKind {
+    /// Every kind, at the index its tag is.
+    const ALL: [Self; 4] = [Self::Channel, Self::Waiter, Self::Handoff, Self::Join];
+    /// The low address bits that hold the tag.
+    const TAG_MASK: usize = Self::ALL.len() - 1;
+}
+
+impl Blocker {
+    /// The blocker of a wait of `kind` on `object`.
+    #[inline(always)]
+    pub(crate) fn new<T>(kind: WaitKind, object: &T) -> Self {
+        const { assert!(core::mem::align_of::<T>() > WaitKind::TAG_MASK) };
+        // The tag goes in low address bits that the alignment keeps clear.
+        Self(
+            NonNull::from(object)
+                .cast::<u8>()
+                .map_addr(|address| address | kind as usize),
+        )
+    }
+
+    /// The kind of wait, and the object waited on.
+    #[inline]
+    pub(crate) fn parts(self) -> (WaitKind, *const ()) {
+        let tag = self.0.addr().get() & WaitKind::TAG_MASK;
+        let object = self.0.as_ptr().wrapping_sub(tag);
+        (WaitKind::ALL[tag], object.cast_const().cast())
+    }
+
+    /// Takes `tcb` out of the queue this blocker names, under the queue's lock; false if a
+    /// waker already took it out (it is then on its way to its CPU).
+    ///
+    /// # Safety
+    /// The blocker was installed by `tcb`'s blocking operation, and the object it names
+    /// outlives the wait (the waiter holds it).
+    pub(crate) unsafe fn cancel(self, tcb: &Tcb) -> bool {
+        let (kind, object) = self.parts();
+        // SAFETY: forwarded contract; each kind names the object its cancel expects.
+        unsafe {
+            match kind {
+                WaitKind::Channel => crate::channel::cancel_wait(object, tcb),
+                WaitKind::Waiter => super::waiter::cancel_waiter(object, tcb),
+                WaitKind::Handoff => super::waiter::cancel_handoff(object, tcb),
+                WaitKind::Join => super::handle::cancel_join(object, tcb),
+            }
+        }
+    }
 }
 
 /// The type-erased part of a tasklet body: its name and how to run, finish and drop it.
@@ -77,7 +136,19 @@ pub(crate) struct BodyVTable {
     pub(crate) destroy: unsafe fn(*mut BodyHeader),
 }
 
-/// A tasklet control block.
+/// A tasklet control block: 192 bytes on a 64-bit target, with no padding, and at most
+/// [`MAX_CONTROL_BLOCK_BYTES`] (checked at compile time). What its fields cost, and why:
+///
+/// | fields | bytes | why they stay |
+/// |---|---|---|
+/// | value slot | 40 | 32 inline bytes (an error, a `String`, four words) and a tag word |
+/// | ring, wait and timer links | 48 | a timed wait is in a wait queue and the timer queue, and a tasklet it woke is in the ring before it disarms its timer |
+/// | pending error | 21 | kind and code among the small fields, the message a `&'static str` ([`ErrorParts`]; a whole `Option<TaskletError>` would take 32) |
+/// | stack base, size, low | 20 | the size in 32 bits (regions are capped at 4 GiB); the low of the segment running now (spilled, sliced) is read by every switch |
+/// | joiners | 8 | a queue kept by one pointer ([`RingFifo`]), mostly empty |
+/// | blocker | 8 | the object waited on, with the kind of wait in its low bits ([`Blocker`]) |
+/// | home, saved context, deadline, body | 32 | one word each |
+/// | id, refs, state, flags, direction, atomic depth, queued, joiners' lock | 15 | |
 pub(crate) struct Tcb {
     refs: AtomicU32,
     id: u32,
@@ -92,8 +163,11 @@ pub(crate) struct Tcb {
     queued: Cell<bool>,
     /// The suspended context; for a sliced tasklet whose slice is saved, the restorer's.
     saved_sp: Cell<usize>,
-    /// Its own stack; for a sliced tasklet, its saved slice (none while it is in the area).
-    stack: Cell<StackRegion>,
+    /// Its own stack; for a sliced tasklet, its saved slice (none while it is in the area): a
+    /// [`StackRegion`] kept as its base and a 32-bit size, which packs among the small fields
+    /// (regions are at most [`MAX_REGION_BYTES`](super::stack::MAX_REGION_BYTES)).
+    stack_base: Cell<usize>,
+    stack_size: Cell<u32>,
     /// Usable low of the stack segment running now (0: unguarded, the CPU's own stack).
     stack_low: Cell<usize>,
     state: AtomicU8,
@@ -101,22 +175,35 @@ pub(crate) struct Tcb {
     /// +1 blocked sending, -1 blocked receiving, 0 otherwise.
     direction: AtomicI8,
     atomic: Cell<u16>,
-    /// An error to raise at the tasklet's next (or current) blocking operation. Written only
+    /// An error to raise at the tasklet's next (or current) blocking operation, taken apart
+    /// ([`ErrorParts`]) so that its kind and code pack among the small fields. Written only
     /// through `Scheduler::raise_pending` and `Scheduler::take_raised`, which count it in the
     /// home scheduler's attention word.
-    pending: Cell<Option<TaskletError>>,
+    pending_kind: Cell<u8>,
+    pending_code: Cell<i32>,
+    pending_message: Cell<&'static str>,
     blocker: Cell<Option<Blocker>>,
     slot: ValueSlot,
     timer_deadline: Cell<u64>,
     /// Timer-queue link (home CPU only; see [`TimerLinks`]).
     timer: Link<Tcb>,
     body: Cell<*mut BodyHeader>,
-    /// Tasklets waiting for this one to finish.
-    joiners: UnsafeCell<WaitQueue>,
+    /// Tasklets waiting for this one to finish (a one-pointer queue: most tasklets are never
+    /// joined).
+    joiners: UnsafeCell<JoinQueue>,
     /// The lock of `joiners` (a byte among the small fields, where a `spin::Mutex` around the
     /// queue would cost a word of padding).
     joiners_lock: AtomicBool,
 }
+
+/// The most a control block may take: it is paid once per tasklet, and a blocked sliced
+/// tasklet costs little more than it (see [`super::slicing`]).
+pub(crate) const MAX_CONTROL_BLOCK_BYTES: usize = 192;
+
+const _: () = assert!(
+    core::mem::size_of::<Tcb>() <= MAX_CONTROL_BLOCK_BYTES,
+    "the control block outgrew its bound: see the field costs in kernel/src/tasklet/tcb.rs"
+);
 
 // SAFETY: a control block is shared between CPUs, but every field has an owner: the home CPU's
 // scheduler for the ring links, context, stack, flags and timer; the lock of the wait queue the
@@ -136,19 +223,22 @@ impl Tcb {
             wait: Link::new(),
             queued: Cell::new(false),
             saved_sp: Cell::new(0),
-            stack: Cell::new(StackRegion { base: 0, size: 0 }),
+            stack_base: Cell::new(StackRegion::NONE.base),
+            stack_size: Cell::new(StackRegion::NONE.size as u32),
             stack_low: Cell::new(0),
             state: AtomicU8::new(State::Paused as u8),
             flags: Cell::new(flags),
             direction: AtomicI8::new(0),
             atomic: Cell::new(0),
-            pending: Cell::new(None),
+            pending_kind: Cell::new(ErrorParts::NONE.kind),
+            pending_code: Cell::new(ErrorParts::NONE.code),
+            pending_message: Cell::new(ErrorParts::NONE.message),
             blocker: Cell::new(None),
             slot: ValueSlot::new(),
             timer_deadline: Cell::new(0),
             timer: Link::new(),
             body: Cell::new(core::ptr::null_mut()),
-            joiners: UnsafeCell::new(WaitQueue::new()),
+            joiners: UnsafeCell::new(JoinQueue::new()),
             joiners_lock: AtomicBool::new(false),
         }
     }
@@ -204,10 +294,13 @@ impl Tcb {
         &self.saved_sp
     }
 
-    /// The stack region (spawn and reaping own it).
+    /// The stack region (spawn, slicing and reaping own it).
     #[inline(always)]
-    pub(super) fn stack(&self) -> &Cell<StackRegion> {
-        &self.stack
+    pub(super) fn stack(&self) -> StackField<'_> {
+        StackField {
+            base: &self.stack_base,
+            size: &self.stack_size,
+        }
     }
 
     /// The guarded low of the running segment (switch checks and spilling own it).
@@ -228,10 +321,51 @@ impl Tcb {
         &self.atomic
     }
 
-    /// The raised error (only `Scheduler::raise_pending`/`take_raised` write it).
+    /// Whether an error was raised into it and not taken yet (one byte to test).
     #[inline(always)]
-    pub(super) fn pending(&self) -> &Cell<Option<TaskletError>> {
-        &self.pending
+    pub(super) fn has_pending(&self) -> bool {
+        self.pending_kind.get() != ErrorParts::NONE_KIND
+    }
+
+    /// The raised error, if any.
+    pub(super) fn pending(&self) -> Option<TaskletError> {
+        ErrorParts {
+            kind: self.pending_kind.get(),
+            code: self.pending_code.get(),
+            message: self.pending_message.get(),
+        }
+        .error()
+    }
+
+    /// Raises `error` (only `Scheduler::raise_pending` does), replacing one raised before;
+    /// returns whether there was one.
+    pub(super) fn set_pending(&self, error: TaskletError) -> bool {
+        let replaced = self.has_pending();
+        let parts = ErrorParts::of(Some(error));
+        self.pending_kind.set(parts.kind);
+        self.pending_code.set(parts.code);
+        self.pending_message.set(parts.message);
+        replaced
+    }
+
+    /// Takes the raised error, if any (only `Scheduler::take_raised` does). The common case,
+    /// none, is a test of one byte.
+    #[inline(always)]
+    pub(super) fn take_pending(&self) -> Option<TaskletError> {
+        if self.has_pending() {
+            self.take_raised_error()
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_raised_error(&self) -> Option<TaskletError> {
+        let error = self.pending();
+        // The kind alone says there is none; the code and message left behind mean nothing.
+        self.pending_kind.set(ErrorParts::NONE_KIND);
+        error
     }
 
     /// How to cancel its wait (installed by `Scheduler::block_current`).
@@ -289,6 +423,39 @@ impl Tcb {
     }
 }
 
+/// A control block's stack region ([`Tcb::stack`]), read and written whole like a
+/// `Cell<StackRegion>`.
+pub(crate) struct StackField<'a> {
+    base: &'a Cell<usize>,
+    size: &'a Cell<u32>,
+}
+
+impl StackField<'_> {
+    #[inline(always)]
+    pub(crate) fn get(&self) -> StackRegion {
+        StackRegion {
+            base: self.base.get(),
+            size: self.size.get() as usize,
+        }
+    }
+
+    /// Stores `region`, one that [`StackRegion`]'s allocation made (or a part of one), so its
+    /// size fits in 32 bits.
+    #[inline(always)]
+    pub(crate) fn set(&self, region: StackRegion) {
+        debug_assert!(region.size <= super::stack::MAX_REGION_BYTES);
+        self.base.set(region.base);
+        self.size.set(region.size as u32);
+    }
+
+    #[inline(always)]
+    pub(crate) fn replace(&self, region: StackRegion) -> StackRegion {
+        let previous = self.get();
+        self.set(region);
+        previous
+    }
+}
+
 /// The run ring: the runnable tasklets of one CPU, the running one included.
 pub(crate) struct RingLinks;
 
@@ -331,18 +498,24 @@ impl Adapter for TimerLinks {
 /// of every tasklet in it. A waker takes a tasklet out with [`WaitQueue::pop_front`] (and then
 /// makes it runnable, see `per_cpu::wake`); a canceller (kill, timeout, deadlock) with
 /// [`WaitQueue::remove`], which reports whether a waker got there first.
-pub(crate) struct WaitQueue {
-    list: List<WaitLinks>,
+///
+/// Its shape is a [`List`] (head and tail), or a [`RingFifo`] (one pointer) for the joiners
+/// queue of every control block ([`JoinQueue`]).
+pub(crate) struct WaitQueue<Q = List<WaitLinks>> {
+    list: Q,
 }
 
-impl WaitQueue {
+/// The queue of a tasklet's joiners.
+pub(crate) type JoinQueue = WaitQueue<RingFifo<WaitLinks>>;
+
+impl<Q: Fifo<Node = Tcb>> WaitQueue<Q> {
     pub(crate) const fn new() -> Self {
-        Self { list: List::new() }
+        Self { list: Q::EMPTY }
     }
 
     /// Number of queued tasklets (walks the queue: for inspection, not hot paths).
     pub(crate) fn len(&self) -> usize {
-        self.list.iter().count()
+        self.list.walk().count()
     }
 
     #[inline]
@@ -381,7 +554,7 @@ impl WaitQueue {
 
     /// Visits the queued tasklets front to back.
     pub(crate) fn for_each(&self, visit: impl FnMut(&Tcb)) {
-        self.list.iter().for_each(visit);
+        self.list.walk().for_each(visit);
     }
 }
 
@@ -391,15 +564,15 @@ pub(crate) struct JoinersGuard<'a> {
 }
 
 impl core::ops::Deref for JoinersGuard<'_> {
-    type Target = WaitQueue;
-    fn deref(&self) -> &WaitQueue {
+    type Target = JoinQueue;
+    fn deref(&self) -> &JoinQueue {
         // SAFETY: the guard holds the joiners' lock.
         unsafe { &*self.tcb.joiners.get() }
     }
 }
 
 impl core::ops::DerefMut for JoinersGuard<'_> {
-    fn deref_mut(&mut self) -> &mut WaitQueue {
+    fn deref_mut(&mut self) -> &mut JoinQueue {
         // SAFETY: the guard holds the joiners' lock, and is borrowed mutably.
         unsafe { &mut *self.tcb.joiners.get() }
     }
@@ -612,4 +785,72 @@ fn run_catching<F: FnOnce() -> R, R>(function: F) -> Result<R, TaskletError> {
 #[cfg(not(any(test, feature = "std")))]
 fn run_catching<F: FnOnce() -> R, R>(function: F) -> Result<R, TaskletError> {
     Ok(function())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasklet::Thrown;
+
+    #[test]
+    fn a_blocker_gives_back_its_kind_and_object() {
+        let objects = [Tcb::new(1, 0), Tcb::new(2, 0)];
+        for object in &objects {
+            for kind in WaitKind::ALL {
+                let (found, address) = Blocker::new(kind, object).parts();
+                assert_eq!(found, kind);
+                assert!(core::ptr::eq(address, (object as *const Tcb).cast()));
+            }
+        }
+        let installed = &objects[0];
+        installed
+            .blocker()
+            .set(Some(Blocker::new(WaitKind::Join, &objects[1])));
+        let (kind, address) = installed.blocker().get().map(Blocker::parts).unwrap();
+        assert_eq!(kind, WaitKind::Join);
+        assert!(core::ptr::eq(address, (&objects[1] as *const Tcb).cast()));
+        assert_eq!(
+            core::mem::size_of::<Option<Blocker>>(),
+            core::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn the_pending_error_keeps_what_was_raised() {
+        let tcb = Tcb::new(1, 0);
+        assert!(!tcb.has_pending());
+        assert_eq!(tcb.take_pending(), None);
+        let thrown = TaskletError::Thrown(Thrown::new(-3, "thrown into a control block"));
+        assert!(!tcb.set_pending(thrown), "nothing was replaced");
+        assert!(tcb.has_pending());
+        assert_eq!(tcb.pending(), Some(thrown));
+        assert!(
+            tcb.set_pending(TaskletError::Killed),
+            "the throw was replaced"
+        );
+        assert_eq!(tcb.take_pending(), Some(TaskletError::Killed));
+        assert!(!tcb.has_pending());
+        assert_eq!(tcb.pending(), None);
+        assert_eq!(tcb.take_pending(), None);
+        assert!(!tcb.set_pending(thrown));
+        assert_eq!(tcb.take_pending(), Some(thrown));
+    }
+
+    #[test]
+    fn the_stack_field_keeps_a_whole_region() {
+        let tcb = Tcb::new(1, 0);
+        assert_eq!(tcb.stack().get(), StackRegion::NONE);
+        let largest = StackRegion {
+            base: usize::MAX & !15,
+            size: super::super::stack::MAX_REGION_BYTES,
+        };
+        assert_eq!(tcb.stack().replace(largest), StackRegion::NONE);
+        assert_eq!(tcb.stack().get(), largest);
+        let slice = StackRegion {
+            base: 0x1000,
+            size: 1487,
+        };
+        assert_eq!(tcb.stack().replace(slice), largest);
+        assert_eq!(tcb.stack().get(), slice);
+    }
 }

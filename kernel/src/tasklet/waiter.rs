@@ -49,7 +49,7 @@ use super::per_cpu::this_cpu;
 use super::ring::Placement;
 use super::sched::BusyGuard;
 use super::slot::Staged;
-use super::tcb::{self, Blocker, State, Tcb, WaitLinks, WaitQueue};
+use super::tcb::{self, Blocker, State, Tcb, WaitKind, WaitLinks, WaitQueue};
 use super::TaskletError;
 use crate::time::Deadline;
 use ledger::{GrantTo, Ledger, Settle};
@@ -202,7 +202,7 @@ impl Grants<'_> {
 
 /// Takes a blocked waiter out of its list's queue (kill, timeout, deadlock). False if a waker
 /// took it out first.
-unsafe fn cancel_waiter(object: *const (), tcb: &Tcb) -> bool {
+pub(super) unsafe fn cancel_waiter(object: *const (), tcb: &Tcb) -> bool {
     // SAFETY: `object` is the list the tasklet waits in; the waiter borrows it (through its
     // owner) for the whole wait.
     let list = unsafe { &*object.cast::<WaitList>() };
@@ -216,7 +216,7 @@ unsafe fn cancel_waiter(object: *const (), tcb: &Tcb) -> bool {
 }
 
 /// Takes a waker blocked for a hand-off out of its list's hand-off queue (kill, deadlock).
-unsafe fn cancel_handoff(object: *const (), tcb: &Tcb) -> bool {
+pub(super) unsafe fn cancel_handoff(object: *const (), tcb: &Tcb) -> bool {
     // SAFETY: as in `cancel_waiter`; the waker borrows the list while it waits.
     let list = unsafe { &*object.cast::<WaitList>() };
     let mut inner = list.inner.lock();
@@ -342,7 +342,7 @@ impl WaitList {
         me.set_state(State::Blocked);
         inner.queue.push_back(me);
         drop(inner);
-        scheduler.block_current(me, Some(self.blocker(cancel_waiter)), deadline);
+        scheduler.block_current(me, Some(self.blocker(WaitKind::Waiter)), deadline);
         // Claim the grant first: the cleanup below may run arbitrary destructors.
         // SAFETY: running again and out of every queue: the slot is ours; a waker put a `()`
         // there if it granted.
@@ -448,7 +448,7 @@ impl WaitList {
             me.set_state(State::Blocked);
             inner.handoffs.push_back(me);
             drop(inner);
-            scheduler.block_current(me, Some(self.blocker(cancel_handoff)), None);
+            scheduler.block_current(me, Some(self.blocker(WaitKind::Handoff)), None);
             // SAFETY: as in `block`: a taker put a `()` here if it released us.
             let released = unsafe { me.slot().take::<()>() }.is_some();
             let error = if released {
@@ -472,11 +472,8 @@ impl WaitList {
         }
     }
 
-    fn blocker(&self, cancel: unsafe fn(*const (), &Tcb) -> bool) -> Blocker {
-        Blocker {
-            cancel,
-            object: (self as *const Self).cast(),
-        }
+    fn blocker(&self, kind: WaitKind) -> Blocker {
+        Blocker::new(kind, self)
     }
 }
 

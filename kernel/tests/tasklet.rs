@@ -179,6 +179,47 @@ fn join_blocks_until_the_tasklet_finishes() {
 }
 
 #[test]
+fn joiners_resume_in_join_order_and_killed_joiners_leave_the_queue() {
+    let gate = Arc::new(Channel::<u32>::new());
+    let target = Arc::new(
+        tasklet::spawn({
+            let gate = gate.clone();
+            move || gate.receive().unwrap()
+        })
+        .unwrap(),
+    );
+    let outcomes = log();
+    let joiners: Vec<_> = (0..5)
+        .map(|index| {
+            let (target, outcomes) = (target.clone(), outcomes.clone());
+            Builder::new()
+                .stack_size(SMALL_STACK)
+                .spawn(move || note(&outcomes, format!("{index}: {:?}", target.join())))
+                .unwrap()
+        })
+        .collect();
+    tasklet::run().unwrap();
+    assert!(joiners.iter().all(|joiner| joiner.is_blocked()));
+    // The first joiner, one in the middle and the last leave the queue of joiners.
+    for killed in [0, 2, 4] {
+        joiners[killed].kill().unwrap();
+    }
+    tasklet::run().unwrap();
+    assert!(joiners[1].is_blocked() && joiners[3].is_blocked());
+    gate.send(7).unwrap();
+    tasklet::run().unwrap();
+    let mut logged = entries(&outcomes);
+    // The two left resume in the order they joined: the first takes the result.
+    assert_eq!(logged.split_off(3), ["1: Ok(7)", "3: Err(Dead)"]);
+    logged.sort();
+    assert_eq!(
+        logged,
+        ["0: Err(Killed)", "2: Err(Killed)", "4: Err(Killed)"]
+    );
+    assert!(joiners.iter().all(|joiner| !joiner.is_alive()));
+}
+
+#[test]
 fn blocking_the_last_runnable_tasklet_is_a_deadlock_error() {
     let forever = tasklet::spawn(|| 1).unwrap();
     forever.remove().unwrap();

@@ -11,10 +11,12 @@
 //!
 //! The block is words: a header (slice length in words, number of zero runs), the runs (start
 //! and length in words, ascending), then every word of the slice outside the runs, in order.
-//! Runs are whole blocks of [`MIN_ZERO_RUN_WORDS`] words counted from the slice's start (a
-//! shorter run costs about as much to describe as to keep, and testing a block at a time keeps
-//! the scan cheap), the [`MAX_ZERO_RUNS`] longest of them (the plan lives on the restorer's
-//! stack); the words of other runs are kept as they are.
+//! A run is left out when it holds a whole block of [`MIN_ZERO_RUN_WORDS`] words counted from
+//! the slice's start (a shorter run costs about as much to describe as to keep, and testing a
+//! block at a time keeps the scan cheap), then taken whole, word by word at its ends, so that
+//! what is left out does not depend on where frames fall against the blocks. The
+//! [`MAX_ZERO_RUNS`] longest runs are left out (the plan lives on the restorer's stack); the
+//! words of other runs are kept as they are.
 //!
 //! The price is paid in the sliced switch: a save scans the slice before copying it, and both
 //! directions copy it in pieces. `cargo run -- count scheduling::sliced_rendezvous` measures it.
@@ -42,10 +44,11 @@ pub(crate) struct SlicePlan {
 }
 
 impl SlicePlan {
-    /// Finds the zero runs of `slice` (the [`MAX_ZERO_RUNS`] longest): maximal sequences of
-    /// all-zero blocks of [`MIN_ZERO_RUN_WORDS`] words, counted from the slice's start. Testing a
-    /// block at a time keeps the scan to a few instructions a word; a run's ragged ends are
-    /// kept as ordinary words.
+    /// Finds the zero runs of `slice` (the [`MAX_ZERO_RUNS`] longest): maximal runs of zero
+    /// words that hold at least one all-zero block of [`MIN_ZERO_RUN_WORDS`] words, blocks
+    /// counted from the slice's start. The scan tests a block at a time (a few instructions a
+    /// word) and looks at single words only at a run's two ends, so a run is found whole
+    /// wherever it lies against the blocks.
     pub(crate) fn scan(slice: &[usize]) -> Self {
         let mut plan = Self {
             slice_words: slice.len(),
@@ -53,31 +56,38 @@ impl SlicePlan {
             run_count: 0,
             zero_words: 0,
         };
-        let mut run_start = None;
-        for (index, block) in slice.chunks_exact(MIN_ZERO_RUN_WORDS).enumerate() {
-            let zero = block.iter().fold(0, |any, &word| any | word) == 0;
-            match (zero, run_start) {
-                (true, None) => run_start = Some(index),
-                (false, Some(start)) => {
-                    run_start = None;
-                    plan.add_run(start, index);
-                }
-                _ => {}
-            }
-        }
-        if let Some(start) = run_start {
-            plan.add_run(start, slice.len() / MIN_ZERO_RUN_WORDS);
+        let zero = |block: &[usize]| block.iter().fold(0, |any, &word| any | word) == 0;
+        let whole_blocks = slice.len() / MIN_ZERO_RUN_WORDS;
+        let mut blocks = slice.chunks_exact(MIN_ZERO_RUN_WORDS);
+        // Blocks before `next` have been looked at. Two plain searches (the next zero block,
+        // then the next one that is not) keep the loop to a block's loads and a branch.
+        let mut next = 0;
+        while let Some(skipped) = blocks.position(zero) {
+            let start = next + skipped;
+            let end = match blocks.position(|block| !zero(block)) {
+                Some(zeros) => start + 1 + zeros,
+                None => whole_blocks,
+            };
+            plan.add_run(slice, start, end);
+            next = end + 1;
         }
         plan
     }
 
-    /// Records the run of blocks `[start, end)`, in place of the shortest one kept if the plan
-    /// is full and this one is longer.
-    fn add_run(&mut self, start: usize, end: usize) {
-        let (start, length) = (
-            start * MIN_ZERO_RUN_WORDS,
-            (end - start) * MIN_ZERO_RUN_WORDS,
-        );
+    /// Records the run of zero words around the all-zero blocks `[start, end)` of `slice`, in
+    /// place of the shortest one kept if the plan is full and this one is longer.
+    fn add_run(&mut self, slice: &[usize], start: usize, end: usize) {
+        // The blocks on either side are not all zero (or are the slice's ends), so each end
+        // moves by fewer than a block, and never into another run.
+        let mut start = start * MIN_ZERO_RUN_WORDS;
+        while start > 0 && slice[start - 1] == 0 {
+            start -= 1;
+        }
+        let mut end = end * MIN_ZERO_RUN_WORDS;
+        while end < slice.len() && slice[end] == 0 {
+            end += 1;
+        }
+        let length = end - start;
         // Slices are far below 2^32 words: the area is one stack region.
         let run = (start as u32, length as u32);
         if self.run_count < MAX_ZERO_RUNS {
@@ -183,27 +193,30 @@ mod tests {
 
     #[test]
     fn register_save_areas_of_zeros_are_left_out() {
-        // A frame: 4 header words, 20 zero FP slots, 4 live words, 24 zero vector words, one.
-        let mut slice = vec![7, 8, 9, 10];
-        slice.extend([0; 20]);
-        slice.extend([1, 0, 3, 4]);
+        // A frame: 3 header words, 18 zero FP slots, 3 live words, 24 zero vector words, one.
+        let mut slice = vec![7, 8, 9];
+        slice.extend([0; 18]);
+        slice.extend([1, 3, 4]);
         slice.extend([0; 24]);
         slice.push(2);
         let (back, words) = round_trip(&slice);
         assert_eq!(back, slice);
-        assert_eq!(words, 1 + 2 + 9, "header, two runs, nine live words");
+        assert_eq!(words, 1 + 2 + 7, "header, two runs, seven live words");
     }
 
     #[test]
-    fn zeros_outside_whole_blocks_are_kept_as_words() {
-        // Runs of 7 and 9 zeros, each holding one whole block; their ragged ends are kept.
-        let slice = [5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    fn runs_are_taken_whole_and_runs_without_a_whole_block_are_kept() {
+        // Runs of 7 and 9 zeros, each holding a whole block, are left out whole; the run of 6
+        // zeros at words 21-26 holds none (blocks 20-23 and 24-27 both hold a non-zero word).
+        let slice = [
+            5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8, 9, 0, 0, 0, 0, 0, 0, 9,
+        ];
         let (back, words) = round_trip(&slice);
         assert_eq!(back, slice);
         assert_eq!(
             words,
-            1 + 2 + slice.len() - 8,
-            "blocks 1 and 3 left out, two runs"
+            1 + 2 + slice.len() - 16,
+            "two runs, 7 + 9 words left out"
         );
     }
 
@@ -233,8 +246,8 @@ mod tests {
         let zeros = [0; 42];
         assert_eq!(
             round_trip(&zeros),
-            (zeros.to_vec(), 1 + 1 + 2),
-            "the ragged end is kept"
+            (zeros.to_vec(), 1 + 1),
+            "one run, the ragged end too"
         );
     }
 
@@ -248,20 +261,24 @@ mod tests {
         ) {
             let (back, words) = round_trip(&slice);
             prop_assert_eq!(&back, &slice);
-            // Model: runs of consecutive all-zero blocks, the MAX_ZERO_RUNS longest left out.
-            let zero_blocks: Vec<bool> = slice
-                .chunks_exact(MIN_ZERO_RUN_WORDS)
-                .map(|block| block.iter().all(|&word| word == 0))
-                .collect();
+            // Model: maximal runs of zero words holding a whole all-zero block, the
+            // MAX_ZERO_RUNS longest left out.
             let mut runs = Vec::new();
-            let mut length = 0;
-            for &zero in zero_blocks.iter().chain([false].iter()) {
-                if zero {
-                    length += MIN_ZERO_RUN_WORDS;
-                } else if length > 0 {
-                    runs.push(length);
-                    length = 0;
+            let mut start = 0;
+            while start < slice.len() {
+                if slice[start] != 0 {
+                    start += 1;
+                    continue;
                 }
+                let mut end = start;
+                while end < slice.len() && slice[end] == 0 {
+                    end += 1;
+                }
+                let first_block = start.div_ceil(MIN_ZERO_RUN_WORDS) * MIN_ZERO_RUN_WORDS;
+                if first_block + MIN_ZERO_RUN_WORDS <= end {
+                    runs.push(end - start);
+                }
+                start = end;
             }
             runs.sort_unstable_by(|a, b| b.cmp(a));
             runs.truncate(MAX_ZERO_RUNS);

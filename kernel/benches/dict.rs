@@ -3,11 +3,17 @@
 //! the profile meant to be both tight and fast, with its goals).
 //!
 //! `cargo bench -p spindle --bench dict` (`-- footprint` or `-- speed` for one half;
-//! `-- linear-hashing` for a design study instead, see `kernel/docs/dict-notes.md`). Footprints
+//! `-- linear-hashing`, `-- partial-expansions` or `-- compact-index` for a design study
+//! instead, see `kernel/docs/dict-notes.md`). Footprints
 //! are exact (the dict's own `footprint()`, cross-checked against a counting allocator);
 //! hashbrown's is measured with that allocator and CPython's by running `python3` when present.
 
 mod common;
+#[cfg(target_arch = "x86_64")]
+#[path = "dict_study/compact_index.rs"]
+mod compact_index;
+#[path = "dict_study/partial_expansions.rs"]
+mod partial_expansions;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -400,16 +406,17 @@ fn write_chart(
     path.canonicalize().unwrap_or(path)
 }
 
-/// xorshift64*: reproducible pseudo-random keys.
+/// xorshift64*: the next of a reproducible pseudo-random sequence.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// Reproducible pseudo-random keys.
 fn keys(count: usize, mut state: u64) -> Vec<u64> {
-    (0..count)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        })
-        .collect()
+    (0..count).map(|_| xorshift(&mut state)).collect()
 }
 
 /// What the throughput runs need of a map. Every design's methods are inlined into the timed
@@ -422,31 +429,39 @@ trait Map {
     fn take(&mut self, k: &u64) -> Option<u64>;
 }
 
+/// `Map` for a one-field wrapper (generic over a design number `P`) whose field has the map
+/// methods `reserve`, `insert`, `get` and `remove`; `$make` builds design `P`.
+macro_rules! wrapped_map {
+    ($wrapper:ident, $make:expr) => {
+        impl<const P: usize> Map for $wrapper<P> {
+            #[inline(always)]
+            fn make() -> Self {
+                $make
+            }
+            #[inline(always)]
+            fn room(&mut self, additional: usize) {
+                self.0.reserve(additional);
+            }
+            #[inline(always)]
+            fn put(&mut self, k: u64, v: u64) {
+                self.0.insert(k, v);
+            }
+            #[inline(always)]
+            fn look(&self, k: &u64) -> Option<&u64> {
+                self.0.get(k)
+            }
+            #[inline(always)]
+            fn take(&mut self, k: &u64) -> Option<u64> {
+                self.0.remove(k)
+            }
+        }
+    };
+}
+
 #[derive(Clone)]
 struct Ours<const P: usize>(Dict<u64, u64>);
 
-impl<const P: usize> Map for Ours<P> {
-    #[inline(always)]
-    fn make() -> Self {
-        Ours(Dict::with_config(DictConfig::PROFILES[P].1))
-    }
-    #[inline(always)]
-    fn room(&mut self, additional: usize) {
-        self.0.reserve(additional);
-    }
-    #[inline(always)]
-    fn put(&mut self, k: u64, v: u64) {
-        self.0.insert(k, v);
-    }
-    #[inline(always)]
-    fn look(&self, k: &u64) -> Option<&u64> {
-        self.0.get(k)
-    }
-    #[inline(always)]
-    fn take(&mut self, k: &u64) -> Option<u64> {
-        self.0.remove(k)
-    }
-}
+wrapped_map!(Ours, Ours(Dict::with_config(DictConfig::PROFILES[P].1)));
 
 impl<S: std::hash::BuildHasher + Default + Clone> Map for hashbrown::HashMap<u64, u64, S> {
     #[inline(always)]
@@ -534,6 +549,56 @@ fn throughput<M: Map>(present: &[u64], order: &[u64], absent: &[u64]) -> [f64; 5
     [insert, hit, miss, remove, reserved_insert]
 }
 
+/// One design's timed run: [`throughput`] for one map type.
+type Timed = fn(&[u64], &[u64], &[u64]) -> [f64; 5];
+
+/// Times `designs` over `samples` rounds and prints each one's median ns an operation and its
+/// speed against the first's; returns the medians by name.
+fn speed_rows<'a>(
+    names: &[&'a str],
+    designs: &[Timed],
+    present: &[u64],
+    absent: &[u64],
+    samples: usize,
+) -> Vec<(&'a str, [f64; 5])> {
+    println!(
+        "{:>26} {:>15} {:>15} {:>15} {:>15} {:>15}",
+        "design", "insert", "hit lookup", "miss lookup", "remove", "reserved ins."
+    );
+    let mut runs: Vec<[Vec<f64>; 5]> = designs.iter().map(|_| Default::default()).collect();
+    for round in 0..samples as u64 {
+        // Fresh orders each round: a branch predictor can learn a sequence of a thousand
+        // lookups that repeats run after run, which made the small table look about twice as
+        // fast as it is for lookups in an order it has not seen. One run of every design per
+        // round, so that whatever slows the machine for a while (it is a shared VM) falls on
+        // all of them alike; the medians are over the rounds.
+        let order = &shuffled(present, 0xc0ffee ^ round);
+        let absent = &shuffled(absent, 0xabad_cafe ^ round);
+        for (design, all) in designs.iter().zip(&mut runs) {
+            for (time, of_op) in design(present, order, absent)
+                .into_iter()
+                .zip(all.iter_mut())
+            {
+                of_op.push(time);
+            }
+        }
+    }
+    let rows: Vec<(&str, [f64; 5])> = names
+        .iter()
+        .zip(runs)
+        .map(|(name, times)| (*name, times.map(|mut t| median(&mut t))))
+        .collect();
+    let base = rows[0].1;
+    for (name, t) in &rows {
+        let mut row = format!("{name:>26}");
+        for (ours, theirs) in t.iter().zip(base) {
+            write!(row, " {ours:>7.1} ({:>4.2}x)", theirs / ours).unwrap();
+        }
+        println!("{row}");
+    }
+    rows
+}
+
 /// `keys` in a pseudo-random order (Fisher-Yates with xorshift).
 fn shuffled(keys: &[u64], mut state: u64) -> Vec<u64> {
     let mut out = keys.to_vec();
@@ -554,12 +619,6 @@ fn speeds() {
         println!(
             "\n== throughput, n = {n} random u64 keys, median ns/op of {samples} rounds (speed vs hashbrown) =="
         );
-        println!(
-            "{:>26} {:>15} {:>15} {:>15} {:>15} {:>15}",
-            "design", "insert", "hit lookup", "miss lookup", "remove", "reserved ins."
-        );
-        // One run of every design per round, so that whatever slows the machine for a while
-        // (it is a shared VM) falls on all of them alike; the medians are over the rounds.
         let names = [
             "hashbrown (foldhash)",
             "hashbrown (FastState)",
@@ -570,42 +629,18 @@ fn speeds() {
             "exact_compact",
             "lean",
         ];
-        let mut runs: [[Vec<f64>; 5]; 8] = Default::default();
-        for round in 0..samples as u64 {
-            // Fresh orders each round: a branch predictor can learn a sequence of a thousand
-            // lookups that repeats run after run, which made the small table look about twice
-            // as fast as it is for lookups in an order it has not seen.
-            let order = &shuffled(present, 0xc0ffee ^ round);
-            let absent = &shuffled(absent, 0xabad_cafe ^ round);
-            let round = [
-                throughput::<HashBrown>(present, order, absent),
-                throughput::<hashbrown::HashMap<u64, u64, FastState>>(present, order, absent),
-                throughput::<Ours<0>>(present, order, absent),
-                throughput::<Ours<1>>(present, order, absent),
-                throughput::<Ours<2>>(present, order, absent),
-                throughput::<Ours<3>>(present, order, absent),
-                throughput::<Ours<4>>(present, order, absent),
-                throughput::<Ours<5>>(present, order, absent),
-            ];
-            for (times, all) in round.into_iter().zip(&mut runs) {
-                for (time, of_op) in times.into_iter().zip(all.iter_mut()) {
-                    of_op.push(time);
-                }
-            }
-        }
-        let rows: Vec<(&str, [f64; 5])> = names
-            .into_iter()
-            .zip(runs)
-            .map(|(name, times)| (name, times.map(|mut t| median(&mut t))))
-            .collect();
+        let designs: [Timed; 8] = [
+            throughput::<HashBrown>,
+            throughput::<hashbrown::HashMap<u64, u64, FastState>>,
+            throughput::<Ours<0>>,
+            throughput::<Ours<1>>,
+            throughput::<Ours<2>>,
+            throughput::<Ours<3>>,
+            throughput::<Ours<4>>,
+            throughput::<Ours<5>>,
+        ];
+        let rows = speed_rows(&names, &designs, present, absent, samples);
         let base = rows[0].1;
-        for (name, t) in &rows {
-            let mut row = format!("{name:>26}");
-            for (ours, theirs) in t.iter().zip(base) {
-                write!(row, " {ours:>7.1} ({:>4.2}x)", theirs / ours).unwrap();
-            }
-            println!("{row}");
-        }
         let tight = rows[3].1;
         println!(
             "tight lookups vs hashbrown (goal >= 0.7x): hit {:.2}x, miss {:.2}x",
@@ -623,6 +658,156 @@ fn speeds() {
             base[3] / lean[3],
             base[4] / lean[4]
         );
+    }
+}
+
+/// Index parameters the compact-index study tries: max load `a/b`, growth `c/d`.
+#[cfg(target_arch = "x86_64")]
+const STUDY: [compact_index::Params; 4] = {
+    const fn params(a: usize, b: usize, c: usize, d: usize) -> compact_index::Params {
+        compact_index::Params {
+            max_load: (a, b),
+            growth: (c, d),
+        }
+    }
+    [
+        params(15, 16, 8, 7),
+        params(31, 32, 6, 5),
+        params(7, 8, 8, 7),
+        params(7, 8, 4, 3),
+    ]
+};
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone)]
+struct Study<const P: usize>(compact_index::CompactIndex);
+
+#[cfg(target_arch = "x86_64")]
+wrapped_map!(Study, Study(compact_index::CompactIndex::new(STUDY[P])));
+
+/// The compact-index study (issue 17): checks the prototype against a model, then prints its
+/// footprint beside hashbrown's, its rehashes and copies an insert, and its speed beside
+/// hashbrown's and `lean`'s in the same rounds.
+#[cfg(target_arch = "x86_64")]
+fn compact_index_study() {
+    use compact_index::CompactIndex;
+    // Model check: random inserts, overwrites and removals against std's map.
+    for params in STUDY {
+        let mut ours = CompactIndex::new(params);
+        let mut model = std::collections::HashMap::new();
+        let ops = keys(400_000, 0xfeed);
+        for (i, &r) in ops.iter().enumerate() {
+            let k = r % 150_000 % (1 + (i as u64 / 2));
+            if r >> 62 == 0 {
+                assert_eq!(ours.remove(&k), model.remove(&k), "remove {k}");
+            } else {
+                assert_eq!(ours.insert(k, r), model.insert(k, r), "insert {k}");
+            }
+            assert_eq!(ours.len(), model.len());
+            if i % 97 == 0 {
+                let probe = r.rotate_left(17) % 150_000;
+                assert_eq!(ours.get(&probe), model.get(&probe), "get {probe}");
+            }
+        }
+        for (k, v) in &model {
+            assert_eq!(ours.get(k), Some(v));
+        }
+    }
+    println!("model check: 400000 random inserts and removals agree with std's HashMap");
+
+    let brown = sweep_hashbrown();
+    let lean = sweep_dict("lean", DictConfig::lean());
+    let worst = |bytes: &dyn Fn(usize) -> usize| {
+        (1000..=MAX_N)
+            .map(|n| (bytes(n) as f64 / n as f64, n))
+            .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+    };
+    let above = |bytes: &dyn Fn(usize) -> usize| {
+        (1..=MAX_N)
+            .filter(|&n| bytes(n) > brown.bytes[n])
+            .collect::<Vec<_>>()
+    };
+    println!(
+        "\n{:>34} {:>22} {:>24} {:>15} {:>15}",
+        "design",
+        "worst B/entry 1e3..1e5",
+        "above hashbrown, n <= 1e5",
+        "rehash/insert",
+        "copied/insert"
+    );
+    for (name, s) in [("hashbrown", &brown), ("lean", &lean)] {
+        let (w, at) = worst(&|n| s.bytes[n]);
+        let above = above(&|n| s.bytes[n]);
+        println!(
+            "{name:>34} {:>15.2} (n={at:>6}) {:>6} ({:>16}) {:>15} {:>15}",
+            w,
+            above.len(),
+            ranges(&above),
+            "-",
+            "-"
+        );
+    }
+    for params in STUDY {
+        let mut bytes = Vec::with_capacity(MAX_N + 1);
+        let mut ours = CompactIndex::new(params);
+        let base = live();
+        let mut at_1000 = (0.0, 0.0);
+        for j in 0..=MAX_N as u64 {
+            let counted = std::mem::size_of::<CompactIndex>() + (live() - base) as usize;
+            assert_eq!(
+                ours.footprint(),
+                counted,
+                "footprint() disagrees with the allocator"
+            );
+            bytes.push(counted);
+            if j == 1000 {
+                at_1000 = (ours.rehashes as f64 / 1000.0, ours.copied as f64 / 1000.0);
+            }
+            ours.insert(j, j);
+        }
+        let (w, at) = worst(&|n| bytes[n]);
+        let above = above(&|n| bytes[n]);
+        println!(
+            "{:>34} {:>15.2} (n={at:>6}) {:>6} ({:>16}) {:>6.2}, {:>6.2} {:>6.2}, {:>6.2}",
+            format!(
+                "index, max load {}/{}, growth {}/{}",
+                params.max_load.0, params.max_load.1, params.growth.0, params.growth.1
+            ),
+            w,
+            above.len(),
+            ranges(&above),
+            at_1000.0,
+            ours.rehashes as f64 / ours.len() as f64,
+            at_1000.1,
+            ours.copied as f64 / ours.len() as f64,
+        );
+    }
+    println!("(rehash/insert and copied/insert: at n = 1000, then at n = 100001)");
+
+    let samples = 15;
+    let names = [
+        "hashbrown (foldhash)",
+        "lean",
+        "index 15/16, 8/7",
+        "index 31/32, 6/5",
+        "index 7/8, 8/7",
+        "index 7/8, 4/3",
+    ];
+    for n in [1000usize, MAX_N] {
+        let all = keys(2 * n, 0x5eed ^ n as u64);
+        let (present, absent) = all.split_at(n);
+        println!(
+            "\n== compact index, n = {n}, median ns/op of {samples} rounds (speed vs hashbrown) =="
+        );
+        let designs: [Timed; 6] = [
+            throughput::<HashBrown>,
+            throughput::<Ours<5>>,
+            throughput::<Study<0>>,
+            throughput::<Study<1>>,
+            throughput::<Study<2>>,
+            throughput::<Study<3>>,
+        ];
+        speed_rows(&names, &designs, present, absent, samples);
     }
 }
 
@@ -658,12 +843,7 @@ fn linear_hashing(group: usize, max_load: f64) {
     let mut overflow: Vec<(u64, u64)> = Vec::new();
     let (mut most_overflow, mut emptiest) = (0usize, 1.0f64);
     let mut state = 0x5eed_u64;
-    let mut next = || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    let mut next = || xorshift(&mut state);
     for n in 1..=MAX_N {
         let e = (next(), next());
         let (a, b) = (t.at(e.0), t.at(e.1));
@@ -782,5 +962,18 @@ fn main() {
         for (group, max_load) in [(16, 0.9), (16, 0.875), (16, 0.8), (8, 0.875)] {
             linear_hashing(group, max_load);
         }
+    }
+    // `-- partial-expansions`: the same groups grown by Larson's partial expansions.
+    if std::env::args().any(|a| a == "partial-expansions") {
+        println!("\n== two-choice groups grown by partial expansions (simulated) ==");
+        for (group, max_load) in [(16, 0.9), (16, 0.875), (16, 0.8), (8, 0.875)] {
+            partial_expansions::simulate(group, max_load, MAX_N);
+        }
+    }
+    // `-- compact-index`: the compact-index study (issue 17, third pass).
+    #[cfg(target_arch = "x86_64")]
+    if std::env::args().any(|a| a == "compact-index") {
+        println!("\n== a compact index over entries that never move (a prototype) ==");
+        compact_index_study();
     }
 }

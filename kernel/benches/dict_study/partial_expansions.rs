@@ -40,19 +40,86 @@ fn address(v: u64, levels: u32, phase: u32, split: usize) -> usize {
     x
 }
 
+/// Where a choice hashing to `v` lives when each set's groups cut its hash range into equal
+/// contiguous parts: `sets` sets, sets below `split` cut into `phase` parts, the rest into one
+/// fewer. O(1), as a lookup needs: the set and the fraction within it come from one Lemire
+/// product, the part from another, and the part's group number in closed form. A set's third
+/// and fourth groups are appended in set order (`2 sets + s`, `3 sets + s`); its first two are
+/// the groups that held its half of its parent set's range one level up, which, followed down
+/// the levels while the set number is even, is `(sets >> (t + 1)) (2 + m) + (s >> (t + 1))`
+/// for part `m` of set `s` with `t` trailing zero bits (set 0: group `m`).
+fn address_contiguous(v: u64, sets: usize, phase: u32, split: usize) -> usize {
+    let wide = u128::from(v) * sets as u128;
+    let (set, within) = ((wide >> 64) as usize, wide as u64);
+    let parts = phase as u128 - u128::from(set >= split);
+    let part = ((u128::from(within) * parts) >> 64) as usize;
+    part_group(set, part, sets)
+}
+
+/// The group number of part `part` of set `set` of `sets` (see [`address_contiguous`]).
+fn part_group(set: usize, part: usize, sets: usize) -> usize {
+    if part >= 2 {
+        part * sets + set
+    } else if set == 0 {
+        part
+    } else {
+        let t = set.trailing_zeros() + 1;
+        (sets >> t) * (2 + part) + (set >> t)
+    }
+}
+
 /// Simulates `max_n` inserts of random keys into two-choice groups of `group` slots grown by
 /// partial expansions whenever the load passes `max_load`; prints what `linear_hashing` prints.
-pub fn simulate(group: usize, max_load: f64, max_n: usize) {
+///
+/// `contiguous`: addresses by [`address_contiguous`] (an expansion then moves keys between the
+/// set's old groups as well as into the new one) instead of [`address`].
+/// Ns a key for its two groups' numbers: by `lean`'s two Lemire reductions, and by
+/// [`address_contiguous`] (mid-expansion, so that the split compare goes either way), over
+/// `hashes` in a loop the CPU can overlap, as lookups in a row overlap. The median of `rounds`.
+pub fn time_addresses(hashes: &[u64], groups: usize, rounds: usize) -> (f64, f64) {
+    use std::hint::black_box;
+    use std::time::Instant;
+    let sets = (groups / 3).next_power_of_two();
+    let split = sets / 2;
+    fn time(hashes: &[u64], rounds: usize, f: impl Fn(u64) -> usize) -> f64 {
+        let mut per = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let mut sum = 0usize;
+            for &h in black_box(hashes) {
+                sum = sum.wrapping_add(f(h));
+            }
+            black_box(sum);
+            per.push(start.elapsed().as_nanos() as f64 / hashes.len() as f64);
+        }
+        per.sort_by(f64::total_cmp);
+        per[rounds / 2]
+    }
+    let lemire = |bits: u64| ((u128::from(bits) * groups as u128) >> 64) as usize;
+    let two_lemire = time(hashes, rounds, |h| lemire(h) ^ lemire(h.rotate_left(32)));
+    let two_partial = time(hashes, rounds, |h| {
+        address_contiguous(h, sets, 3, split)
+            ^ address_contiguous(h.rotate_left(32), sets, 3, split)
+    });
+    (two_lemire, two_partial)
+}
+
+pub fn simulate(group: usize, max_load: f64, max_n: usize, contiguous: bool) {
     struct Table {
         groups: Vec<Vec<(u64, u64)>>,
         levels: u32,
         sets: usize,
         phase: u32,
         split: usize,
+        contiguous: bool,
     }
     impl Table {
         fn at(&self, v: u64) -> usize {
-            address(v, self.levels, self.phase, self.split)
+            if self.contiguous {
+                address_contiguous(v, self.sets, self.phase, self.split)
+            } else {
+                address(v, self.levels, self.phase, self.split)
+            }
         }
     }
     let mut t = Table {
@@ -61,6 +128,7 @@ pub fn simulate(group: usize, max_load: f64, max_n: usize) {
         sets: 1,
         phase: 3,
         split: 0,
+        contiguous,
     };
     let (mut moves, mut both_full, mut failed) = (0usize, 0usize, 0usize);
     let mut overflow: Vec<(u64, u64)> = Vec::new();
@@ -110,15 +178,30 @@ pub fn simulate(group: usize, max_load: f64, max_n: usize) {
             t.groups.push(Vec::new());
             let new = t.groups.len() - 1;
             debug_assert_eq!(new, set + t.sets * members);
-            for m in 0..members {
-                let g = set + t.sets * m;
+            // Highest part first: with contiguous parts, part m gives keys to part m + 1.
+            for m in (0..members).rev() {
+                let g = if contiguous {
+                    part_group(set, m, t.sets)
+                } else {
+                    set + t.sets * m
+                };
                 for e in core::mem::take(&mut t.groups[g]) {
-                    let stays = t.at(e.0) == g || t.at(e.1) == g;
-                    if stays {
+                    let (a, b) = (t.at(e.0), t.at(e.1));
+                    if a == g || b == g {
                         t.groups[g].push(e);
-                    } else if t.groups[new].len() < group {
-                        t.groups[new].push(e);
-                        moves += 1;
+                        continue;
+                    }
+                    // The choice that named `g` before this expansion now names the new
+                    // group (drawn addresses) or the next part (contiguous parts).
+                    let named_g = address_contiguous(e.0, t.sets, t.phase, set) == g;
+                    let to = match contiguous {
+                        false => new,
+                        true if named_g => a,
+                        true => b,
+                    };
+                    moves += 1;
+                    if t.groups[to].len() < group {
+                        t.groups[to].push(e);
                     } else {
                         overflow.push(e);
                     }
@@ -159,6 +242,12 @@ pub fn simulate(group: usize, max_load: f64, max_n: usize) {
             );
         }
     }
+    // Every entry where a lookup would look: in one of its two groups, or overflowed.
+    let misplaced = (0..t.groups.len())
+        .flat_map(|g| t.groups[g].iter().map(move |e| (g, *e)))
+        .filter(|&(g, e)| t.at(e.0) != g && t.at(e.1) != g)
+        .count();
+    assert_eq!(misplaced, 0, "entries outside both their groups");
     println!(
         "  {group}-slot groups, max load {max_load}: emptiest from n = 1000 {emptiest:.3} \
          ({:.1} bytes an entry), most overflowed at once {most_overflow}",

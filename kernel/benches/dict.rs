@@ -977,11 +977,13 @@ fn main() {
             }
         }
         let hashes = keys(1000, 0xadd2e55);
-        for groups in [70, 7000] {
-            let (lemire, partial) = partial_expansions::time_addresses(&hashes, groups, 2001);
+        for (groups, phase) in [(70, 3), (7000, 3), (7000, 4)] {
+            let (lemire, partial) =
+                partial_expansions::time_addresses(&hashes, groups, phase, 2001);
             println!(
-                "a key's two group numbers, {groups} groups: two Lemire reductions {lemire:.2} ns, \
-                 two contiguous-part addresses {partial:.2} ns (median of 2001 passes)"
+                "a key's two group numbers, {groups} groups, expanding to {phase} parts: two \
+                 Lemire reductions {lemire:.2} ns, two contiguous-part addresses {partial:.2} ns \
+                 (median of 2001 passes)"
             );
         }
     }

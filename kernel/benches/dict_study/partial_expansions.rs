@@ -74,12 +74,12 @@ fn part_group(set: usize, part: usize, sets: usize) -> usize {
 /// `contiguous`: addresses by [`address_contiguous`] (an expansion then moves keys between the
 /// set's old groups as well as into the new one) instead of [`address`].
 /// Ns a key for its two groups' numbers: by `lean`'s two Lemire reductions, and by
-/// [`address_contiguous`] (mid-expansion, so that the split compare goes either way), over
+/// [`address_contiguous`] half-way through expansion `phase` (to 3 or 4 parts), over
 /// `hashes` in a loop the CPU can overlap, as lookups in a row overlap. The median of `rounds`.
-pub fn time_addresses(hashes: &[u64], groups: usize, rounds: usize) -> (f64, f64) {
+pub fn time_addresses(hashes: &[u64], groups: usize, phase: u32, rounds: usize) -> (f64, f64) {
     use std::hint::black_box;
     use std::time::Instant;
-    let sets = (groups / 3).next_power_of_two();
+    let sets = (groups / phase as usize).next_power_of_two();
     let split = sets / 2;
     fn time(hashes: &[u64], rounds: usize, f: impl Fn(u64) -> usize) -> f64 {
         let mut per = Vec::with_capacity(rounds);

@@ -188,20 +188,27 @@ fn main() {
         total,
         total / 10_000
     );
-    let sliced = spindle::scenarios::slicing::blocked_sliced_tasklets_cost(10_000, 3, heap_in_use);
-    println!(
-        "  10,000 sliced tasklets blocked in a receive under 4 frames: {} heap bytes per tasklet \
-         ({} saved slice)",
-        sliced.heap_per_tasklet, sliced.slice_per_tasklet
-    );
-    let sliced_ns = sliced_round_trip_ns();
-    println!(
-        "  sliced    yield round trip between two sliced tasklets:    {sliced_ns:8.2} ns \
-         ({:.1}x the schedule() round trip{})",
-        sliced_ns / spindle_ns,
-        match corosensei_round_trip_ns() {
-            Some(peer_ns) => format!(", {:.1}x corosensei", sliced_ns / peer_ns),
-            None => String::new(),
-        }
-    );
+    // Compaction on (the default), then off: memory and switch cost of each.
+    for compact in [true, false] {
+        tasklet::set_slice_compaction(compact);
+        let label = if compact { "compacted" } else { "uncompacted" };
+        let sliced =
+            spindle::scenarios::slicing::blocked_sliced_tasklets_cost(10_000, 3, heap_in_use);
+        println!(
+            "  10,000 sliced tasklets blocked in a receive under 4 frames, slices {label}: {} \
+             heap bytes per tasklet ({} saved slice)",
+            sliced.heap_per_tasklet, sliced.slice_per_tasklet
+        );
+        let sliced_ns = sliced_round_trip_ns();
+        println!(
+            "  sliced    yield round trip between two sliced tasklets, {label}: {sliced_ns:8.2} ns \
+             ({:.1}x the schedule() round trip{})",
+            sliced_ns / spindle_ns,
+            match corosensei_round_trip_ns() {
+                Some(peer_ns) => format!(", {:.1}x corosensei", sliced_ns / peer_ns),
+                None => String::new(),
+            }
+        );
+    }
+    tasklet::set_slice_compaction(true);
 }

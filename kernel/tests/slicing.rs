@@ -28,6 +28,11 @@ fn zero_runs_are_left_out_of_saved_slices() {
 }
 
 #[test]
+fn slices_are_saved_whole_with_compaction_off() {
+    scenarios::slices_are_saved_whole_with_compaction_off();
+}
+
+#[test]
 fn a_trap_can_run_in_its_own_victim() {
     on_a_cpu_of_its_own(|| scenarios::a_trap_can_run_in_its_own_victim(4));
 }

@@ -26,6 +26,16 @@ pub const SUITE: BenchSuite = BenchSuite::new(
         .counted_by_name_only(),
         TargetBench::new("sliced_rendezvous_256", sliced_rendezvous_256, 200),
         TargetBench::new("sliced_rendezvous_1k", sliced_rendezvous_1k, 200),
+        TargetBench::new(
+            "sliced_rendezvous_256_uncompacted",
+            sliced_rendezvous_256_uncompacted,
+            200,
+        ),
+        TargetBench::new(
+            "sliced_rendezvous_1k_uncompacted",
+            sliced_rendezvous_1k_uncompacted,
+            200,
+        ),
         TargetBench::new("cross_cpu_rendezvous", cross_cpu_rendezvous, 200).needing_cpus(2),
     ],
 );
@@ -175,4 +185,18 @@ fn sliced_rendezvous_256(iters: u64) {
 /// Per iteration: two rendezvous between sliced tasklets with 1 KiB frames.
 fn sliced_rendezvous_1k(iters: u64) {
     sliced_rendezvous_between::<1024>(iters);
+}
+
+/// [`sliced_rendezvous_256`] with the slices saved whole (`set_slice_compaction(false)`).
+fn sliced_rendezvous_256_uncompacted(iters: u64) {
+    tasklet::set_slice_compaction(false);
+    sliced_rendezvous_between::<256>(iters);
+    tasklet::set_slice_compaction(true);
+}
+
+/// [`sliced_rendezvous_1k`] with the slices saved whole.
+fn sliced_rendezvous_1k_uncompacted(iters: u64) {
+    tasklet::set_slice_compaction(false);
+    sliced_rendezvous_between::<1024>(iters);
+    tasklet::set_slice_compaction(true);
 }

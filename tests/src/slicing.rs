@@ -21,6 +21,7 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("sliced_ping_pong", sliced_ping_pong),
         TargetTest::new("seed_bug_class_sliced", seed_bug_class_sliced),
         TargetTest::new("zero_runs_left_out", zero_runs_left_out),
+        TargetTest::new("saved_whole_uncompacted", saved_whole_uncompacted),
         TargetTest::new("kill_and_throw_saved", kill_and_throw_saved),
         TargetTest::new("a_trap_can_run_in_its_own_victim", a_trap_can_run_in_its_own_victim)
             .timeout_secs(20),
@@ -38,6 +39,10 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("sliced_receivers_across_cpus", sliced_receivers_across_cpus).cpus(2),
     ],
 );
+
+fn saved_whole_uncompacted() {
+    scenarios::slices_are_saved_whole_with_compaction_off();
+}
 
 fn zero_runs_left_out() {
     scenarios::zero_runs_are_left_out_of_saved_slices();
@@ -127,13 +132,17 @@ fn ten_thousand_blocked_sliced() {
     let (limit, _) = tasklet::stack_budget();
     tasklet::set_stack_budget(heap / 2);
     let heap_in_use = || spindle_pseries::heap_stats().expect("heap not locked").used;
-    // Frames of 64-byte locals above the receive: 4 (depth 3), and 1 (depth 0).
-    for (depth, frames) in [(3, 4), (0, 1)] {
+    // Frames of 64-byte locals above the receive: 4 (depth 3), and 1 (depth 0); then 4 with
+    // the slices saved whole.
+    for (depth, frames, compact) in [(3, 4, true), (0, 1, true), (3, 4, false)] {
+        tasklet::set_slice_compaction(compact);
         let cost = scenarios::blocked_sliced_tasklets_cost(10_000, depth, heap_in_use);
+        tasklet::set_slice_compaction(true);
         spindle::kprintln!(
             "10,000 sliced tasklets blocked in a receive under {frames} frame(s) of 64-byte \
-             locals: {} heap bytes each ({} saved slice, {} control block, the rest body and \
-             allocator)",
+             locals, slices {}: {} heap bytes each ({} saved slice, {} control block, the rest \
+             body and allocator)",
+            if compact { "compacted" } else { "uncompacted" },
             cost.heap_per_tasklet,
             cost.slice_per_tasklet,
             tasklet::CONTROL_BLOCK_BYTES

@@ -656,6 +656,49 @@ pub fn zero_runs_are_left_out_of_saved_slices() {
     );
 }
 
+/// With compaction turned off ([`tasklet::set_slice_compaction`]) a saved slice is kept whole,
+/// one header word beside it; a slice saved compacted before still comes back, and so does one
+/// saved whole after compaction is turned on again.
+#[inline]
+pub fn slices_are_saved_whole_with_compaction_off() {
+    let channel = Arc::new(Channel::<u64>::new());
+    let spawn_receiver = |name| {
+        let channel = channel.clone();
+        sliced(name)
+            .spawn(move || receive_through_frames(&channel, 2, &[3; 8]))
+            .expect("spawn")
+    };
+    let compacted = spawn_receiver("compacted");
+    tasklet::schedule().expect("it blocks in the area");
+    let whole = spawn_receiver("whole");
+    // Saving `compacted` (compaction on) to make room for `whole`.
+    tasklet::schedule().expect("the second one saves the first and blocks");
+    tasklet::set_slice_compaction(false);
+    let before = tasklet::slice_stats();
+    let third = spawn_receiver("third");
+    tasklet::schedule().expect("the third saves the second, whole, and blocks");
+    tasklet::set_slice_compaction(true);
+    let after = tasklet::slice_stats();
+    assert_eq!(after.saved, before.saved + 1);
+    assert_eq!(
+        after.bytes_left_out, before.bytes_left_out,
+        "nothing left out"
+    );
+    let slice = (after.bytes_copied - before.bytes_copied) as usize;
+    assert_eq!(
+        whole.saved_slice_bytes(),
+        slice + 8,
+        "the slice and its header word"
+    );
+    for value in [10, 20, 30] {
+        channel.send(value).expect("send");
+    }
+    tasklet::run().expect("run them");
+    assert_eq!(compacted.result(), Some(Ok(frames_sum(10, 2, 3))));
+    assert_eq!(whole.result(), Some(Ok(frames_sum(20, 2, 3))));
+    assert_eq!(third.result(), Some(Ok(frames_sum(30, 2, 3))));
+}
+
 /// What [`blocked_sliced_tasklets_cost`] measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockedCost {

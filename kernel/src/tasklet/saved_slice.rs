@@ -19,7 +19,10 @@
 //! words of other runs are kept as they are.
 //!
 //! The price is paid in the sliced switch: a save scans the slice before copying it, and both
-//! directions copy it in pieces. `cargo run -- count scheduling::sliced_rendezvous` measures it.
+//! directions copy it in pieces. `cargo run -- count scheduling::sliced_rendezvous` measures it
+//! (and `..._uncompacted`, the same with compaction turned off by
+//! [`set_slice_compaction`](super::set_slice_compaction)); the module docs of
+//! [`slicing`](super::slicing) give the figures.
 
 // Two counts share a header word.
 const _: () = assert!(
@@ -44,18 +47,23 @@ pub(crate) struct SlicePlan {
 }
 
 impl SlicePlan {
+    /// A plan that keeps every word of a `slice_words`-word slice (no scan).
+    pub(crate) fn whole(slice_words: usize) -> Self {
+        Self {
+            slice_words,
+            runs: [(0, 0); MAX_ZERO_RUNS],
+            run_count: 0,
+            zero_words: 0,
+        }
+    }
+
     /// Finds the zero runs of `slice` (the [`MAX_ZERO_RUNS`] longest): maximal runs of zero
     /// words that hold at least one all-zero block of [`MIN_ZERO_RUN_WORDS`] words, blocks
     /// counted from the slice's start. The scan tests a block at a time (a few instructions a
     /// word) and looks at single words only at a run's two ends, so a run is found whole
     /// wherever it lies against the blocks.
     pub(crate) fn scan(slice: &[usize]) -> Self {
-        let mut plan = Self {
-            slice_words: slice.len(),
-            runs: [(0, 0); MAX_ZERO_RUNS],
-            run_count: 0,
-            zero_words: 0,
-        };
+        let mut plan = Self::whole(slice.len());
         let zero = |block: &[usize]| block.iter().fold(0, |any, &word| any | word) == 0;
         let whole_blocks = slice.len() / MIN_ZERO_RUN_WORDS;
         let mut blocks = slice.chunks_exact(MIN_ZERO_RUN_WORDS);
@@ -238,6 +246,18 @@ mod tests {
         longest.sort_unstable_by(|a, b| b.cmp(a));
         let dropped: usize = longest[..MAX_ZERO_RUNS].iter().sum::<usize>() * MIN_ZERO_RUN_WORDS;
         assert_eq!(words, 1 + MAX_ZERO_RUNS + slice.len() - dropped);
+    }
+
+    #[test]
+    fn a_whole_plan_keeps_every_word() {
+        let slice = [0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0];
+        let plan = SlicePlan::whole(slice.len());
+        let mut block = vec![1; plan.encoded_words()];
+        plan.encode(&slice, &mut block);
+        assert_eq!(block.len(), 1 + slice.len());
+        let mut back = vec![9; slice.len()];
+        decode(&block, &mut back);
+        assert_eq!(back, slice);
     }
 
     #[test]

@@ -18,6 +18,13 @@ pub const SUITE: BenchSuite = BenchSuite::new(
         TargetBench::new("spawn_block_finish_10000_at_once", spawn_block_finish_at_once, 10_000)
             .counted_by_name_only(),
         TargetBench::new("sliced_spawn_block_finish", sliced_spawn_block_finish, 100),
+        // 100 and 10,000 alive at once: each slice saved and restored once in both, so the
+        // two show whether the cost grows with the number alive.
+        TargetBench::new(
+            "sliced_spawn_block_finish_100_at_once",
+            sliced_spawn_block_finish_at_once,
+            100,
+        ),
         TargetBench::new(
             "sliced_spawn_block_finish_10000_at_once",
             sliced_spawn_block_finish_at_once,

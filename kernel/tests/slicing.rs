@@ -28,6 +28,11 @@ fn zero_runs_are_left_out_of_saved_slices() {
 }
 
 #[test]
+fn a_runnable_tasklets_slice_is_saved_whole() {
+    scenarios::a_runnable_tasklets_slice_is_saved_whole();
+}
+
+#[test]
 fn slices_are_saved_whole_with_compaction_off() {
     scenarios::slices_are_saved_whole_with_compaction_off();
 }

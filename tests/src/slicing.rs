@@ -22,6 +22,7 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("seed_bug_class_sliced", seed_bug_class_sliced),
         TargetTest::new("zero_runs_left_out", zero_runs_left_out),
         TargetTest::new("saved_whole_uncompacted", saved_whole_uncompacted),
+        TargetTest::new("runnable_saved_whole", runnable_saved_whole),
         TargetTest::new("kill_and_throw_saved", kill_and_throw_saved),
         TargetTest::new("a_trap_can_run_in_its_own_victim", a_trap_can_run_in_its_own_victim)
             .timeout_secs(20),
@@ -39,6 +40,10 @@ pub const SUITE: Suite = Suite::new(
         TargetTest::new("sliced_receivers_across_cpus", sliced_receivers_across_cpus).cpus(2),
     ],
 );
+
+fn runnable_saved_whole() {
+    scenarios::a_runnable_tasklets_slice_is_saved_whole();
+}
 
 fn saved_whole_uncompacted() {
     scenarios::slices_are_saved_whole_with_compaction_off();

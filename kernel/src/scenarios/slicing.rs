@@ -656,6 +656,32 @@ pub fn zero_runs_are_left_out_of_saved_slices() {
     );
 }
 
+/// A runnable sliced tasklet (it yielded) is saved whole even with compaction on: it comes
+/// back within a turn of the ring. (On PowerPC64 its innermost frame holds the zero save slots
+/// [`zero_runs_are_left_out_of_saved_slices`] shows left out of a waiting tasklet's slice.)
+#[inline]
+pub fn a_runnable_tasklets_slice_is_saved_whole() {
+    let yielder = sliced("yielder")
+        .spawn(|| {
+            let mine = core::hint::black_box([9u64; 8]);
+            tasklet::schedule().expect("yield");
+            mine.iter().sum::<u64>()
+        })
+        .expect("spawn");
+    let other = sliced("other").spawn(|| 1u64).expect("spawn");
+    let before = tasklet::slice_stats();
+    // The yielder runs first and yields; `other` then needs the area and saves it, runnable.
+    tasklet::run().expect("run both");
+    let after = tasklet::slice_stats();
+    assert_eq!(after.saved, before.saved + 1, "the yielder was saved once");
+    assert_eq!(
+        after.bytes_left_out, before.bytes_left_out,
+        "a runnable tasklet's slice is saved whole"
+    );
+    assert_eq!(yielder.result(), Some(Ok(72)));
+    assert_eq!(other.result(), Some(Ok(1)));
+}
+
 /// With compaction turned off ([`tasklet::set_slice_compaction`]) a saved slice is kept whole,
 /// one header word beside it; a slice saved compacted before still comes back, and so does one
 /// saved whole after compaction is turned on again.

@@ -535,11 +535,12 @@ pub fn set_slice_area_bytes(bytes: usize) -> Result<(), TaskletError> {
     this_cpu().slices.set_area_bytes(bytes)
 }
 
-/// Sets whether this CPU's saved slices leave their runs of zero words out (on by default): a
-/// blocked sliced tasklet then keeps no copy of the save slots of register classes it never
-/// used, and costs about a third less, for a sliced switch that scans the slice and copies it in
-/// pieces (about twice the instructions; see [`slicing`] for the figures). Turn it off for
-/// sliced tasklets that switch often; slices already saved keep their form.
+/// Sets whether this CPU's saved slices of waiting tasklets leave their runs of zero words out
+/// (on by default; a runnable tasklet's slice is always saved whole): a blocked sliced tasklet
+/// then keeps no copy of the save slots of register classes it never used, and costs about a
+/// third less, for a switch that scans the slice and copies it in pieces (about twice the
+/// instructions; see [`slicing`] for the figures). Turn it off for sliced tasklets that block
+/// and wake each other all the time; slices already saved keep their form.
 pub fn set_slice_compaction(on: bool) {
     this_cpu().slices.set_compaction(on);
 }

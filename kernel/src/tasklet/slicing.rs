@@ -46,8 +46,10 @@
 //! if the area's occupant is alive, the occupant's out.
 //!
 //! # Compaction: memory against switch time
-//! Saved slices leave out their long runs of zero words (`saved_slice.rs`), on by default and
-//! per CPU with [`set_slice_compaction`](super::set_slice_compaction). Measured on the target
+//! Saved slices of waiting tasklets (blocked, or removed from the ring) leave out their long
+//! runs of zero words (`saved_slice.rs`), on by default and per CPU with
+//! [`set_slice_compaction`](super::set_slice_compaction); a runnable tasklet's slice (it yielded
+//! or was preempted) is saved whole, since it comes back within a turn of the ring. Measured on the target
 //! (`cargo run -- test slicing::ten --nocapture`, and `cargo run -- count
 //! scheduling::sliced_rendezvous`, two rendezvous between sliced tasklets whose frames hold 256
 //! bytes, each switch saving one slice and restoring the other):
@@ -319,7 +321,10 @@ impl Scheduler {
         // SAFETY: [live_low, top) is inside the area, the suspended occupant's live stack, which
         // nothing runs on now (we are on the restorer's stack).
         let slice = unsafe { core::slice::from_raw_parts(live_low as *const usize, length / WORD) };
-        let plan = if slices.compact.get() {
+        // Only a waiting tasklet's slice is worth the scan: a runnable one (it yielded, or was
+        // preempted) comes back within a turn of the ring.
+        let waiting = matches!(occupant.state(), State::Blocked | State::Paused);
+        let plan = if slices.compact.get() && waiting {
             SlicePlan::scan(slice)
         } else {
             SlicePlan::whole(slice.len())

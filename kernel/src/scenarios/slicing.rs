@@ -596,8 +596,9 @@ pub const LEFT_OUT_OF_AN_INTEGER_SLICE: usize = 288;
 
 /// Zero runs are left out of saved slices and come back as zeros: a sliced tasklet doing only
 /// integer work, saved while it waits under frames, leaves the save slots of unused register
-/// classes out (on PowerPC64 at least `LEFT_OUT_OF_AN_INTEGER_SLICE` bytes); one that keeps floating-point values (one of them
-/// zero) across its receive, saved the same way, gets every value back.
+/// classes out (on PowerPC64 at least `LEFT_OUT_OF_AN_INTEGER_SLICE` bytes); one that keeps
+/// floating-point values (one of them zero) across its receive, saved the same way, gets every
+/// value back.
 #[inline]
 pub fn zero_runs_are_left_out_of_saved_slices() {
     let channel = Arc::new(Channel::<u64>::new());

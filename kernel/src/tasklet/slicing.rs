@@ -7,8 +7,9 @@
 //! copied out to an exactly sized heap block only when another sliced tasklet needs the area
 //! (**lazy save**), without its long runs of zero words (the save slots of register classes the
 //! tasklet never used, mostly: see `saved_slice.rs`), and copied back to the same addresses
-//! before the tasklet resumes, so pointers into its stack stay valid. Stackless and greenlet keep their idle tasklets the same
-//! way; what a blocked tasklet costs is its control block plus its live slice.
+//! before the tasklet resumes, so pointers into its stack stay valid. Stackless and greenlet
+//! keep their idle tasklets the same way; what a blocked tasklet costs is its control block
+//! plus its live slice.
 //!
 //! # How a switch reaches a saved tasklet
 //! Every CPU has a **restorer**: a small context of its own (its own little stack) that loops
@@ -49,8 +50,8 @@
 //! Saved slices of waiting tasklets (blocked, or removed from the ring) leave out their long
 //! runs of zero words (`saved_slice.rs`), on by default and per CPU with
 //! [`set_slice_compaction`](super::set_slice_compaction); a runnable tasklet's slice (it yielded
-//! or was preempted) is saved whole, since it comes back within a turn of the ring. Measured on the target
-//! (`cargo run -- test slicing::ten --nocapture`, and `cargo run -- count
+//! or was preempted) is saved whole, since it comes back within a turn of the ring. Measured on
+//! the target (`cargo run -- test slicing::ten --nocapture`, and `cargo run -- count
 //! scheduling::sliced_rendezvous`, two rendezvous between sliced tasklets whose frames hold 256
 //! bytes, each switch saving one slice and restoring the other):
 //!
@@ -329,21 +330,22 @@ impl Scheduler {
         } else {
             SlicePlan::whole(slice.len())
         };
-        let block = StackRegion::allocate_slice(plan.encoded_words() * WORD, &self.budget)?;
+        let block_words = plan.encoded_words();
+        let block = StackRegion::allocate_slice(block_words * WORD, &self.budget)?;
         // SAFETY: the block is fresh, word aligned and at least that long; a spilled occupant's
         // segment header is live.
         unsafe {
-            let words =
-                core::slice::from_raw_parts_mut(block.base as *mut usize, plan.encoded_words());
-            plan.encode(slice, words);
+            plan.encode(
+                slice,
+                core::slice::from_raw_parts_mut(block.base as *mut usize, block_words),
+            );
             if spill_top != 0 {
                 StackRegion::segment_parked_sp(spill_top).write(saved_sp);
             }
         }
-        let kept = plan.encoded_words() * WORD;
         occupant.stack().set(StackRegion {
             base: block.base,
-            size: kept,
+            size: block_words * WORD,
         });
         occupant.saved_sp().set(slices.restorer_sp.get());
         let counters = &slices.counters;
@@ -385,11 +387,7 @@ impl Scheduler {
                 block,
                 core::slice::from_raw_parts_mut(live_low as *mut usize, slice_words),
             );
-            StackRegion {
-                base: saved.base,
-                size: saved.size.next_multiple_of(16),
-            }
-            .free(&self.budget);
+            saved.free_slice(&self.budget);
             if spill_top == 0 {
                 live_low + context::SUSPENDED_BYTES_BELOW_SP
             } else {
@@ -410,13 +408,7 @@ impl Scheduler {
         let saved = tcb.stack().replace(StackRegion::NONE);
         if saved.base != 0 {
             // SAFETY: the tasklet will never run again; its block came from allocate_slice.
-            unsafe {
-                StackRegion {
-                    base: saved.base,
-                    size: saved.size.next_multiple_of(16),
-                }
-                .free(&self.budget)
-            };
+            unsafe { saved.free_slice(&self.budget) };
         }
         if core::ptr::eq(self.slices.occupant.get(), tcb) {
             self.slices.occupant.set(core::ptr::null());

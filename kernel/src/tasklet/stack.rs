@@ -251,9 +251,23 @@ impl StackRegion {
 
     /// Allocates an exactly sized block (rounded up to 16 bytes) for a sliced tasklet's saved
     /// stack, against `budget`. No guard, no fill: it only ever holds a copy. Freed with
-    /// [`StackRegion::free`], given the rounded size.
+    /// [`StackRegion::free_slice`].
     pub(crate) fn allocate_slice(bytes: usize, budget: &StackBudget) -> Result<Self, TaskletError> {
         Self::allocate_block(bytes, budget)
+    }
+
+    /// Frees a block from [`StackRegion::allocate_slice`] whose `size` is the length asked for
+    /// (the block itself was rounded up).
+    ///
+    /// # Safety
+    /// As for [`StackRegion::free`].
+    pub(crate) unsafe fn free_slice(self, budget: &StackBudget) {
+        let block = Self {
+            base: self.base,
+            size: self.size.max(ALIGN).next_multiple_of(ALIGN),
+        };
+        // SAFETY: the caller's contract; the size is the one `allocate_block` allocated.
+        unsafe { block.free(budget) }
     }
 
     /// Reads a spill segment (and the base of the one it interrupted) from its base.
